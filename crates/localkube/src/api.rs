@@ -1,0 +1,1547 @@
+//! The semantics of the API verbs, independent of HTTP: create, get, list, update, patch and
+//! delete, with defaulting, validation, pruning, managed fields, finalizers and dry runs.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use chrono::{SecondsFormat, Utc};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::registry::{Registry, ResourceType, View};
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::status::{ApiError, ApiResult, Cause};
+use crate::store::{Store, StoreError, object_rv};
+use crate::validation::{check_labels_and_annotations, check_name, generate_name, name_rule};
+use crate::{apply, builtin, crd, events, openapi, schema, strategic};
+
+/// The largest request body the server reads (kube-apiserver's limit is 3 MiB).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+pub fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldValidation {
+    Ignore,
+    #[default]
+    Warn,
+    Strict,
+}
+
+impl FieldValidation {
+    pub fn parse(s: &str) -> ApiResult<Self> {
+        match s {
+            "" | "Warn" => Ok(Self::Warn),
+            "Ignore" => Ok(Self::Ignore),
+            "Strict" => Ok(Self::Strict),
+            other => Err(ApiError::bad_request(format!(
+                "fieldValidation parameter unsupported: {other:?}, must be one of Ignore, Warn or Strict"
+            ))),
+        }
+    }
+}
+
+/// Options every write accepts.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+    pub field_manager: Option<String>,
+    pub field_validation: FieldValidation,
+    pub force: bool,
+    /// Who is writing, for the default field manager (the User-Agent's first word).
+    pub user_agent: Option<String>,
+}
+
+impl WriteOptions {
+    fn manager(&self) -> String {
+        if let Some(m) = &self.field_manager {
+            return m.clone();
+        }
+        self.user_agent
+            .as_deref()
+            .and_then(|ua| ua.split('/').next())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("unknown")
+            .to_string()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    Json,
+    Merge,
+    Strategic,
+    Apply,
+}
+
+impl PatchType {
+    pub fn from_content_type(ct: &str) -> Option<Self> {
+        let base = ct.split(';').next().unwrap_or("").trim();
+        match base {
+            "application/json-patch+json" => Some(Self::Json),
+            "application/merge-patch+json" => Some(Self::Merge),
+            "application/strategic-merge-patch+json" => Some(Self::Strategic),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => Some(Self::Apply),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    Background,
+    Foreground,
+    Orphan,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    pub grace_period: Option<i64>,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<String>,
+    pub propagation: Option<Propagation>,
+    pub dry_run: bool,
+}
+
+impl DeleteOptions {
+    /// Reads a `DeleteOptions` body (may be empty) over the query parameters already set.
+    pub fn merge_body(&mut self, body: &Value) -> ApiResult<()> {
+        if body.is_null() {
+            return Ok(());
+        }
+        if !body.is_object() {
+            return Err(ApiError::bad_request("DeleteOptions must be a JSON object"));
+        }
+        if let Some(g) = body.get("gracePeriodSeconds").filter(|v| !v.is_null()) {
+            self.grace_period =
+                Some(g.as_i64().ok_or_else(|| {
+                    ApiError::bad_request("gracePeriodSeconds must be an integer")
+                })?);
+        }
+        if let Some(p) = body.get("preconditions") {
+            if let Some(u) = p.get("uid").and_then(Value::as_str) {
+                self.precondition_uid = Some(u.to_string());
+            }
+            if let Some(r) = p.get("resourceVersion").and_then(Value::as_str) {
+                self.precondition_rv = Some(r.to_string());
+            }
+        }
+        if let Some(p) = body.get("propagationPolicy").and_then(Value::as_str) {
+            self.propagation = Some(parse_propagation(p)?);
+        } else if let Some(orphan) = body.get("orphanDependents").and_then(Value::as_bool) {
+            self.propagation = Some(if orphan {
+                Propagation::Orphan
+            } else {
+                Propagation::Background
+            });
+        }
+        if let Some(d) = body.get("dryRun").and_then(Value::as_array) {
+            for v in d {
+                match v.as_str() {
+                    Some("All") => self.dry_run = true,
+                    other => {
+                        return Err(ApiError::bad_request(format!(
+                            "unsupported dryRun value {other:?}, only \"All\" is supported"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn parse_propagation(p: &str) -> ApiResult<Propagation> {
+    match p {
+        "Background" => Ok(Propagation::Background),
+        "Foreground" => Ok(Propagation::Foreground),
+        "Orphan" => Ok(Propagation::Orphan),
+        other => Err(ApiError::bad_request(format!(
+            "propagationPolicy {other:?} is not supported: use Background, Foreground or Orphan"
+        ))),
+    }
+}
+
+/// The result of a write.
+#[derive(Debug)]
+pub struct Written {
+    pub object: Value,
+    pub warnings: Vec<String>,
+    pub created: bool,
+}
+
+/// The result of a delete: the object as it is now, and whether it is gone.
+#[derive(Debug)]
+pub struct Deleted {
+    pub object: Value,
+    pub gone: bool,
+}
+
+/// A page of a list.
+pub struct ListPage {
+    pub items: Vec<Value>,
+    pub resource_version: u64,
+    pub continue_token: Option<String>,
+    pub remaining: Option<u64>,
+}
+
+pub struct Core {
+    pub store: Store,
+    pub registry: Registry,
+    /// Woken after deletions and finalizer changes, for the garbage collector.
+    pub gc_wake: Notify,
+    pub service_cidr: (Ipv4Addr, u8),
+    /// Serializes service creation so that allocated IPs and ports are unique.
+    alloc_lock: Mutex<()>,
+}
+
+fn meta(obj: &Value) -> &Value {
+    obj.get("metadata").unwrap_or(&Value::Null)
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+    meta(obj).get(field).and_then(Value::as_str).unwrap_or("")
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    meta(obj)
+        .get("finalizers")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn is_deleting(obj: &Value) -> bool {
+    meta(obj)
+        .get("deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+}
+
+/// Everything but metadata and status: what `generation` tracks.
+fn spec_part(obj: &Value) -> Value {
+    let mut v = obj.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+        m.remove("apiVersion");
+        m.remove("kind");
+    }
+    v
+}
+
+/// Compares two objects ignoring resourceVersion and managedFields, to detect no-op writes.
+fn same_content(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+            m.remove("managedFields");
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+fn store_err(rt: &ResourceType, name: &str, e: StoreError) -> ApiError {
+    match e {
+        StoreError::AlreadyExists => ApiError::already_exists(&rt.group, &rt.plural, name),
+        StoreError::NotFound => ApiError::not_found(&rt.group, &rt.plural, name),
+        StoreError::Conflict => ApiError::stale(&rt.group, &rt.plural, name),
+    }
+}
+
+impl Core {
+    pub fn new(watch_window: usize, service_cidr: (Ipv4Addr, u8)) -> Self {
+        Core {
+            store: Store::new(watch_window),
+            registry: Registry::new(),
+            gc_wake: Notify::new(),
+            service_cidr,
+            alloc_lock: Mutex::new(()),
+        }
+    }
+
+    /// The stored object as the resource type's view shows it.
+    pub fn to_view(&self, rt: &ResourceType, stored: &Value) -> Value {
+        match rt.view {
+            View::EventsV1 => events::from_core(stored),
+            View::Plain => {
+                let mut v = stored.clone();
+                let av = rt.api_version();
+                if v.get("apiVersion").and_then(Value::as_str) != Some(av.as_str()) {
+                    v["apiVersion"] = Value::String(av);
+                }
+                v
+            }
+        }
+    }
+
+    fn to_storage(&self, rt: &ResourceType, obj: Value) -> Value {
+        match rt.view {
+            View::EventsV1 => events::to_core(&obj),
+            View::Plain => {
+                let mut v = obj;
+                v["apiVersion"] = Value::String(rt.storage_api_version.clone());
+                v
+            }
+        }
+    }
+
+    fn check_namespace(&self, rt: &ResourceType, ns: &str, creating: bool) -> ApiResult<()> {
+        if !rt.namespaced {
+            return Ok(());
+        }
+        let ns_key = ("".to_string(), "namespaces".to_string());
+        match self.store.get(&ns_key, "", ns) {
+            None => Err(ApiError::not_found("", "namespaces", ns)),
+            Some(n) if creating && is_deleting(&n) => Err(ApiError::forbidden(format!(
+                "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                crate::status::qualified(&rt.group, &rt.plural),
+            ))),
+            Some(_) => Ok(()),
+        }
+    }
+
+    pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> ApiResult<Value> {
+        self.store
+            .get(&rt.store, ns, name)
+            .map(|o| self.to_view(rt, &o))
+            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))
+    }
+
+    /// The value of a field selector key on an object, or an error when the key is not supported.
+    pub fn field_value(rt: &ResourceType, obj: &Value, key: &str) -> ApiResult<String> {
+        let key = if rt.view == View::EventsV1 {
+            events::core_field(key)
+        } else {
+            key.to_string()
+        };
+        let allowed: &[&str] = match (rt.store.0.as_str(), rt.store.1.as_str()) {
+            ("", "pods") => &[
+                "spec.nodeName",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "spec.hostNetwork",
+                "status.phase",
+                "status.podIP",
+                "status.nominatedNodeName",
+            ],
+            ("", "events") => &[
+                "involvedObject.kind",
+                "involvedObject.namespace",
+                "involvedObject.name",
+                "involvedObject.uid",
+                "involvedObject.apiVersion",
+                "involvedObject.resourceVersion",
+                "involvedObject.fieldPath",
+                "reason",
+                "reportingComponent",
+                "source",
+                "type",
+            ],
+            ("", "secrets") => &["type"],
+            ("", "namespaces") => &["status.phase"],
+            ("", "nodes") => &["spec.unschedulable"],
+            _ => &[],
+        };
+        if key != "metadata.name" && key != "metadata.namespace" && !allowed.contains(&key.as_str())
+        {
+            return Err(ApiError::bad_request(format!(
+                "field label not supported: {key}"
+            )));
+        }
+        let mut cur = obj;
+        for part in key.split('.') {
+            cur = match cur.get(part) {
+                Some(v) => v,
+                None => return Ok(String::new()),
+            };
+        }
+        Ok(match cur {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        })
+    }
+
+    /// Whether a stored object passes the selectors (field selectors see the view's fields).
+    pub fn matches(
+        rt: &ResourceType,
+        obj: &Value,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+    ) -> bool {
+        if !labels.is_empty() {
+            let empty = serde_json::Map::new();
+            let l = meta(obj)
+                .get("labels")
+                .and_then(Value::as_object)
+                .unwrap_or(&empty);
+            if !labels.matches(l) {
+                return false;
+            }
+        }
+        if fields.requirements().is_empty() {
+            return true;
+        }
+        fields.matches(|k| Self::field_value(rt, obj, k).ok())
+    }
+
+    pub fn check_field_selector(rt: &ResourceType, fields: &FieldSelector) -> ApiResult<()> {
+        let probe = json!({});
+        for k in fields.keys() {
+            Self::field_value(rt, &probe, k)?;
+        }
+        Ok(())
+    }
+
+    pub fn list(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        limit: Option<usize>,
+        continue_token: Option<&str>,
+    ) -> ApiResult<ListPage> {
+        Self::check_field_selector(rt, fields)?;
+        let (all, rv) = self.store.list(&rt.store, ns);
+        let start_after = match continue_token {
+            Some(t) if !t.is_empty() => Some(decode_continue(t)?),
+            _ => None,
+        };
+        let mut items = Vec::new();
+        let mut next = None;
+        let mut remaining = 0u64;
+        for obj in all.iter() {
+            let key = (meta_str(obj, "namespace"), meta_str(obj, "name"));
+            if let Some((sns, sname)) = &start_after
+                && (key.0, key.1) <= (sns.as_str(), sname.as_str())
+            {
+                continue;
+            }
+            if !Self::matches(rt, obj, labels, fields) {
+                continue;
+            }
+            if let Some(l) = limit
+                && l > 0
+                && items.len() >= l
+            {
+                if next.is_none() {
+                    let last: &Value = items.last().expect("limit > 0");
+                    next = Some(encode_continue(
+                        meta_str(last, "namespace"),
+                        meta_str(last, "name"),
+                    ));
+                }
+                remaining += 1;
+                continue;
+            }
+            items.push(self.to_view(rt, obj));
+        }
+        Ok(ListPage {
+            items,
+            resource_version: rv,
+            remaining: next.as_ref().map(|_| remaining),
+            continue_token: next,
+        })
+    }
+
+    /// Checks the body's apiVersion and kind against the endpoint.
+    fn check_type(&self, rt: &ResourceType, obj: &mut Value) -> ApiResult<()> {
+        let Some(map) = obj.as_object_mut() else {
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON or YAML object",
+            ));
+        };
+        let expected_av = rt.api_version();
+        match map.get("apiVersion").and_then(Value::as_str) {
+            None | Some("") => {
+                map.insert("apiVersion".into(), json!(expected_av));
+            }
+            Some(av) if av == expected_av => {}
+            Some(av) => {
+                return Err(ApiError::bad_request(format!(
+                    "the API version in the data ({av}) does not match the expected API version ({expected_av})"
+                )));
+            }
+        }
+        match map.get("kind").and_then(Value::as_str) {
+            None | Some("") => {
+                map.insert("kind".into(), json!(rt.kind));
+            }
+            Some(k) if k == rt.kind => {}
+            Some(k) => {
+                return Err(ApiError::bad_request(format!(
+                    "the kind in the data ({k}) does not match the expected kind ({}) of {}",
+                    rt.kind,
+                    crate::status::qualified(&rt.group, &rt.plural)
+                )));
+            }
+        }
+        match map.get("metadata") {
+            None | Some(Value::Null) => {
+                map.insert("metadata".into(), json!({}));
+            }
+            Some(Value::Object(_)) => {}
+            Some(_) => return Err(ApiError::bad_request("metadata must be an object")),
+        }
+        Ok(())
+    }
+
+    /// Prunes unknown fields and validates the object against its schema. Returns warnings.
+    fn check_schema(
+        &self,
+        rt: &ResourceType,
+        obj: &mut Value,
+        validation: FieldValidation,
+        name: &str,
+    ) -> ApiResult<Vec<String>> {
+        let builtin = openapi::builtin_schemas();
+        let resolve = |r: &str| builtin.resolve(r);
+        let mut unknown = Vec::new();
+        if let Some(crd_schema) = &rt.crd_schema {
+            let s = schema::Schema {
+                root: crd_schema,
+                resolve: &resolve,
+            };
+            unknown.extend(schema::prune(obj, &s, true));
+            schema::apply_defaults(obj, &s);
+            if let Some(meta_schema) = builtin.object_meta() {
+                let ms = schema::Schema {
+                    root: meta_schema,
+                    resolve: &resolve,
+                };
+                if let Some(m) = obj.get_mut("metadata") {
+                    unknown.extend(
+                        schema::prune(m, &ms, false)
+                            .into_iter()
+                            .map(|p| format!(".metadata{p}")),
+                    );
+                }
+            }
+            let errors = schema::validate(obj, &s);
+            if !errors.is_empty() {
+                let causes = errors
+                    .into_iter()
+                    .map(|e| Cause {
+                        reason: e.reason.to_string(),
+                        message: e.message,
+                        field: e.field,
+                    })
+                    .collect();
+                return Err(ApiError::invalid(&rt.group, &rt.kind, name, causes));
+            }
+        } else if let Some(root) = builtin.for_kind(&rt.group, &rt.kind) {
+            let s = schema::Schema {
+                root,
+                resolve: &resolve,
+            };
+            unknown.extend(schema::prune(obj, &s, true));
+            if let Some(meta_schema) = builtin.object_meta() {
+                let ms = schema::Schema {
+                    root: meta_schema,
+                    resolve: &resolve,
+                };
+                if let Some(m) = obj.get_mut("metadata") {
+                    unknown.extend(
+                        schema::prune(m, &ms, false)
+                            .into_iter()
+                            .map(|p| format!(".metadata{p}")),
+                    );
+                }
+            }
+            openapi::check_builtin_types(&rt.group, &rt.kind, obj)?;
+        }
+        if unknown.is_empty() {
+            return Ok(Vec::new());
+        }
+        let trimmed: Vec<String> = unknown
+            .iter()
+            .map(|p| p.trim_start_matches('.').to_string())
+            .collect();
+        match validation {
+            FieldValidation::Ignore => Ok(Vec::new()),
+            FieldValidation::Warn => Ok(trimmed
+                .iter()
+                .map(|p| format!("unknown field \"{p}\""))
+                .collect()),
+            FieldValidation::Strict => Err(ApiError::bad_request(schema::unknown_fields_message(
+                &trimmed,
+            ))),
+        }
+    }
+
+    fn check_metadata(&self, rt: &ResourceType, obj: &Value) -> ApiResult<()> {
+        let name = meta_str(obj, "name");
+        let mut causes = Vec::new();
+        for problem in check_name(name, name_rule(&rt.group, &rt.plural)) {
+            causes.push(Cause {
+                reason: "FieldValueInvalid".into(),
+                message: format!("Invalid value: {name:?}: {problem}"),
+                field: "metadata.name".into(),
+            });
+        }
+        causes.extend(check_labels_and_annotations(meta(obj), "metadata"));
+        if let Some(f) = meta(obj).get("finalizers")
+            && !f.is_null()
+            && !f
+                .as_array()
+                .is_some_and(|a| a.iter().all(|x| x.as_str().is_some_and(|s| !s.is_empty())))
+        {
+            causes.push(Cause {
+                reason: "FieldValueInvalid".into(),
+                message: "Invalid value: finalizers must be a list of non-empty strings".into(),
+                field: "metadata.finalizers".into(),
+            });
+        }
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&rt.group, &rt.kind, name, causes));
+        }
+        Ok(())
+    }
+
+    fn services_in_use(&self, except: Option<(&str, &str)>) -> (HashSet<String>, HashSet<i64>) {
+        let key = ("".to_string(), "services".to_string());
+        let (all, _) = self.store.list(&key, None);
+        let mut ips = HashSet::new();
+        let mut ports = HashSet::new();
+        for s in all {
+            if except
+                .is_some_and(|(ns, n)| meta_str(&s, "namespace") == ns && meta_str(&s, "name") == n)
+            {
+                continue;
+            }
+            if let Some(ip) = s.pointer("/spec/clusterIP").and_then(Value::as_str) {
+                ips.insert(ip.to_string());
+            }
+            for p in s
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(np) = p.get("nodePort").and_then(Value::as_i64) {
+                    ports.insert(np);
+                }
+            }
+        }
+        (ips, ports)
+    }
+
+    pub fn create(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        self.check_type(rt, &mut obj)?;
+        {
+            let m = obj["metadata"].as_object_mut().expect("checked");
+            let body_ns = m.get("namespace").and_then(Value::as_str).unwrap_or("");
+            if rt.namespaced {
+                if !body_ns.is_empty() && body_ns != ns {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                m.insert("namespace".into(), json!(ns));
+            } else {
+                m.remove("namespace");
+            }
+            if m.get("resourceVersion")
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+            {
+                return Err(ApiError::bad_request(
+                    "resourceVersion should not be set on objects to be created",
+                ));
+            }
+            let name = m.get("name").and_then(Value::as_str).unwrap_or("");
+            if name.is_empty() {
+                match m.get("generateName").and_then(Value::as_str) {
+                    Some(prefix) if !prefix.is_empty() => {
+                        let n = generate_name(prefix);
+                        m.insert("name".into(), json!(n));
+                    }
+                    _ => {
+                        return Err(ApiError::invalid_field(
+                            &rt.group,
+                            &rt.kind,
+                            "",
+                            "metadata.name",
+                            "FieldValueRequired",
+                            "Required value: name or generateName is required",
+                        ));
+                    }
+                }
+            }
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+            ] {
+                m.remove(f);
+            }
+            m.insert("generation".into(), json!(1));
+        }
+        let name = meta_str(&obj, "name").to_string();
+        self.check_metadata(rt, &obj)?;
+        let warnings = self.check_schema(rt, &mut obj, opts.field_validation, &name)?;
+        if rt.status_subresource
+            && rt.is_custom()
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.remove("status");
+        }
+        if !rt.is_custom() {
+            builtin::prepare_create(&rt.store.0, &rt.store.1, &mut obj);
+        }
+        if rt.group == "apiextensions.k8s.io" {
+            crd::prepare(&mut obj)?;
+        }
+        {
+            let m = obj["metadata"].as_object_mut().expect("checked");
+            m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            m.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        }
+        apply::record_update(
+            None,
+            &mut obj,
+            &opts.manager(),
+            None,
+            &rt.api_version(),
+            &now_rfc3339(),
+        );
+        self.check_namespace(rt, ns, true)?;
+        let stored = self.to_storage(rt, obj);
+        let key_ns = if rt.namespaced { ns } else { "" };
+        let result = if rt.store == ("".to_string(), "services".to_string()) {
+            let _guard = self.alloc_lock.lock();
+            let mut stored = stored;
+            let (ips, ports) = self.services_in_use(None);
+            builtin::assign_cluster_ip(&mut stored, self.service_cidr, &ips)?;
+            builtin::assign_node_ports(&mut stored, &ports);
+            self.commit_create(rt, key_ns, &name, stored, opts)?
+        } else {
+            self.commit_create(rt, key_ns, &name, stored, opts)?
+        };
+        if rt.group == "apiextensions.k8s.io" && !opts.dry_run {
+            crd::established(self, &result)?;
+        }
+        let object = if rt.group == "apiextensions.k8s.io" && !opts.dry_run {
+            self.store
+                .get(&rt.store, "", &name)
+                .map(|o| self.to_view(rt, &o))
+                .unwrap_or_else(|| self.to_view(rt, &result))
+        } else {
+            self.to_view(rt, &result)
+        };
+        Ok(Written {
+            object,
+            warnings,
+            created: true,
+        })
+    }
+
+    fn commit_create(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        stored: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        if opts.dry_run {
+            if self.store.get(&rt.store, ns, name).is_some() {
+                return Err(ApiError::already_exists(&rt.group, &rt.plural, name));
+            }
+            return Ok(stored);
+        }
+        self.store
+            .create(&rt.store, ns, name, stored)
+            .map(|a| (*a).clone())
+            .map_err(|e| store_err(rt, name, e))
+    }
+
+    /// PUT: replaces the object (or only its status when `status_only`).
+    pub fn update(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        mut obj: Value,
+        opts: &WriteOptions,
+        status_only: bool,
+    ) -> ApiResult<Written> {
+        self.check_type(rt, &mut obj)?;
+        let body_name = meta_str(&obj, "name");
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let body_ns = meta_str(&obj, "namespace");
+        if rt.namespaced && !body_ns.is_empty() && body_ns != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        let key_ns = if rt.namespaced { ns } else { "" };
+        let current = self
+            .store
+            .get(&rt.store, key_ns, name)
+            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+        let rv = meta_str(&obj, "resourceVersion").to_string();
+        if !rv.is_empty() && rv.parse::<u64>().ok() != Some(object_rv(&current)) {
+            return Err(ApiError::stale(&rt.group, &rt.plural, name));
+        }
+        self.replace(rt, key_ns, name, &current, obj, opts, status_only, None)
+    }
+
+    /// The common path of update and patch: merges server-owned parts of `current` into the
+    /// new object, validates, and writes if `current` is still the stored version.
+    #[allow(clippy::too_many_arguments)]
+    fn replace(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        current: &Arc<Value>,
+        mut obj: Value,
+        opts: &WriteOptions,
+        status_only: bool,
+        managed_override: Option<Value>,
+    ) -> ApiResult<Written> {
+        let current_view = self.to_view(rt, current);
+        if status_only {
+            // Only the status stanza moves; everything else stays as stored.
+            let status = obj.get("status").cloned();
+            let mut next = current_view.clone();
+            match status {
+                Some(s) => next["status"] = s,
+                None => {
+                    if let Some(m) = next.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+            obj = next;
+        } else if rt.status_subresource {
+            match current_view.get("status") {
+                Some(s) => obj["status"] = s.clone(),
+                None => {
+                    if let Some(m) = obj.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+        }
+        {
+            let cur_meta = meta(&current_view).clone();
+            let m = obj["metadata"]
+                .as_object_mut()
+                .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+            for f in [
+                "name",
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "resourceVersion",
+            ] {
+                match cur_meta.get(f) {
+                    Some(v) => m.insert(f.to_string(), v.clone()),
+                    None => m.remove(f),
+                };
+            }
+            m.remove("selfLink");
+            if m.get("generateName").is_none()
+                && let Some(g) = cur_meta.get("generateName")
+            {
+                m.insert("generateName".into(), g.clone());
+            }
+        }
+        self.check_metadata(rt, &obj)?;
+        let warnings = self.check_schema(rt, &mut obj, opts.field_validation, name)?;
+        if !rt.is_custom() && rt.store.1 == "services" {
+            // The cluster IP is immutable; keep the allocated one when the update omits it.
+            for f in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+                if obj.pointer(&format!("/spec/{f}")).is_none()
+                    && let Some(v) = current_view.pointer(&format!("/spec/{f}"))
+                {
+                    obj["spec"][f] = v.clone();
+                }
+            }
+            let old_ip = current_view.pointer("/spec/clusterIP");
+            if old_ip.is_some() && obj.pointer("/spec/clusterIP") != old_ip {
+                return Err(ApiError::invalid_field(
+                    "",
+                    "Service",
+                    name,
+                    "spec.clusterIPs[0]",
+                    "FieldValueInvalid",
+                    "Invalid value: field is immutable",
+                ));
+            }
+        }
+        if rt.group == "apiextensions.k8s.io" {
+            crd::prepare(&mut obj)?;
+            if let Some(s) = current_view.get("status")
+                && !status_only
+            {
+                obj["status"] = s.clone();
+            }
+        }
+        if spec_part(&obj) != spec_part(&current_view) {
+            let gen_ = meta(&current_view)
+                .get("generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            obj["metadata"]["generation"] = json!(gen_ + 1);
+        }
+        // Removing finalizers from a deleted object: is it gone now?
+        let deleting = is_deleting(&current_view);
+        if deleting {
+            let old_f: HashSet<String> = finalizers(&current_view).into_iter().collect();
+            for f in finalizers(&obj) {
+                if !old_f.contains(&f) {
+                    return Err(ApiError::forbidden(format!(
+                        "no new finalizers can be added if the object is being deleted, found new finalizers [\"{f}\"]"
+                    )));
+                }
+            }
+        }
+        if same_content(&obj, &current_view) && managed_override.is_none() {
+            return Ok(Written {
+                object: current_view,
+                warnings,
+                created: false,
+            });
+        }
+        match managed_override {
+            Some(mf) => obj["metadata"]["managedFields"] = mf,
+            None => apply::record_update(
+                Some(&current_view),
+                &mut obj,
+                &opts.manager(),
+                status_only.then_some("status"),
+                &rt.api_version(),
+                &now_rfc3339(),
+            ),
+        }
+        let stored = self.to_storage(rt, obj);
+        let expected = object_rv(current);
+        if deleting && finalizers(&stored).is_empty() {
+            if opts.dry_run {
+                return Ok(Written {
+                    object: self.to_view(rt, &stored),
+                    warnings,
+                    created: false,
+                });
+            }
+            let gone = self
+                .store
+                .delete(&rt.store, ns, name, Some(expected))
+                .map_err(|e| store_err(rt, name, e))?;
+            self.gc_wake.notify_one();
+            self.after_delete(rt, &gone);
+            return Ok(Written {
+                object: self.to_view(rt, &gone),
+                warnings,
+                created: false,
+            });
+        }
+        if opts.dry_run {
+            return Ok(Written {
+                object: self.to_view(rt, &stored),
+                warnings,
+                created: false,
+            });
+        }
+        let finalizers_changed = finalizers(&stored) != finalizers(current)
+            || meta(&stored).get("ownerReferences") != meta(current).get("ownerReferences");
+        let written = self
+            .store
+            .update(&rt.store, ns, name, expected, stored)
+            .map_err(|e| store_err(rt, name, e))?;
+        if finalizers_changed {
+            self.gc_wake.notify_one();
+        }
+        if rt.group == "apiextensions.k8s.io" {
+            crd::register(self, &written)?;
+        }
+        Ok(Written {
+            object: self.to_view(rt, &written),
+            warnings,
+            created: false,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        patch_type: PatchType,
+        patch: &Value,
+        opts: &WriteOptions,
+        status_only: bool,
+    ) -> ApiResult<Written> {
+        if patch_type == PatchType::Apply && opts.field_manager.is_none() {
+            return Err(ApiError::bad_request(
+                "PATCH, application/apply-patch+yaml requires fieldManager to be set",
+            ));
+        }
+        if patch_type != PatchType::Apply && opts.force {
+            return Err(ApiError::bad_request(
+                "force may not be set for non-apply patch",
+            ));
+        }
+        let key_ns = if rt.namespaced { ns } else { "" };
+        // Patches retry on a concurrent change, as kube-apiserver's do.
+        for _ in 0..16 {
+            let Some(current) = self.store.get(&rt.store, key_ns, name) else {
+                if patch_type == PatchType::Apply {
+                    let mut obj = patch.clone();
+                    self.check_type(rt, &mut obj)?;
+                    let body_name = meta_str(&obj, "name");
+                    if !body_name.is_empty() && body_name != name {
+                        return Err(ApiError::bad_request(format!(
+                            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+                        )));
+                    }
+                    obj["metadata"]["name"] = json!(name);
+                    let applied = apply::server_side_apply(
+                        None,
+                        &obj,
+                        opts.field_manager.as_deref().unwrap_or_default(),
+                        opts.force,
+                        &*self.patch_meta(rt),
+                        &rt.api_version(),
+                        &now_rfc3339(),
+                    )
+                    .map_err(|e| apply_error(rt, name, e))?;
+                    let managed = applied["metadata"]["managedFields"].clone();
+                    let mut w = self.create(rt, ns, applied, opts)?;
+                    // Keep the apply ownership rather than a create entry.
+                    if !opts.dry_run
+                        && let Some(stored) = self.store.get(&rt.store, key_ns, name)
+                    {
+                        let mut fixed = (*stored).clone();
+                        fixed["metadata"]["managedFields"] = managed;
+                        if let Ok(o) =
+                            self.store
+                                .update(&rt.store, key_ns, name, object_rv(&stored), fixed)
+                        {
+                            w.object = self.to_view(rt, &o);
+                        }
+                    }
+                    return Ok(w);
+                }
+                return Err(ApiError::not_found(&rt.group, &rt.plural, name));
+            };
+            let current_view = self.to_view(rt, &current);
+            let mut managed_override = None;
+            let patched = match patch_type {
+                PatchType::Json => {
+                    let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+                        .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+                    let mut doc = current_view.clone();
+                    match apply_json_patch(&mut doc, ops) {
+                        Ok(()) => doc,
+                        Err(e) => {
+                            if matches!(e.kind, json_patch::PatchErrorKind::TestFailed) {
+                                return Err(ApiError::conflict(
+                                    &rt.group,
+                                    &rt.plural,
+                                    name,
+                                    format!("the JSON patch test operation failed: {e}"),
+                                ));
+                            }
+                            return Err(ApiError::invalid_field(
+                                &rt.group,
+                                &rt.kind,
+                                name,
+                                "",
+                                "FieldValueInvalid",
+                                format!("the JSON patch could not be applied: {e}"),
+                            ));
+                        }
+                    }
+                }
+                PatchType::Merge => {
+                    if !patch.is_object() {
+                        return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+                    }
+                    let mut doc = current_view.clone();
+                    json_patch::merge(&mut doc, patch);
+                    doc
+                }
+                PatchType::Strategic => {
+                    if rt.is_custom() {
+                        return Err(ApiError::unsupported_media_type(
+                            "application/strategic-merge-patch+json is not supported for custom resources",
+                        ));
+                    }
+                    strategic::strategic_merge(&current_view, patch, &*self.patch_meta(rt))
+                        .map_err(|e| ApiError::bad_request(e.to_string()))?
+                }
+                PatchType::Apply => {
+                    let mut applied = patch.clone();
+                    self.check_type(rt, &mut applied)?;
+                    let out = apply::server_side_apply(
+                        Some(&current_view),
+                        &applied,
+                        opts.field_manager.as_deref().unwrap_or_default(),
+                        opts.force,
+                        &*self.patch_meta(rt),
+                        &rt.api_version(),
+                        &now_rfc3339(),
+                    )
+                    .map_err(|e| apply_error(rt, name, e))?;
+                    managed_override = Some(out["metadata"]["managedFields"].clone());
+                    out
+                }
+            };
+            if !patched.is_object() {
+                return Err(ApiError::bad_request("the patched object is not an object"));
+            }
+            // A resourceVersion in the patch is a precondition.
+            let patched_rv = meta_str(&patched, "resourceVersion").to_string();
+            if !patched_rv.is_empty() && patched_rv != meta_str(&current_view, "resourceVersion") {
+                return Err(ApiError::stale(&rt.group, &rt.plural, name));
+            }
+            let mut patched = patched;
+            self.check_type(rt, &mut patched)?;
+            match self.replace(
+                rt,
+                key_ns,
+                name,
+                &current,
+                patched,
+                opts,
+                status_only,
+                managed_override,
+            ) {
+                Err(e) if e.code == 409 && e.reason == "Conflict" && patched_rv.is_empty() => {
+                    continue;
+                }
+                other => return other,
+            }
+        }
+        Err(ApiError::stale(&rt.group, &rt.plural, name))
+    }
+
+    pub fn patch_meta(&self, rt: &ResourceType) -> Box<dyn strategic::PatchMeta> {
+        if rt.is_custom() {
+            Box::new(strategic::JsonMergeMeta)
+        } else {
+            Box::new(strategic::BuiltinPatchMeta {
+                group: rt.store.0.clone(),
+                kind: rt.kind.clone(),
+            })
+        }
+    }
+
+    pub fn delete(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Deleted> {
+        let key_ns = if rt.namespaced { ns } else { "" };
+        if rt.store == ("".to_string(), "namespaces".to_string())
+            && ["default", "kube-system", "kube-public"].contains(&name)
+        {
+            return Err(ApiError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
+        if let Some(g) = opts.grace_period
+            && g < 0
+        {
+            return Err(ApiError::invalid_field(
+                "",
+                "DeleteOptions",
+                "",
+                "gracePeriodSeconds",
+                "FieldValueInvalid",
+                format!("Invalid value: {g}: must be greater than or equal to 0"),
+            ));
+        }
+        for _ in 0..16 {
+            let current = self
+                .store
+                .get(&rt.store, key_ns, name)
+                .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+            let uid = meta_str(&current, "uid");
+            if let Some(want) = &opts.precondition_uid
+                && want != uid
+            {
+                return Err(ApiError::conflict(
+                    &rt.group,
+                    &rt.plural,
+                    name,
+                    format!(
+                        "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
+                    ),
+                ));
+            }
+            let rv = meta_str(&current, "resourceVersion");
+            if let Some(want) = &opts.precondition_rv
+                && want != rv
+            {
+                return Err(ApiError::conflict(
+                    &rt.group,
+                    &rt.plural,
+                    name,
+                    format!(
+                        "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rv}"
+                    ),
+                ));
+            }
+            match self.try_delete(rt, key_ns, name, &current, opts) {
+                Err(e) if e.reason == "Conflict" && e.message.contains("has been modified") => {
+                    continue;
+                }
+                other => return other,
+            }
+        }
+        Err(ApiError::stale(&rt.group, &rt.plural, name))
+    }
+
+    fn try_delete(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        current: &Arc<Value>,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Deleted> {
+        let mut next = (**current).clone();
+        let mut fins = finalizers(current);
+        let mut changed = false;
+        let now = Utc::now();
+        let is_pod = rt.store == ("".to_string(), "pods".to_string());
+        let is_ns = rt.store == ("".to_string(), "namespaces".to_string());
+        // Graceful deletion applies to pods that a node runs.
+        let mut grace = 0i64;
+        if is_pod {
+            let phase = current
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let bound = current
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
+            grace = opts.grace_period.unwrap_or_else(|| {
+                current
+                    .pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(30)
+            });
+            if !bound || phase == "Succeeded" || phase == "Failed" {
+                grace = 0;
+            }
+            if let Some(existing) = meta(current)
+                .get("deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                && existing < grace
+            {
+                grace = existing;
+            }
+        }
+        let policy = opts.propagation.unwrap_or(Propagation::Background);
+        match policy {
+            Propagation::Foreground if !fins.iter().any(|f| f == "foregroundDeletion") => {
+                fins.retain(|f| f != "orphan");
+                fins.push("foregroundDeletion".into());
+                changed = true;
+            }
+            Propagation::Orphan if !fins.iter().any(|f| f == "orphan") => {
+                fins.retain(|f| f != "foregroundDeletion");
+                fins.push("orphan".into());
+                changed = true;
+            }
+            _ => {}
+        }
+        let already = is_deleting(current);
+        let pending = !fins.is_empty() || grace > 0 || is_ns;
+        if !pending {
+            if opts.dry_run {
+                return Ok(Deleted {
+                    object: self.to_view(rt, current),
+                    gone: true,
+                });
+            }
+            let gone = self
+                .store
+                .delete(&rt.store, ns, name, Some(object_rv(current)))
+                .map_err(|e| store_err(rt, name, e))?;
+            self.gc_wake.notify_one();
+            self.after_delete(rt, &gone);
+            return Ok(Deleted {
+                object: self.to_view(rt, &gone),
+                gone: true,
+            });
+        }
+        {
+            let m = next["metadata"]
+                .as_object_mut()
+                .expect("stored objects have metadata");
+            if changed {
+                m.insert("finalizers".into(), json!(fins));
+            }
+            let when = now + chrono::Duration::seconds(grace);
+            let ts = when.to_rfc3339_opts(SecondsFormat::Secs, true);
+            // A pod's grace period may be shortened by a second delete.
+            let shortened = is_pod
+                && m.get("deletionGracePeriodSeconds").and_then(Value::as_i64) != Some(grace);
+            if !already || shortened {
+                m.insert("deletionTimestamp".into(), json!(ts));
+                m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                changed = true;
+            }
+        }
+        if is_ns && !already {
+            next["status"]["phase"] = json!("Terminating");
+            changed = true;
+        }
+        // A pod whose grace period is now 0 and that has no finalizers goes at once.
+        if is_pod && grace == 0 && fins.is_empty() {
+            if opts.dry_run {
+                return Ok(Deleted {
+                    object: self.to_view(rt, current),
+                    gone: true,
+                });
+            }
+            let gone = self
+                .store
+                .delete(&rt.store, ns, name, Some(object_rv(current)))
+                .map_err(|e| store_err(rt, name, e))?;
+            self.gc_wake.notify_one();
+            return Ok(Deleted {
+                object: self.to_view(rt, &gone),
+                gone: true,
+            });
+        }
+        if !changed || opts.dry_run {
+            return Ok(Deleted {
+                object: self.to_view(rt, if opts.dry_run { &next } else { current }),
+                gone: false,
+            });
+        }
+        let written = self
+            .store
+            .update(&rt.store, ns, name, object_rv(current), next)
+            .map_err(|e| store_err(rt, name, e))?;
+        self.gc_wake.notify_one();
+        Ok(Deleted {
+            object: self.to_view(rt, &written),
+            gone: false,
+        })
+    }
+
+    /// POST pods/{name}/binding: assigns an unscheduled pod to a node.
+    pub fn bind(
+        &self,
+        ns: &str,
+        name: &str,
+        binding: &Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<()> {
+        let rt = self
+            .registry
+            .find("", "v1", "pods")
+            .expect("pods are built in");
+        let node = binding
+            .pointer("/target/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if node.is_empty() {
+            return Err(ApiError::invalid_field(
+                "",
+                "Binding",
+                name,
+                "target.name",
+                "FieldValueRequired",
+                "Required value",
+            ));
+        }
+        for _ in 0..16 {
+            let current = self
+                .store
+                .get(&rt.store, ns, name)
+                .ok_or_else(|| ApiError::not_found("", "pods", name))?;
+            if let Some(uid) = binding.pointer("/metadata/uid").and_then(Value::as_str)
+                && !uid.is_empty()
+                && uid != meta_str(&current, "uid")
+            {
+                return Err(ApiError::conflict(
+                    "",
+                    "pods",
+                    name,
+                    "Precondition failed: UID in precondition does not match the pod",
+                ));
+            }
+            if let Some(assigned) = current.pointer("/spec/nodeName").and_then(Value::as_str)
+                && !assigned.is_empty()
+            {
+                return Err(ApiError::conflict(
+                    "",
+                    "pods",
+                    name,
+                    format!("pod {name} is already assigned to node \"{assigned}\""),
+                ));
+            }
+            if is_deleting(&current) {
+                return Err(ApiError::conflict("", "pods", name, "pod is being deleted"));
+            }
+            let mut next = (*current).clone();
+            next["spec"]["nodeName"] = json!(node);
+            let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now_rfc3339()});
+            match next
+                .pointer_mut("/status/conditions")
+                .and_then(Value::as_array_mut)
+            {
+                Some(c) => {
+                    c.retain(|x| x["type"] != "PodScheduled");
+                    c.push(cond);
+                }
+                None => next["status"]["conditions"] = json!([cond]),
+            }
+            if opts.dry_run {
+                return Ok(());
+            }
+            match self
+                .store
+                .update(&rt.store, ns, name, object_rv(&current), next)
+            {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(store_err(&rt, name, e)),
+            }
+        }
+        Err(ApiError::stale("", "pods", name))
+    }
+
+    fn after_delete(&self, rt: &ResourceType, gone: &Value) {
+        if rt.group == "apiextensions.k8s.io" {
+            crd::unregister(self, gone);
+        }
+    }
+
+    pub fn delete_collection(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Vec<Value>> {
+        let page = self.list(rt, ns, labels, fields, None, None)?;
+        let mut out = Vec::new();
+        for item in page.items {
+            let item_ns = meta_str(&item, "namespace").to_string();
+            let name = meta_str(&item, "name").to_string();
+            match self.delete(rt, &item_ns, &name, opts) {
+                Ok(d) => out.push(d.object),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn apply_error(rt: &ResourceType, name: &str, e: apply::ApplyError) -> ApiError {
+    match e {
+        apply::ApplyError::Conflict(conflicts) => {
+            let lines: Vec<String> = conflicts
+                .iter()
+                .map(|c| format!("conflict with \"{}\": {}", c.manager, c.field))
+                .collect();
+            let mut err = ApiError::conflict(&rt.group, &rt.plural, name, "");
+            err.message = format!(
+                "Apply failed with {} conflict{}: {}",
+                conflicts.len(),
+                if conflicts.len() == 1 { "" } else { "s" },
+                lines.join("\n")
+            );
+            err
+        }
+        other => ApiError::bad_request(other.to_string()),
+    }
+}
+
+/// Applies RFC 6902 operations one by one. As in Kubernetes (and Go's json-patch), a `test`
+/// for `null` passes when the path does not exist: kube-rs's finalizer helper relies on it.
+fn apply_json_patch(doc: &mut Value, ops: json_patch::Patch) -> Result<(), json_patch::PatchError> {
+    for op in ops.0 {
+        if let json_patch::PatchOperation::Test(t) = &op
+            && t.value.is_null()
+            && doc.pointer(t.path.as_str()).is_none()
+        {
+            continue;
+        }
+        json_patch::patch(doc, &[op])?;
+    }
+    Ok(())
+}
+
+fn encode_continue(ns: &str, name: &str) -> String {
+    use base64::Engine;
+    let raw = json!({"v": "localkube.v1", "start": [ns, name]}).to_string();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_continue(token: &str) -> ApiResult<(String, String)> {
+    use base64::Engine;
+    let bad = || ApiError::bad_request(format!("continue key is not valid: {token}"));
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let start = v.get("start").and_then(Value::as_array).ok_or_else(bad)?;
+    match (
+        start.first().and_then(Value::as_str),
+        start.get(1).and_then(Value::as_str),
+    ) {
+        (Some(ns), Some(name)) => Ok((ns.to_string(), name.to_string())),
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip_and_reject_garbage() {
+        let t = encode_continue("default", "web-1");
+        assert_eq!(
+            decode_continue(&t).unwrap(),
+            ("default".to_string(), "web-1".to_string())
+        );
+        assert_eq!(decode_continue("%%%").unwrap_err().code, 400);
+    }
+}

@@ -1,0 +1,265 @@
+//! What kube-apiserver's built-in strategies do on create and update: defaults, reset status,
+//! service IP allocation. Controllers of these types are out of scope.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use serde_json::{Map, Value, json};
+
+use crate::status::{ApiError, ApiResult};
+
+fn obj_mut<'a>(v: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
+    if !v.get(key).is_some_and(Value::is_object) {
+        v[key] = json!({});
+    }
+    v[key].as_object_mut().expect("just made an object")
+}
+
+fn default_field(map: &mut Map<String, Value>, key: &str, value: Value) {
+    if map.get(key).is_none_or(Value::is_null) {
+        map.insert(key.to_string(), value);
+    }
+}
+
+/// Pod spec defaults (also used for pod templates).
+pub fn default_pod_spec(spec: &mut Value) {
+    let Some(map) = spec.as_object_mut() else {
+        return;
+    };
+    default_field(map, "restartPolicy", json!("Always"));
+    default_field(map, "terminationGracePeriodSeconds", json!(30));
+    default_field(map, "dnsPolicy", json!("ClusterFirst"));
+    default_field(map, "schedulerName", json!("default-scheduler"));
+    default_field(map, "securityContext", json!({}));
+    default_field(map, "enableServiceLinks", json!(true));
+    default_field(map, "preemptionPolicy", json!("PreemptLowerPriority"));
+    default_field(map, "priority", json!(0));
+    for list in ["containers", "initContainers"] {
+        if let Some(containers) = map.get_mut(list).and_then(Value::as_array_mut) {
+            for c in containers.iter_mut().filter_map(Value::as_object_mut) {
+                let image = c.get("image").and_then(Value::as_str).unwrap_or("");
+                let last = image.rsplit('/').next().unwrap_or("");
+                let pull = if !last.contains(':') || image.ends_with(":latest") {
+                    "Always"
+                } else {
+                    "IfNotPresent"
+                };
+                let pull = if image.contains('@') {
+                    "IfNotPresent"
+                } else {
+                    pull
+                };
+                default_field(c, "imagePullPolicy", json!(pull));
+                default_field(c, "terminationMessagePath", json!("/dev/termination-log"));
+                default_field(c, "terminationMessagePolicy", json!("File"));
+                default_field(c, "resources", json!({}));
+                if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+                    for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                        default_field(p, "protocol", json!("TCP"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Defaults and status resets on create, by resource.
+pub fn prepare_create(group: &str, plural: &str, obj: &mut Value) {
+    match (group, plural) {
+        ("", "pods") => {
+            obj_mut(obj, "spec");
+            default_pod_spec(&mut obj["spec"]);
+            let spec = obj_mut(obj, "spec");
+            if spec.get("serviceAccountName").is_none() {
+                spec.insert("serviceAccountName".into(), json!("default"));
+                spec.insert("serviceAccount".into(), json!("default"));
+            }
+            obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+        }
+        ("", "namespaces") => {
+            let name = obj["metadata"]["name"].clone();
+            obj_mut(&mut obj["metadata"], "labels")
+                .insert("kubernetes.io/metadata.name".into(), name);
+            obj_mut(obj, "spec").insert("finalizers".into(), json!(["kubernetes"]));
+            obj["status"] = json!({"phase": "Active"});
+        }
+        ("", "secrets") => {
+            if let Some(m) = obj.as_object_mut() {
+                default_field(m, "type", json!("Opaque"));
+            }
+        }
+        ("", "services") => {
+            let spec = obj_mut(obj, "spec");
+            default_field(spec, "type", json!("ClusterIP"));
+            default_field(spec, "sessionAffinity", json!("None"));
+            default_field(spec, "internalTrafficPolicy", json!("Cluster"));
+            if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+                for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                    default_field(p, "protocol", json!("TCP"));
+                    if p.get("targetPort").is_none() {
+                        let port = p.get("port").cloned().unwrap_or(Value::Null);
+                        p.insert("targetPort".into(), port);
+                    }
+                }
+            }
+            obj["status"] = json!({"loadBalancer": {}});
+        }
+        ("apps", "deployments") => {
+            let spec = obj_mut(obj, "spec");
+            default_field(spec, "replicas", json!(1));
+            default_field(spec, "revisionHistoryLimit", json!(10));
+            default_field(spec, "progressDeadlineSeconds", json!(600));
+            default_field(
+                spec,
+                "strategy",
+                json!({"type":"RollingUpdate","rollingUpdate":{"maxUnavailable":"25%","maxSurge":"25%"}}),
+            );
+            if let Some(tspec) = spec.get_mut("template").and_then(|t| t.get_mut("spec")) {
+                default_pod_spec(tspec);
+            }
+            obj["status"] = json!({});
+        }
+        _ => {}
+    }
+}
+
+/// A service's cluster IP: the requested one, "None" (headless), or a free one from the CIDR.
+/// `used` are the IPs that other services hold.
+pub fn assign_cluster_ip(
+    obj: &mut Value,
+    cidr: (Ipv4Addr, u8),
+    used: &HashSet<String>,
+) -> ApiResult<()> {
+    let spec = obj_mut(obj, "spec");
+    let kind = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
+    if kind == "ExternalName" {
+        return Ok(());
+    }
+    let requested = spec
+        .get("clusterIP")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let (base, prefix) = cidr;
+    let size: u32 = 1u32 << (32 - u32::from(prefix));
+    let base_n = u32::from(base);
+    let ip = if requested == "None" {
+        "None".to_string()
+    } else if !requested.is_empty() {
+        let parsed: Ipv4Addr = requested.parse().map_err(|_| {
+            ApiError::invalid_field(
+                "",
+                "Service",
+                "",
+                "spec.clusterIPs",
+                "FieldValueInvalid",
+                format!("Invalid value: {requested:?}: must be a valid IP address"),
+            )
+        })?;
+        let n = u32::from(parsed);
+        if n < base_n || n >= base_n + size {
+            return Err(ApiError::invalid_field(
+                "",
+                "Service",
+                "",
+                "spec.clusterIPs",
+                "FieldValueInvalid",
+                format!(
+                    "Invalid value: [{requested:?}]: failed to allocate IP {requested}: the provided IP ({requested}) is not in the valid range. The range of valid IPs is {base}/{prefix}"
+                ),
+            ));
+        }
+        if used.contains(&requested) {
+            return Err(ApiError::invalid_field(
+                "",
+                "Service",
+                "",
+                "spec.clusterIPs",
+                "FieldValueInvalid",
+                format!(
+                    "Invalid value: [{requested:?}]: failed to allocate IP {requested}: provided IP is already allocated"
+                ),
+            ));
+        }
+        requested
+    } else {
+        // .0 is the network, .1 is the kubernetes service by convention.
+        (2..size.saturating_sub(1))
+            .map(|i| Ipv4Addr::from(base_n + i).to_string())
+            .find(|ip| !used.contains(ip))
+            .ok_or_else(|| ApiError::internal("failed to allocate a serviceIP: range is full"))?
+    };
+    spec.insert("clusterIP".into(), json!(ip));
+    spec.insert("clusterIPs".into(), json!([ip]));
+    if ip != "None" || spec.get("ipFamilies").is_none() {
+        default_field(spec, "ipFamilies", json!(["IPv4"]));
+        default_field(spec, "ipFamilyPolicy", json!("SingleStack"));
+    }
+    Ok(())
+}
+
+/// Gives NodePort and LoadBalancer service ports a node port from 30000-32767.
+pub fn assign_node_ports(obj: &mut Value, used: &HashSet<i64>) {
+    let spec = obj_mut(obj, "spec");
+    let kind = spec.get("type").and_then(Value::as_str).unwrap_or("");
+    if kind != "NodePort" && kind != "LoadBalancer" {
+        return;
+    }
+    if kind == "LoadBalancer" {
+        default_field(spec, "allocateLoadBalancerNodePorts", json!(true));
+    }
+    default_field(spec, "externalTrafficPolicy", json!("Cluster"));
+    let mut taken = used.clone();
+    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+            if p.get("nodePort").and_then(Value::as_i64).is_none()
+                && let Some(free) = (30000..=32767).find(|n| !taken.contains(n))
+            {
+                taken.insert(free);
+                p.insert("nodePort".into(), json!(free));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_get_defaults_and_pending_status() {
+        let mut pod = json!({"metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"nginx"}]},"status":{"phase":"Running"}});
+        prepare_create("", "pods", &mut pod);
+        assert_eq!(pod["status"]["phase"], "Pending");
+        assert_eq!(pod["spec"]["restartPolicy"], "Always");
+        assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Always");
+    }
+
+    #[test]
+    fn cluster_ips_are_allocated_once() {
+        let cidr = ("10.96.0.0".parse().unwrap(), 12);
+        let mut used = HashSet::new();
+        let mut a = json!({"spec":{"ports":[{"port":80}]}});
+        assign_cluster_ip(&mut a, cidr, &used).unwrap();
+        let ip = a["spec"]["clusterIP"].as_str().unwrap().to_string();
+        assert_eq!(ip, "10.96.0.2");
+        used.insert(ip.clone());
+        let mut b = json!({"spec":{"clusterIP": ip}});
+        assert_eq!(
+            assign_cluster_ip(&mut b, cidr, &used).unwrap_err().code,
+            422
+        );
+        let mut c = json!({"spec":{"clusterIP":"192.168.1.1"}});
+        assert_eq!(
+            assign_cluster_ip(&mut c, cidr, &used).unwrap_err().code,
+            422
+        );
+        let mut d = json!({"spec":{"clusterIP":"None"}});
+        assign_cluster_ip(&mut d, cidr, &used).unwrap();
+        assert_eq!(d["spec"]["clusterIPs"][0], "None");
+    }
+}

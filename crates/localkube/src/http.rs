@@ -1,0 +1,1046 @@
+//! The HTTP face of the server: authentication, routing of Kubernetes API paths, body and
+//! content negotiation, tables and watches. The semantics live in `api`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+use tower::ServiceExt;
+
+use crate::api::{
+    Core, DeleteOptions, FieldValidation, MAX_BODY, PatchType, WriteOptions, parse_propagation,
+};
+use crate::discovery;
+use crate::openapi;
+use crate::registry::ResourceType;
+use crate::selectors::{FieldSelector, LabelSelector, parse_field_selector, parse_label_selector};
+use crate::status::{ApiError, ApiResult};
+use crate::store::{Change, EventType};
+use crate::table;
+
+pub struct AppState {
+    pub core: Arc<Core>,
+    pub token: String,
+    pub server_address: String,
+    pub mounted: Vec<(String, Router)>,
+    pub bookmark_interval: Duration,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new().fallback(handle).with_state(state)
+}
+
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(q: Option<&str>) -> ApiResult<Self> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q.unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}")))?;
+        Ok(Query(pairs))
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn bool(&self, key: &str) -> bool {
+        matches!(self.get(key), Some("true") | Some("1"))
+    }
+
+    fn dry_run(&self) -> ApiResult<bool> {
+        let mut dry = false;
+        for (k, v) in &self.0 {
+            if k == "dryRun" {
+                if v == "All" {
+                    dry = true;
+                } else if !v.is_empty() {
+                    return Err(ApiError::bad_request(format!(
+                        "unsupported dryRun value {v:?}, only \"All\" is supported"
+                    )));
+                }
+            }
+        }
+        Ok(dry)
+    }
+
+    fn selectors(&self) -> ApiResult<(LabelSelector, FieldSelector)> {
+        let labels = parse_label_selector(self.get("labelSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("unable to parse labelSelector: {e}")))?;
+        let fields = parse_field_selector(self.get("fieldSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("unable to parse fieldSelector: {e}")))?;
+        Ok((labels, fields))
+    }
+}
+
+/// How the client wants objects rendered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rendering {
+    Object,
+    Table(table::IncludeObject),
+    PartialMetadata,
+}
+
+fn rendering(headers: &HeaderMap, q: &Query) -> ApiResult<Rendering> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.is_empty() {
+        return Ok(Rendering::Object);
+    }
+    let mut json_ok = false;
+    for part in accept.split(',') {
+        let part = part.trim();
+        let media = part.split(';').next().unwrap_or("").trim();
+        if media != "application/json" && media != "*/*" && media != "application/*" {
+            continue;
+        }
+        if part.contains("as=Table") && part.contains("g=meta.k8s.io") {
+            let include = q
+                .get("includeObject")
+                .map(|s| {
+                    table::IncludeObject::parse(s).ok_or_else(|| {
+                        ApiError::bad_request(format!("includeObject {s:?} is not supported"))
+                    })
+                })
+                .transpose()?
+                .unwrap_or(table::IncludeObject::Metadata);
+            return Ok(Rendering::Table(include));
+        }
+        if part.contains("as=PartialObjectMetadata") {
+            return Ok(Rendering::PartialMetadata);
+        }
+        if !part.contains("as=") {
+            json_ok = true;
+        }
+    }
+    if json_ok {
+        Ok(Rendering::Object)
+    } else {
+        Err(ApiError::not_acceptable(format!(
+            "only the following media types are accepted: application/json (asked for {accept:?})"
+        )))
+    }
+}
+
+fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut r = (code, bytes).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for w in warnings {
+        let text = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            r.headers_mut().append(header::WARNING, v);
+        }
+    }
+    r
+}
+
+fn ok(body: &Value) -> Response {
+    json_response(StatusCode::OK, body, &[])
+}
+
+async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    if matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
+        return (StatusCode::OK, "ok").into_response();
+    }
+    let authorized = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), state.token.as_bytes()));
+    if !authorized {
+        return ApiError::unauthorized().into_response();
+    }
+    // Mounted API groups get their requests, except for discovery which the server answers.
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if segments.len() > 3
+        && segments[0] == "apis"
+        && let Some((_, router)) = state.mounted.iter().find(|(g, _)| g == segments[1])
+    {
+        return match router.clone().oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+    }
+    match dispatch(&state, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn kube_version() -> Value {
+    let (major, minor) = crate::KUBE_VERSION
+        .trim_start_matches('v')
+        .split_once('.')
+        .map(|(a, b)| {
+            (
+                a.to_string(),
+                b.split('.').next().unwrap_or("0").to_string(),
+            )
+        })
+        .unwrap_or_default();
+    json!({
+        "major": major,
+        "minor": minor,
+        "gitVersion": format!("{}-localkube", crate::KUBE_VERSION),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "goVersion": "none (Rust)",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", a => a }),
+    })
+}
+
+/// Where a resource request points.
+struct Target {
+    rt: Arc<ResourceType>,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+}
+
+fn resolve_target(core: &Core, group: &str, version: &str, rest: &[&str]) -> ApiResult<Target> {
+    let find = |plural: &str| {
+        core.registry
+            .find(group, version, plural)
+            .ok_or_else(ApiError::not_found_path)
+    };
+    let t = match rest {
+        ["namespaces", name] if group.is_empty() => Target {
+            rt: find("namespaces")?,
+            namespace: None,
+            name: Some(name.to_string()),
+            subresource: None,
+        },
+        ["namespaces", name, sub @ ("status" | "finalize")] if group.is_empty() => Target {
+            rt: find("namespaces")?,
+            namespace: None,
+            name: Some(name.to_string()),
+            subresource: Some(sub.to_string()),
+        },
+        ["namespaces", ns, plural, tail @ ..] if tail.len() <= 2 => {
+            let rt = find(plural)?;
+            if !rt.namespaced {
+                return Err(ApiError::not_found_path());
+            }
+            Target {
+                rt,
+                namespace: Some(ns.to_string()),
+                name: tail.first().map(|s| s.to_string()),
+                subresource: tail.get(1).map(|s| s.to_string()),
+            }
+        }
+        [plural, tail @ ..] if tail.len() <= 2 => {
+            let rt = find(plural)?;
+            if rt.namespaced && !tail.is_empty() {
+                return Err(ApiError::not_found_path());
+            }
+            Target {
+                rt,
+                namespace: None,
+                name: tail.first().map(|s| s.to_string()),
+                subresource: tail.get(1).map(|s| s.to_string()),
+            }
+        }
+        _ => return Err(ApiError::not_found_path()),
+    };
+    if let Some(n) = &t.name
+        && n.is_empty()
+    {
+        return Err(ApiError::not_found_path());
+    }
+    Ok(t)
+}
+
+async fn dispatch(state: &Arc<AppState>, req: Request) -> ApiResult<Response> {
+    let core = &state.core;
+    let path = req.uri().path().to_string();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    let q = Query::parse(req.uri().query())?;
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let discovery_only = |r: Response| -> ApiResult<Response> {
+        if method == Method::GET {
+            Ok(r)
+        } else {
+            Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({method})"
+            )))
+        }
+    };
+    match segments.as_slice() {
+        ["version"] => return discovery_only(ok(&kube_version())),
+        ["api"] => {
+            if discovery::wants_aggregated(&accept) {
+                return discovery_only(aggregated_response(&discovery::aggregated(
+                    &core.registry,
+                    true,
+                )));
+            }
+            return discovery_only(ok(&discovery::api_versions(&state.server_address)));
+        }
+        ["apis"] => {
+            if discovery::wants_aggregated(&accept) {
+                return discovery_only(aggregated_response(&discovery::aggregated(
+                    &core.registry,
+                    false,
+                )));
+            }
+            return discovery_only(ok(&discovery::api_group_list(&core.registry)));
+        }
+        ["api", "v1"] => {
+            let doc = discovery::api_resource_list(&core.registry, "", "v1")
+                .ok_or_else(ApiError::not_found_path)?;
+            return discovery_only(ok(&doc));
+        }
+        ["apis", group] => {
+            let doc = discovery::api_group_doc(&core.registry, group)
+                .ok_or_else(ApiError::not_found_path)?;
+            return discovery_only(ok(&doc));
+        }
+        ["apis", group, version] => {
+            let doc = discovery::api_resource_list(&core.registry, group, version)
+                .ok_or_else(ApiError::not_found_path)?;
+            return discovery_only(ok(&doc));
+        }
+        ["openapi", "v3"] => return discovery_only(ok(&openapi_index(core))),
+        ["openapi", "v3", "api", "v1"] => {
+            return discovery_only(openapi_doc(core, "", "v1"));
+        }
+        ["openapi", "v3", "apis", group, version] => {
+            return discovery_only(openapi_doc(core, group, version));
+        }
+        ["api", "v1", rest @ ..] => {
+            let target = resolve_target(core, "", "v1", rest)?;
+            return resource_request(state, target, method, headers, q, req).await;
+        }
+        ["apis", group, version, rest @ ..] => {
+            let target = resolve_target(core, group, version, rest)?;
+            return resource_request(state, target, method, headers, q, req).await;
+        }
+        _ => {}
+    }
+    Err(ApiError::not_found_path())
+}
+
+fn aggregated_response(doc: &Value) -> Response {
+    let mut r = ok(doc);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(discovery::AGGREGATED_CONTENT_TYPE),
+    );
+    r
+}
+
+fn openapi_index(core: &Core) -> Value {
+    let mut paths = serde_json::Map::new();
+    for (group, versions) in core.registry.groups() {
+        for v in versions {
+            let key = if group.is_empty() {
+                format!("api/{v}")
+            } else {
+                format!("apis/{group}/{v}")
+            };
+            let doc = openapi_document(core, &group, &v);
+            let hash = openapi::document_hash(&doc);
+            paths.insert(
+                key.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}),
+            );
+        }
+    }
+    json!({"paths": paths})
+}
+
+fn openapi_document(core: &Core, group: &str, version: &str) -> Value {
+    let types: Vec<_> = core
+        .registry
+        .all()
+        .into_iter()
+        .filter(|t| t.group == group && t.version == version)
+        .collect();
+    openapi::group_version_document(&types)
+}
+
+fn openapi_doc(core: &Core, group: &str, version: &str) -> Response {
+    if !core.registry.serves(group, version) {
+        return ApiError::not_found_path().into_response();
+    }
+    ok(&openapi_document(core, group, version))
+}
+
+async fn read_body(req: Request) -> ApiResult<Bytes> {
+    match axum::body::to_bytes(req.into_body(), MAX_BODY + 1).await {
+        Ok(b) if b.len() > MAX_BODY => Err(ApiError::too_large(MAX_BODY)),
+        Ok(b) => Ok(b),
+        Err(_) => Err(ApiError::too_large(MAX_BODY)),
+    }
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string()
+}
+
+/// Parses a JSON or YAML body into a value.
+fn parse_document(bytes: &[u8], yaml: bool) -> ApiResult<Value> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("the request body is empty"));
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(v) => Ok(v),
+        Err(e) if !yaml => Err(ApiError::bad_request(format!(
+            "the request body is not valid JSON: {e}"
+        ))),
+        Err(_) => {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| ApiError::bad_request("the request body is not valid UTF-8"))?;
+            serde_saphyr::from_str::<Value>(text).map_err(|e| {
+                ApiError::bad_request(format!("the request body is not valid YAML: {e}"))
+            })
+        }
+    }
+}
+
+fn parse_object_body(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<Value> {
+    let ct = content_type(headers);
+    let media = ct.split(';').next().unwrap_or("").trim();
+    match media {
+        "application/json" | "" => parse_document(bytes, false),
+        "application/yaml" | "application/x-yaml" | "text/yaml" => parse_document(bytes, true),
+        _ => Err(ApiError::unsupported_media_type(&ct)),
+    }
+}
+
+fn write_options(headers: &HeaderMap, q: &Query) -> ApiResult<WriteOptions> {
+    Ok(WriteOptions {
+        dry_run: q.dry_run()?,
+        field_manager: q.get("fieldManager").map(str::to_string),
+        field_validation: FieldValidation::parse(q.get("fieldValidation").unwrap_or(""))?,
+        force: q.bool("force"),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    })
+}
+
+fn render_one(rt: &ResourceType, obj: Value, how: Rendering) -> Value {
+    match how {
+        Rendering::Object => obj,
+        Rendering::PartialMetadata => partial_metadata(&obj),
+        Rendering::Table(include) => table_of(rt, vec![obj], include, None, None, true),
+    }
+}
+
+fn partial_metadata(obj: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata").cloned().unwrap_or(json!({}))})
+}
+
+fn table_columns(rt: &ResourceType) -> Vec<table::Column> {
+    match &rt.printer_columns {
+        Some(cols) => table::printer_columns_from_crd(cols),
+        None if rt.is_custom() => table::printer_columns_from_crd(&json!([])),
+        None => table::builtin_columns(&rt.group, &rt.plural),
+    }
+}
+
+fn table_cells(rt: &ResourceType, obj: &Value) -> Vec<Value> {
+    match &rt.printer_columns {
+        Some(cols) => table::crd_cells_with_age(cols, obj, chrono::Utc::now()),
+        None if rt.is_custom() => table::crd_cells_with_age(&json!([]), obj, chrono::Utc::now()),
+        None => table::builtin_cells(&rt.group, &rt.plural, obj, chrono::Utc::now()),
+    }
+}
+
+fn table_of(
+    rt: &ResourceType,
+    items: Vec<Value>,
+    include: table::IncludeObject,
+    rv: Option<&str>,
+    continue_token: Option<&str>,
+    with_columns: bool,
+) -> Value {
+    let columns = if with_columns {
+        table_columns(rt)
+    } else {
+        Vec::new()
+    };
+    let rows = items
+        .into_iter()
+        .map(|o| (table_cells(rt, &o), o))
+        .collect();
+    table::build_table(&columns, rows, include, rv, continue_token)
+}
+
+async fn resource_request(
+    state: &Arc<AppState>,
+    target: Target,
+    method: Method,
+    headers: HeaderMap,
+    q: Query,
+    req: Request,
+) -> ApiResult<Response> {
+    let core = state.core.clone();
+    let rt = target.rt.clone();
+    let ns = target.namespace.clone().unwrap_or_default();
+    let how = rendering(&headers, &q)?;
+    let mut warnings: Vec<String> = Vec::new();
+    if let Some(w) = &rt.deprecation_warning {
+        warnings.push(w.clone());
+    } else if rt.deprecated {
+        warnings.push(format!(
+            "{} is deprecated",
+            if rt.group.is_empty() {
+                rt.version.clone()
+            } else {
+                format!("{}/{} {}", rt.group, rt.version, rt.kind)
+            }
+        ));
+    }
+    if target.subresource.as_deref() == Some("binding")
+        && rt.group.is_empty()
+        && rt.plural == "pods"
+    {
+        let name = target.name.clone().unwrap_or_default();
+        if method != Method::POST {
+            return Err(ApiError::method_not_allowed("bindings can only be created"));
+        }
+        let opts = write_options(&headers, &q)?;
+        let body = parse_object_body(&headers, &read_body(req).await?)?;
+        core.bind(&ns, &name, &body, &opts)?;
+        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+        return Ok(json_response(StatusCode::CREATED, &status, &warnings));
+    }
+    let status_only = match target.subresource.as_deref() {
+        None => false,
+        Some("status") if rt.status_subresource => true,
+        Some("finalize") if rt.plural == "namespaces" && rt.group.is_empty() => true,
+        Some(_) => return Err(ApiError::not_found_path()),
+    };
+    match (&target.name, method.clone()) {
+        (None, Method::GET) => {
+            if q.bool("watch") {
+                return watch(state, &rt, target.namespace.as_deref(), &q, how).await;
+            }
+            let (labels, fields) = q.selectors()?;
+            let limit = q
+                .get("limit")
+                .map(|l| {
+                    l.parse::<usize>()
+                        .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))
+                })
+                .transpose()?;
+            if let Some(rv) = q.get("resourceVersion")
+                && !rv.is_empty()
+            {
+                let n: u64 = rv.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
+                })?;
+                if n > core.store.current_rv() && q.get("resourceVersionMatch") != Some("Exact") {
+                    return Err(ApiError {
+                        code: 504,
+                        reason: "Timeout",
+                        message: format!(
+                            "Too large resource version: {n}, current: {}",
+                            core.store.current_rv()
+                        ),
+                        details: Some(
+                            json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}),
+                        ),
+                    });
+                }
+            }
+            let page = core.list(
+                &rt,
+                target.namespace.as_deref(),
+                &labels,
+                &fields,
+                limit,
+                q.get("continue"),
+            )?;
+            let rv = page.resource_version.to_string();
+            let body = match how {
+                Rendering::Table(include) => table_of(
+                    &rt,
+                    page.items,
+                    include,
+                    Some(&rv),
+                    page.continue_token.as_deref(),
+                    true,
+                ),
+                Rendering::PartialMetadata => {
+                    let items: Vec<Value> = page.items.iter().map(partial_metadata).collect();
+                    list_body(
+                        "meta.k8s.io/v1",
+                        "PartialObjectMetadataList",
+                        items,
+                        &rv,
+                        &page.continue_token,
+                        page.remaining,
+                    )
+                }
+                Rendering::Object => list_body(
+                    &rt.api_version(),
+                    &rt.list_kind(),
+                    page.items,
+                    &rv,
+                    &page.continue_token,
+                    page.remaining,
+                ),
+            };
+            Ok(json_response(StatusCode::OK, &body, &warnings))
+        }
+        (None, Method::POST) => {
+            if target.namespace.is_none() && rt.namespaced {
+                return Err(ApiError::method_not_allowed(
+                    "create requires a namespace in the path for namespaced resources",
+                ));
+            }
+            let opts = write_options(&headers, &q)?;
+            let body = parse_object_body(&headers, &read_body(req).await?)?;
+            let w = core.create(&rt, &ns, body, &opts)?;
+            warnings.extend(w.warnings);
+            let out = render_one(&rt, w.object, how);
+            Ok(json_response(StatusCode::CREATED, &out, &warnings))
+        }
+        (None, Method::DELETE) => {
+            let (labels, fields) = q.selectors()?;
+            let opts = delete_options(&q, &read_body(req).await?)?;
+            let items =
+                core.delete_collection(&rt, target.namespace.as_deref(), &labels, &fields, &opts)?;
+            let body = list_body(
+                &rt.api_version(),
+                &rt.list_kind(),
+                items,
+                &core.store.current_rv().to_string(),
+                &None,
+                None,
+            );
+            Ok(json_response(StatusCode::OK, &body, &warnings))
+        }
+        (Some(name), Method::GET) => {
+            let obj = core.get(&rt, &ns, name)?;
+            let out = render_one(&rt, obj, how);
+            Ok(json_response(StatusCode::OK, &out, &warnings))
+        }
+        (Some(name), Method::PUT) => {
+            let opts = write_options(&headers, &q)?;
+            let body = parse_object_body(&headers, &read_body(req).await?)?;
+            let w = if target.subresource.as_deref() == Some("finalize") {
+                finalize_namespace(&core, &rt, name, body, &opts)?
+            } else {
+                core.update(&rt, &ns, name, body, &opts, status_only)?
+            };
+            warnings.extend(w.warnings);
+            let out = render_one(&rt, w.object, how);
+            Ok(json_response(StatusCode::OK, &out, &warnings))
+        }
+        (Some(name), Method::PATCH) => {
+            let ct = content_type(&headers);
+            let pt = PatchType::from_content_type(&ct)
+                .ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
+            let opts = write_options(&headers, &q)?;
+            let bytes = read_body(req).await?;
+            let patch = parse_document(&bytes, pt == PatchType::Apply)?;
+            let w = core.patch(&rt, &ns, name, pt, &patch, &opts, status_only)?;
+            warnings.extend(w.warnings);
+            let code = if w.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            let out = render_one(&rt, w.object, how);
+            Ok(json_response(code, &out, &warnings))
+        }
+        (Some(name), Method::DELETE) => {
+            if status_only {
+                return Err(ApiError::method_not_allowed("status cannot be deleted"));
+            }
+            let opts = delete_options(&q, &read_body(req).await?)?;
+            let d = core.delete(&rt, &ns, name, &opts)?;
+            if d.gone && !rt.is_custom() {
+                let body = json!({
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": {
+                        "name": name,
+                        "group": rt.group,
+                        "kind": rt.plural,
+                        "uid": d.object.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+                    },
+                });
+                return Ok(json_response(StatusCode::OK, &body, &warnings));
+            }
+            let code = if d.gone {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
+            Ok(json_response(code, &d.object, &warnings))
+        }
+        (_, m) => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({m})"
+        ))),
+    }
+}
+
+/// PUT /api/v1/namespaces/{name}/finalize: replaces spec.finalizers.
+fn finalize_namespace(
+    core: &Core,
+    rt: &ResourceType,
+    name: &str,
+    body: Value,
+    opts: &WriteOptions,
+) -> ApiResult<crate::api::Written> {
+    let mut current = core.get(rt, "", name)?;
+    current["spec"]["finalizers"] = body
+        .pointer("/spec/finalizers")
+        .cloned()
+        .unwrap_or(json!([]));
+    let w = core.update(rt, "", name, current, opts, false)?;
+    core.gc_wake.notify_one();
+    Ok(w)
+}
+
+fn list_body(
+    api_version: &str,
+    kind: &str,
+    items: Vec<Value>,
+    rv: &str,
+    continue_token: &Option<String>,
+    remaining: Option<u64>,
+) -> Value {
+    let mut meta = json!({"resourceVersion": rv});
+    if let Some(c) = continue_token {
+        meta["continue"] = json!(c);
+    }
+    if let Some(r) = remaining {
+        meta["remainingItemCount"] = json!(r);
+    }
+    json!({"apiVersion": api_version, "kind": kind, "metadata": meta, "items": items})
+}
+
+fn delete_options(q: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
+    let mut opts = DeleteOptions {
+        dry_run: q.dry_run()?,
+        ..Default::default()
+    };
+    if let Some(g) = q.get("gracePeriodSeconds") {
+        opts.grace_period = Some(
+            g.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}")))?,
+        );
+    }
+    if let Some(p) = q.get("propagationPolicy") {
+        opts.propagation = Some(parse_propagation(p)?);
+    } else if let Some(o) = q.get("orphanDependents") {
+        opts.propagation = Some(if o == "true" {
+            crate::api::Propagation::Orphan
+        } else {
+            crate::api::Propagation::Background
+        });
+    }
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
+        opts.merge_body(&v)?;
+    }
+    Ok(opts)
+}
+
+/// What a watcher sends for one change, if anything, given its selectors.
+fn watch_event(
+    core: &Core,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    labels: &LabelSelector,
+    fields: &FieldSelector,
+    change: &Change,
+) -> Option<(EventType, Value)> {
+    if change.key != rt.store {
+        return None;
+    }
+    if let Some(ns) = ns
+        && change.namespace != ns
+    {
+        return None;
+    }
+    let now_matches = Core::matches(rt, &change.object, labels, fields);
+    let old_matches = change
+        .old
+        .as_ref()
+        .is_some_and(|o| Core::matches(rt, o, labels, fields));
+    let (kind, obj) = match change.kind {
+        EventType::Added if now_matches => (EventType::Added, (*change.object).clone()),
+        EventType::Deleted if old_matches || now_matches => {
+            (EventType::Deleted, (*change.object).clone())
+        }
+        EventType::Modified => match (old_matches, now_matches) {
+            (true, true) => (EventType::Modified, (*change.object).clone()),
+            (false, true) => (EventType::Added, (*change.object).clone()),
+            (true, false) => {
+                let mut last = (**change.old.as_ref().expect("matched")).clone();
+                last["metadata"]["resourceVersion"] = json!(change.rv.to_string());
+                (EventType::Deleted, last)
+            }
+            (false, false) => return None,
+        },
+        _ => return None,
+    };
+    Some((kind, core.to_view(rt, &obj)))
+}
+
+fn event_line(kind: &str, object: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+async fn watch(
+    state: &Arc<AppState>,
+    rt: &Arc<ResourceType>,
+    ns: Option<&str>,
+    q: &Query,
+    how: Rendering,
+) -> ApiResult<Response> {
+    let core = state.core.clone();
+    let (labels, fields) = q.selectors()?;
+    Core::check_field_selector(rt, &fields)?;
+    let bookmarks = q.bool("allowWatchBookmarks");
+    let send_initial = q.get("sendInitialEvents").map(|v| v == "true");
+    let timeout = q
+        .get("timeoutSeconds")
+        .map(|t| {
+            t.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))
+        })
+        .transpose()?
+        .unwrap_or(1800);
+    let rv_param = q.get("resourceVersion").unwrap_or("").to_string();
+    if send_initial == Some(true) && q.get("resourceVersionMatch") != Some("NotOlderThan") {
+        return Err(ApiError::invalid_field(
+            "meta.k8s.io",
+            "ListOptions",
+            "",
+            "resourceVersionMatch",
+            "FieldValueForbidden",
+            "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+        ));
+    }
+    let ns = ns.map(str::to_string);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(256);
+    let mut task = WatchTask {
+        core: core.clone(),
+        rt: rt.clone(),
+        ns: ns.clone(),
+        labels,
+        fields,
+        how,
+        tx,
+        initial: Vec::new(),
+        backlog: Vec::new(),
+        live: None,
+        last_rv: 0,
+        timeout: Duration::from_secs(timeout),
+        bookmarks,
+        bookmark_every: state.bookmark_interval,
+        initial_end_bookmark: send_initial == Some(true),
+        kind: rt.kind.clone(),
+        api_version: rt.api_version(),
+    };
+    if rv_param.is_empty() || rv_param == "0" || send_initial == Some(true) {
+        // Start at the current state: synthetic ADDED events, then the live feed.
+        let (items, rv, live) = core.store.subscribe_with_snapshot(&rt.store, ns.as_deref());
+        if send_initial != Some(false) {
+            task.initial = items;
+        }
+        task.last_rv = rv;
+        task.live = Some(live);
+    } else {
+        let from: u64 = rv_param
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv_param:?}")))?;
+        match core.store.subscribe_from(from) {
+            Ok(sub) => {
+                task.backlog = sub.backlog;
+                task.live = Some(sub.live);
+                task.last_rv = from;
+            }
+            Err(too_old) => {
+                let status = ApiError::gone(format!(
+                    "too old resource version: {from} ({})",
+                    too_old.oldest
+                ))
+                .to_status();
+                let _ = task.tx.send(Ok(event_line("ERROR", &status))).await;
+                return Ok(stream_response(rx));
+            }
+        }
+    }
+    spawn_watch(task);
+    Ok(stream_response(rx))
+}
+
+fn stream_response(rx: tokio::sync::mpsc::Receiver<Result<Bytes, Infallible>>) -> Response {
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let mut r = Response::new(Body::from_stream(stream));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+struct WatchTask {
+    core: Arc<Core>,
+    rt: Arc<ResourceType>,
+    ns: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+    how: Rendering,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, Infallible>>,
+    initial: Vec<Arc<Value>>,
+    backlog: Vec<Arc<Change>>,
+    live: Option<tokio::sync::broadcast::Receiver<Arc<Change>>>,
+    last_rv: u64,
+    timeout: Duration,
+    bookmarks: bool,
+    bookmark_every: Duration,
+    initial_end_bookmark: bool,
+    kind: String,
+    api_version: String,
+}
+
+fn spawn_watch(mut t: WatchTask) {
+    tokio::spawn(async move {
+        let mut first = true;
+        let deadline = tokio::time::Instant::now() + t.timeout;
+        let render = |obj: Value, first: &mut bool, t: &WatchTask| -> Value {
+            match t.how {
+                Rendering::Table(include) => {
+                    let v = table_of(&t.rt, vec![obj], include, None, None, *first);
+                    *first = false;
+                    v
+                }
+                Rendering::PartialMetadata => partial_metadata(&obj),
+                Rendering::Object => obj,
+            }
+        };
+        let bookmark = |rv: u64, t: &WatchTask, initial_end: bool| -> Bytes {
+            let mut meta = json!({"resourceVersion": rv.to_string()});
+            if initial_end {
+                meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+            }
+            event_line(
+                "BOOKMARK",
+                &json!({"kind": t.kind, "apiVersion": t.api_version, "metadata": meta}),
+            )
+        };
+        for obj in std::mem::take(&mut t.initial) {
+            if !Core::matches(&t.rt, &obj, &t.labels, &t.fields) {
+                continue;
+            }
+            let view = t.core.to_view(&t.rt, &obj);
+            let line = event_line("ADDED", &render(view, &mut first, &t));
+            if t.tx.send(Ok(line)).await.is_err() {
+                return;
+            }
+        }
+        if t.initial_end_bookmark {
+            let line = bookmark(t.last_rv, &t, true);
+            if t.tx.send(Ok(line)).await.is_err() {
+                return;
+            }
+        }
+        for change in std::mem::take(&mut t.backlog) {
+            if change.rv <= t.last_rv {
+                continue;
+            }
+            t.last_rv = change.rv;
+            if let Some((kind, obj)) = watch_event(
+                &t.core,
+                &t.rt,
+                t.ns.as_deref(),
+                &t.labels,
+                &t.fields,
+                &change,
+            ) {
+                let line = event_line(kind.as_str(), &render(obj, &mut first, &t));
+                if t.tx.send(Ok(line)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let Some(mut live) = t.live.take() else {
+            return;
+        };
+        let mut ticker = tokio::time::interval(t.bookmark_every);
+        ticker.tick().await;
+        let mut epoch = t.core.store.epoch();
+        loop {
+            tokio::select! {
+                _ = epoch.changed() => return,
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = t.tx.closed() => return,
+                _ = ticker.tick(), if t.bookmarks => {
+                    let line = bookmark(t.last_rv, &t, false);
+                    if t.tx.send(Ok(line)).await.is_err() {
+                        return;
+                    }
+                }
+                msg = live.recv() => match msg {
+                    Ok(change) => {
+                        if change.rv <= t.last_rv {
+                            continue;
+                        }
+                        t.last_rv = change.rv;
+                        if let Some((kind, obj)) = watch_event(&t.core, &t.rt, t.ns.as_deref(), &t.labels, &t.fields, &change) {
+                            let line = event_line(kind.as_str(), &render(obj, &mut first, &t));
+                            if t.tx.send(Ok(line)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        let status = ApiError::gone("the watcher fell too far behind; relist and watch again").to_status();
+                        let _ = t.tx.send(Ok(event_line("ERROR", &status))).await;
+                        return;
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+            }
+        }
+    });
+}

@@ -1,0 +1,185 @@
+//! The `localkube` binary: the API server with its simulated node, or the node alone.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+/// A Kubernetes API server in one process, with a simulated node.
+///
+/// It serves the built-in resources kubectl and the toolkit use, and any CRD you create, over
+/// HTTPS with a random admin token (no RBAC). State lives in memory.
+///
+/// Examples:
+///   localkube --kubeconfig-out ./lk.kubeconfig
+///   KUBECONFIG=./lk.kubeconfig kubectl get nodes
+#[derive(Parser, Debug)]
+#[command(name = "localkube", version, about, long_about, verbatim_doc_comment)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    listen: SocketAddr,
+
+    /// Keep state in this directory (not yet supported: state is in memory).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Where to write the kubeconfig (mode 0600).
+    #[arg(long, default_value = "localkube.kubeconfig", value_name = "PATH")]
+    kubeconfig_out: PathBuf,
+
+    /// Do not run the embedded simulated node.
+    #[arg(long)]
+    no_node: bool,
+
+    #[command(flatten)]
+    node: NodeArgs,
+
+    /// Log more (-v: debug, -vv: trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct NodeArgs {
+    /// How long a pod takes to start running once bound, e.g. 0, 500ms, 2s.
+    #[arg(long, default_value = "1s", value_name = "DUR", value_parser = parse_duration)]
+    node_start_delay: Duration,
+
+    /// The longest a pod stays Terminating; its grace period is used when shorter.
+    #[arg(long, default_value = "1s", value_name = "DUR", value_parser = parse_duration)]
+    node_shutdown_time: Duration,
+
+    /// The simulated node's name.
+    #[arg(long, default_value = "localkube-node", value_name = "NAME")]
+    node_name: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run only the simulated node, against any cluster.
+    Node {
+        /// The kubeconfig to use (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+        #[arg(long, value_name = "PATH")]
+        kubeconfig: Option<PathBuf>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 0, 250ms, 2s, 1m)"))
+}
+
+fn node_config(args: &NodeArgs) -> localkube::node::NodeConfig {
+    localkube::node::NodeConfig {
+        name: args.node_name.clone(),
+        start_delay: args.node_start_delay,
+        shutdown_time: args.node_shutdown_time,
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Node { kubeconfig, node }) = &cli.command {
+        let config = match kubeconfig {
+            Some(path) => {
+                let kc = kube::config::Kubeconfig::read_from(path)
+                    .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+                kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+            }
+            None => kube::Config::infer().await?,
+        };
+        let client = kube::Client::try_from(config)?;
+        let cfg = node_config(node);
+        eprintln!("localkube node {} running", cfg.name);
+        tokio::select! {
+            r = localkube::node::run(client, cfg) => r?,
+            _ = shutdown_signal() => {}
+        }
+        return Ok(());
+    }
+    if let Some(dir) = &cli.data_dir {
+        bail!(
+            "--data-dir {} is not yet supported: this release keeps all state in memory",
+            dir.display()
+        );
+    }
+    let server = localkube::LocalKube::builder()
+        .listen(cli.listen)
+        .kubeconfig_out(&cli.kubeconfig_out)
+        .start()
+        .await?;
+    let mut node_task = None;
+    if !cli.no_node {
+        let client = server.client().await?;
+        let cfg = node_config(&cli.node);
+        node_task = Some(tokio::spawn(async move {
+            if let Err(e) = localkube::node::run(client, cfg).await {
+                eprintln!("localkube: simulated node stopped: {e:#}");
+            }
+        }));
+    }
+    println!(
+        "localkube ready at {} (kubeconfig: {})",
+        server.url,
+        cli.kubeconfig_out.display()
+    );
+    shutdown_signal().await;
+    if let Some(t) = node_task {
+        t.abort();
+    }
+    server.shutdown().await;
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = match cli.verbose {
+        0 => "warn",
+        1 => "localkube=debug,info",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("localkube: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(cli)) {
+        eprintln!("localkube: {e:#}");
+        std::process::exit(1);
+    }
+    // Watches and connections end with the runtime.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+}

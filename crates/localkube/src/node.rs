@@ -1,0 +1,402 @@
+//! A simulated node, in the spirit of kwok. It is an ordinary API client, so it works against
+//! any cluster: it registers a Ready Node, binds unscheduled pods to it, moves them to Running
+//! after a delay, ends them when their simulated containers exit, and removes deleted pods
+//! after their grace period (capped by the node's shutdown time).
+//!
+//! Containers "exit" when the pod carries the annotation `localkube.dev/exit-code: "N"`:
+//! they run for `localkube.dev/run-for` (a duration, default 0) and then end with code N.
+//! With restartPolicy Never (or OnFailure and code 0) the pod ends Succeeded or Failed;
+//! otherwise the containers restart, as a kubelet would.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{SecondsFormat, Utc};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+pub const EXIT_CODE_ANNOTATION: &str = "localkube.dev/exit-code";
+pub const RUN_FOR_ANNOTATION: &str = "localkube.dev/run-for";
+const MANAGER: &str = "localkube-node";
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub name: String,
+    /// How long a bound pod takes to become Running.
+    pub start_delay: Duration,
+    /// The longest a deleted pod stays Terminating.
+    pub shutdown_time: Duration,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            name: "localkube-node".into(),
+            start_delay: Duration::from_secs(1),
+            shutdown_time: Duration::from_secs(1),
+        }
+    }
+}
+
+struct NodeState {
+    client: Client,
+    cfg: NodeConfig,
+    next_ip: AtomicU32,
+    /// Pods (by uid and step) with a timer in flight.
+    in_flight: Mutex<HashSet<(String, &'static str)>>,
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+const NODE_IP: &str = "10.89.0.10";
+
+fn node_object(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "localkube",
+            },
+            "annotations": {"node.alpha.kubernetes.io/ttl": "0"},
+        },
+        "spec": {"podCIDR": "10.244.0.0/16", "podCIDRs": ["10.244.0.0/16"]},
+    })
+}
+
+fn node_status() -> Value {
+    let t = now();
+    let cond = |ty: &str, status: &str, reason: &str, message: &str| {
+        json!({"type": ty, "status": status, "reason": reason, "message": message,
+               "lastHeartbeatTime": t, "lastTransitionTime": t})
+    };
+    json!({
+        "status": {
+            "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "1Ti"},
+            "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "1Ti"},
+            "conditions": [
+                cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                cond("Ready", "True", "KubeletReady", "localkube simulated node is ready"),
+            ],
+            "addresses": [
+                {"type": "InternalIP", "address": NODE_IP},
+                {"type": "Hostname", "address": "localkube-node"},
+            ],
+            "nodeInfo": {
+                "machineID": "localkube", "systemUUID": "localkube", "bootID": "localkube",
+                "kernelVersion": "simulated", "osImage": "localkube simulated node",
+                "containerRuntimeVersion": "localkube://0.1", "kubeletVersion": crate::KUBE_VERSION,
+                "kubeProxyVersion": crate::KUBE_VERSION, "operatingSystem": "linux", "architecture": "amd64",
+            },
+            "phase": "Running",
+        }
+    })
+}
+
+async fn register(client: &Client, name: &str) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let obj: Node = serde_json::from_value(node_object(name))?;
+    match nodes.create(&PostParams::default(), &obj).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(e).context("registering the node"),
+    }
+    nodes
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(node_status()))
+        .await
+        .context("reporting the node's status")?;
+    Ok(())
+}
+
+/// Runs the node until the client fails for good.
+pub async fn run(client: Client, cfg: NodeConfig) -> anyhow::Result<()> {
+    register(&client, &cfg.name).await?;
+    let state = Arc::new(NodeState {
+        client: client.clone(),
+        cfg: cfg.clone(),
+        next_ip: AtomicU32::new(u32::from(Ipv4Addr::new(10, 244, 0, 2))),
+        in_flight: Mutex::new(HashSet::new()),
+    });
+    let heartbeat = {
+        let client = client.clone();
+        let name = cfg.name.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                let nodes: Api<Node> = Api::all(client.clone());
+                let _ = nodes
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(node_status()))
+                    .await;
+            }
+        })
+    };
+    let pods: Api<Pod> = Api::all(client.clone());
+    let mut events = watcher(pods, watcher::Config::default()).boxed();
+    while let Some(ev) = events.next().await {
+        match ev {
+            Ok(watcher::Event::Apply(pod)) | Ok(watcher::Event::InitApply(pod)) => {
+                handle_pod(&state, pod);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!("pod watch error (retrying): {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    heartbeat.abort();
+    Ok(())
+}
+
+fn once(state: &Arc<NodeState>, pod: &Pod, step: &'static str) -> bool {
+    let uid = pod.uid().unwrap_or_default();
+    state.in_flight.lock().insert((uid, step))
+}
+
+fn done(state: &Arc<NodeState>, uid: &str, step: &'static str) {
+    state.in_flight.lock().remove(&(uid.to_string(), step));
+}
+
+fn handle_pod(state: &Arc<NodeState>, pod: Pod) {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let node = spec.node_name.clone().unwrap_or_default();
+    let phase = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default();
+    let ours = node == state.cfg.name;
+    if pod.metadata.deletion_timestamp.is_some() {
+        if ours && once(state, &pod, "delete") {
+            tokio::spawn(terminate(state.clone(), pod));
+        }
+        return;
+    }
+    if node.is_empty() {
+        let scheduler = spec
+            .scheduler_name
+            .as_deref()
+            .unwrap_or("default-scheduler");
+        if scheduler == "default-scheduler" && once(state, &pod, "bind") {
+            tokio::spawn(bind(state.clone(), pod));
+        }
+        return;
+    }
+    if !ours {
+        return;
+    }
+    if (phase.is_empty() || phase == "Pending") && once(state, &pod, "start") {
+        tokio::spawn(start(state.clone(), pod));
+    }
+}
+
+async fn bind(state: Arc<NodeState>, pod: Pod) {
+    let uid = pod.uid().unwrap_or_default();
+    let ns = pod.namespace().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(state.client.clone(), &ns);
+    let binding = json!({
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": pod.name_any(), "namespace": ns, "uid": uid},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": state.cfg.name},
+    });
+    let body = serde_json::to_vec(&binding).unwrap_or_default();
+    let req = http::Request::post(format!(
+        "/api/v1/namespaces/{ns}/pods/{}/binding",
+        pod.name_any()
+    ))
+    .header(http::header::CONTENT_TYPE, "application/json")
+    .body(body);
+    if let Ok(req) = req {
+        let _ = state.client.request_text(req).await;
+    }
+    let _ = api;
+    done(&state, &uid, "bind");
+}
+
+fn container_names(pod: &Pod) -> Vec<(String, String)> {
+    pod.spec
+        .as_ref()
+        .map(|s| {
+            s.containers
+                .iter()
+                .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn running_status(pod: &Pod, ip: &str, started: &str, restarts: i32) -> Value {
+    let t = now();
+    let statuses: Vec<Value> = container_names(pod)
+        .into_iter()
+        .map(|(name, image)| {
+            json!({
+                "name": name, "image": image, "imageID": format!("localkube://{image}"),
+                "containerID": format!("localkube://{}-{name}", pod.uid().unwrap_or_default()),
+                "ready": true, "started": true, "restartCount": restarts,
+                "state": {"running": {"startedAt": t}},
+            })
+        })
+        .collect();
+    let cond = |ty: &str| json!({"type": ty, "status": "True", "lastProbeTime": null, "lastTransitionTime": t});
+    json!({
+        "status": {
+            "phase": "Running",
+            "conditions": [cond("PodReadyToStartContainers"), cond("Initialized"), cond("Ready"), cond("ContainersReady"), cond("PodScheduled")],
+            "hostIP": NODE_IP, "hostIPs": [{"ip": NODE_IP}],
+            "podIP": ip, "podIPs": [{"ip": ip}],
+            "startTime": started,
+            "containerStatuses": statuses,
+        }
+    })
+}
+
+fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map(String::as_str)
+}
+
+async fn start(state: Arc<NodeState>, pod: Pod) {
+    let uid = pod.uid().unwrap_or_default();
+    tokio::time::sleep(state.cfg.start_delay).await;
+    let ns = pod.namespace().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(state.client.clone(), &ns);
+    let Ok(current) = api.get(&pod.name_any()).await else {
+        done(&state, &uid, "start");
+        return;
+    };
+    if current.uid() != pod.uid() || current.metadata.deletion_timestamp.is_some() {
+        done(&state, &uid, "start");
+        return;
+    }
+    let ip = Ipv4Addr::from(state.next_ip.fetch_add(1, Ordering::Relaxed)).to_string();
+    let started = now();
+    let status = running_status(&current, &ip, &started, 0);
+    let ok = api
+        .patch_status(
+            &pod.name_any(),
+            &PatchParams::apply(MANAGER),
+            &Patch::Merge(status),
+        )
+        .await
+        .is_ok();
+    if ok && let Some(code) = annotation(&current, EXIT_CODE_ANNOTATION) {
+        let code: i32 = code.parse().unwrap_or(1);
+        let run_for = annotation(&current, RUN_FOR_ANNOTATION)
+            .and_then(|d| humantime::parse_duration(d).ok())
+            .unwrap_or(Duration::ZERO);
+        exit_loop(&state, &api, &current, &ip, &started, code, run_for).await;
+    }
+    done(&state, &uid, "start");
+}
+
+/// Simulates containers that exit with `code`, restarting them as the restart policy says.
+async fn exit_loop(
+    state: &Arc<NodeState>,
+    api: &Api<Pod>,
+    pod: &Pod,
+    ip: &str,
+    started: &str,
+    code: i32,
+    run_for: Duration,
+) {
+    let policy = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.clone())
+        .unwrap_or_else(|| "Always".into());
+    let mut restarts = 0;
+    loop {
+        tokio::time::sleep(run_for.max(Duration::from_millis(10))).await;
+        let Ok(current) = api.get(&pod.name_any()).await else {
+            return;
+        };
+        if current.uid() != pod.uid() || current.metadata.deletion_timestamp.is_some() {
+            return;
+        }
+        let ends = policy == "Never" || (policy == "OnFailure" && code == 0);
+        if ends {
+            let t = now();
+            let reason = if code == 0 { "Completed" } else { "Error" };
+            let statuses: Vec<Value> = container_names(pod)
+                .into_iter()
+                .map(|(name, image)| {
+                    json!({"name": name, "image": image, "imageID": format!("localkube://{image}"),
+                        "ready": false, "started": false, "restartCount": restarts,
+                        "state": {"terminated": {"exitCode": code, "reason": reason, "startedAt": started, "finishedAt": t}}})
+                })
+                .collect();
+            let cond = |ty: &str, st: &str| json!({"type": ty, "status": st, "lastProbeTime": null, "lastTransitionTime": t});
+            let phase = if code == 0 { "Succeeded" } else { "Failed" };
+            let status = json!({"status": {
+                "phase": phase,
+                "conditions": [cond("Initialized", "True"), cond("Ready", "False"), cond("ContainersReady", "False"), cond("PodScheduled", "True")],
+                "containerStatuses": statuses,
+            }});
+            let _ = api
+                .patch_status(
+                    &pod.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(status),
+                )
+                .await;
+            return;
+        }
+        restarts += 1;
+        let status = running_status(&current, ip, started, restarts);
+        let _ = api
+            .patch_status(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(status),
+            )
+            .await;
+        if restarts > 1000 {
+            let _ = state;
+            return;
+        }
+    }
+}
+
+async fn terminate(state: Arc<NodeState>, pod: Pod) {
+    let uid = pod.uid().unwrap_or_default();
+    let grace = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .unwrap_or(0)
+        .max(0) as u64;
+    let wait = Duration::from_secs(grace).min(state.cfg.shutdown_time);
+    tokio::time::sleep(wait).await;
+    let api: Api<Pod> = Api::namespaced(state.client.clone(), &pod.namespace().unwrap_or_default());
+    let dp = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(kube::api::Preconditions {
+            uid: pod.uid(),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    let _ = api.delete(&pod.name_any(), &dp).await;
+    done(&state, &uid, "delete");
+}

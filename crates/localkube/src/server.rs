@@ -1,0 +1,250 @@
+//! Starting and stopping the server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::{Core, WriteOptions};
+use crate::http::{AppState, router};
+use crate::registry::MountedGroup;
+
+/// Entry point: `LocalKube::builder()...start()`.
+pub struct LocalKube;
+
+impl LocalKube {
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+}
+
+pub struct Builder {
+    listen: SocketAddr,
+    kubeconfig_out: Option<PathBuf>,
+    watch_window: usize,
+    bookmark_interval: Duration,
+    service_cidr: (std::net::Ipv4Addr, u8),
+    mounted: Vec<(MountedGroup, Router)>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            listen: "127.0.0.1:0".parse().expect("static address"),
+            kubeconfig_out: None,
+            watch_window: 100_000,
+            bookmark_interval: Duration::from_secs(60),
+            service_cidr: ("10.96.0.0".parse().expect("static address"), 12),
+            mounted: Vec::new(),
+        }
+    }
+}
+
+impl Builder {
+    /// Address to listen on; port 0 picks a free port.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Where to write the kubeconfig (mode 0600).
+    pub fn kubeconfig_out(mut self, path: impl Into<PathBuf>) -> Self {
+        self.kubeconfig_out = Some(path.into());
+        self
+    }
+
+    /// How many changes the watch history keeps; older resourceVersions get 410 Gone.
+    pub fn watch_window(mut self, changes: usize) -> Self {
+        self.watch_window = changes;
+        self
+    }
+
+    /// How often watches that allow bookmarks get one.
+    pub fn bookmark_interval(mut self, every: Duration) -> Self {
+        self.bookmark_interval = every;
+        self
+    }
+
+    /// Mounts an extra API group, served by `router` for every path under
+    /// `/apis/{group}/{version}/`, and listed in discovery, as the aggregation layer does.
+    pub fn mount_group(mut self, group: MountedGroup, router: Router) -> Self {
+        self.mounted.push((group, router));
+        self
+    }
+
+    pub async fn start(self) -> anyhow::Result<Server> {
+        let listener = TcpListener::bind(self.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", self.listen))?;
+        let addr = listener.local_addr()?;
+        let pki = crate::tls::generate(addr.ip())?;
+        let tls = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(&pki)?);
+        let token = random_token();
+        let core = Arc::new(Core::new(self.watch_window, self.service_cidr));
+        bootstrap(&core)?;
+        let mut mounted_routers = Vec::new();
+        for (group, r) in self.mounted {
+            mounted_routers.push((group.group.clone(), r));
+            core.registry.mount(group);
+        }
+        let state = Arc::new(AppState {
+            core: core.clone(),
+            token: token.clone(),
+            server_address: addr.to_string(),
+            mounted: mounted_routers,
+            bookmark_interval: self.bookmark_interval,
+        });
+        let app = router(state);
+        let url = format!("https://{addr}");
+        let kubeconfig = crate::kubeconfig::render(&url, &pki.ca_pem, &token);
+        if let Some(path) = &self.kubeconfig_out {
+            crate::kubeconfig::write(path, &kubeconfig)
+                .with_context(|| format!("cannot write the kubeconfig to {}", path.display()))?;
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let gc = tokio::spawn(crate::gc::run(core.clone()));
+        let accept = tokio::spawn(accept_loop(listener, tls, app, stop_rx));
+        Ok(Server {
+            addr,
+            url,
+            token,
+            ca_pem: pki.ca_pem,
+            kubeconfig,
+            kubeconfig_path: self.kubeconfig_out,
+            core,
+            stop: stop_tx,
+            tasks: vec![accept, gc],
+        })
+    }
+}
+
+fn random_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn bootstrap(core: &Core) -> anyhow::Result<()> {
+    let ns = core
+        .registry
+        .find("", "v1", "namespaces")
+        .expect("namespaces are built in");
+    let opts = WriteOptions {
+        field_manager: Some("localkube".into()),
+        ..Default::default()
+    };
+    for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        core.create(&ns, "", json!({"metadata": {"name": name}}), &opts)
+            .map_err(|e| anyhow::anyhow!("bootstrapping namespace {name}: {e}"))?;
+    }
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let (tcp, _) = tokio::select! {
+            _ = stop.changed() => return,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let tls = tls.clone();
+        let app = app.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let Ok(stream) = tls.accept(tcp).await else {
+                return;
+            };
+            let service = TowerToHyperService::new(app);
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = conn => {}
+                _ = stop.changed() => {}
+            }
+        });
+    }
+}
+
+/// A running server. Dropping it stops it.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub token: String,
+    pub ca_pem: String,
+    kubeconfig: String,
+    kubeconfig_path: Option<PathBuf>,
+    core: Arc<Core>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// The kubeconfig text (also written to the path given to the builder, if any).
+    pub fn kubeconfig(&self) -> &str {
+        &self.kubeconfig
+    }
+
+    pub fn kubeconfig_path(&self) -> Option<&std::path::Path> {
+        self.kubeconfig_path.as_deref()
+    }
+
+    /// The API semantics behind the HTTP server, for embedders and tests.
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    /// Forgets the watch history, so that every watch must relist (as after an etcd compaction).
+    pub fn compact(&self) {
+        self.core.store.compact();
+    }
+
+    /// A kube-rs configuration for this server.
+    pub async fn kube_config(&self) -> anyhow::Result<kube::Config> {
+        let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig)?;
+        Ok(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?)
+    }
+
+    /// A kube-rs client for this server.
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        Ok(kube::Client::try_from(self.kube_config().await?)?)
+    }
+
+    /// Stops accepting connections and ends open ones.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks.drain(..) {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
