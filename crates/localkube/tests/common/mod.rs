@@ -1,0 +1,195 @@
+//! Shared harness: runs the real `localkube` binary on a random port with a temporary
+//! kubeconfig, and runs kubectl against it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Localkube {
+    child: Child,
+    pub kubeconfig: PathBuf,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Localkube {
+    /// Starts the binary with a node that starts and stops pods at once.
+    pub fn start() -> Self {
+        Self::start_with(&["--node-start-delay", "0", "--node-shutdown-time", "0"])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_localkube"))
+            .args(["--listen", "127.0.0.1:0", "--kubeconfig-out"])
+            .arg(&kubeconfig)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn localkube");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the ready line");
+        assert!(
+            line.starts_with("localkube ready at https://127.0.0.1:"),
+            "unexpected first line: {line:?}"
+        );
+        assert!(line.contains(&format!("(kubeconfig: {})", kubeconfig.display())));
+        let url = line
+            .trim()
+            .trim_start_matches("localkube ready at ")
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_string();
+        Localkube {
+            child,
+            kubeconfig,
+            url,
+            dir,
+        }
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_stdin(args, None)
+    }
+
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(kubectl_path());
+        cmd.args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", self.dir.path().join("cache"))
+            .env("HOME", self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        } else {
+            cmd.stdin(Stdio::null());
+        }
+        let mut child = cmd.spawn().expect("run kubectl");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    /// Runs kubectl and returns stdout, failing the test with stderr when it exits non-zero.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs kubectl expecting failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should have failed, printed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    pub fn apply_yaml(&self, yaml: &str) -> String {
+        let out = self.kubectl_stdin(&["apply", "-f", "-"], Some(yaml));
+        assert!(
+            out.status.success(),
+            "kubectl apply failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Creates a ConfigMap from a manifest (kubectl's typed `create configmap` speaks protobuf).
+    pub fn create_configmap(&self, name: &str, data: &[(&str, &str)]) {
+        let mut yaml = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n");
+        if !data.is_empty() {
+            yaml.push_str("data:\n");
+            for (k, v) in data {
+                yaml.push_str(&format!("  {k}: {v:?}\n"));
+            }
+        }
+        let out = self.kubectl_stdin(&["create", "-f", "-"], Some(&yaml));
+        assert!(
+            out.status.success(),
+            "kubectl create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Polls until `f` returns true (at most `secs` seconds).
+    pub fn eventually(&self, secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(secs) {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Localkube {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn kubectl_path() -> PathBuf {
+    std::env::var_os("KUBECTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("kubectl"))
+}
+
+/// Whether kubectl can run here. Under CI (CI=true) a missing kubectl fails the test;
+/// elsewhere the test is skipped, and says so.
+pub fn have_kubectl(test: &str) -> bool {
+    let found = Command::new(kubectl_path())
+        .args(["version", "--client"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{test}: kubectl is required under CI but was not found");
+        }
+        eprintln!("SKIPPED {test}: kubectl is not installed");
+    }
+    found
+}
+
+pub fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/examples")
+}
