@@ -1,0 +1,134 @@
+//! The `localkube` binary: flags, the node on its own, and simulated container exits.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::Localkube;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, PostParams};
+use serde_json::json;
+
+async fn client_for(lk: &Localkube) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(&lk.kubeconfig).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(cfg).unwrap()
+}
+
+async fn phase_eventually(api: &Api<Pod>, name: &str, want: &str) -> Pod {
+    for _ in 0..200 {
+        if let Ok(p) = api.get(name).await
+            && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some(want)
+        {
+            return p;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("pod {name} never reached {want}");
+}
+
+fn pod(name: &str, annotations: serde_json::Value, restart: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"restartPolicy": restart, "containers": [{"name": "c", "image": "busybox"}]},
+    }))
+    .unwrap()
+}
+
+#[test]
+fn data_dir_is_refused_clearly() {
+    let out = Command::new(env!("CARGO_BIN_EXE_localkube"))
+        .args(["--data-dir", "/tmp/somewhere", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--data-dir") && err.contains("not yet supported"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_flags_exit_non_zero_with_usage() {
+    let out = Command::new(env!("CARGO_BIN_EXE_localkube"))
+        .args(["--node-start-delay", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--node-start-delay"), "{err}");
+    let help = Command::new(env!("CARGO_BIN_EXE_localkube"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--kubeconfig-out"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_subcommand_runs_pods_on_a_server_without_a_node() {
+    let lk = Localkube::start_with(&["--no-node"]);
+    let client = client_for(&lk).await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    assert!(
+        nodes
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let mut node = Command::new(env!("CARGO_BIN_EXE_localkube"))
+        .args([
+            "node",
+            "--node-start-delay",
+            "0",
+            "--node-name",
+            "worker-1",
+            "--kubeconfig",
+        ])
+        .arg(&lk.kubeconfig)
+        .spawn()
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    pods.create(&PostParams::default(), &pod("p", json!({}), "Always"))
+        .await
+        .unwrap();
+    let running = phase_eventually(&pods, "p", "Running").await;
+    assert_eq!(running.spec.unwrap().node_name.as_deref(), Some("worker-1"));
+    let status = running.status.unwrap();
+    assert!(status.pod_ip.is_some());
+    assert!(
+        status
+            .conditions
+            .unwrap()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
+    let _ = node.kill();
+    let _ = node.wait();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn containers_that_exit_end_their_pods() {
+    let lk = Localkube::start();
+    let pods: Api<Pod> = Api::namespaced(client_for(&lk).await, "default");
+    let ok = json!({"localkube.dev/exit-code": "0"});
+    let bad = json!({"localkube.dev/exit-code": "3", "localkube.dev/run-for": "100ms"});
+    pods.create(&PostParams::default(), &pod("done", ok, "Never"))
+        .await
+        .unwrap();
+    pods.create(&PostParams::default(), &pod("broken", bad, "Never"))
+        .await
+        .unwrap();
+    phase_eventually(&pods, "done", "Succeeded").await;
+    let failed = phase_eventually(&pods, "broken", "Failed").await;
+    let state = failed.status.unwrap().container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap();
+    assert_eq!(state.terminated.unwrap().exit_code, 3);
+}
