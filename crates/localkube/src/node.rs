@@ -19,8 +19,9 @@ use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -53,6 +54,22 @@ struct NodeState {
     next_ip: AtomicU32,
     /// Pods (by uid and step) with a timer in flight.
     in_flight: Mutex<HashSet<(String, &'static str)>>,
+    scheduler: Recorder,
+    kubelet: Recorder,
+}
+
+/// Records a Normal event about a pod, as the scheduler or kubelet would; best effort.
+async fn record(recorder: &Recorder, pod: &Pod, reason: &str, action: &str, note: String) {
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&ev, &pod.object_ref(&())).await {
+        tracing::debug!("event {reason} not recorded: {e}");
+    }
 }
 
 fn now() -> String {
@@ -133,6 +150,20 @@ pub async fn run(client: Client, cfg: NodeConfig) -> anyhow::Result<()> {
         cfg: cfg.clone(),
         next_ip: AtomicU32::new(u32::from(Ipv4Addr::new(10, 244, 0, 2))),
         in_flight: Mutex::new(HashSet::new()),
+        scheduler: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "default-scheduler".into(),
+                instance: None,
+            },
+        ),
+        kubelet: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "kubelet".into(),
+                instance: Some(cfg.name.clone()),
+            },
+        ),
     });
     let heartbeat = {
         let client = client.clone();
@@ -224,8 +255,15 @@ async fn bind(state: Arc<NodeState>, pod: Pod) {
     ))
     .header(http::header::CONTENT_TYPE, "application/json")
     .body(body);
-    if let Ok(req) = req {
-        let _ = state.client.request_text(req).await;
+    if let Ok(req) = req
+        && state.client.request_text(req).await.is_ok()
+    {
+        let note = format!(
+            "Successfully assigned {ns}/{} to {}",
+            pod.name_any(),
+            state.cfg.name
+        );
+        record(&state.scheduler, &pod, "Scheduled", "Binding", note).await;
     }
     let _ = api;
     done(&state, &uid, "bind");
@@ -301,6 +339,16 @@ async fn start(state: Arc<NodeState>, pod: Pod) {
         )
         .await
         .is_ok();
+    if ok {
+        for (name, image) in container_names(&current) {
+            let pulled = format!("Container image \"{image}\" already present on machine");
+            record(&state.kubelet, &current, "Pulled", "Pulling", pulled).await;
+            let created = format!("Created container: {name}");
+            record(&state.kubelet, &current, "Created", "Creating", created).await;
+            let started = format!("Started container {name}");
+            record(&state.kubelet, &current, "Started", "Starting", started).await;
+        }
+    }
     if ok && let Some(code) = annotation(&current, EXIT_CODE_ANNOTATION) {
         let code: i32 = code.parse().unwrap_or(1);
         let run_for = annotation(&current, RUN_FOR_ANNOTATION)
@@ -386,6 +434,12 @@ async fn terminate(state: Arc<NodeState>, pod: Pod) {
         .deletion_grace_period_seconds
         .unwrap_or(0)
         .max(0) as u64;
+    if grace > 0 {
+        for (name, _) in container_names(&pod) {
+            let note = format!("Stopping container {name}");
+            record(&state.kubelet, &pod, "Killing", "Killing", note).await;
+        }
+    }
     let wait = Duration::from_secs(grace).min(state.cfg.shutdown_time);
     tokio::time::sleep(wait).await;
     let api: Api<Pod> = Api::namespaced(state.client.clone(), &pod.namespace().unwrap_or_default());

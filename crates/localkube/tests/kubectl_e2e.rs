@@ -536,6 +536,18 @@ fn describe_shows_events_from_both_event_apis() {
         describe.contains("Poked") && describe.contains("poked by the test"),
         "{describe}"
     );
+    // The simulated node records its events with kube-rs's Recorder (events.k8s.io/v1).
+    lk.ok(&["run", "web", "--image=nginx:1.27"]);
+    lk.ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=20s"]);
+    lk.eventually(10, "the kubelet's Started event", || {
+        lk.ok(&["describe", "pod", "web"])
+            .contains("Started container web")
+    });
+    let describe = lk.ok(&["describe", "pod", "web"]);
+    assert!(
+        describe.contains("default-scheduler  Successfully assigned default/web to localkube-node"),
+        "{describe}"
+    );
 }
 
 #[test]
