@@ -238,6 +238,16 @@ fn spec_part(obj: &Value) -> Value {
     v
 }
 
+/// Whether the resource's strategy maintains `metadata.generation`: custom resources and the
+/// built-ins with a desired state that controllers observe.
+fn tracks_generation(rt: &ResourceType) -> bool {
+    rt.is_custom()
+        || matches!(
+            (rt.group.as_str(), rt.plural.as_str()),
+            ("apps", _) | ("apiextensions.k8s.io", _)
+        )
+}
+
 /// Compares two objects ignoring resourceVersion and managedFields, to detect no-op writes.
 fn same_content(a: &Value, b: &Value) -> bool {
     let strip = |v: &Value| {
@@ -696,7 +706,11 @@ impl Core {
             ] {
                 m.remove(f);
             }
-            m.insert("generation".into(), json!(1));
+            if tracks_generation(rt) {
+                m.insert("generation".into(), json!(1));
+            } else {
+                m.remove("generation");
+            }
         }
         let name = meta_str(&obj, "name").to_string();
         self.check_metadata(rt, &obj)?;
@@ -908,7 +922,7 @@ impl Core {
                 obj["status"] = s.clone();
             }
         }
-        if spec_part(&obj) != spec_part(&current_view) {
+        if tracks_generation(rt) && spec_part(&obj) != spec_part(&current_view) {
             let gen_ = meta(&current_view)
                 .get("generation")
                 .and_then(Value::as_i64)

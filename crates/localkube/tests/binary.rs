@@ -68,6 +68,19 @@ fn bad_flags_exit_non_zero_with_usage() {
     assert!(String::from_utf8_lossy(&help.stdout).contains("--kubeconfig-out"));
 }
 
+#[test]
+fn kubeconfig_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let lk = Localkube::start();
+    let mode = std::fs::metadata(&lk.kubeconfig)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the kubeconfig holds the admin token");
+    let text = std::fs::read_to_string(&lk.kubeconfig).unwrap();
+    assert!(text.contains(&format!("server: {}", lk.url)), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn node_subcommand_runs_pods_on_a_server_without_a_node() {
     let lk = Localkube::start_with(&["--no-node"]);

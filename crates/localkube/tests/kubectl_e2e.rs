@@ -400,6 +400,23 @@ fn crd_serves_resources_with_printer_columns_validation_and_defaults() {
     );
     let table = lk.ok(&["get", "wd", "w1"]);
     assert!(table.lines().nth(1).unwrap().contains("Ready"), "{table}");
+    // selectors, JSON patch with a failing test, and cascading deletion on custom resources
+    lk.apply_yaml(&WIDGET.replace("w1", "w5").replace("gold", "silver"));
+    assert_eq!(
+        lk.ok(&["get", "wd", "-l", "tier=silver", "-o", "name"]),
+        "widget.example.com/w5\n"
+    );
+    let err = lk.fails(&[
+        "patch", "wd", "w5", "--type", "json", "-p",
+        r#"[{"op":"test","path":"/spec/size","value":7},{"op":"replace","path":"/spec/size","value":8}]"#,
+    ]);
+    assert!(err.contains("(Conflict)"), "{err}");
+    let uid = lk.ok(&["get", "wd", "w5", "-o", "jsonpath={.metadata.uid}"]);
+    lk.apply_yaml(&format!(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w5-part\n  ownerReferences:\n  - apiVersion: example.com/v1\n    kind: Widget\n    name: w5\n    uid: {uid}\n    blockOwnerDeletion: true\nspec:\n  size: 1\n"
+    ));
+    lk.ok(&["delete", "wd", "w5", "--cascade=foreground"]);
+    assert!(!lk.kubectl(&["get", "wd", "w5-part"]).status.success());
     // explain works on the CRD's schema
     let explain = lk.ok(&["explain", "widgets.spec"]);
     assert!(
