@@ -962,21 +962,13 @@ impl Core {
         let stored = self.to_storage(rt, obj);
         let expected = object_rv(current);
         if deleting && finalizers(&stored).is_empty() {
-            if opts.dry_run {
-                return Ok(Written {
-                    object: self.to_view(rt, &stored),
-                    warnings,
-                    created: false,
-                });
-            }
-            let gone = self
-                .store
-                .delete(&rt.store, ns, name, Some(expected))
-                .map_err(|e| store_err(rt, name, e))?;
-            self.gc_wake.notify_one();
-            self.after_delete(rt, &gone);
+            let object = if opts.dry_run {
+                self.to_view(rt, &stored)
+            } else {
+                self.remove_now(rt, ns, name, current, false)?
+            };
             return Ok(Written {
-                object: self.to_view(rt, &gone),
+                object,
                 warnings,
                 created: false,
             });
@@ -1301,22 +1293,8 @@ impl Core {
         let already = is_deleting(current);
         let pending = !fins.is_empty() || grace > 0 || is_ns;
         if !pending {
-            if opts.dry_run {
-                return Ok(Deleted {
-                    object: self.to_view(rt, current),
-                    gone: true,
-                });
-            }
-            let gone = self
-                .store
-                .delete(&rt.store, ns, name, Some(object_rv(current)))
-                .map_err(|e| store_err(rt, name, e))?;
-            self.gc_wake.notify_one();
-            self.after_delete(rt, &gone);
-            return Ok(Deleted {
-                object: self.to_view(rt, &gone),
-                gone: true,
-            });
+            let object = self.remove_now(rt, ns, name, current, opts.dry_run)?;
+            return Ok(Deleted { object, gone: true });
         }
         {
             let m = next["metadata"]
@@ -1339,24 +1317,6 @@ impl Core {
         if is_ns && !already {
             next["status"]["phase"] = json!("Terminating");
             changed = true;
-        }
-        // A pod whose grace period is now 0 and that has no finalizers goes at once.
-        if is_pod && grace == 0 && fins.is_empty() {
-            if opts.dry_run {
-                return Ok(Deleted {
-                    object: self.to_view(rt, current),
-                    gone: true,
-                });
-            }
-            let gone = self
-                .store
-                .delete(&rt.store, ns, name, Some(object_rv(current)))
-                .map_err(|e| store_err(rt, name, e))?;
-            self.gc_wake.notify_one();
-            return Ok(Deleted {
-                object: self.to_view(rt, &gone),
-                gone: true,
-            });
         }
         if !changed || opts.dry_run {
             return Ok(Deleted {
@@ -1458,10 +1418,28 @@ impl Core {
         Err(ApiError::stale("", "pods", name))
     }
 
-    fn after_delete(&self, rt: &ResourceType, gone: &Value) {
-        if rt.group == "apiextensions.k8s.io" {
-            crd::unregister(self, gone);
+    /// Removes an object from storage if it is still at `current`'s version, and returns its
+    /// last state as the view shows it.
+    fn remove_now(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        current: &Arc<Value>,
+        dry_run: bool,
+    ) -> ApiResult<Value> {
+        if dry_run {
+            return Ok(self.to_view(rt, current));
         }
+        let gone = self
+            .store
+            .delete(&rt.store, ns, name, Some(object_rv(current)))
+            .map_err(|e| store_err(rt, name, e))?;
+        self.gc_wake.notify_one();
+        if rt.group == "apiextensions.k8s.io" {
+            crd::unregister(self, &gone);
+        }
+        Ok(self.to_view(rt, &gone))
     }
 
     pub fn delete_collection(

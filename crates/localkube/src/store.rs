@@ -229,6 +229,22 @@ impl Store {
         Ok(obj)
     }
 
+    fn stored(
+        inner: &Inner,
+        key: &StoreKey,
+        ns: &str,
+        name: &str,
+    ) -> Result<(ObjKey, Arc<Value>), StoreError> {
+        let k = (ns.to_string(), name.to_string());
+        let old = inner
+            .tables
+            .get(key)
+            .and_then(|t| t.get(&k))
+            .cloned()
+            .ok_or(StoreError::NotFound)?;
+        Ok((k, old))
+    }
+
     /// Replaces the object if its stored version is still `expected_rv`.
     pub fn update(
         &self,
@@ -239,13 +255,7 @@ impl Store {
         mut obj: Value,
     ) -> Result<Arc<Value>, StoreError> {
         let mut inner = self.inner.lock();
-        let k = (ns.to_string(), name.to_string());
-        let old = inner
-            .tables
-            .get(key)
-            .and_then(|t| t.get(&k))
-            .cloned()
-            .ok_or(StoreError::NotFound)?;
+        let (k, old) = Self::stored(&inner, key, ns, name)?;
         if object_rv(&old) != expected_rv {
             return Err(StoreError::Conflict);
         }
@@ -280,13 +290,7 @@ impl Store {
         expected_rv: Option<u64>,
     ) -> Result<Arc<Value>, StoreError> {
         let mut inner = self.inner.lock();
-        let k = (ns.to_string(), name.to_string());
-        let old = inner
-            .tables
-            .get(key)
-            .and_then(|t| t.get(&k))
-            .cloned()
-            .ok_or(StoreError::NotFound)?;
+        let (k, old) = Self::stored(&inner, key, ns, name)?;
         if expected_rv.is_some_and(|rv| rv != object_rv(&old)) {
             return Err(StoreError::Conflict);
         }
