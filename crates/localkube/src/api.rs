@@ -238,6 +238,52 @@ fn spec_part(obj: &Value) -> Value {
     v
 }
 
+/// A conflict from storage (the object changed under us), as opposed to a client precondition.
+fn is_store_conflict(e: &ApiError) -> bool {
+    e.code == 409 && e.reason == "Conflict" && e.message.contains("the object has been modified")
+}
+
+/// Whether a patch carries a resourceVersion, which makes it conditional.
+fn patch_sets_resource_version(patch_type: PatchType, patch: &Value) -> bool {
+    match patch_type {
+        PatchType::Json => patch.as_array().is_some_and(|ops| {
+            ops.iter().any(|op| {
+                op.get("path").and_then(Value::as_str) == Some("/metadata/resourceVersion")
+            })
+        }),
+        _ => patch
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty()),
+    }
+}
+
+/// Whether a deleted object whose finalizers are all gone may leave storage now: not while a
+/// grace period runs, nor while a namespace still has spec finalizers.
+fn removable_now(rt: &ResourceType, obj: &Value) -> bool {
+    let grace = meta(obj)
+        .get("deletionGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    if grace > 0 {
+        return false;
+    }
+    if rt.store == ("".to_string(), "namespaces".to_string()) {
+        return obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+    }
+    true
+}
+
+/// The CustomResourceDefinition resource itself (not a custom resource in that group).
+pub fn is_crd_type(rt: &ResourceType) -> bool {
+    !rt.is_custom()
+        && rt.group == "apiextensions.k8s.io"
+        && rt.plural == "customresourcedefinitions"
+}
+
 /// Whether the resource's strategy maintains `metadata.generation`: custom resources and the
 /// built-ins with a desired state that controllers observe.
 fn tracks_generation(rt: &ResourceType) -> bool {
@@ -653,10 +699,29 @@ impl Core {
         &self,
         rt: &ResourceType,
         ns: &str,
-        mut obj: Value,
+        obj: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
+        self.create_with(rt, ns, obj, opts, None)
+    }
+
+    /// Create, with the managed fields given (server-side apply) or recorded as an update.
+    fn create_with(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        mut obj: Value,
+        opts: &WriteOptions,
+        managed_fields: Option<Value>,
+    ) -> ApiResult<Written> {
         self.check_type(rt, &mut obj)?;
+        if let Some(crd_name) = &rt.crd
+            && crd::terminating(self, crd_name)
+        {
+            return Err(ApiError::method_not_allowed(format!(
+                "create not allowed while custom resource definition is terminating ({crd_name})"
+            )));
+        }
         {
             let m = obj["metadata"].as_object_mut().expect("checked");
             let body_ns = m.get("namespace").and_then(Value::as_str).unwrap_or("");
@@ -724,22 +789,25 @@ impl Core {
         if !rt.is_custom() {
             builtin::prepare_create(&rt.store.0, &rt.store.1, &mut obj);
         }
-        if rt.group == "apiextensions.k8s.io" {
-            crd::prepare(&mut obj)?;
+        if is_crd_type(rt) {
+            crd::prepare(&self.registry, None, &mut obj)?;
         }
         {
             let m = obj["metadata"].as_object_mut().expect("checked");
             m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
             m.insert("creationTimestamp".into(), json!(now_rfc3339()));
         }
-        apply::record_update(
-            None,
-            &mut obj,
-            &opts.manager(),
-            None,
-            &rt.api_version(),
-            &now_rfc3339(),
-        );
+        match managed_fields {
+            Some(mf) => obj["metadata"]["managedFields"] = mf,
+            None => apply::record_update(
+                None,
+                &mut obj,
+                &opts.manager(),
+                None,
+                &rt.api_version(),
+                &now_rfc3339(),
+            ),
+        }
         self.check_namespace(rt, ns, true)?;
         let stored = self.to_storage(rt, obj);
         let key_ns = if rt.namespaced { ns } else { "" };
@@ -753,10 +821,14 @@ impl Core {
         } else {
             self.commit_create(rt, key_ns, &name, stored, opts)?
         };
-        if rt.group == "apiextensions.k8s.io" && !opts.dry_run {
+        if is_crd_type(rt) && !opts.dry_run {
             crd::established(self, &result)?;
         }
-        let object = if rt.group == "apiextensions.k8s.io" && !opts.dry_run {
+        if meta(&result).get("ownerReferences").is_some() && !opts.dry_run {
+            // The owner may already be gone.
+            self.gc_wake.notify_one();
+        }
+        let object = if is_crd_type(rt) && !opts.dry_run {
             self.store
                 .get(&rt.store, "", &name)
                 .map(|o| self.to_view(rt, &o))
@@ -815,15 +887,31 @@ impl Core {
             ));
         }
         let key_ns = if rt.namespaced { ns } else { "" };
-        let current = self
-            .store
-            .get(&rt.store, key_ns, name)
-            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
         let rv = meta_str(&obj, "resourceVersion").to_string();
-        if !rv.is_empty() && rv.parse::<u64>().ok() != Some(object_rv(&current)) {
-            return Err(ApiError::stale(&rt.group, &rt.plural, name));
+        // An update without a resourceVersion is unconditional: it retries a concurrent change.
+        for _ in 0..16 {
+            let current = self
+                .store
+                .get(&rt.store, key_ns, name)
+                .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+            if !rv.is_empty() && rv.parse::<u64>().ok() != Some(object_rv(&current)) {
+                return Err(ApiError::stale(&rt.group, &rt.plural, name));
+            }
+            match self.replace(
+                rt,
+                key_ns,
+                name,
+                &current,
+                obj.clone(),
+                opts,
+                status_only,
+                None,
+            ) {
+                Err(e) if is_store_conflict(&e) && rv.is_empty() => continue,
+                other => return other,
+            }
         }
-        self.replace(rt, key_ns, name, &current, obj, opts, status_only, None)
+        Err(ApiError::stale(&rt.group, &rt.plural, name))
     }
 
     /// The common path of update and patch: merges server-owned parts of `current` into the
@@ -914,8 +1002,8 @@ impl Core {
                 ));
             }
         }
-        if rt.group == "apiextensions.k8s.io" {
-            crd::prepare(&mut obj)?;
+        if is_crd_type(rt) {
+            crd::prepare(&self.registry, Some(&current_view), &mut obj)?;
             if let Some(s) = current_view.get("status")
                 && !status_only
             {
@@ -961,7 +1049,7 @@ impl Core {
         }
         let stored = self.to_storage(rt, obj);
         let expected = object_rv(current);
-        if deleting && finalizers(&stored).is_empty() {
+        if deleting && finalizers(&stored).is_empty() && removable_now(rt, &stored) {
             let object = if opts.dry_run {
                 self.to_view(rt, &stored)
             } else {
@@ -989,7 +1077,7 @@ impl Core {
         if finalizers_changed {
             self.gc_wake.notify_one();
         }
-        if rt.group == "apiextensions.k8s.io" {
+        if is_crd_type(rt) {
             crd::register(self, &written)?;
         }
         Ok(Written {
@@ -1044,22 +1132,15 @@ impl Core {
                         &now_rfc3339(),
                     )
                     .map_err(|e| apply_error(rt, name, e))?;
-                    let managed = applied["metadata"]["managedFields"].clone();
-                    let mut w = self.create(rt, ns, applied, opts)?;
-                    // Keep the apply ownership rather than a create entry.
-                    if !opts.dry_run
-                        && let Some(stored) = self.store.get(&rt.store, key_ns, name)
-                    {
-                        let mut fixed = (*stored).clone();
-                        fixed["metadata"]["managedFields"] = managed;
-                        if let Ok(o) =
-                            self.store
-                                .update(&rt.store, key_ns, name, object_rv(&stored), fixed)
-                        {
-                            w.object = self.to_view(rt, &o);
-                        }
+                    if status_only {
+                        return Err(ApiError::not_found(&rt.group, &rt.plural, name));
                     }
-                    return Ok(w);
+                    let managed = applied["metadata"]["managedFields"].clone();
+                    match self.create_with(rt, ns, applied, opts, Some(managed)) {
+                        // Another apply created it first: apply onto that one.
+                        Err(e) if e.reason == "AlreadyExists" => continue,
+                        other => return other,
+                    }
                 }
                 return Err(ApiError::not_found(&rt.group, &rt.plural, name));
             };
@@ -1130,8 +1211,9 @@ impl Core {
                 return Err(ApiError::bad_request("the patched object is not an object"));
             }
             // A resourceVersion in the patch is a precondition.
+            let conditional = patch_sets_resource_version(patch_type, patch);
             let patched_rv = meta_str(&patched, "resourceVersion").to_string();
-            if !patched_rv.is_empty() && patched_rv != meta_str(&current_view, "resourceVersion") {
+            if conditional && patched_rv != meta_str(&current_view, "resourceVersion") {
                 return Err(ApiError::stale(&rt.group, &rt.plural, name));
             }
             let mut patched = patched;
@@ -1146,9 +1228,7 @@ impl Core {
                 status_only,
                 managed_override,
             ) {
-                Err(e) if e.code == 409 && e.reason == "Conflict" && patched_rv.is_empty() => {
-                    continue;
-                }
+                Err(e) if is_store_conflict(&e) && !conditional => continue,
                 other => return other,
             }
         }
@@ -1291,6 +1371,14 @@ impl Core {
             _ => {}
         }
         let already = is_deleting(current);
+        if is_ns && already {
+            return Err(ApiError::conflict(
+                "",
+                "namespaces",
+                name,
+                "The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
+            ));
+        }
         let pending = !fins.is_empty() || grace > 0 || is_ns;
         if !pending {
             let object = self.remove_now(rt, ns, name, current, opts.dry_run)?;
@@ -1303,7 +1391,18 @@ impl Core {
             if changed {
                 m.insert("finalizers".into(), json!(fins));
             }
-            let when = now + chrono::Duration::seconds(grace);
+            let when = chrono::Duration::try_seconds(grace)
+                .and_then(|d| now.checked_add_signed(d))
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "",
+                        "DeleteOptions",
+                        "",
+                        "gracePeriodSeconds",
+                        "FieldValueInvalid",
+                        format!("Invalid value: {grace}: is too large"),
+                    )
+                })?;
             let ts = when.to_rfc3339_opts(SecondsFormat::Secs, true);
             // A pod's grace period may be shortened by a second delete.
             let shortened = is_pod
@@ -1436,7 +1535,7 @@ impl Core {
             .delete(&rt.store, ns, name, Some(object_rv(current)))
             .map_err(|e| store_err(rt, name, e))?;
         self.gc_wake.notify_one();
-        if rt.group == "apiextensions.k8s.io" {
+        if is_crd_type(rt) {
             crd::unregister(self, &gone);
         }
         Ok(self.to_view(rt, &gone))

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::api::{Core, now_rfc3339};
-use crate::registry::{ResourceType, View};
+use crate::registry::{Registry, ResourceType, View};
 use crate::schema;
 use crate::status::{ApiError, ApiResult, Cause};
+use crate::store::StoreKey;
 
 fn invalid(name: &str, field: &str, reason: &str, message: impl Into<String>) -> Cause {
     let _ = name;
@@ -18,8 +19,20 @@ fn invalid(name: &str, field: &str, reason: &str, message: impl Into<String>) ->
     }
 }
 
-/// Validates a CRD and fills the defaults the API server sets (singular, listKind).
-pub fn prepare(crd: &mut Value) -> ApiResult<()> {
+/// The finalizer that keeps a deleted CRD until its custom resources are gone.
+pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
+
+/// Groups that only approved APIs may use.
+fn protected_group(group: &str) -> bool {
+    group == "k8s.io"
+        || group == "kubernetes.io"
+        || group.ends_with(".k8s.io")
+        || group.ends_with(".kubernetes.io")
+}
+
+/// Validates a CRD (against `old` on update) and fills the defaults the API server sets:
+/// singular, listKind, and on create the cleanup finalizer.
+pub fn prepare(registry: &Registry, old: Option<&Value>, crd: &mut Value) -> ApiResult<()> {
     let name = crd
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -149,6 +162,47 @@ pub fn prepare(crd: &mut Value) -> ApiResult<()> {
             )),
         }
     }
+    if protected_group(&group)
+        && crd
+            .pointer("/metadata/annotations/api-approved.kubernetes.io")
+            .is_none()
+    {
+        causes.push(invalid(
+            &name,
+            "metadata.annotations[api-approved.kubernetes.io]",
+            "FieldValueRequired",
+            "Required value: protected groups must have approval annotation \"api-approved.kubernetes.io\", see https://github.com/kubernetes/enhancements/pull/1111",
+        ));
+    }
+    if registry
+        .all()
+        .iter()
+        .any(|t| !t.is_custom() && t.store == (group.clone(), plural.clone()))
+    {
+        causes.push(invalid(
+            &name,
+            "spec.names.plural",
+            "FieldValueInvalid",
+            format!("Invalid value: {plural:?}: is already served by a built-in API"),
+        ));
+    }
+    if let Some(old) = old {
+        for field in ["scope", "group"] {
+            let before = old.pointer(&format!("/spec/{field}"));
+            let after = crd.pointer(&format!("/spec/{field}"));
+            if before != after {
+                causes.push(invalid(
+                    &name,
+                    &format!("spec.{field}"),
+                    "FieldValueInvalid",
+                    format!(
+                        "Invalid value: {}: field is immutable",
+                        after.cloned().unwrap_or(Value::Null)
+                    ),
+                ));
+            }
+        }
+    }
     if !causes.is_empty() {
         return Err(ApiError::invalid(
             "apiextensions.k8s.io",
@@ -156,6 +210,16 @@ pub fn prepare(crd: &mut Value) -> ApiResult<()> {
             &name,
             causes,
         ));
+    }
+    if old.is_none() {
+        let fins = crd["metadata"]
+            .as_object_mut()
+            .map(|m| m.entry("finalizers").or_insert_with(|| json!([])));
+        if let Some(Value::Array(a)) = fins
+            && !a.iter().any(|f| f == CLEANUP_FINALIZER)
+        {
+            a.push(json!(CLEANUP_FINALIZER));
+        }
     }
     let names = &mut crd["spec"]["names"];
     if names.get("singular").is_none() {
@@ -276,26 +340,48 @@ pub fn established(core: &Core, crd: &Value) -> ApiResult<()> {
     Ok(())
 }
 
-/// Stops serving a deleted CRD's resources and removes its objects.
+/// Where a CRD's custom resources are stored.
+pub fn store_key(crd: &Value) -> StoreKey {
+    let get = |p: &str| {
+        crd.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    (get("/spec/group"), get("/spec/names/plural"))
+}
+
+/// Stops serving a removed CRD's resources. The cleanup finalizer has already seen its
+/// custom resources deleted; anything left (a CRD removed without it) goes too.
 pub fn unregister(core: &Core, crd: &Value) {
     let name = crd
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let types = types_of(crd);
     core.registry.set_crd_types(name, Vec::new());
-    if let Some(t) = types.first() {
-        let (all, _) = core.store.list(&t.store, None);
-        for obj in all {
-            let ns = obj
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let n = obj
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let _ = core.store.delete(&t.store, ns, n, None);
-        }
+    let key = store_key(crd);
+    let (all, _) = core.store.list(&key, None);
+    for obj in all {
+        let ns = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let n = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let _ = core.store.delete(&key, ns, n, None);
     }
+}
+
+/// Whether the CRD that serves a custom resource type is being deleted.
+pub fn terminating(core: &Core, crd_name: &str) -> bool {
+    let key = (
+        "apiextensions.k8s.io".to_string(),
+        "customresourcedefinitions".to_string(),
+    );
+    core.store.get(&key, "", crd_name).is_some_and(|c| {
+        c.pointer("/metadata/deletionTimestamp")
+            .is_some_and(|v| !v.is_null())
+    })
 }

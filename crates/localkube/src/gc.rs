@@ -7,8 +7,11 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::api::{Core, DeleteOptions, Propagation, WriteOptions};
+use crate::crd;
 use crate::registry::ResourceType;
 use crate::store::StoreKey;
+
+const RESYNC: std::time::Duration = std::time::Duration::from_secs(5);
 
 struct Entry {
     rt: Arc<ResourceType>,
@@ -70,11 +73,10 @@ fn snapshot(core: &Core) -> Vec<Entry> {
         }
     }
     let mut out = Vec::new();
-    for key in core.store.keys() {
+    for (key, items) in core.store.snapshot() {
         let Some(rt) = by_store.get(&key) else {
             continue;
         };
-        let (items, _) = core.store.list(&key, None);
         out.extend(items.into_iter().map(|obj| Entry {
             rt: rt.clone(),
             obj,
@@ -111,8 +113,10 @@ fn set_owner_refs(core: &Core, e: &Entry, refs: Vec<Value>) -> bool {
 }
 
 fn delete(core: &Core, e: &Entry, propagation: Propagation) -> bool {
+    // The uid precondition spares an object that was recreated under the same name.
     let opts = DeleteOptions {
         propagation: Some(propagation),
+        precondition_uid: Some(e.uid().to_string()),
         ..Default::default()
     };
     core.delete(&e.rt, e.ns(), e.name(), &opts).is_ok()
@@ -202,6 +206,27 @@ pub fn pass(core: &Core) -> bool {
                 changed |= finish_namespace(core, e);
             }
         }
+        if crate::api::is_crd_type(&e.rt) && e.has_finalizer(crd::CLEANUP_FINALIZER) {
+            changed |= clean_up_crd(core, e, &entries);
+        }
+    }
+    changed
+}
+
+/// Deletes a terminating CRD's custom resources (their finalizers are honoured), and
+/// releases the CRD when none is left.
+fn clean_up_crd(core: &Core, e: &Entry, entries: &[Entry]) -> bool {
+    let key = crd::store_key(&e.obj);
+    let mut left = 0;
+    let mut changed = false;
+    for cr in entries.iter().filter(|x| x.rt.store == key) {
+        left += 1;
+        if !cr.deleting() {
+            changed |= delete(core, cr, Propagation::Background);
+        }
+    }
+    if left == 0 {
+        changed |= remove_finalizer(core, e, crd::CLEANUP_FINALIZER);
     }
     changed
 }
@@ -234,10 +259,11 @@ fn finish_namespace(core: &Core, e: &Entry) -> bool {
     has_spec_finalizer
 }
 
-/// Runs the collector whenever a write may have left work for it.
+/// Runs the collector whenever a write may have left work for it, and every few seconds in
+/// case a step lost a race and must be tried again.
 pub async fn run(core: Arc<Core>) {
     loop {
-        core.gc_wake.notified().await;
+        let _ = tokio::time::timeout(RESYNC, core.gc_wake.notified()).await;
         // Let a burst of deletions settle into one pass.
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         for _ in 0..64 {

@@ -544,7 +544,14 @@ async fn resource_request(
     let status_only = match target.subresource.as_deref() {
         None => false,
         Some("status") if rt.status_subresource => true,
-        Some("finalize") if rt.plural == "namespaces" && rt.group.is_empty() => true,
+        Some("finalize") if rt.plural == "namespaces" && rt.group.is_empty() => {
+            if method != Method::PUT {
+                return Err(ApiError::method_not_allowed(
+                    "namespaces/finalize only supports update (PUT)",
+                ));
+            }
+            true
+        }
         Some(_) => return Err(ApiError::not_found_path()),
     };
     match (&target.name, method.clone()) {
@@ -566,18 +573,8 @@ async fn resource_request(
                 let n: u64 = rv.parse().map_err(|_| {
                     ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
                 })?;
-                if n > core.store.current_rv() && q.get("resourceVersionMatch") != Some("Exact") {
-                    return Err(ApiError {
-                        code: 504,
-                        reason: "Timeout",
-                        message: format!(
-                            "Too large resource version: {n}, current: {}",
-                            core.store.current_rv()
-                        ),
-                        details: Some(
-                            json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}),
-                        ),
-                    });
+                if n > core.store.current_rv() {
+                    return Err(too_large_rv(n, core.store.current_rv()));
                 }
             }
             let page = core.list(
@@ -634,6 +631,11 @@ async fn resource_request(
             Ok(json_response(StatusCode::CREATED, &out, &warnings))
         }
         (None, Method::DELETE) => {
+            if target.namespace.is_none() && rt.namespaced {
+                return Err(ApiError::method_not_allowed(
+                    "deletecollection requires a namespace in the path for namespaced resources",
+                ));
+            }
             let (labels, fields) = q.selectors()?;
             let opts = delete_options(&q, &read_body(req).await?)?;
             let items =
@@ -703,12 +705,7 @@ async fn resource_request(
                 });
                 return Ok(json_response(StatusCode::OK, &body, &warnings));
             }
-            let code = if d.gone {
-                StatusCode::OK
-            } else {
-                StatusCode::ACCEPTED
-            };
-            Ok(json_response(code, &d.object, &warnings))
+            Ok(json_response(StatusCode::OK, &d.object, &warnings))
         }
         (_, m) => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({m})"
@@ -847,8 +844,20 @@ async fn watch(
                 .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))
         })
         .transpose()?
-        .unwrap_or(1800);
+        .filter(|t| *t > 0)
+        .unwrap_or(1800)
+        .min(MAX_WATCH_SECONDS);
     let rv_param = q.get("resourceVersion").unwrap_or("").to_string();
+    if send_initial == Some(true) && !bookmarks {
+        return Err(ApiError::invalid_field(
+            "meta.k8s.io",
+            "ListOptions",
+            "",
+            "allowWatchBookmarks",
+            "FieldValueForbidden",
+            "Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true",
+        ));
+    }
     if send_initial == Some(true) && q.get("resourceVersionMatch") != Some("NotOlderThan") {
         return Err(ApiError::invalid_field(
             "meta.k8s.io",
@@ -892,6 +901,9 @@ async fn watch(
         let from: u64 = rv_param
             .parse()
             .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv_param:?}")))?;
+        if from > core.store.current_rv() {
+            return Err(too_large_rv(from, core.store.current_rv()));
+        }
         match core.store.subscribe_from(from) {
             Ok(sub) => {
                 task.backlog = sub.backlog;
@@ -911,6 +923,22 @@ async fn watch(
     }
     spawn_watch(task);
     Ok(stream_response(rx))
+}
+
+/// The longest a watch may run (a year): larger timeouts are capped.
+const MAX_WATCH_SECONDS: u64 = 365 * 24 * 3600;
+
+/// kube-apiserver's answer to a resourceVersion it has not reached yet.
+fn too_large_rv(asked: u64, current: u64) -> ApiError {
+    ApiError {
+        code: 504,
+        reason: "Timeout",
+        message: format!("Too large resource version: {asked}, current: {current}"),
+        details: Some(json!({
+            "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+            "retryAfterSeconds": 1,
+        })),
+    }
 }
 
 fn stream_response(rx: tokio::sync::mpsc::Receiver<Result<Bytes, Infallible>>) -> Response {

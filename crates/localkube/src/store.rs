@@ -155,6 +155,18 @@ impl Store {
         }
     }
 
+    /// Every object of every table, taken under one lock, so that owners and dependents are
+    /// seen at the same version.
+    pub fn snapshot(&self) -> Vec<(StoreKey, Vec<Arc<Value>>)> {
+        let inner = self.inner.lock();
+        inner
+            .tables
+            .iter()
+            .filter(|(_, t)| !t.is_empty())
+            .map(|(k, t)| (k.clone(), t.values().cloned().collect()))
+            .collect()
+    }
+
     /// Every table key that holds at least one object.
     pub fn keys(&self) -> Vec<StoreKey> {
         let inner = self.inner.lock();

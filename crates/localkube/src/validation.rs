@@ -156,11 +156,12 @@ const SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 pub fn generate_name(prefix: &str) -> String {
     use rand::Rng;
     let mut rng = rand::rng();
-    let base: String = if prefix.len() > 58 {
-        prefix[..58].to_string()
-    } else {
-        prefix.to_string()
-    };
+    // Cut on a character boundary: the prefix is client input and not yet validated.
+    let mut cut = prefix.len().min(58);
+    while !prefix.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let base = prefix[..cut].to_string();
     let suffix: String = (0..5)
         .map(|_| SUFFIX_ALPHABET[rng.random_range(0..SUFFIX_ALPHABET.len())] as char)
         .collect();
@@ -189,6 +190,12 @@ mod tests {
         assert!(check_labels_and_annotations(&ok, "metadata").is_empty());
         let bad = json!({"labels": {"bad key!": "x", "k": "white space"}});
         assert_eq!(check_labels_and_annotations(&bad, "metadata").len(), 2);
+    }
+
+    #[test]
+    fn long_multibyte_prefixes_are_cut_safely() {
+        let n = generate_name(&"あ".repeat(20));
+        assert!(n.chars().count() > 5);
     }
 
     #[test]

@@ -249,23 +249,88 @@ async fn crds_serve_every_version_from_one_storage() {
     .unwrap();
     assert_eq!(v1["apiVersion"], "example.com/v1");
     assert_eq!(v1["spec"]["x"], 1);
-    // Deleting the CRD stops serving its resources.
-    let del = Request::delete(
-        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.example.com",
+    // Deleting the CRD waits for its custom resources' finalizers, refuses new ones meanwhile,
+    // and then stops serving the resource.
+    let send = |method: &str, path: &str, ct: &str, body: &[u8]| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", ct)
+            .body(body.to_vec())
+            .unwrap()
+    };
+    client
+        .request_text(send(
+            "PATCH",
+            "/apis/example.com/v1/gadgets/g",
+            "application/merge-patch+json",
+            br#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+        ))
+        .await
+        .unwrap();
+    client
+        .request_text(send(
+            "DELETE",
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.example.com",
+            "application/json",
+            b"",
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let g: Value = serde_json::from_str(
+        &client
+            .request_text(send(
+                "GET",
+                "/apis/example.com/v1/gadgets/g",
+                "application/json",
+                b"",
+            ))
+            .await
+            .unwrap(),
     )
-    .body(vec![])
     .unwrap();
-    client.request_text(del).await.unwrap();
-    let gone = client
-        .request_text(
-            Request::get("/apis/example.com/v1/gadgets")
-                .body(vec![])
-                .unwrap(),
-        )
+    assert!(g["metadata"]["deletionTimestamp"].is_string(), "{g}");
+    let refused = client
+        .request_text(send(
+            "POST",
+            "/apis/example.com/v1/gadgets",
+            "application/json",
+            br#"{"apiVersion":"example.com/v1","kind":"Gadget","metadata":{"name":"h"}}"#,
+        ))
         .await;
     assert!(
-        matches!(&gone, Err(kube::Error::Api(e)) if e.code == 404),
-        "{gone:?}"
+        matches!(&refused, Err(kube::Error::Api(e)) if e.code == 405),
+        "{refused:?}"
+    );
+    client
+        .request_text(send(
+            "PATCH",
+            "/apis/example.com/v1/gadgets/g",
+            "application/json-patch+json",
+            br#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        ))
+        .await
+        .unwrap();
+    let mut gone = false;
+    for _ in 0..100 {
+        let r = client
+            .request_text(send(
+                "GET",
+                "/apis/example.com/v1/gadgets",
+                "application/json",
+                b"",
+            ))
+            .await;
+        if matches!(&r, Err(kube::Error::Api(e)) if e.code == 404) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        gone,
+        "the resource is no longer served once the CRD is gone"
     );
 }
 
@@ -353,4 +418,96 @@ async fn mounted_groups_are_served_and_discovered() {
         matches!(&denied, Err(kube::Error::Api(e)) if e.code == 401),
         "{denied:?}"
     );
+}
+
+#[tokio::test]
+async fn crds_may_not_take_protected_groups_or_built_in_names() {
+    let server = localkube::LocalKube::builder().start().await.unwrap();
+    let client = server.client().await.unwrap();
+    let crd = |group: &str, plural: &str| {
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.{group}")},
+            "spec": {"group": group, "scope": "Namespaced",
+                "names": {"plural": plural, "kind": "Thing"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object"}}}]}
+        })
+    };
+    for (group, plural, why) in [
+        (
+            "rbac.authorization.k8s.io",
+            "roles",
+            "api-approved.kubernetes.io",
+        ),
+        ("apps", "deployments", "built-in"),
+    ] {
+        let req = Request::post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&crd(group, plural)).unwrap())
+            .unwrap();
+        match client.request_text(req).await {
+            Err(kube::Error::Api(e)) => {
+                assert_eq!(e.code, 422);
+                assert!(e.message.contains(why), "{}", e.message);
+            }
+            other => panic!("{group}/{plural} should be refused: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn concurrent_patches_all_land_and_terminating_namespaces_wait_for_content() {
+    let server = localkube::LocalKube::builder().start().await.unwrap();
+    let client = server.client().await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    api.create(&PostParams::default(), &cm("shared", json!({})))
+        .await
+        .unwrap();
+    let patches = (0..24).map(|i| {
+        let api = api.clone();
+        async move {
+            let p = Patch::Merge(json!({"data": {format!("k{i}"): "v"}}));
+            api.patch("shared", &PatchParams::default(), &p).await
+        }
+    });
+    for r in futures::future::join_all(patches).await {
+        r.expect("an unconditional patch retries instead of conflicting");
+    }
+    assert_eq!(api.get("shared").await.unwrap().data.unwrap().len(), 24);
+
+    // A namespace whose content is held by a finalizer stays Terminating, even when written to.
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let ns = serde_json::from_value(json!({"metadata": {"name": "doomed"}})).unwrap();
+    nss.create(&PostParams::default(), &ns).await.unwrap();
+    let held: Api<ConfigMap> = Api::namespaced(client.clone(), "doomed");
+    let obj: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}),
+    )
+    .unwrap();
+    held.create(&PostParams::default(), &obj).await.unwrap();
+    nss.delete("doomed", &DeleteParams::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let label = Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}}));
+    nss.patch("doomed", &PatchParams::default(), &label)
+        .await
+        .unwrap();
+    let phase = nss.get("doomed").await.unwrap().status.unwrap().phase;
+    assert_eq!(phase.as_deref(), Some("Terminating"));
+    let ops: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "remove", "path": "/metadata/finalizers"}])).unwrap();
+    held.patch("held", &PatchParams::default(), &Patch::<()>::Json(ops))
+        .await
+        .unwrap();
+    let mut gone = false;
+    for _ in 0..100 {
+        if nss.get_opt("doomed").await.unwrap().is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the namespace goes once its content is gone");
 }
