@@ -437,6 +437,10 @@ fn parse_object_body(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<Value> {
     match media {
         "application/json" | "" => parse_document(bytes, false),
         "application/yaml" | "application/x-yaml" | "text/yaml" => parse_document(bytes, true),
+        // client-go's typed clients (kubectl create configmap, ...) send protobuf.
+        m if crate::protobuf::is_protobuf(m) => {
+            crate::protobuf::decode_object(bytes).map_err(ApiError::bad_request)
+        }
         _ => Err(ApiError::unsupported_media_type(&ct)),
     }
 }
@@ -637,7 +641,7 @@ async fn resource_request(
                 ));
             }
             let (labels, fields) = q.selectors()?;
-            let opts = delete_options(&q, &read_body(req).await?)?;
+            let opts = delete_options(&q, &content_type(&headers), &read_body(req).await?)?;
             let items =
                 core.delete_collection(&rt, target.namespace.as_deref(), &labels, &fields, &opts)?;
             let body = list_body(
@@ -688,7 +692,7 @@ async fn resource_request(
             if status_only {
                 return Err(ApiError::method_not_allowed("status cannot be deleted"));
             }
-            let opts = delete_options(&q, &read_body(req).await?)?;
+            let opts = delete_options(&q, &content_type(&headers), &read_body(req).await?)?;
             let d = core.delete(&rt, &ns, name, &opts)?;
             if d.gone && !rt.is_custom() {
                 let body = json!({
@@ -749,7 +753,7 @@ fn list_body(
     json!({"apiVersion": api_version, "kind": kind, "metadata": meta, "items": items})
 }
 
-fn delete_options(q: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
+fn delete_options(q: &Query, content_type: &str, body: &[u8]) -> ApiResult<DeleteOptions> {
     let mut opts = DeleteOptions {
         dry_run: q.dry_run()?,
         ..Default::default()
@@ -770,8 +774,12 @@ fn delete_options(q: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
         });
     }
     if !body.iter().all(u8::is_ascii_whitespace) {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
+        let v: Value = if crate::protobuf::is_protobuf(content_type) {
+            crate::protobuf::decode_object(body).map_err(ApiError::bad_request)?
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+        };
         opts.merge_body(&v)?;
     }
     Ok(opts)

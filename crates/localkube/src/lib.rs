@@ -22,6 +22,7 @@ pub mod http;
 pub mod kubeconfig;
 pub mod node;
 pub mod openapi;
+pub mod protobuf;
 pub mod registry;
 pub mod schema;
 pub mod selectors;

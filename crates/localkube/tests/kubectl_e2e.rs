@@ -623,3 +623,129 @@ fn services_get_cluster_ips_and_sigterm_stops_the_server() {
         "SIGTERM should stop localkube cleanly: {status:?}"
     );
 }
+
+#[test]
+fn typed_create_commands_send_protobuf_and_work() {
+    if !have_kubectl("typed_create_commands_send_protobuf_and_work") {
+        return;
+    }
+    let lk = Localkube::start();
+    lk.ok(&["create", "namespace", "team"]);
+    lk.ok(&[
+        "create",
+        "configmap",
+        "cfg",
+        "-n",
+        "team",
+        "--from-literal=a=1",
+        "--from-literal=b=2",
+    ]);
+    lk.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "pw",
+        "-n",
+        "team",
+        "--from-literal=password=s3cret",
+    ]);
+    lk.ok(&["create", "serviceaccount", "bot", "-n", "team"]);
+    lk.ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "web",
+        "-n",
+        "team",
+        "--tcp=80:8080",
+    ]);
+    lk.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        "team",
+        "--image=nginx:1.27",
+        "--replicas=0",
+    ]);
+    lk.ok(&[
+        "create",
+        "role",
+        "reader",
+        "-n",
+        "team",
+        "--verb=get,list",
+        "--resource=pods",
+    ]);
+    lk.ok(&[
+        "create",
+        "clusterrolebinding",
+        "bot-view",
+        "--clusterrole=view",
+        "--serviceaccount=team:bot",
+    ]);
+    assert_eq!(
+        lk.ok(&["get", "cm", "cfg", "-n", "team", "-o", "jsonpath={.data}"]),
+        r#"{"a":"1","b":"2"}"#
+    );
+    assert_eq!(
+        lk.ok(&[
+            "get",
+            "secret",
+            "pw",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.data.password}"
+        ]),
+        "czNjcmV0"
+    );
+    assert_eq!(
+        lk.ok(&[
+            "get",
+            "svc",
+            "web",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.spec.ports[0].targetPort}"
+        ]),
+        "8080"
+    );
+    assert_eq!(
+        lk.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}"
+        ]),
+        "0 nginx:1.27"
+    );
+    assert_eq!(
+        lk.ok(&[
+            "get",
+            "role",
+            "reader",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.rules[0].verbs}"
+        ]),
+        r#"["get","list"]"#
+    );
+    assert_eq!(
+        lk.ok(&[
+            "get",
+            "clusterrolebinding",
+            "bot-view",
+            "-o",
+            "jsonpath={.subjects[0].name}"
+        ]),
+        "bot"
+    );
+    lk.ok(&["delete", "namespace", "team", "--timeout=20s"]);
+    assert!(!lk.kubectl(&["get", "ns", "team"]).status.success());
+}
