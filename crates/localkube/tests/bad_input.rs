@@ -108,6 +108,55 @@ async fn invalid_names_are_invalid_with_causes() {
 }
 
 #[tokio::test]
+async fn duplicates_are_already_exists() {
+    let f = fixture().await;
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "twice"}});
+    f.client
+        .request_text(post(CMS, "application/json", body.to_string()))
+        .await
+        .unwrap();
+    let (code, reason, msg) = f
+        .error(post(CMS, "application/json", body.to_string()))
+        .await;
+    assert_eq!((code, reason.as_str()), (409, "AlreadyExists"));
+    assert_eq!(msg, "configmaps \"twice\" already exists");
+}
+
+#[tokio::test]
+async fn dry_run_updates_and_patches_write_nothing() {
+    let f = fixture().await;
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d"}, "data": {"a": "1"}});
+    f.client
+        .request_text(post(CMS, "application/json", body.to_string()))
+        .await
+        .unwrap();
+    let before = f.server.core().store.current_rv();
+    let patch = Request::patch(format!("{CMS}/d?dryRun=All"))
+        .header("content-type", "application/merge-patch+json")
+        .body(br#"{"data":{"a":"2"}}"#.to_vec())
+        .unwrap();
+    let out: Value = serde_json::from_str(&f.client.request_text(patch).await.unwrap()).unwrap();
+    assert_eq!(
+        out["data"]["a"], "2",
+        "a dry run answers with the would-be object"
+    );
+    let put = Request::put(format!("{CMS}/d?dryRun=All"))
+        .header("content-type", "application/json")
+        .body(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d"}, "data": {"a": "3"}}).to_string().into_bytes())
+        .unwrap();
+    f.client.request_text(put).await.unwrap();
+    assert_eq!(f.server.core().store.current_rv(), before);
+    let now: Value = serde_json::from_str(
+        &f.client
+            .request_text(Request::get(format!("{CMS}/d")).body(vec![]).unwrap())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(now["data"]["a"], "1");
+}
+
+#[tokio::test]
 async fn oversized_bodies_are_refused() {
     let f = fixture().await;
     let big = "x".repeat(4 * 1024 * 1024);

@@ -145,3 +145,48 @@ async fn containers_that_exit_end_their_pods() {
         .unwrap();
     assert_eq!(state.terminated.unwrap().exit_code, 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleted_pods_stay_terminating_for_their_grace_period() {
+    let lk = Localkube::start_with(&["--node-start-delay", "0", "--node-shutdown-time", "2s"]);
+    let pods: Api<Pod> = Api::namespaced(client_for(&lk).await, "default");
+    for name in ["slow", "fast"] {
+        pods.create(&PostParams::default(), &pod(name, json!({}), "Always"))
+            .await
+            .unwrap();
+        phase_eventually(&pods, name, "Running").await;
+    }
+    let graceful = kube::api::DeleteParams {
+        grace_period_seconds: Some(30),
+        ..Default::default()
+    };
+    pods.delete("slow", &graceful).await.unwrap();
+    let terminating = pods.get("slow").await.unwrap();
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(30));
+    // Grace 0 removes at once; the graceful one goes after the node's shutdown time (2s).
+    pods.delete(
+        "fast",
+        &kube::api::DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(pods.get_opt("fast").await.unwrap().is_none());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        pods.get_opt("slow").await.unwrap().is_some(),
+        "still terminating"
+    );
+    let mut gone = false;
+    for _ in 0..100 {
+        if pods.get_opt("slow").await.unwrap().is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the node removes the pod after its shutdown time");
+}

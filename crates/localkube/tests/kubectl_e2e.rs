@@ -332,6 +332,13 @@ fn crd_serves_resources_with_printer_columns_validation_and_defaults() {
     )
     .to_string();
     assert!(err.contains("Unsupported value: \"pink\""), "{err}");
+    let missing = WIDGET.replace("size: 3", "color: red").replace("w1", "w6");
+    let err = String::from_utf8_lossy(
+        &lk.kubectl_stdin(&["create", "-f", "-"], Some(&missing))
+            .stderr,
+    )
+    .to_string();
+    assert!(err.contains("spec.size: Required value"), "{err}");
     // unknown fields: rejected by kubectl's default strict validation, kept under preserve-unknown-fields
     let unknown = WIDGET
         .replace("size: 3", "size: 3\n  bogus: 1")
@@ -514,6 +521,17 @@ fn wait_for_delete_watch_timeout_and_pods_on_the_node() {
         row.contains("1/1") && row.contains("Running") && row.contains("localkube-node"),
         "{wide}"
     );
+    let on_node = lk.ok(&[
+        "get",
+        "pods",
+        "--field-selector",
+        "spec.nodeName=localkube-node,status.phase=Running",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(on_node, "pod/web\n");
+    let explain = lk.ok(&["explain", "pods.spec.containers.ports"]);
+    assert!(explain.contains("containerPort"), "{explain}");
     let nodes = lk.ok(&["get", "nodes"]);
     assert!(
         nodes.contains("localkube-node") && nodes.contains("Ready"),
