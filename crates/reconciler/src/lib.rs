@@ -1,1 +1,8 @@
-//! KubeVirt API types, lifecycle rules and controller loops (arrive with their own issue).
+//! virt-reconciler: the KubeVirt API types and their CRDs, the lifecycle rules (what start,
+//! stop and restart mean for each run strategy) and the status rules, as pure functions, and
+//! the controller loops that make a cluster match (VM → VMI → launcher Pod).
+
+pub mod crds;
+pub mod types;
+
+pub use types::*;
