@@ -3,6 +3,7 @@
 //! the controller loops that make a cluster match (VM → VMI → launcher Pod).
 
 pub mod crds;
+pub mod run_strategy;
 pub mod types;
 
 pub use types::*;
