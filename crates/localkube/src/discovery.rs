@@ -175,7 +175,38 @@ fn aggregated_resource(t: &ResourceType) -> Value {
 
 /// Converts a mounted group's legacy resource list into aggregated entries.
 fn aggregated_from_legacy(group: &str, version: &str, resources: &Value) -> Vec<Value> {
-    let list = resources.as_array().cloned().unwrap_or_default();
+    let mut list = resources.as_array().cloned().unwrap_or_default();
+    // Subresources whose parent is not listed (as in KubeVirt's subresource group) still
+    // need a parent entry to hang from.
+    let parents: Vec<String> = list
+        .iter()
+        .filter_map(|r| {
+            r["name"]
+                .as_str()?
+                .split_once('/')
+                .map(|(p, _)| p.to_string())
+        })
+        .collect();
+    for parent in parents {
+        if !list.iter().any(|r| r["name"] == parent.as_str()) {
+            let child = list
+                .iter()
+                .find(|r| {
+                    r["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with(&format!("{parent}/")))
+                })
+                .cloned()
+                .unwrap_or_default();
+            list.push(json!({
+                "name": parent,
+                "singularName": "",
+                "namespaced": child["namespaced"],
+                "kind": child["kind"],
+                "verbs": [],
+            }));
+        }
+    }
     let mut out: Vec<Value> = Vec::new();
     for r in list.iter() {
         let name = r["name"].as_str().unwrap_or("");

@@ -2,8 +2,14 @@
 //! stop and restart mean for each run strategy) and the status rules, as pure functions, and
 //! the controller loops that make a cluster match (VM → VMI → launcher Pod).
 
+pub mod controller;
 pub mod crds;
+pub mod execute;
+pub mod firmware;
+pub mod intent;
 pub mod run_strategy;
+pub mod status;
 pub mod types;
+pub mod vmi;
 
 pub use types::*;

@@ -1,23 +1,76 @@
-//! The virt-controller daemon. In this release it only writes the CRDs; the controller loops
-//! and the local playground arrive with their issue.
+//! The virt-controller daemon: the VM and VMI controllers against a cluster (`run`), the
+//! all-in-one playground (`local`), and the CRD generator (`crds`).
 
+mod leader;
+mod local;
+mod subresources;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use virt_reconciler::controller::{Metrics, vm, vmi};
 
 /// Runs the KubeVirt VM and VMI controllers.
+///
+/// With no subcommand it runs the controllers (`run`).
 #[derive(Parser, Debug)]
-#[command(name = "virt-controller", version, about)]
+#[command(name = "virt-controller", version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+
+    #[command(flatten)]
+    run: RunArgs,
+
+    /// Log more (-v: debug, -vv: trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct RunArgs {
+    /// Kubeconfig to use (default: KUBECONFIG, ~/.kube/config, or the in-cluster config).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+
+    /// Where to serve /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    metrics_addr: SocketAddr,
+
+    /// Reconciles that may run at once, per controller.
+    #[arg(long, default_value_t = 16)]
+    concurrency: u16,
+
+    /// Elect a leader on a Lease so that only one replica acts.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+
+    /// Namespace of the leader Lease.
+    #[arg(long, default_value = "kubevirt", env = "POD_NAMESPACE")]
+    lease_namespace: String,
+
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "virt-controller")]
+    lease_name: String,
+
+    /// This replica's identity in the Lease (default: the host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Write the CustomResourceDefinitions (one YAML file per CRD) into a directory,
-    /// or print them all to stdout.
+    /// Run the controllers against a cluster whose CRDs come from deploy/crds.
+    Run(RunArgs),
+    /// Run the all-in-one playground: an embedded API server with a simulated node, the CRDs,
+    /// the subresource API and both controllers, in one process.
+    Local(local::LocalArgs),
+    /// Write the CustomResourceDefinitions (one YAML file per CRD) into a directory, or print
+    /// them all to stdout.
     Crds {
         /// Directory to write into, e.g. deploy/crds.
         #[arg(long, value_name = "DIR")]
@@ -47,11 +100,181 @@ fn write_crds(out: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Serves /metrics, /healthz and /readyz.
+pub async fn serve_health(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    ready: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<SocketAddr> {
+    use axum::routing::get;
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let registry = Arc::new(registry);
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    if *ready.borrow() {
+                        (http::StatusCode::OK, "ok")
+                    } else {
+                        (http::StatusCode::SERVICE_UNAVAILABLE, "standby")
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move {
+                    let mut out = String::new();
+                    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+                    (
+                        [(
+                            http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        out,
+                    )
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(bound)
+}
+
+/// Runs both controllers until `stop` fires.
+pub async fn run_controllers(
+    client: kube::Client,
+    metrics: Arc<Metrics>,
+    concurrency: u16,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    tokio::join!(
+        vm::run(
+            client.clone(),
+            metrics.clone(),
+            concurrency,
+            until(stop.clone())
+        ),
+        vmi::run(client, metrics, concurrency, until(stop)),
+    );
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig or in-cluster config")?,
+    };
+    let client = kube::Client::try_from(config)?;
+    let metrics = Arc::new(Metrics::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let leading = if args.leader_elect {
+        let identity = args.identity.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| format!("virt-controller-{}", std::process::id()))
+        });
+        leader::run(
+            client.clone(),
+            leader::LeaseConfig {
+                namespace: args.lease_namespace.clone(),
+                name: args.lease_name.clone(),
+                identity,
+                duration: Duration::from_secs(15),
+                retry: Duration::from_secs(2),
+            },
+        )
+    } else {
+        tokio::sync::watch::channel(true).1
+    };
+    let addr = serve_health(args.metrics_addr, metrics.clone(), leading.clone()).await?;
+    eprintln!("virt-controller serving /metrics, /healthz and /readyz on {addr}");
+    let mut leading_rx = leading.clone();
+    let controllers = async {
+        // Standby until this replica leads; a leader that loses the lease exits, so that its
+        // caches and expectations never act on a cluster another replica now drives.
+        let _ = leading_rx.wait_for(|l| *l).await;
+        metrics.leader.set(1);
+        eprintln!("virt-controller: leading");
+        let lost = {
+            let mut rx = leading.clone();
+            async move {
+                let _ = rx.wait_for(|l| !*l).await;
+            }
+        };
+        tokio::select! {
+            _ = run_controllers(client.clone(), metrics.clone(), args.concurrency, stop_rx) => Ok(()),
+            _ = lost => Err(anyhow::anyhow!("lost the leader lease")),
+        }
+    };
+    tokio::select! {
+        r = controllers => r,
+        _ = shutdown_signal() => {
+            let _ = stop_tx.send(true);
+            Ok(())
+        }
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Crds { out } => write_crds(out),
+    let filter = match cli.verbose {
+        0 => "warn",
+        1 => "virt_reconciler=debug,virt_controller=debug,info",
+        _ => "trace",
     };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("virt-controller: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Some(Command::Crds { out }) => write_crds(out),
+            Some(Command::Local(args)) => local::run(args).await,
+            Some(Command::Run(args)) => run(args).await,
+            None => run(cli.run).await,
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_millis(200));
     if let Err(e) = result {
         eprintln!("virt-controller: {e:#}");
         std::process::exit(1);

@@ -1,0 +1,230 @@
+//! The VirtualMachineInstance controller (Part A §6): one virt-launcher Pod per VMI, the Pod's
+//! state mapped onto the VMI's status, and deletion with the VMI's grace period.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{SecondsFormat, Utc};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+
+use super::expectations::{Expectations, Observed};
+use super::{Error, Metrics, finalizer_patch};
+use crate::run_strategy::{is_deleting, is_final};
+use crate::types::VirtualMachineInstance;
+use crate::vmi as vmi_rules;
+
+/// The finalizer that keeps a VMI until its launcher Pod is gone.
+pub const FINALIZER: &str = "kubevirt.io/foregroundDeleteVirtualMachine";
+
+/// Labels that identify launcher Pods.
+pub const LAUNCHER_SELECTOR: &str = "kubevirt.io=virt-launcher";
+
+pub struct Context {
+    pub client: Client,
+    pub pods: Store<Pod>,
+    pub expectations: Expectations,
+    pub metrics: Arc<Metrics>,
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn key(vmi: &VirtualMachineInstance) -> String {
+    format!("{}/{}", vmi.namespace().unwrap_or_default(), vmi.name_any())
+}
+
+/// The launcher Pods of a VMI, newest first.
+fn launcher_pods(pods: &Store<Pod>, vmi: &VirtualMachineInstance) -> Vec<Arc<Pod>> {
+    let uid = vmi.uid().unwrap_or_default();
+    let ns = vmi.namespace().unwrap_or_default();
+    let mut found = pods.state_filter(|p| {
+        p.namespace().as_deref() == Some(ns.as_str())
+            && p.labels().get("kubevirt.io/created-by") == Some(&uid)
+    });
+    found.sort_by(|a, b| {
+        b.metadata
+            .creation_timestamp
+            .cmp(&a.metadata.creation_timestamp)
+    });
+    found
+}
+
+pub async fn reconcile(
+    vmi: Arc<VirtualMachineInstance>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile_inner(&vmi, &ctx).await;
+    ctx.metrics
+        .reconciled("vmi", started.elapsed(), result.is_err());
+    result
+}
+
+async fn reconcile_inner(vmi: &VirtualMachineInstance, ctx: &Context) -> Result<Action, Error> {
+    let ns = vmi.namespace().unwrap_or_default();
+    let name = vmi.name_any();
+    let vmis: Api<VirtualMachineInstance> = Api::namespaced(ctx.client.clone(), &ns);
+    let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let pods = launcher_pods(&ctx.pods, vmi);
+    let pod = pods.first().map(|p| p.as_ref());
+    let (create_expected, _) = ctx.expectations.observe(
+        &key(vmi),
+        Observed {
+            uid: pod.and_then(|p| p.metadata.uid.as_deref()),
+            deleting: false,
+        },
+    );
+    let finalizers = vmi.finalizers().to_vec();
+
+    if is_deleting(vmi) {
+        let grace = vmi
+            .spec
+            .termination_grace_period_seconds
+            .unwrap_or(30)
+            .max(0);
+        for p in pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+        {
+            ctx.metrics.write();
+            let dp = DeleteParams {
+                grace_period_seconds: Some(grace as u32),
+                ..Default::default()
+            };
+            match pod_api.delete(&p.name_any(), &dp).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !pods.is_empty() {
+            return Ok(Action::await_change());
+        }
+        // The Pod is gone: the VMI ends, and lets go.
+        let mut next = vmi.clone();
+        if !is_final(vmi) {
+            next.status = Some(vmi_rules::vmi_status_after_shutdown(vmi, &now()));
+        }
+        if finalizers.iter().any(|f| f == FINALIZER) {
+            next.metadata.finalizers = Some(
+                finalizers
+                    .iter()
+                    .filter(|f| *f != FINALIZER)
+                    .cloned()
+                    .collect(),
+            );
+        }
+        if next != *vmi {
+            ctx.metrics.write();
+            vmis.replace(&name, &PostParams::default(), &next).await?;
+        }
+        ctx.expectations.forget(&key(vmi));
+        return Ok(Action::await_change());
+    }
+
+    if !finalizers.iter().any(|f| f == FINALIZER) {
+        let mut with = finalizers.clone();
+        with.push(FINALIZER.to_string());
+        ctx.metrics.write();
+        vmis.patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &finalizer_patch(&finalizers, &with)?,
+        )
+        .await?;
+        return Ok(Action::await_change());
+    }
+
+    if pod.is_none() && !create_expected && !is_final(vmi) && matches!(vmi.phase(), "" | "Pending")
+    {
+        let launcher = vmi_rules::build_launcher_pod(vmi);
+        ctx.metrics.write();
+        let created = pod_api.create(&PostParams::default(), &launcher).await?;
+        ctx.expectations
+            .expect_create(&key(vmi), &created.uid().unwrap_or_default());
+    }
+    let (create_expected, _) = ctx.expectations.observe(
+        &key(vmi),
+        Observed {
+            uid: pod.and_then(|p| p.metadata.uid.as_deref()),
+            deleting: false,
+        },
+    );
+    let status = vmi_rules::vmi_status_from_pod(vmi, pod, create_expected, &now());
+    if vmi.status.as_ref() != Some(&status) {
+        let mut next = vmi.clone();
+        next.status = Some(status);
+        ctx.metrics.write();
+        vmis.replace(&name, &PostParams::default(), &next).await?;
+    }
+    Ok(Action::await_change())
+}
+
+fn error_policy(_vmi: Arc<VirtualMachineInstance>, err: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::debug!("vmi reconcile failed: {err}");
+    Action::requeue(Duration::from_millis(500))
+}
+
+/// Runs the VMI controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    metrics: Arc<Metrics>,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (reader, writer) = reflector::store();
+    let pod_api: Api<Pod> = Api::all(client.clone());
+    let pod_events = reflector::reflector(
+        writer,
+        watcher(
+            pod_api,
+            watcher::Config::default().labels(LAUNCHER_SELECTOR),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        pods: reader,
+        expectations: Expectations::default(),
+        metrics,
+    });
+    let vmi_api: Api<VirtualMachineInstance> = Api::all(client);
+    Controller::new(vmi_api, watcher::Config::default())
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .watches_stream(pod_events, |pod: Pod| {
+            let owner = pod
+                .metadata
+                .owner_references
+                .as_ref()?
+                .iter()
+                .find(|r| r.kind == "VirtualMachineInstance")?
+                .name
+                .clone();
+            Some(ObjectRef::new(&owner).within(&pod.namespace().unwrap_or_default()))
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+/// Lists a VMI's launcher pods without a cache (for one-off tools and tests).
+pub async fn list_launcher_pods(
+    client: &Client,
+    vmi: &VirtualMachineInstance,
+) -> Result<Vec<Pod>, Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &vmi.namespace().unwrap_or_default());
+    let lp = ListParams::default().labels(&format!(
+        "{LAUNCHER_SELECTOR},kubevirt.io/created-by={}",
+        vmi.uid().unwrap_or_default()
+    ));
+    Ok(api.list(&lp).await?.items)
+}

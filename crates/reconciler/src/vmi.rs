@@ -1,0 +1,1309 @@
+//! VMIs and their virt-launcher Pods, as pure functions: the VMI a VM creates (Part B §4.5),
+//! the launcher Pod a VMI gets, and the VMI status read off that Pod (Part A §6).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, Pod, PodSpec, ResourceRequirements, Toleration,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use serde_json::{Value, json};
+
+use crate::firmware;
+use crate::run_strategy;
+use crate::status::{self, VM_GENERATION_ANNOTATION, condition_type, set_condition};
+use crate::types::{
+    Condition, InterfaceStatus, PhaseTransition, VirtualMachine, VirtualMachineInstance,
+    VirtualMachineInstanceStatus,
+};
+
+/// Label on launcher Pods (and Service selectors): the VMI's [`id`].
+pub const ID_LABEL: &str = "vmi.kubevirt.io/id";
+/// Label on launcher Pods: `virt-launcher`.
+pub const APP_LABEL: &str = "kubevirt.io";
+/// Value of [`APP_LABEL`] on launcher Pods.
+pub const VIRT_LAUNCHER: &str = "virt-launcher";
+/// Label on launcher Pods: the UID of their VMI.
+pub const CREATED_BY_LABEL: &str = "kubevirt.io/created-by";
+/// Label on launcher Pods (deprecated in KubeVirt): the VMI's host name.
+pub const VM_NAME_LABEL: &str = "vm.kubevirt.io/name";
+/// Annotation on launcher Pods: the VMI name.
+pub const DOMAIN_ANNOTATION: &str = "kubevirt.io/domain";
+/// Finalizer the VM controller puts on VMs and on the VMIs it creates.
+pub const VM_CONTROLLER_FINALIZER: &str = "kubevirt.io/virtualMachineControllerFinalize";
+/// The launcher image. Nodes are simulated in the playground; on a real cluster this is the
+/// image KubeVirt itself would use.
+pub const LAUNCHER_IMAGE: &str = "quay.io/kubevirt/virt-launcher:v1.9.0";
+/// Name of the launcher Pod's only container.
+pub const COMPUTE_CONTAINER: &str = "compute";
+/// A VMI's grace period when `terminationGracePeriodSeconds` is unset (KubeVirt's default).
+pub const DEFAULT_GRACE_PERIOD_SECONDS: i64 = 30;
+/// Added to the VMI's grace period to get the Pod's, so that the guest shutdown gets the whole
+/// VMI grace period before the kubelet kills the Pod.
+pub const LAUNCHER_GRACE_MARGIN_SECONDS: i64 = 15;
+
+const API_VERSION: &str = "kubevirt.io/v1";
+const MAX_LABEL_VALUE: usize = 63;
+
+/// SHA-1 (FIPS 180-4). Used only to shorten long names into label values, not for security.
+fn sha1(data: &[u8]) -> [u8; 20] {
+    let mut h: [u32; 5] = [
+        0x6745_2301,
+        0xEFCD_AB89,
+        0x98BA_DCFE,
+        0x1032_5476,
+        0xC3D2_E1F0,
+    ];
+    let mut msg = data.to_vec();
+    let bit_len = (data.len() as u64).wrapping_mul(8);
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&bit_len.to_be_bytes());
+    for block in msg.chunks_exact(64) {
+        let mut w = [0u32; 80];
+        for (i, word) in block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..80 {
+            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = h;
+        for (i, wi) in w.iter().enumerate() {
+            let (f, k) = match i {
+                0..=19 => ((b & c) | (!b & d), 0x5A82_7999),
+                20..=39 => (b ^ c ^ d, 0x6ED9_EBA1),
+                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC),
+                _ => (b ^ c ^ d, 0xCA62_C1D6),
+            };
+            let t = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(*wi);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = t;
+        }
+        for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
+            *x = x.wrapping_add(y);
+        }
+    }
+    let mut out = [0u8; 20];
+    for (chunk, x) in out.chunks_exact_mut(4).zip(h) {
+        chunk.copy_from_slice(&x.to_be_bytes());
+    }
+    out
+}
+
+/// The `vmi.kubevirt.io/id` label value of a VMI name (Part B §3.2): the name itself when it
+/// fits in a label value (≤ 63 bytes), else its first 54 bytes, `-`, and the first 8 hex
+/// digits of its SHA-1.
+pub fn id(name: &str) -> String {
+    if name.len() <= MAX_LABEL_VALUE {
+        return name.to_string();
+    }
+    let digest = sha1(name.as_bytes());
+    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{hex}", String::from_utf8_lossy(&name.as_bytes()[..54]))
+}
+
+/// A name made into a valid label value: at most 63 bytes, ending in an alphanumeric.
+fn label_value(name: &str) -> String {
+    let mut end = name.len().min(MAX_LABEL_VALUE);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end]
+        .trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
+}
+
+fn controller_ref(kind: &str, name: Option<&String>, uid: Option<&String>) -> OwnerReference {
+    OwnerReference {
+        api_version: API_VERSION.to_string(),
+        kind: kind.to_string(),
+        name: name.cloned().unwrap_or_default(),
+        uid: uid.cloned().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// The controller reference of a VM's VMI: `kubevirt.io/v1` VirtualMachine, with
+/// `controller` and `blockOwnerDeletion` set (also used to adopt orphan VMIs, Part B §4.2).
+pub fn owner_reference(vm: &VirtualMachine) -> OwnerReference {
+    controller_ref(
+        "VirtualMachine",
+        vm.metadata.name.as_ref(),
+        vm.metadata.uid.as_ref(),
+    )
+}
+
+/// Adds a disk `{name}` for every volume that has neither a disk nor a filesystem.
+fn add_default_disks(spec: &mut crate::types::VirtualMachineInstanceSpec) {
+    let volume_names: Vec<String> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| v.get("name").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    if volume_names.is_empty() {
+        return;
+    }
+    let devices = spec.domain.devices.get_or_insert_default();
+    let named = |list: Option<&Vec<Value>>, name: &str| {
+        list.into_iter()
+            .flatten()
+            .any(|d| d.get("name").and_then(Value::as_str) == Some(name))
+    };
+    let filesystems: Option<Vec<Value>> = devices
+        .extra
+        .get("filesystems")
+        .and_then(|f| f.as_array().cloned());
+    for name in volume_names {
+        if named(devices.disks.as_ref(), &name) || named(filesystems.as_ref(), &name) {
+            continue;
+        }
+        devices
+            .disks
+            .get_or_insert_default()
+            .push(json!({ "name": name }));
+    }
+}
+
+/// The VMI a VM starts (Part B §4.5 step 4, with steps 6 and 7).
+///
+/// - Metadata comes from `spec.template.metadata` (labels, annotations, …); the name is the
+///   VM's, `generateName` is cleared, the namespace is the VM's, and fields the server assigns
+///   (uid, resourceVersion, timestamps, generation, managedFields) are cleared.
+/// - The VM is the controller owner. Annotation `kubevirt.io/vm-generation` records the VM
+///   generation, and the VM controller's finalizer is added.
+/// - The spec is the template's, with `startStrategy: Paused` when `start_paused`, the VM's
+///   firmware UUID ([`firmware::vm_uuid`]), and a default disk for every volume without one.
+///
+/// ControllerRevisions, DataVolumes and instancetypes are out of scope (Part A §1).
+pub fn build_vmi(vm: &VirtualMachine, start_paused: bool) -> VirtualMachineInstance {
+    let template = &vm.spec.template;
+    let mut metadata = template.metadata.clone().unwrap_or_default();
+    metadata.name = vm.metadata.name.clone();
+    metadata.generate_name = None;
+    metadata.namespace = vm.metadata.namespace.clone();
+    metadata.uid = None;
+    metadata.resource_version = None;
+    metadata.creation_timestamp = None;
+    metadata.deletion_timestamp = None;
+    metadata.deletion_grace_period_seconds = None;
+    metadata.generation = None;
+    metadata.managed_fields = None;
+    metadata.self_link = None;
+    metadata.owner_references = Some(vec![owner_reference(vm)]);
+    metadata.annotations.get_or_insert_default().insert(
+        VM_GENERATION_ANNOTATION.to_string(),
+        vm.metadata.generation.unwrap_or(0).to_string(),
+    );
+    let finalizers = metadata.finalizers.get_or_insert_default();
+    if !finalizers.iter().any(|f| f == VM_CONTROLLER_FINALIZER) {
+        finalizers.push(VM_CONTROLLER_FINALIZER.to_string());
+    }
+
+    let mut spec = template.spec.clone();
+    if start_paused {
+        spec.start_strategy = Some("Paused".to_string());
+    }
+    let fw = spec.domain.firmware.get_or_insert_default();
+    if fw.uuid.as_deref().is_none_or(str::is_empty) {
+        fw.uuid = Some(firmware::vm_uuid(vm));
+    }
+    add_default_disks(&mut spec);
+
+    VirtualMachineInstance {
+        metadata,
+        spec,
+        status: None,
+    }
+}
+
+/// The label selector of a VMI's launcher Pods (also used by force restart, Part A §5).
+pub fn launcher_pod_selector(vmi: &VirtualMachineInstance) -> String {
+    format!(
+        "{APP_LABEL}={VIRT_LAUNCHER},{CREATED_BY_LABEL}={}",
+        vmi.metadata.uid.as_deref().unwrap_or_default()
+    )
+}
+
+/// The Pod carries the launcher labels of this VMI (same `kubevirt.io/created-by` UID).
+pub fn is_launcher_pod_of(pod: &Pod, vmi: &VirtualMachineInstance) -> bool {
+    let Some(uid) = vmi.metadata.uid.as_deref() else {
+        return false;
+    };
+    pod.metadata.labels.as_ref().is_some_and(|l| {
+        l.get(APP_LABEL).map(String::as_str) == Some(VIRT_LAUNCHER)
+            && l.get(CREATED_BY_LABEL).map(String::as_str) == Some(uid)
+    })
+}
+
+/// The Pod's grace period: the VMI's (default 30 s) plus [`LAUNCHER_GRACE_MARGIN_SECONDS`].
+pub fn launcher_grace_period_seconds(vmi: &VirtualMachineInstance) -> i64 {
+    vmi.spec
+        .termination_grace_period_seconds
+        .unwrap_or(DEFAULT_GRACE_PERIOD_SECONDS)
+        .max(0)
+        .saturating_add(LAUNCHER_GRACE_MARGIN_SECONDS)
+}
+
+/// `spec.domain.resources.requests` memory and cpu, as Pod resource requests.
+fn launcher_resources(vmi: &VirtualMachineInstance) -> Option<ResourceRequirements> {
+    let requests = vmi
+        .spec
+        .domain
+        .extra
+        .get("resources")?
+        .get("requests")?
+        .as_object()?;
+    let mut out = BTreeMap::new();
+    for key in ["memory", "cpu"] {
+        let value = match requests.get(key) {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => continue,
+        };
+        out.insert(key.to_string(), Quantity(value));
+    }
+    (!out.is_empty()).then(|| ResourceRequirements {
+        requests: Some(out),
+        ..Default::default()
+    })
+}
+
+/// A field of the VMI spec (kept in `extra`), parsed into a Kubernetes type; `None` when it is
+/// absent or does not parse.
+fn spec_field<T: serde::de::DeserializeOwned>(
+    vmi: &VirtualMachineInstance,
+    key: &str,
+) -> Option<T> {
+    vmi.spec
+        .extra
+        .get(key)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+/// The virt-launcher Pod of a VMI (Part A §6).
+///
+/// - Named by the server from `generateName: virt-launcher-<vmi name>-` (it appends 5 random
+///   lowercase alphanumerics), in the VMI's namespace, controlled by the VMI.
+/// - Labels: the VMI's, plus `kubevirt.io=virt-launcher`, `kubevirt.io/created-by=<vmi uid>`,
+///   `vmi.kubevirt.io/id=<id(name)>` and `vm.kubevirt.io/name=<name>` (cut to a valid label
+///   value). Annotation `kubevirt.io/domain=<name>`.
+/// - One container, `compute`, running [`LAUNCHER_IMAGE`], with the memory/cpu requests of
+///   `spec.domain.resources.requests`; restart policy Never; grace period from
+///   [`launcher_grace_period_seconds`]. The VMI's `nodeSelector`, `tolerations` and `affinity`
+///   are copied, so scheduling constraints (and `ErrorUnschedulable`) work.
+pub fn build_launcher_pod(vmi: &VirtualMachineInstance) -> Pod {
+    let name = vmi.metadata.name.clone().unwrap_or_default();
+    let mut labels = vmi.metadata.labels.clone().unwrap_or_default();
+    labels.insert(APP_LABEL.to_string(), VIRT_LAUNCHER.to_string());
+    labels.insert(
+        CREATED_BY_LABEL.to_string(),
+        vmi.metadata.uid.clone().unwrap_or_default(),
+    );
+    labels.insert(ID_LABEL.to_string(), id(&name));
+    labels.insert(VM_NAME_LABEL.to_string(), label_value(&name));
+
+    let metadata = ObjectMeta {
+        generate_name: Some(format!("virt-launcher-{name}-")),
+        namespace: vmi.metadata.namespace.clone(),
+        labels: Some(labels),
+        annotations: Some(BTreeMap::from([(
+            DOMAIN_ANNOTATION.to_string(),
+            name.clone(),
+        )])),
+        owner_references: Some(vec![controller_ref(
+            "VirtualMachineInstance",
+            vmi.metadata.name.as_ref(),
+            vmi.metadata.uid.as_ref(),
+        )]),
+        ..Default::default()
+    };
+    let container = Container {
+        name: COMPUTE_CONTAINER.to_string(),
+        image: Some(LAUNCHER_IMAGE.to_string()),
+        resources: launcher_resources(vmi),
+        ..Default::default()
+    };
+    let spec = PodSpec {
+        containers: vec![container],
+        restart_policy: Some("Never".to_string()),
+        termination_grace_period_seconds: Some(launcher_grace_period_seconds(vmi)),
+        node_selector: spec_field::<BTreeMap<String, String>>(vmi, "nodeSelector"),
+        tolerations: spec_field::<Vec<Toleration>>(vmi, "tolerations"),
+        affinity: spec_field::<Affinity>(vmi, "affinity"),
+        ..Default::default()
+    };
+    Pod {
+        metadata,
+        spec: Some(spec),
+        status: None,
+    }
+}
+
+/// VMI phases.
+pub mod phase {
+    pub const PENDING: &str = "Pending";
+    pub const SCHEDULING: &str = "Scheduling";
+    pub const SCHEDULED: &str = "Scheduled";
+    pub const RUNNING: &str = "Running";
+    pub const SUCCEEDED: &str = "Succeeded";
+    pub const FAILED: &str = "Failed";
+}
+
+/// Reasons of the VMI conditions written here.
+pub mod vmi_reason {
+    pub const POD_NOT_EXISTS: &str = "PodNotExists";
+    pub const POD_TERMINATING: &str = "PodTerminating";
+    pub const GUEST_NOT_RUNNING: &str = "GuestNotRunning";
+    pub const POD_CONDITION_MISSING: &str = "PodConditionMissing";
+    pub const PAUSED_BY_USER: &str = "PausedByUser";
+}
+
+/// Order of the non-final phases; the phase never moves backwards.
+fn rank(phase: &str) -> u8 {
+    match phase {
+        phase::SCHEDULING => 1,
+        phase::SCHEDULED => 2,
+        phase::RUNNING => 3,
+        _ => 0,
+    }
+}
+
+fn pod_phase(pod: &Pod) -> &str {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+fn pod_condition<'a>(
+    pod: &'a Pod,
+    type_: &str,
+) -> Option<&'a k8s_openapi::api::core::v1::PodCondition> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+fn pod_node(pod: &Pod) -> Option<&str> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .filter(|n| !n.is_empty())
+}
+
+/// The Pod is finished or being deleted.
+fn pod_down_or_going_down(pod: &Pod) -> bool {
+    matches!(pod_phase(pod), "Succeeded" | "Failed") || pod.metadata.deletion_timestamp.is_some()
+}
+
+/// `(reason, message)` of the first (init) container waiting on an image pull error.
+fn image_error(pod: &Pod) -> Option<(String, String)> {
+    let status = pod.status.as_ref()?;
+    status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten())
+        .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
+        .find_map(|w| {
+            let reason = w.reason.as_deref()?;
+            matches!(
+                reason,
+                status::reason::ERR_IMAGE_PULL | status::reason::IMAGE_PULL_BACK_OFF
+            )
+            .then(|| (reason.to_string(), w.message.clone().unwrap_or_default()))
+        })
+}
+
+fn time_string(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> Option<String> {
+    serde_json::to_value(t)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+}
+
+/// A Pod condition as a VMI condition (same type, status, reason, message and timestamps).
+fn from_pod_condition(c: &k8s_openapi::api::core::v1::PodCondition) -> Condition {
+    Condition {
+        type_: c.type_.clone(),
+        status: c.status.clone(),
+        last_probe_time: c.last_probe_time.as_ref().and_then(time_string),
+        last_transition_time: c.last_transition_time.as_ref().and_then(time_string),
+        reason: c.reason.clone(),
+        message: c.message.clone(),
+    }
+}
+
+/// The phase the VMI moves to, given its Pod.
+fn next_phase(
+    vmi: &VirtualMachineInstance,
+    pod: Option<&Pod>,
+    pod_create_expected: bool,
+    deleting: bool,
+) -> String {
+    let current = vmi.phase();
+    if run_strategy::is_final(vmi) {
+        return current.to_string();
+    }
+    let Some(pod) = pod else {
+        let had_pod = rank(current) > 0;
+        let next = match (had_pod, deleting) {
+            // The cache may be behind a Pod just created: nothing is concluded yet.
+            _ if pod_create_expected && !deleting && had_pod => current,
+            (false, false) => phase::PENDING,
+            (true, false) | (false, true) => phase::FAILED,
+            (true, true) => phase::SUCCEEDED,
+        };
+        return next.to_string();
+    };
+    match pod_phase(pod) {
+        "Succeeded" => return phase::SUCCEEDED.to_string(),
+        "Failed" => return phase::FAILED.to_string(),
+        _ => {}
+    }
+    if pod.metadata.deletion_timestamp.is_some() && !deleting {
+        return phase::FAILED.to_string();
+    }
+    let ready = pod_condition(pod, "Ready").is_some_and(|c| c.status == "True");
+    let observed = if pod_phase(pod) == "Running" && ready {
+        phase::RUNNING
+    } else if pod_node(pod).is_some() {
+        phase::SCHEDULED
+    } else {
+        phase::SCHEDULING
+    };
+    if rank(observed) >= rank(current) {
+        observed.to_string()
+    } else {
+        current.to_string()
+    }
+}
+
+/// The VMI's `Ready` condition for this Pod and the VMI's new phase.
+fn vmi_ready_condition(pod: Option<&Pod>, new_phase: &str, now: &str) -> Condition {
+    let not_ready = |reason: &str, message: &str| {
+        status::new_condition(condition_type::READY, "False", reason, message, now)
+    };
+    let Some(pod) = pod else {
+        return not_ready(
+            vmi_reason::POD_NOT_EXISTS,
+            "virt-launcher pod has not yet been scheduled",
+        );
+    };
+    if pod_down_or_going_down(pod) {
+        return not_ready(
+            vmi_reason::POD_TERMINATING,
+            "virt-launcher pod is terminating",
+        );
+    }
+    if new_phase != phase::RUNNING {
+        return not_ready(
+            vmi_reason::GUEST_NOT_RUNNING,
+            "Guest VM is not reported as running",
+        );
+    }
+    match pod_condition(pod, "Ready") {
+        Some(c) => from_pod_condition(c),
+        None => not_ready(
+            vmi_reason::POD_CONDITION_MISSING,
+            "virt-launcher pod is missing the Ready condition",
+        ),
+    }
+}
+
+/// The name of the VMI's pod-network interface: the first network with a `pod` source, else
+/// the first interface, else `default`.
+fn pod_interface_name(vmi: &VirtualMachineInstance) -> String {
+    let from_network = vmi
+        .spec
+        .networks
+        .iter()
+        .flatten()
+        .find(|n| n.pod.is_some())
+        .map(|n| n.name.clone());
+    let first_interface = || {
+        vmi.spec
+            .domain
+            .devices
+            .as_ref()
+            .and_then(|d| d.interfaces.as_ref())
+            .and_then(|i| i.first())
+            .map(|i| i.name.clone())
+    };
+    from_network
+        .or_else(first_interface)
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".to_string())
+}
+
+/// The VMI status read off its launcher Pod (Part A §6). `pod` is the VMI's launcher Pod as
+/// seen now, if any; `pod_create_expected` says a Pod creation was issued that the cache does
+/// not show yet; `now` is an RFC 3339 timestamp, written as is into conditions and
+/// `phaseTransitionTimestamps`.
+///
+/// Phase (never moves backwards; a final phase never changes):
+/// - no Pod, and the VMI never had one (phase unset or Pending) → `Pending`: the Pod is not
+///   created yet, or not seen yet.
+/// - no Pod after having had one (phase Scheduling, Scheduled or Running) → `Failed` while the
+///   VMI is not being deleted, unless `pod_create_expected` (then unchanged); `Succeeded` when
+///   it is being deleted (the stop that was asked for). A VMI deleted before it ever had a Pod
+///   → `Failed`. Either way it becomes final, so its finalizers can go.
+/// - Pod `Succeeded` → `Succeeded`; Pod `Failed` → `Failed`; Pod being deleted while the VMI
+///   is not → `Failed`.
+/// - Pod `Running` and Ready → `Running`; bound to a node → `Scheduled`; else `Scheduling`.
+///
+/// Also: `nodeName` once the Pod is bound; the Pod IP(s) as `interfaces[0]` while Running; the
+/// `Ready` condition; `PodScheduled=False` copied from the Pod (removed once it schedules);
+/// `Synchronized=False` with reason `ErrImagePull`/`ImagePullBackOff` and the container's
+/// message while a container waits on its image; `Paused=True` (`PausedByUser`) when a VMI
+/// with `startStrategy: Paused` becomes Running (only then, so an unpause is not undone);
+/// a `phaseTransitionTimestamps` entry when the phase changes. Other status fields are kept.
+pub fn vmi_status_from_pod(
+    vmi: &VirtualMachineInstance,
+    pod: Option<&Pod>,
+    pod_create_expected: bool,
+    now: &str,
+) -> VirtualMachineInstanceStatus {
+    status_for(
+        vmi,
+        pod,
+        pod_create_expected,
+        run_strategy::is_deleting(vmi),
+        now,
+    )
+}
+
+/// The status of a VMI whose launcher Pod is gone after the VMI was deleted: final
+/// (`Succeeded` if it had a Pod, else `Failed`), as [`vmi_status_from_pod`] gives for a
+/// deleted VMI without a Pod. A final VMI keeps its phase.
+pub fn vmi_status_after_shutdown(
+    vmi: &VirtualMachineInstance,
+    now: &str,
+) -> VirtualMachineInstanceStatus {
+    status_for(vmi, None, false, true, now)
+}
+
+fn status_for(
+    vmi: &VirtualMachineInstance,
+    pod: Option<&Pod>,
+    pod_create_expected: bool,
+    deleting: bool,
+    now: &str,
+) -> VirtualMachineInstanceStatus {
+    let mut status = vmi.status.clone().unwrap_or_default();
+    let old_phase = vmi.phase().to_string();
+    let new_phase = next_phase(vmi, pod, pod_create_expected, deleting);
+    let is_final = matches!(new_phase.as_str(), phase::SUCCEEDED | phase::FAILED);
+
+    if let Some(node) = pod.and_then(pod_node) {
+        status.node_name = Some(node.to_string());
+    }
+
+    if new_phase == phase::RUNNING
+        && let Some(pod_status) = pod.and_then(|p| p.status.as_ref())
+        && let Some(ip) = pod_status.pod_ip.as_deref().filter(|ip| !ip.is_empty())
+    {
+        let mut ips: Vec<String> = pod_status
+            .pod_ips
+            .iter()
+            .flatten()
+            .map(|p| p.ip.clone())
+            .filter(|ip| !ip.is_empty())
+            .collect();
+        if ips.is_empty() {
+            ips.push(ip.to_string());
+        }
+        if status.interfaces.is_empty() {
+            status.interfaces.push(InterfaceStatus {
+                name: Some(pod_interface_name(vmi)),
+                ..Default::default()
+            });
+        }
+        let first = &mut status.interfaces[0];
+        first.ip_address = Some(ip.to_string());
+        first.ip_addresses = ips;
+    }
+
+    let conditions = &mut status.conditions;
+    set_condition(conditions, vmi_ready_condition(pod, &new_phase, now));
+    if !is_final {
+        let unscheduled = pod
+            .and_then(|p| pod_condition(p, condition_type::POD_SCHEDULED))
+            .filter(|c| c.status == "False");
+        match unscheduled {
+            Some(c) => set_condition(conditions, from_pod_condition(c)),
+            None => status::remove_condition(conditions, condition_type::POD_SCHEDULED),
+        }
+        match pod.and_then(image_error) {
+            Some((reason, message)) => set_condition(
+                conditions,
+                status::new_condition(
+                    condition_type::SYNCHRONIZED,
+                    "False",
+                    &reason,
+                    &message,
+                    now,
+                ),
+            ),
+            None => conditions.retain(|c| {
+                c.type_ != condition_type::SYNCHRONIZED
+                    || !matches!(
+                        c.reason.as_deref(),
+                        Some(status::reason::ERR_IMAGE_PULL | status::reason::IMAGE_PULL_BACK_OFF)
+                    )
+            }),
+        }
+    }
+    if is_final {
+        status::remove_condition(conditions, condition_type::PAUSED);
+    } else if new_phase == phase::RUNNING
+        && old_phase != phase::RUNNING
+        && vmi.spec.start_strategy.as_deref() == Some("Paused")
+    {
+        set_condition(
+            conditions,
+            status::new_condition(
+                condition_type::PAUSED,
+                "True",
+                vmi_reason::PAUSED_BY_USER,
+                "VMI was paused by user",
+                now,
+            ),
+        );
+    }
+
+    if new_phase != old_phase {
+        status.phase_transition_timestamps.push(PhaseTransition {
+            phase: new_phase.clone(),
+            phase_transition_timestamp: Some(now.to_string()),
+        });
+    }
+    status.phase = Some(new_phase);
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{VirtualMachineInstanceSpec, VirtualMachineSpec};
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateWaiting, ContainerStatus, PodCondition, PodIP, PodStatus,
+    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    const NOW: &str = "2026-08-01T12:00:00Z";
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn sha1_matches_known_digests() {
+        assert_eq!(hex(&sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+        assert_eq!(
+            hex(&sha1(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        let long = b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+        assert_eq!(hex(&sha1(long)), "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+        assert_eq!(
+            hex(&sha1(&[b'a'; 1000])),
+            "291e9a6c66994949b57ba5e650361e98fc36b1ba"
+        );
+    }
+
+    #[test]
+    fn id_keeps_short_names_and_hashes_long_ones() {
+        assert_eq!(id("vm-cirros"), "vm-cirros");
+        let max = "b".repeat(63);
+        assert_eq!(id(&max), max);
+        let long = "a".repeat(70);
+        assert_eq!(id(&long), format!("{}-ed6c69d9", "a".repeat(54)));
+        assert_eq!(id(&long).len(), 63);
+    }
+
+    #[test]
+    fn label_value_is_cut_to_63_and_ends_alphanumeric() {
+        assert_eq!(label_value("vm1"), "vm1");
+        let name = format!("{}-{}", "a".repeat(62), "b".repeat(10));
+        assert_eq!(label_value(&name), "a".repeat(62));
+    }
+
+    fn cirros_vm() -> VirtualMachine {
+        let mut vm: VirtualMachine = serde_json::from_value(json!({
+            "apiVersion": "kubevirt.io/v1",
+            "kind": "VirtualMachine",
+            "metadata": {
+                "name": "vm-cirros", "namespace": "default", "uid": "vm-uid-1",
+                "generation": 3, "resourceVersion": "42",
+                "labels": {"kubevirt.io/vm": "vm-cirros"},
+                "annotations": {"vm-only": "x"}
+            },
+            "spec": {
+                "running": false,
+                "template": {
+                    "metadata": {
+                        "name": "ignored", "generateName": "ignored-",
+                        "labels": {"kubevirt.io/vm": "vm-cirros"},
+                        "annotations": {"from-template": "y"}
+                    },
+                    "spec": {
+                        "domain": {
+                            "devices": {"disks": [{"disk": {"bus": "virtio"}, "name": "containerdisk"}]},
+                            "resources": {"requests": {"memory": "64M", "cpu": 1}}
+                        },
+                        "terminationGracePeriodSeconds": 0,
+                        "volumes": [
+                            {"name": "containerdisk", "containerDisk": {"image": "kubevirt/cirros-container-disk-demo:latest"}},
+                            {"name": "cloudinitdisk", "cloudInitNoCloud": {"userDataBase64": "IyEv"}}
+                        ]
+                    }
+                }
+            }
+        }))
+        .unwrap();
+        vm.status = None;
+        vm
+    }
+
+    #[test]
+    fn build_vmi_copies_the_template_and_owns_it() {
+        let vmi = build_vmi(&cirros_vm(), false);
+        let m = &vmi.metadata;
+        assert_eq!(m.name.as_deref(), Some("vm-cirros"));
+        assert_eq!(m.generate_name, None);
+        assert_eq!(m.namespace.as_deref(), Some("default"));
+        assert_eq!(m.resource_version, None);
+        assert_eq!(
+            m.labels
+                .as_ref()
+                .unwrap()
+                .get("kubevirt.io/vm")
+                .map(String::as_str),
+            Some("vm-cirros")
+        );
+        let annotations = m.annotations.as_ref().unwrap();
+        assert_eq!(
+            annotations
+                .get("kubevirt.io/vm-generation")
+                .map(String::as_str),
+            Some("3")
+        );
+        assert_eq!(
+            annotations.get("from-template").map(String::as_str),
+            Some("y")
+        );
+        assert!(!annotations.contains_key("vm-only"));
+        assert_eq!(
+            m.finalizers.as_deref(),
+            Some(&["kubevirt.io/virtualMachineControllerFinalize".to_string()][..])
+        );
+        let owner = &m.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            serde_json::to_value(owner).unwrap(),
+            json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "name": "vm-cirros",
+                   "uid": "vm-uid-1", "controller": true, "blockOwnerDeletion": true})
+        );
+        assert_eq!(vmi.spec.start_strategy, None);
+        assert_eq!(vmi.spec.termination_grace_period_seconds, Some(0));
+        assert_eq!(
+            vmi.spec.domain.firmware.as_ref().unwrap().uuid.as_deref(),
+            Some("0d2a2043-41c0-59c3-9b17-025022203668")
+        );
+        // The volume without a disk gets a default one.
+        let disks = vmi
+            .spec
+            .domain
+            .devices
+            .as_ref()
+            .unwrap()
+            .disks
+            .as_ref()
+            .unwrap();
+        assert_eq!(disks.len(), 2);
+        assert_eq!(disks[1], json!({"name": "cloudinitdisk"}));
+        assert!(vmi.status.is_none());
+    }
+
+    #[test]
+    fn build_vmi_paused_and_with_a_template_uuid() {
+        let mut vm = cirros_vm();
+        vm.spec.template.spec.domain.firmware = Some(crate::types::Firmware {
+            uuid: Some("11111111-2222-4333-8444-555555555555".into()),
+            ..Default::default()
+        });
+        let vmi = build_vmi(&vm, true);
+        assert_eq!(vmi.spec.start_strategy.as_deref(), Some("Paused"));
+        assert_eq!(
+            vmi.spec.domain.firmware.as_ref().unwrap().uuid.as_deref(),
+            Some("11111111-2222-4333-8444-555555555555")
+        );
+    }
+
+    #[test]
+    fn build_vmi_without_template_metadata() {
+        let mut vm = VirtualMachine::new("bare", VirtualMachineSpec::default());
+        vm.metadata.namespace = Some("ns1".into());
+        let vmi = build_vmi(&vm, false);
+        assert_eq!(vmi.metadata.name.as_deref(), Some("bare"));
+        assert_eq!(vmi.metadata.labels, None);
+        assert_eq!(
+            vmi.metadata.annotations.as_ref().unwrap()["kubevirt.io/vm-generation"],
+            "0"
+        );
+        assert_eq!(vmi.spec.domain.devices, None);
+    }
+
+    fn vmi_named(name: &str, uid: &str) -> VirtualMachineInstance {
+        let mut vmi = VirtualMachineInstance::new(name, VirtualMachineInstanceSpec::default());
+        vmi.metadata.namespace = Some("default".into());
+        vmi.metadata.uid = Some(uid.into());
+        vmi
+    }
+
+    #[test]
+    fn launcher_pod_has_the_labels_owner_and_container() {
+        let mut vmi = build_vmi(&cirros_vm(), false);
+        vmi.metadata.uid = Some("vmi-uid-1".into());
+        vmi.spec.extra.insert(
+            "nodeSelector".into(),
+            json!({"kubernetes.io/hostname": "node-a"}),
+        );
+        let pod = build_launcher_pod(&vmi);
+        let v = serde_json::to_value(&pod).unwrap();
+        assert_eq!(v["metadata"]["generateName"], "virt-launcher-vm-cirros-");
+        assert_eq!(v["metadata"]["namespace"], "default");
+        assert_eq!(
+            v["metadata"]["labels"],
+            json!({
+                "kubevirt.io": "virt-launcher",
+                "kubevirt.io/created-by": "vmi-uid-1",
+                "kubevirt.io/vm": "vm-cirros",
+                "vm.kubevirt.io/name": "vm-cirros",
+                "vmi.kubevirt.io/id": "vm-cirros"
+            })
+        );
+        assert_eq!(
+            v["metadata"]["ownerReferences"],
+            json!([{"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+                    "name": "vm-cirros", "uid": "vmi-uid-1", "controller": true,
+                    "blockOwnerDeletion": true}])
+        );
+        assert_eq!(v["spec"]["restartPolicy"], "Never");
+        assert_eq!(v["spec"]["terminationGracePeriodSeconds"], 15);
+        assert_eq!(
+            v["spec"]["nodeSelector"],
+            json!({"kubernetes.io/hostname": "node-a"})
+        );
+        assert_eq!(
+            v["spec"]["containers"],
+            json!([{"name": "compute", "image": LAUNCHER_IMAGE,
+                    "resources": {"requests": {"cpu": "1", "memory": "64M"}}}])
+        );
+        assert!(is_launcher_pod_of(&pod, &vmi));
+        assert!(!is_launcher_pod_of(&pod, &vmi_named("vm-cirros", "other")));
+        assert_eq!(
+            launcher_pod_selector(&vmi),
+            "kubevirt.io=virt-launcher,kubevirt.io/created-by=vmi-uid-1"
+        );
+    }
+
+    #[test]
+    fn launcher_pod_defaults() {
+        let long = "x".repeat(70);
+        let vmi = vmi_named(&long, "u1");
+        let pod = build_launcher_pod(&vmi);
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(spec.termination_grace_period_seconds, Some(45));
+        assert_eq!(spec.containers[0].resources, None);
+        assert_eq!(spec.node_selector, None);
+        let labels = pod.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels[ID_LABEL], id(&long));
+        assert_eq!(labels[VM_NAME_LABEL], "x".repeat(63));
+    }
+
+    fn time(s: &str) -> Time {
+        serde_json::from_value(json!(s)).unwrap()
+    }
+
+    /// A launcher Pod in the given pod phase, optionally bound and ready.
+    fn pod(phase: &str, node: Option<&str>, ready: bool) -> Pod {
+        let mut conditions = vec![];
+        if node.is_some() {
+            conditions.push(PodCondition {
+                type_: "Ready".into(),
+                status: if ready { "True" } else { "False" }.into(),
+                last_transition_time: Some(time("2026-08-01T11:59:00Z")),
+                ..Default::default()
+            });
+        }
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("virt-launcher-vm1-abcde".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                node_name: node.map(str::to_string),
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                phase: Some(phase.into()),
+                conditions: Some(conditions),
+                pod_ip: ready.then(|| "10.0.0.7".to_string()),
+                pod_ips: ready.then(|| {
+                    vec![PodIP {
+                        ip: "10.0.0.7".into(),
+                    }]
+                }),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn with_phase(mut vmi: VirtualMachineInstance, phase: &str) -> VirtualMachineInstance {
+        vmi.status.get_or_insert_default().phase = Some(phase.into());
+        vmi
+    }
+
+    fn cond<'a>(s: &'a VirtualMachineInstanceStatus, t: &str) -> Option<&'a Condition> {
+        s.conditions.iter().find(|c| c.type_ == t)
+    }
+
+    #[test]
+    fn no_pod_yet_is_pending() {
+        let vmi = vmi_named("vm1", "u1");
+        let s = vmi_status_from_pod(&vmi, None, false, NOW);
+        assert_eq!(s.phase.as_deref(), Some("Pending"));
+        let ready = cond(&s, "Ready").unwrap();
+        assert_eq!(ready.status, "False");
+        assert_eq!(ready.reason.as_deref(), Some("PodNotExists"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("virt-launcher pod has not yet been scheduled")
+        );
+        assert_eq!(s.phase_transition_timestamps.len(), 1);
+        assert_eq!(s.phase_transition_timestamps[0].phase, "Pending");
+        assert_eq!(
+            s.phase_transition_timestamps[0]
+                .phase_transition_timestamp
+                .as_deref(),
+            Some("2026-08-01T12:00:00Z")
+        );
+        // Pending again: no new transition entry.
+        let vmi = VirtualMachineInstance {
+            status: Some(s),
+            ..vmi
+        };
+        let s = vmi_status_from_pod(&vmi, None, false, NOW);
+        assert_eq!(s.phase_transition_timestamps.len(), 1);
+    }
+
+    #[test]
+    fn pod_lifecycle_maps_to_scheduling_scheduled_running() {
+        let vmi = with_phase(vmi_named("vm1", "u1"), "Pending");
+        let s = vmi_status_from_pod(&vmi, Some(&pod("Pending", None, false)), true, NOW);
+        assert_eq!(s.phase.as_deref(), Some("Scheduling"));
+        assert_eq!(s.node_name, None);
+
+        let vmi = VirtualMachineInstance {
+            status: Some(s),
+            ..vmi
+        };
+        let s = vmi_status_from_pod(
+            &vmi,
+            Some(&pod("Pending", Some("node-a"), false)),
+            true,
+            NOW,
+        );
+        assert_eq!(s.phase.as_deref(), Some("Scheduled"));
+        assert_eq!(s.node_name.as_deref(), Some("node-a"));
+        assert_eq!(
+            cond(&s, "Ready").unwrap().reason.as_deref(),
+            Some("GuestNotRunning")
+        );
+
+        let vmi = VirtualMachineInstance {
+            status: Some(s),
+            ..vmi
+        };
+        let s = vmi_status_from_pod(&vmi, Some(&pod("Running", Some("node-a"), true)), true, NOW);
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        let ready = cond(&s, "Ready").unwrap();
+        assert_eq!(ready.status, "True");
+        assert_eq!(
+            ready.last_transition_time.as_deref(),
+            Some("2026-08-01T11:59:00Z")
+        );
+        assert_eq!(s.interfaces.len(), 1);
+        assert_eq!(s.interfaces[0].name.as_deref(), Some("default"));
+        assert_eq!(s.interfaces[0].ip_address.as_deref(), Some("10.0.0.7"));
+        assert_eq!(s.interfaces[0].ip_addresses, vec!["10.0.0.7".to_string()]);
+        assert!(cond(&s, "Paused").is_none());
+        let phases: Vec<_> = s
+            .phase_transition_timestamps
+            .iter()
+            .map(|t| t.phase.as_str())
+            .collect();
+        assert_eq!(phases, ["Scheduling", "Scheduled", "Running"]);
+
+        // A Pod that is no longer ready does not move the phase back.
+        let vmi = VirtualMachineInstance {
+            status: Some(s),
+            ..vmi
+        };
+        let s = vmi_status_from_pod(
+            &vmi,
+            Some(&pod("Running", Some("node-a"), false)),
+            true,
+            NOW,
+        );
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        assert_eq!(cond(&s, "Ready").unwrap().status, "False");
+        assert_eq!(s.phase_transition_timestamps.len(), 3);
+    }
+
+    #[test]
+    fn running_without_ready_condition_reports_it_missing() {
+        let vmi = with_phase(vmi_named("vm1", "u1"), "Running");
+        let mut p = pod("Running", Some("node-a"), true);
+        p.status.as_mut().unwrap().conditions = Some(vec![]);
+        let s = vmi_status_from_pod(&vmi, Some(&p), true, NOW);
+        let ready = cond(&s, "Ready").unwrap();
+        assert_eq!(ready.reason.as_deref(), Some("PodConditionMissing"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("virt-launcher pod is missing the Ready condition")
+        );
+    }
+
+    #[test]
+    fn pod_final_phases_map_to_final_vmi_phases() {
+        let vmi = with_phase(vmi_named("vm1", "u1"), "Running");
+        let s = vmi_status_from_pod(&vmi, Some(&pod("Succeeded", Some("n"), false)), true, NOW);
+        assert_eq!(s.phase.as_deref(), Some("Succeeded"));
+        assert_eq!(
+            cond(&s, "Ready").unwrap().reason.as_deref(),
+            Some("PodTerminating")
+        );
+        let s = vmi_status_from_pod(&vmi, Some(&pod("Failed", Some("n"), false)), true, NOW);
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+    }
+
+    #[test]
+    fn pod_gone_while_running_fails_the_vmi() {
+        let vmi = with_phase(vmi_named("vm1", "u1"), "Running");
+        // had_pod is implied by the phase.
+        let s = vmi_status_from_pod(&vmi, None, false, NOW);
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        // A Pod creation the cache does not show yet: nothing is concluded.
+        let s = vmi_status_from_pod(&vmi, None, true, NOW);
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        let pending = with_phase(vmi_named("vm1", "u1"), "Pending");
+        let s = vmi_status_from_pod(&pending, None, true, NOW);
+        assert_eq!(s.phase.as_deref(), Some("Pending"));
+    }
+
+    #[test]
+    fn after_shutdown_the_vmi_is_final() {
+        let running = with_phase(vmi_named("vm1", "u1"), "Running");
+        let s = vmi_status_after_shutdown(&running, NOW);
+        assert_eq!(s.phase.as_deref(), Some("Succeeded"));
+        assert_eq!(
+            cond(&s, "Ready").unwrap().reason.as_deref(),
+            Some("PodNotExists")
+        );
+        assert_eq!(
+            s.phase_transition_timestamps.last().unwrap().phase,
+            "Succeeded"
+        );
+        let pending = with_phase(vmi_named("vm1", "u1"), "Pending");
+        let s = vmi_status_after_shutdown(&pending, NOW);
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+        let failed = with_phase(vmi_named("vm1", "u1"), "Failed");
+        let s = vmi_status_after_shutdown(&failed, NOW);
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+    }
+
+    #[test]
+    fn owner_reference_points_at_the_vm() {
+        let r = owner_reference(&cirros_vm());
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "name": "vm-cirros",
+                   "uid": "vm-uid-1", "controller": true, "blockOwnerDeletion": true})
+        );
+    }
+
+    #[test]
+    fn pod_deleted_under_a_live_vmi_fails_it() {
+        let vmi = with_phase(vmi_named("vm1", "u1"), "Running");
+        let mut p = pod("Running", Some("n"), true);
+        p.metadata.deletion_timestamp = Some(time("2026-08-01T11:59:30Z"));
+        let s = vmi_status_from_pod(&vmi, Some(&p), true, NOW);
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+    }
+
+    #[test]
+    fn deleted_vmi_finishes_when_its_pod_is_gone() {
+        let mut vmi = with_phase(vmi_named("vm1", "u1"), "Running");
+        vmi.metadata.deletion_timestamp = Some(time("2026-08-01T11:59:30Z"));
+        let mut p = pod("Running", Some("n"), true);
+        p.metadata.deletion_timestamp = Some(time("2026-08-01T11:59:31Z"));
+        let s = vmi_status_from_pod(&vmi, Some(&p), true, NOW);
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        assert_eq!(
+            cond(&s, "Ready").unwrap().reason.as_deref(),
+            Some("PodTerminating")
+        );
+        let s = vmi_status_from_pod(&vmi, None, true, NOW);
+        assert_eq!(s.phase.as_deref(), Some("Succeeded"));
+
+        let mut pending = vmi_named("vm1", "u1");
+        pending.metadata.deletion_timestamp = Some(time("2026-08-01T11:59:30Z"));
+        let s = vmi_status_from_pod(&pending, None, false, NOW);
+        assert_eq!(s.phase.as_deref(), Some("Failed"));
+    }
+
+    #[test]
+    fn final_phase_never_changes() {
+        let vmi = with_phase(vmi_named("vm1", "u1"), "Succeeded");
+        let s = vmi_status_from_pod(&vmi, Some(&pod("Running", Some("n"), true)), true, NOW);
+        assert_eq!(s.phase.as_deref(), Some("Succeeded"));
+        assert!(s.phase_transition_timestamps.is_empty());
+    }
+
+    #[test]
+    fn unschedulable_pod_sets_pod_scheduled_false_and_clears_it_later() {
+        let vmi = with_phase(vmi_named("vm1", "u1"), "Scheduling");
+        let mut p = pod("Pending", None, false);
+        p.status.as_mut().unwrap().conditions = Some(vec![PodCondition {
+            type_: "PodScheduled".into(),
+            status: "False".into(),
+            reason: Some("Unschedulable".into()),
+            message: Some("0/1 nodes are available".into()),
+            ..Default::default()
+        }]);
+        let s = vmi_status_from_pod(&vmi, Some(&p), true, NOW);
+        assert_eq!(s.phase.as_deref(), Some("Scheduling"));
+        let c = cond(&s, "PodScheduled").unwrap();
+        assert_eq!(c.status, "False");
+        assert_eq!(c.reason.as_deref(), Some("Unschedulable"));
+        assert_eq!(c.message.as_deref(), Some("0/1 nodes are available"));
+
+        let vmi = VirtualMachineInstance {
+            status: Some(s),
+            ..vmi
+        };
+        let s = vmi_status_from_pod(&vmi, Some(&pod("Pending", Some("n"), false)), true, NOW);
+        assert!(cond(&s, "PodScheduled").is_none());
+    }
+
+    fn waiting(reason: &str) -> ContainerStatus {
+        ContainerStatus {
+            name: "compute".into(),
+            state: Some(ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some(reason.into()),
+                    message: Some(format!("{reason}: image not found")),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn image_pull_errors_set_synchronized_false() {
+        let vmi = with_phase(vmi_named("vm1", "u1"), "Scheduled");
+        let mut p = pod("Pending", Some("n"), false);
+        p.status.as_mut().unwrap().container_statuses = Some(vec![waiting("ErrImagePull")]);
+        let s = vmi_status_from_pod(&vmi, Some(&p), true, NOW);
+        let c = cond(&s, "Synchronized").unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_deref()),
+            ("False", Some("ErrImagePull"))
+        );
+        assert_eq!(c.message.as_deref(), Some("ErrImagePull: image not found"));
+
+        let vmi = VirtualMachineInstance {
+            status: Some(s),
+            ..vmi
+        };
+        p.status.as_mut().unwrap().container_statuses = Some(vec![waiting("ImagePullBackOff")]);
+        let s = vmi_status_from_pod(&vmi, Some(&p), true, NOW);
+        let c = cond(&s, "Synchronized").unwrap();
+        assert_eq!(c.reason.as_deref(), Some("ImagePullBackOff"));
+
+        let vmi = VirtualMachineInstance {
+            status: Some(s),
+            ..vmi
+        };
+        p.status.as_mut().unwrap().container_statuses = Some(vec![waiting("ContainerCreating")]);
+        let s = vmi_status_from_pod(&vmi, Some(&p), true, NOW);
+        assert!(cond(&s, "Synchronized").is_none());
+    }
+
+    #[test]
+    fn paused_start_shows_paused_once_running() {
+        let mut vmi = with_phase(vmi_named("vm1", "u1"), "Scheduled");
+        vmi.spec.start_strategy = Some("Paused".into());
+        let s = vmi_status_from_pod(&vmi, Some(&pod("Running", Some("n"), true)), true, NOW);
+        let c = cond(&s, "Paused").unwrap();
+        assert_eq!(c.status, "True");
+        assert_eq!(c.reason.as_deref(), Some("PausedByUser"));
+        assert_eq!(c.message.as_deref(), Some("VMI was paused by user"));
+
+        // Unpaused later (condition removed): not added back.
+        let mut s2 = s.clone();
+        s2.conditions.retain(|c| c.type_ != "Paused");
+        let vmi = VirtualMachineInstance {
+            status: Some(s2),
+            ..vmi
+        };
+        let s = vmi_status_from_pod(&vmi, Some(&pod("Running", Some("n"), true)), true, NOW);
+        assert!(cond(&s, "Paused").is_none());
+    }
+
+    #[test]
+    fn extra_status_fields_and_interface_names_are_kept() {
+        let mut vmi = with_phase(vmi_named("vm1", "u1"), "Running");
+        let st = vmi.status.as_mut().unwrap();
+        st.extra
+            .insert("guestOSInfo".into(), json!({"id": "cirros"}));
+        st.interfaces.push(InterfaceStatus {
+            name: Some("nic0".into()),
+            ..Default::default()
+        });
+        let s = vmi_status_from_pod(&vmi, Some(&pod("Running", Some("n"), true)), true, NOW);
+        assert_eq!(s.extra["guestOSInfo"], json!({"id": "cirros"}));
+        assert_eq!(s.interfaces[0].name.as_deref(), Some("nic0"));
+        assert_eq!(s.interfaces[0].ip_address.as_deref(), Some("10.0.0.7"));
+    }
+
+    #[test]
+    fn interface_name_comes_from_the_pod_network() {
+        let mut vmi = with_phase(vmi_named("vm1", "u1"), "Scheduled");
+        vmi.spec.networks = Some(vec![crate::types::Network {
+            name: "podnet".into(),
+            pod: Some(json!({})),
+            ..Default::default()
+        }]);
+        let s = vmi_status_from_pod(&vmi, Some(&pod("Running", Some("n"), true)), true, NOW);
+        assert_eq!(s.interfaces[0].name.as_deref(), Some("podnet"));
+    }
+}

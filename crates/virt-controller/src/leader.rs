@@ -1,0 +1,112 @@
+//! Leader election on a coordination.k8s.io Lease.
+//!
+//! The algorithm is client-go's: a replica holds the lease while it renews `renewTime` before
+//! `leaseDurationSeconds` pass; another replica takes it over only once it has expired. Every
+//! write is conditional on the resourceVersion it read, so two replicas can never both win.
+//! Written here (about a hundred lines) rather than taken from a crate, because the crates
+//! available track other kube-rs releases than the one this workspace uses.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Client;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone)]
+pub struct LeaseConfig {
+    pub namespace: String,
+    pub name: String,
+    pub identity: String,
+    /// How long a lease stays valid without renewal.
+    pub duration: Duration,
+    /// How often the holder renews, and others retry.
+    pub retry: Duration,
+}
+
+fn micro(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// One attempt to take or keep the lease. Returns whether this replica holds it now.
+pub async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, kube::Error> {
+    let now = Utc::now();
+    let spec = |transitions: i32, acquired: String| {
+        json!({
+            "holderIdentity": cfg.identity,
+            "leaseDurationSeconds": cfg.duration.as_secs(),
+            "acquireTime": acquired,
+            "renewTime": micro(now),
+            "leaseTransitions": transitions,
+        })
+    };
+    let Some(current) = api.get_opt(&cfg.name).await? else {
+        let lease: Lease = serde_json::from_value(json!({
+            "metadata": {"name": cfg.name, "namespace": cfg.namespace},
+            "spec": spec(0, micro(now)),
+        }))
+        .expect("a valid lease");
+        return match api.create(&PostParams::default(), &lease).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+            Err(e) => Err(e),
+        };
+    };
+    let s = current.spec.clone().unwrap_or_default();
+    let holder = s.holder_identity.clone().unwrap_or_default();
+    let renewed = s.renew_time.as_ref().map(|t| t.0.as_second()).unwrap_or(0);
+    let ttl = i64::from(s.lease_duration_seconds.unwrap_or(0));
+    let expired = renewed + ttl < now.timestamp();
+    if holder != cfg.identity && !holder.is_empty() && !expired {
+        return Ok(false);
+    }
+    let transitions = s.lease_transitions.unwrap_or(0) + i32::from(holder != cfg.identity);
+    let acquired = if holder == cfg.identity {
+        s.acquire_time
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .unwrap_or_else(|| micro(now))
+    } else {
+        micro(now)
+    };
+    let mut next = current.clone();
+    next.spec =
+        Some(serde_json::from_value(spec(transitions, acquired)).expect("a valid lease spec"));
+    match api.replace(&cfg.name, &PostParams::default(), &next).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Keeps trying for the lease and renewing it; publishes leadership on the returned channel.
+pub fn run(client: Client, cfg: LeaseConfig) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
+        let mut last_renewal = tokio::time::Instant::now();
+        loop {
+            let held = match try_acquire(&api, &cfg).await {
+                Ok(held) => {
+                    if held {
+                        last_renewal = tokio::time::Instant::now();
+                    }
+                    held
+                }
+                // A leader that cannot renew keeps its role only until the lease would expire.
+                Err(e) => {
+                    tracing::warn!("lease {}: {e}", cfg.name);
+                    *tx.borrow() && last_renewal.elapsed() < cfg.duration
+                }
+            };
+            if *tx.borrow() != held {
+                tracing::info!("leadership of lease {}: {held}", cfg.name);
+                let _ = tx.send(held);
+            }
+            tokio::time::sleep(cfg.retry).await;
+        }
+    });
+    rx
+}

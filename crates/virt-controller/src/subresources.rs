@@ -1,0 +1,240 @@
+//! The subresource API `subresources.kubevirt.io` (Part A §4): PUT
+//! `.../namespaces/{ns}/virtualmachines/{name}/{start|stop|restart}`, wire-compatible with
+//! KubeVirt's virt-api and backed by `virt_reconciler::intent`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::put;
+use http::StatusCode;
+use kube::Client;
+use kube::api::Api;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+use virt_reconciler::intent::{self, IntentError, RestartOptions, StartOptions, StopOptions};
+use virt_reconciler::{VirtualMachine, VirtualMachineInstance, execute};
+
+pub const GROUP: &str = "subresources.kubevirt.io";
+
+/// The client the handlers act with; set once the API server is up.
+#[derive(Default)]
+pub struct SubresourceState {
+    pub client: OnceCell<Client>,
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Response {
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": message, "reason": reason, "code": code,
+    });
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        code,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn from_intent(e: IntentError) -> Response {
+    status(e.code, e.reason, &e.message)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Body {
+    #[serde(default)]
+    paused: Option<bool>,
+    #[serde(default)]
+    grace_period: Option<i64>,
+    #[serde(default)]
+    grace_period_seconds: Option<i64>,
+    #[serde(default)]
+    dry_run: Option<Vec<String>>,
+}
+
+/// Bodies are optional JSON or YAML; a malformed one is a 400 in virt-api's words.
+fn decode(bytes: &[u8]) -> Result<Body, IntentError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Body::default());
+    }
+    let parsed = serde_json::from_slice::<Body>(bytes).or_else(|json_err| {
+        std::str::from_utf8(bytes)
+            .map_err(|_| json_err.to_string())
+            .and_then(|t| serde_saphyr::from_str::<Body>(t).map_err(|e| e.to_string()))
+    });
+    parsed.map_err(|e| {
+        IntentError::bad_request(format!(
+            "Can not unmarshal Request body to struct, error: {e}"
+        ))
+    })
+}
+
+fn dry_run(body: &Body) -> bool {
+    body.dry_run
+        .as_ref()
+        .is_some_and(|d| d.iter().any(|v| v == "All"))
+}
+
+async fn fetch(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Result<(VirtualMachine, Option<VirtualMachineInstance>), Response> {
+    let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), ns);
+    let vm = match vms.get_opt(name).await {
+        Ok(Some(vm)) => vm,
+        Ok(None) => {
+            return Err(status(
+                404,
+                "NotFound",
+                &format!("virtualmachine.kubevirt.io \"{name}\" not found"),
+            ));
+        }
+        Err(e) => {
+            return Err(status(
+                500,
+                "InternalError",
+                &format!("Internal error occurred: unable to retrieve vm [{name}]: {e}"),
+            ));
+        }
+    };
+    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
+    let vmi = vmis.get_opt(name).await.map_err(|e| {
+        status(
+            500,
+            "InternalError",
+            &format!("Internal error occurred: unable to retrieve vmi [{name}]: {e}"),
+        )
+    })?;
+    Ok((vm, vmi))
+}
+
+async fn lifecycle(
+    State(state): State<Arc<SubresourceState>>,
+    Path((ns, name, action)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(client) = state.client.get() else {
+        return status(503, "ServiceUnavailable", "the subresource API is starting");
+    };
+    let body = match decode(&body) {
+        Ok(b) => b,
+        Err(e) => return from_intent(e),
+    };
+    let dry = dry_run(&body);
+    // restart validates its grace period before anything is fetched (Part B §2.5).
+    if action == "restart"
+        && let Some(g) = body.grace_period_seconds
+    {
+        if g > 0 {
+            return status(
+                400,
+                "BadRequest",
+                "For force restart, only gracePeriod=0 is supported for now",
+            );
+        }
+        if g < 0 {
+            return status(
+                400,
+                "BadRequest",
+                "gracePeriod has to be greater or equal to 0",
+            );
+        }
+    }
+    let (vm, vmi) = match fetch(client, &ns, &name).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let plan = match action.as_str() {
+        "start" => intent::start(
+            &vm,
+            vmi.as_ref(),
+            &StartOptions {
+                paused: body.paused.unwrap_or(false),
+                dry_run: dry,
+            },
+        ),
+        "stop" => intent::stop(
+            &vm,
+            vmi.as_ref(),
+            &StopOptions {
+                grace_period: body.grace_period,
+                dry_run: dry,
+            },
+        ),
+        "restart" => intent::restart(
+            &vm,
+            vmi.as_ref(),
+            &RestartOptions {
+                grace_period_seconds: body.grace_period_seconds,
+                dry_run: dry,
+            },
+        ),
+        _ => {
+            return status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            );
+        }
+    };
+    let plan = match plan {
+        Ok(p) => p,
+        Err(e) => return from_intent(e),
+    };
+    match execute::execute(client, &ns, &name, &plan).await {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(e) => from_intent(e),
+    }
+}
+
+async fn version() -> axum::Json<Value> {
+    axum::Json(json!({
+        "gitVersion": concat!("v", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "goVersion": "none (Rust)",
+        "compiler": "rustc",
+        "platform": "linux/amd64",
+    }))
+}
+
+/// The router, for every path under `/apis/subresources.kubevirt.io/{v1,v1alpha3}/`.
+pub fn router(state: Arc<SubresourceState>) -> Router {
+    let mut r = Router::new();
+    for v in ["v1", "v1alpha3"] {
+        r = r
+            .route(
+                &format!("/apis/{GROUP}/{v}/namespaces/{{ns}}/virtualmachines/{{name}}/{{action}}"),
+                put(lifecycle),
+            )
+            .route(
+                &format!("/apis/{GROUP}/{v}/version"),
+                axum::routing::get(version),
+            );
+    }
+    r.with_state(state)
+}
+
+/// The discovery description of the group, for `localkube::MountedGroup`.
+pub fn mounted_group() -> localkube::MountedGroup {
+    let resources = json!([
+        {"name": "virtualmachines/start", "singularName": "", "namespaced": true, "kind": "VirtualMachine", "verbs": ["update"]},
+        {"name": "virtualmachines/stop", "singularName": "", "namespaced": true, "kind": "VirtualMachine", "verbs": ["update"]},
+        {"name": "virtualmachines/restart", "singularName": "", "namespaced": true, "kind": "VirtualMachine", "verbs": ["update"]},
+    ]);
+    localkube::MountedGroup {
+        group: GROUP.into(),
+        versions: vec!["v1".into(), "v1alpha3".into()],
+        resources: vec![
+            ("v1".into(), resources.clone()),
+            ("v1alpha3".into(), resources),
+        ],
+    }
+}
