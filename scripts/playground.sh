@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The playground in one command: starts `virt-controller local` (an embedded API server with a
+# simulated node, the KubeVirt CRDs, the subresource API and the controllers) and walks the
+# seed's VM through Stopped -> Starting -> Running, then a restart to a new VMI.
+# Run from anywhere: ./scripts/playground.sh   (needs a Rust toolchain and kubectl)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v kubectl >/dev/null || { echo "kubectl is needed (https://kubernetes.io/docs/tasks/tools/)" >&2; exit 1; }
+echo "building virt-controller (release)..."
+cargo build --release --quiet -p virt-controller
+work=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+./target/release/virt-controller local --kubeconfig-out "$work/kubeconfig" --node-start-delay 1s >"$work/out" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do grep -q 'ready at' "$work/out" 2>/dev/null && break; sleep 0.1; done
+cat "$work/out"
+export KUBECONFIG="$work/kubeconfig"
+run() { echo; echo "\$ $*"; "$@"; }
+subresource() { # PUT /apis/subresources.kubevirt.io/v1/.../virtualmachines/NAME/ACTION, as virtctl does
+  echo; echo "\$ PUT .../virtualmachines/$1/$2"
+  echo '{}' > "$work/body.json"
+  kubectl replace --raw "/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachines/$1/$2" -f "$work/body.json" >/dev/null
+  echo "VM $1 was scheduled to $2"
+}
+# Prints each new printableStatus of the VM until it is $2 (and, with $3, the VMI uid differs).
+follow() {
+  local last="" now uid
+  for _ in $(seq 1 300); do
+    now=$(kubectl get vm "$1" -o jsonpath='{.status.printableStatus}' 2>/dev/null || true)
+    uid=$(kubectl get vmi "$1" -o jsonpath='{.metadata.uid}' 2>/dev/null || true)
+    [ "$now" != "$last" ] && echo "  status: ${now:-<none>}" && last=$now
+    if [ "$now" = "$2" ] && { [ -z "${3:-}" ] || { [ -n "$uid" ] && [ "$uid" != "$3" ]; }; }; then return 0; fi
+    sleep 0.1
+  done
+  echo "timed out waiting for $2" >&2; return 1
+}
+run kubectl create -f examples/vm-cirros.yaml
+follow vm-cirros Stopped
+run kubectl get vmis
+subresource vm-cirros start
+follow vm-cirros Running
+run kubectl get vm,vmi
+old=$(kubectl get vmi vm-cirros -o jsonpath='{.metadata.uid}')
+subresource vm-cirros restart
+follow vm-cirros Running "$old"
+new=$(kubectl get vmi vm-cirros -o jsonpath='{.metadata.uid}')
+echo; echo "VMI uid before the restart: $old"; echo "VMI uid after the restart:  $new"
+run kubectl describe vm vm-cirros
+echo; echo "The playground stops when this script exits. To keep one running:"
+echo "  ./target/release/virt-controller local --kubeconfig-out ./virt-local.kubeconfig"
