@@ -1584,16 +1584,37 @@ fn apply_error(rt: &ResourceType, name: &str, e: apply::ApplyError) -> ApiError 
     }
 }
 
-/// Applies RFC 6902 operations one by one. As in Kubernetes (and Go's json-patch), a `test`
-/// for `null` passes when the path does not exist: kube-rs's finalizer helper relies on it.
+/// Applies RFC 6902 operations one by one, with the leniencies of the json-patch library
+/// kube-apiserver uses (evanphx/json-patch v4), which clients rely on:
+/// - a `test` for `null` passes when the path does not exist (kube-rs's finalizer helper);
+/// - a `replace` of a missing key of an existing object acts as an `add` (KubeVirt's
+///   test-then-replace patches on fields that may be unset).
 fn apply_json_patch(doc: &mut Value, ops: json_patch::Patch) -> Result<(), json_patch::PatchError> {
+    use json_patch::{AddOperation, PatchOperation};
     for op in ops.0 {
-        if let json_patch::PatchOperation::Test(t) = &op
-            && t.value.is_null()
-            && doc.pointer(t.path.as_str()).is_none()
-        {
-            continue;
-        }
+        let op = match op {
+            PatchOperation::Test(t)
+                if t.value.is_null() && doc.pointer(t.path.as_str()).is_none() =>
+            {
+                continue;
+            }
+            PatchOperation::Replace(r) if doc.pointer(r.path.as_str()).is_none() => {
+                let parent_is_object = r
+                    .path
+                    .parent()
+                    .and_then(|p| doc.pointer(p.as_str()))
+                    .is_some_and(Value::is_object);
+                if parent_is_object {
+                    PatchOperation::Add(AddOperation {
+                        path: r.path,
+                        value: r.value,
+                    })
+                } else {
+                    PatchOperation::Replace(r)
+                }
+            }
+            other => other,
+        };
         json_patch::patch(doc, &[op])?;
     }
     Ok(())
@@ -1625,6 +1646,28 @@ fn decode_continue(token: &str) -> ApiResult<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_patch_has_the_go_library_leniencies() {
+        let mut doc = json!({"metadata": {"name": "x"}});
+        let ops: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "replace", "path": "/metadata/finalizers", "value": ["a"]},
+        ]))
+        .unwrap();
+        apply_json_patch(&mut doc, ops).unwrap();
+        assert_eq!(doc["metadata"]["finalizers"], json!(["a"]));
+        let bad: json_patch::Patch =
+            serde_json::from_value(json!([{"op": "replace", "path": "/nope/x", "value": 1}]))
+                .unwrap();
+        assert!(apply_json_patch(&mut doc, bad).is_err());
+        let failing: json_patch::Patch = serde_json::from_value(
+            json!([{"op": "test", "path": "/metadata/name", "value": null}]),
+        )
+        .unwrap();
+        assert!(apply_json_patch(&mut doc, failing).is_err());
+    }
 
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {

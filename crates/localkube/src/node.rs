@@ -7,6 +7,11 @@
 //! they run for `localkube.dev/run-for` (a duration, default 0) and then end with code N.
 //! With restartPolicy Never (or OnFailure and code 0) the pod ends Succeeded or Failed;
 //! otherwise the containers restart, as a kubelet would.
+//!
+//! A pod annotated `localkube.dev/fail-before-running: "true"` is bound but never reported
+//! Running: when it would start, it ends `Failed` at once, its containers terminated with
+//! reason `StartError` (like a container that cannot be created). This simulates workloads
+//! that crash-loop before they ever run.
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -27,6 +32,8 @@ use serde_json::{Value, json};
 
 pub const EXIT_CODE_ANNOTATION: &str = "localkube.dev/exit-code";
 pub const RUN_FOR_ANNOTATION: &str = "localkube.dev/run-for";
+/// `"true"`: the pod fails when it would start, without ever being Running.
+pub const FAIL_BEFORE_RUNNING_ANNOTATION: &str = "localkube.dev/fail-before-running";
 const MANAGER: &str = "localkube-node";
 
 #[derive(Debug, Clone)]
@@ -307,6 +314,30 @@ fn running_status(pod: &Pod, ip: &str, started: &str, restarts: i32) -> Value {
     })
 }
 
+/// The status of a pod whose containers could not start ([`FAIL_BEFORE_RUNNING_ANNOTATION`]):
+/// `Failed`, never Ready, every container terminated with `StartError` and exit code 128.
+fn start_error_status(pod: &Pod, started: &str) -> Value {
+    let t = now();
+    let statuses: Vec<Value> = container_names(pod)
+        .into_iter()
+        .map(|(name, image)| {
+            json!({"name": name, "image": image, "imageID": "",
+                "ready": false, "started": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": 128, "reason": "StartError",
+                    "message": "simulated start failure (localkube.dev/fail-before-running)",
+                    "startedAt": started, "finishedAt": t}}})
+        })
+        .collect();
+    let cond = |ty: &str, st: &str| json!({"type": ty, "status": st, "lastProbeTime": null, "lastTransitionTime": t});
+    json!({"status": {
+        "phase": "Failed",
+        "conditions": [cond("Initialized", "True"), cond("Ready", "False"), cond("ContainersReady", "False"), cond("PodScheduled", "True")],
+        "hostIP": NODE_IP, "hostIPs": [{"ip": NODE_IP}],
+        "startTime": started,
+        "containerStatuses": statuses,
+    }})
+}
+
 fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
     pod.metadata
         .annotations
@@ -325,6 +356,18 @@ async fn start(state: Arc<NodeState>, pod: Pod) {
         return;
     };
     if current.uid() != pod.uid() || current.metadata.deletion_timestamp.is_some() {
+        done(&state, &uid, "start");
+        return;
+    }
+    if annotation(&current, FAIL_BEFORE_RUNNING_ANNOTATION) == Some("true") {
+        let status = start_error_status(&current, &now());
+        let _ = api
+            .patch_status(
+                &pod.name_any(),
+                &PatchParams::apply(MANAGER),
+                &Patch::Merge(status),
+            )
+            .await;
         done(&state, &uid, "start");
         return;
     }
@@ -453,4 +496,34 @@ async fn terminate(state: Arc<NodeState>, pod: Pod) {
     };
     let _ = api.delete(&pod.name_any(), &dp).await;
     done(&state, &uid, "delete");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_error_status_fails_without_running() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u1",
+                "annotations": {FAIL_BEFORE_RUNNING_ANNOTATION: "true"}},
+            "spec": {"containers": [{"name": "compute", "image": "img"}]},
+        }))
+        .unwrap();
+        let s = start_error_status(&pod, "2026-08-01T12:00:00Z");
+        assert_eq!(s["status"]["phase"], "Failed");
+        assert!(s["status"].get("podIP").is_none());
+        let ready = s["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap();
+        assert_eq!(ready["status"], "False");
+        let c = &s["status"]["containerStatuses"][0];
+        assert_eq!(c["name"], "compute");
+        assert_eq!(c["state"]["terminated"]["reason"], "StartError");
+        assert_eq!(c["state"]["terminated"]["exitCode"], 128);
+        assert!(c["state"].get("running").is_none());
+    }
 }

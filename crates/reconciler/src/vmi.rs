@@ -32,9 +32,16 @@ pub const VM_NAME_LABEL: &str = "vm.kubevirt.io/name";
 pub const DOMAIN_ANNOTATION: &str = "kubevirt.io/domain";
 /// Finalizer the VM controller puts on VMs and on the VMIs it creates.
 pub const VM_CONTROLLER_FINALIZER: &str = "kubevirt.io/virtualMachineControllerFinalize";
+/// The VMI controller's finalizer: it holds a VMI until its launcher Pod is gone.
+pub const VMI_CONTROLLER_FINALIZER: &str = "kubevirt.io/foregroundDeleteVirtualMachine";
 /// The launcher image. Nodes are simulated in the playground; on a real cluster this is the
 /// image KubeVirt itself would use.
 pub const LAUNCHER_IMAGE: &str = "quay.io/kubevirt/virt-launcher:v1.9.0";
+/// Prefix of the VMI annotations copied onto the launcher Pod. They are the test hooks of
+/// localkube's simulated node (`localkube.dev/exit-code`, `localkube.dev/run-for`,
+/// `localkube.dev/fail-before-running`), so that a VM template can ask the playground for a
+/// guest that shuts down, crashes, or never starts. A real kubelet ignores them.
+pub const NODE_HOOK_ANNOTATION_PREFIX: &str = "localkube.dev/";
 /// Name of the launcher Pod's only container.
 pub const COMPUTE_CONTAINER: &str = "compute";
 /// A VMI's grace period when `terminationGracePeriodSeconds` is unset (KubeVirt's default).
@@ -207,9 +214,12 @@ pub fn build_vmi(vm: &VirtualMachine, start_paused: bool) -> VirtualMachineInsta
         VM_GENERATION_ANNOTATION.to_string(),
         vm.metadata.generation.unwrap_or(0).to_string(),
     );
+    // Both controllers' finalizers go on at creation, which saves the VMI controller a write.
     let finalizers = metadata.finalizers.get_or_insert_default();
-    if !finalizers.iter().any(|f| f == VM_CONTROLLER_FINALIZER) {
-        finalizers.push(VM_CONTROLLER_FINALIZER.to_string());
+    for f in [VM_CONTROLLER_FINALIZER, VMI_CONTROLLER_FINALIZER] {
+        if !finalizers.iter().any(|x| x == f) {
+            finalizers.push(f.to_string());
+        }
     }
 
     let mut spec = template.spec.clone();
@@ -299,7 +309,8 @@ fn spec_field<T: serde::de::DeserializeOwned>(
 ///   lowercase alphanumerics), in the VMI's namespace, controlled by the VMI.
 /// - Labels: the VMI's, plus `kubevirt.io=virt-launcher`, `kubevirt.io/created-by=<vmi uid>`,
 ///   `vmi.kubevirt.io/id=<id(name)>` and `vm.kubevirt.io/name=<name>` (cut to a valid label
-///   value). Annotation `kubevirt.io/domain=<name>`.
+///   value). Annotation `kubevirt.io/domain=<name>`, plus the VMI's annotations whose keys
+///   start with [`NODE_HOOK_ANNOTATION_PREFIX`] (test hooks of the simulated node).
 /// - One container, `compute`, running [`LAUNCHER_IMAGE`], with the memory/cpu requests of
 ///   `spec.domain.resources.requests`; restart policy Never; grace period from
 ///   [`launcher_grace_period_seconds`]. The VMI's `nodeSelector`, `tolerations` and `affinity`
@@ -315,14 +326,21 @@ pub fn build_launcher_pod(vmi: &VirtualMachineInstance) -> Pod {
     labels.insert(ID_LABEL.to_string(), id(&name));
     labels.insert(VM_NAME_LABEL.to_string(), label_value(&name));
 
+    let mut annotations: BTreeMap<String, String> = vmi
+        .metadata
+        .annotations
+        .iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with(NODE_HOOK_ANNOTATION_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    annotations.insert(DOMAIN_ANNOTATION.to_string(), name.clone());
+
     let metadata = ObjectMeta {
         generate_name: Some(format!("virt-launcher-{name}-")),
         namespace: vmi.metadata.namespace.clone(),
         labels: Some(labels),
-        annotations: Some(BTreeMap::from([(
-            DOMAIN_ANNOTATION.to_string(),
-            name.clone(),
-        )])),
+        annotations: Some(annotations),
         owner_references: Some(vec![controller_ref(
             "VirtualMachineInstance",
             vmi.metadata.name.as_ref(),
@@ -811,7 +829,12 @@ mod tests {
         assert!(!annotations.contains_key("vm-only"));
         assert_eq!(
             m.finalizers.as_deref(),
-            Some(&["kubevirt.io/virtualMachineControllerFinalize".to_string()][..])
+            Some(
+                &[
+                    "kubevirt.io/virtualMachineControllerFinalize".to_string(),
+                    "kubevirt.io/foregroundDeleteVirtualMachine".to_string()
+                ][..]
+            )
         );
         let owner = &m.owner_references.as_ref().unwrap()[0];
         assert_eq!(
@@ -920,6 +943,26 @@ mod tests {
         assert_eq!(
             launcher_pod_selector(&vmi),
             "kubevirt.io=virt-launcher,kubevirt.io/created-by=vmi-uid-1"
+        );
+    }
+
+    #[test]
+    fn launcher_pod_carries_only_the_node_hook_annotations() {
+        let mut vmi = vmi_named("vm1", "u1");
+        vmi.metadata.annotations = Some(BTreeMap::from([
+            ("localkube.dev/exit-code".to_string(), "0".to_string()),
+            ("localkube.dev/run-for".to_string(), "2s".to_string()),
+            (VM_GENERATION_ANNOTATION.to_string(), "3".to_string()),
+            ("example.com/other".to_string(), "x".to_string()),
+        ]));
+        let pod = build_launcher_pod(&vmi);
+        assert_eq!(
+            pod.metadata.annotations,
+            Some(BTreeMap::from([
+                (DOMAIN_ANNOTATION.to_string(), "vm1".to_string()),
+                ("localkube.dev/exit-code".to_string(), "0".to_string()),
+                ("localkube.dev/run-for".to_string(), "2s".to_string()),
+            ]))
         );
     }
 

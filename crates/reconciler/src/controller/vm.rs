@@ -416,6 +416,11 @@ async fn reconcile_inner(vm: &VirtualMachine, ctx: &Context) -> Result<Action, E
         },
         sync_error: sync_err.clone(),
     };
+    // The reconcile that just created the VMI leaves the status to the next one, which the
+    // VMI's arrival triggers at once: one write per start saved.
+    if create_expected && vmi.is_none() && sync_err.is_none() {
+        return Ok(Action::await_change());
+    }
     let next = status::compute_status(vm, vmi, inputs, |max| {
         if max <= 0 {
             0

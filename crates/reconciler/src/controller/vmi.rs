@@ -20,7 +20,7 @@ use crate::types::VirtualMachineInstance;
 use crate::vmi as vmi_rules;
 
 /// The finalizer that keeps a VMI until its launcher Pod is gone.
-pub const FINALIZER: &str = "kubevirt.io/foregroundDeleteVirtualMachine";
+pub const FINALIZER: &str = crate::vmi::VMI_CONTROLLER_FINALIZER;
 
 /// Labels that identify launcher Pods.
 pub const LAUNCHER_SELECTOR: &str = "kubevirt.io=virt-launcher";

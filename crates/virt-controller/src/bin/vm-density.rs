@@ -1,0 +1,261 @@
+//! The VM density benchmark: N VMs set to `Always` at once against localkube with a node that
+//! starts pods at once. It reports the time until every VMI runs (with p50/p95 per VM), the
+//! API writes the controller sent per VM start, and the controller's peak RSS.
+//!
+//! `cargo build --release -p localkube -p virt-controller && target/release/vm-density --vms 1000`
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{Api, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use parking_lot::Mutex;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use virt_reconciler::{VirtualMachine, VirtualMachineInstance};
+
+/// Creates N VMs at once and measures how the controller brings them up.
+#[derive(Parser, Debug)]
+#[command(name = "vm-density")]
+struct Args {
+    /// How many VMs.
+    #[arg(long, default_value_t = 1000)]
+    vms: usize,
+    /// Creates in flight at once.
+    #[arg(long, default_value_t = 32)]
+    parallel: usize,
+    /// The localkube binary (default: next to this one).
+    #[arg(long)]
+    localkube: Option<PathBuf>,
+    /// The virt-controller binary (default: next to this one).
+    #[arg(long)]
+    controller: Option<PathBuf>,
+    /// Give up after this long.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    Ok(me.with_file_name(name))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn http_get(port: u16, path: &str) -> anyhow::Result<String> {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await?;
+    Ok(out)
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Peak resident memory of a process, in MiB.
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn vm(name: &str) -> VirtualMachine {
+    serde_json::from_value(json!({
+        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+        "metadata": {"name": name, "labels": {"bench": "density"}},
+        "spec": {"runStrategy": "Always", "template": {
+            "metadata": {"labels": {"kubevirt.io/vm": name}},
+            "spec": {"domain": {"devices": {}, "resources": {"requests": {"memory": "64M"}}},
+                     "terminationGracePeriodSeconds": 0}}},
+    }))
+    .expect("a valid VM")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    let localkube = args
+        .localkube
+        .clone()
+        .map_or_else(|| sibling("localkube"), Ok)?;
+    let controller = args
+        .controller
+        .clone()
+        .map_or_else(|| sibling("virt-controller"), Ok)?;
+
+    let mut server = Command::new(&localkube)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--node-start-delay",
+            "0",
+            "--node-shutdown-time",
+            "0",
+            "--kubeconfig-out",
+        ])
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {}", localkube.display()))?;
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line)?;
+    if !line.contains("ready at") {
+        bail!("localkube did not start: {line}");
+    }
+    let _server = Proc(server);
+    let kc = kube::config::Kubeconfig::read_from(&kubeconfig)?;
+    let client = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,
+    )?;
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    for (_, crd) in virt_reconciler::crds::all() {
+        crds.create(&PostParams::default(), &crd).await?;
+    }
+    let port = free_port()?;
+    let ctl = Command::new(&controller)
+        .args([
+            "run",
+            "--leader-elect",
+            "false",
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot run {}", controller.display()))?;
+    let ctl_pid = ctl.id();
+    let _ctl = Proc(ctl);
+    for _ in 0..100 {
+        if http_get(port, "/readyz")
+            .await
+            .is_ok_and(|r| r.contains(" 200 "))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Watch VMIs and note when each first runs.
+    let running: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let seen = running.clone();
+    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), "default");
+    let watch = tokio::spawn(async move {
+        let mut s = watcher(vmis, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        while let Ok(Some(vmi)) = s.try_next().await {
+            if vmi.phase() == "Running" {
+                let name = vmi.metadata.name.clone().unwrap_or_default();
+                seen.lock().entry(name).or_insert_with(Instant::now);
+            }
+        }
+    });
+
+    let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), "default");
+    let created: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let start = Instant::now();
+    let names: Vec<String> = (0..args.vms).map(|i| format!("vm-{i:05}")).collect();
+    futures::stream::iter(names.clone())
+        .for_each_concurrent(args.parallel, |name| {
+            let vms = vms.clone();
+            let created = created.clone();
+            async move {
+                let t = Instant::now();
+                if vms.create(&PostParams::default(), &vm(&name)).await.is_ok() {
+                    created.lock().insert(name, t);
+                }
+            }
+        })
+        .await;
+    let all_created = start.elapsed();
+    loop {
+        if running.lock().len() >= args.vms {
+            break;
+        }
+        if start.elapsed() > args.timeout {
+            bail!(
+                "only {} of {} VMIs ran within {:?}",
+                running.lock().len(),
+                args.vms,
+                args.timeout
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let total = start.elapsed();
+    // Let trailing status writes land before reading the counters.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    watch.abort();
+    let metrics = http_get(port, "/metrics").await.unwrap_or_default();
+    let writes = metric(&metrics, "virt_controller_api_writes_total");
+    let mut per_vm: Vec<Duration> = {
+        let c = created.lock();
+        let r = running.lock();
+        names
+            .iter()
+            .filter_map(|n| Some(r.get(n)?.saturating_duration_since(*c.get(n)?)))
+            .collect()
+    };
+    per_vm.sort();
+    let rss = peak_rss_mib(ctl_pid).map_or("n/a".to_string(), |m| format!("{m:.1} MiB"));
+    println!(
+        "| VMs | all created | all Running | per VM p50 | per VM p95 | controller writes per VM | controller peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {:.2} s | {:.2} s | {} ms | {} ms | {:.2} | {} |",
+        args.vms,
+        all_created.as_secs_f64(),
+        total.as_secs_f64(),
+        percentile(&per_vm, 0.5).as_millis(),
+        percentile(&per_vm, 0.95).as_millis(),
+        writes / args.vms as f64,
+        rss
+    );
+    Ok(())
+}
