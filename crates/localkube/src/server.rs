@@ -41,7 +41,7 @@ impl Default for Builder {
         Builder {
             listen: "127.0.0.1:0".parse().expect("static address"),
             kubeconfig_out: None,
-            watch_window: 100_000,
+            watch_window: 10_000,
             bookmark_interval: Duration::from_secs(60),
             service_cidr: ("10.96.0.0".parse().expect("static address"), 12),
             mounted: Vec::new(),
