@@ -96,7 +96,14 @@ pub fn prepare_create(group: &str, plural: &str, obj: &mut Value) {
             if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
                 for p in ports.iter_mut().filter_map(Value::as_object_mut) {
                     default_field(p, "protocol", json!("TCP"));
-                    if p.get("targetPort").is_none() {
+                    // An unset, empty or zero targetPort means the port itself.
+                    let unset = match p.get("targetPort") {
+                        None | Some(Value::Null) => true,
+                        Some(Value::String(t)) => t.is_empty(),
+                        Some(Value::Number(n)) => n.as_i64() == Some(0),
+                        Some(_) => false,
+                    };
+                    if unset {
                         let port = p.get("port").cloned().unwrap_or(Value::Null);
                         p.insert("targetPort".into(), port);
                     }
@@ -237,6 +244,14 @@ mod tests {
         assert_eq!(pod["status"]["phase"], "Pending");
         assert_eq!(pod["spec"]["restartPolicy"], "Always");
         assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Always");
+    }
+
+    #[test]
+    fn empty_target_ports_default_to_the_port() {
+        let mut svc = json!({"spec":{"ports":[{"port":22,"targetPort":""},{"port":80}]}});
+        prepare_create("", "services", &mut svc);
+        assert_eq!(svc["spec"]["ports"][0]["targetPort"], 22);
+        assert_eq!(svc["spec"]["ports"][1]["targetPort"], 80);
     }
 
     #[test]

@@ -1,0 +1,588 @@
+//! The command line: every flag and subcommand, as clap derive types (ARCHITECTURE.md: "the
+//! clap definitions are in one place"). The commands never see these types; `main.rs` turns
+//! them into each command's resolved options.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+/// The name shown in help and usage when virtctl runs as the kubectl plugin `kubectl-virt`.
+pub const PLUGIN_DISPLAY_NAME: &str = "kubectl virt";
+
+const START_USAGE: &str = "virtctl start (VM) [flags]";
+const STOP_USAGE: &str = "virtctl stop (VM) [flags]";
+const RESTART_USAGE: &str = "virtctl restart (VM) [flags]";
+const EXPOSE_USAGE: &str = "virtctl expose (TYPE NAME) --name SERVICE [flags]";
+
+fn usage_of(subcommand: &str) -> Option<&'static str> {
+    match subcommand {
+        "start" => Some(START_USAGE),
+        "stop" => Some(STOP_USAGE),
+        "restart" => Some(RESTART_USAGE),
+        "expose" => Some(EXPOSE_USAGE),
+        _ => None,
+    }
+}
+
+const ROOT_ABOUT: &str =
+    "virtctl controls virtual machine related operations on your kubernetes cluster.";
+
+const ROOT_AFTER_HELP: &str = "\
+Examples:
+  # Start a virtual machine called 'myvm':
+  virtctl start myvm
+
+  # Restart it, waiting until it runs again:
+  virtctl restart myvm --wait
+
+  # Expose its SSH port as a Service:
+  virtctl expose vm myvm --name myvm-ssh --port 22
+
+Use \"virtctl <command> --help\" for more information about a given command.";
+
+const START_AFTER_HELP: &str = "\
+Examples:
+  # Start a virtual machine called 'myvm':
+  virtctl start myvm
+
+  # Start it with the guest paused, in namespace 'dev':
+  virtctl start myvm --paused -n dev
+
+  # Start it and wait until it is Running (at most 2 minutes):
+  virtctl start myvm --wait --timeout 2m
+
+  # Show what would happen, changing nothing:
+  virtctl start myvm --dry-run";
+
+const STOP_AFTER_HELP: &str = "\
+Examples:
+  # Stop a virtual machine called 'myvm':
+  virtctl stop myvm
+
+  # Stop it at once, without waiting for the guest to shut down:
+  virtctl stop myvm --force --grace-period=0
+
+  # Stop it and wait until it is Stopped:
+  virtctl stop myvm --wait";
+
+const RESTART_AFTER_HELP: &str = "\
+Examples:
+  # Restart a virtual machine called 'myvm':
+  virtctl restart myvm
+
+  # Force a restart (kills the running guest; may corrupt its data):
+  virtctl restart myvm --force --grace-period=0 --yes
+
+  # Restart it and wait until a new instance is Running:
+  virtctl restart myvm --wait";
+
+const EXPOSE_AFTER_HELP: &str = "\
+Examples:
+  # Expose SSH of the virtual machine 'myvm' as a node port:
+  virtctl expose vm myvm --name myvm-ssh --port 22 --type NodePort
+
+  # Expose the ports its pod network interface declares:
+  virtctl expose vmi myvm --name myvm-svc
+
+  # Expose a replica set of instances on port 80, forwarding to 8080:
+  virtctl expose vmirs myrs --name web --port 80 --target-port 8080
+
+  # Print the Service that would be created, as YAML, creating nothing:
+  virtctl expose vm myvm --name myvm-ssh --port 22 --dry-run";
+
+const VERSION_AFTER_HELP: &str = "\
+Examples:
+  # Print the client's version and the server's:
+  virtctl version";
+
+const COMPLETION_AFTER_HELP: &str = "\
+Examples:
+  # Load completions into the current bash session:
+  source <(virtctl completion bash)
+
+  # Install them for zsh:
+  virtctl completion zsh > \"${fpath[1]}/_virtctl\"
+
+  # Install them for fish:
+  virtctl completion fish > ~/.config/fish/completions/virtctl.fish";
+
+/// The whole command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "virtctl",
+    version,
+    about = ROOT_ABOUT,
+    after_help = ROOT_AFTER_HELP,
+    subcommand_value_name = "COMMAND",
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags that every command takes: where the cluster is and who we are (kubectl's names).
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Cluster connection (global)")]
+pub struct GlobalArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// The kubeconfig cluster to use.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub cluster: Option<String>,
+
+    /// The kubeconfig user to use.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// The namespace of the request (a leading "ns/" or "namespace/" is ignored).
+    #[arg(short = 'n', long, global = true, value_name = "NAME", value_parser = parse_namespace)]
+    pub namespace: Option<String>,
+
+    /// The address and port of the Kubernetes API server.
+    #[arg(short = 's', long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+
+    /// Bearer token for authentication to the API server.
+    #[arg(long, global = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+
+    /// Path to a cert file for the certificate authority.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub certificate_authority: Option<PathBuf>,
+
+    /// Path to a client certificate file for TLS.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub client_certificate: Option<PathBuf>,
+
+    /// Path to a client key file for TLS.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub client_key: Option<PathBuf>,
+
+    /// Do not check the server's certificate (makes HTTPS insecure).
+    #[arg(
+        long,
+        global = true,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        hide_default_value = true,
+        hide_possible_values = true,
+        default_missing_value = "true",
+        action = ArgAction::Set
+    )]
+    pub insecure_skip_tls_verify: Option<bool>,
+
+    /// Server name to use for certificate validation (default: the server's host name).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+
+    /// How long to wait for one request before giving up, e.g. 30s, 1m; 0 means no timeout.
+    #[arg(long, global = true, value_name = "DUR", default_value = "0", value_parser = parse_request_timeout)]
+    pub request_timeout: RequestTimeout,
+
+    /// Username to impersonate for the operation.
+    #[arg(long = "as", global = true, value_name = "USER")]
+    pub as_user: Option<String>,
+
+    /// Group to impersonate for the operation; repeat it for several groups.
+    #[arg(long = "as-group", global = true, value_name = "GROUP")]
+    pub as_group: Vec<String>,
+
+    /// Log verbosity (accepted for compatibility; virtctl prints no logs).
+    #[arg(
+        short = 'v',
+        long = "v",
+        global = true,
+        value_name = "LEVEL",
+        default_value_t = 2,
+        hide = true
+    )]
+    pub verbosity: i32,
+}
+
+/// `--request-timeout`: `None` for "0" (no timeout).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestTimeout(pub Option<Duration>);
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start a virtual machine.
+    #[command(after_help = START_AFTER_HELP, override_usage = START_USAGE)]
+    Start(StartArgs),
+
+    /// Stop a virtual machine.
+    #[command(after_help = STOP_AFTER_HELP, override_usage = STOP_USAGE)]
+    Stop(StopArgs),
+
+    /// Restart a virtual machine.
+    #[command(after_help = RESTART_AFTER_HELP, override_usage = RESTART_USAGE)]
+    Restart(RestartArgs),
+
+    /// Expose a virtual machine instance, virtual machine or replica set as a new Service.
+    #[command(
+        long_about = "Expose a virtual machine instance (vmi), virtual machine (vm) or \
+virtual machine instance replica set (vmirs) as a new Kubernetes Service.\n\n\
+TYPE is one of vmi (virtualmachineinstance), vm (virtualmachine) or vmirs \
+(virtualmachineinstancereplicaset). The Service selects the instance by its \
+vmi.kubevirt.io/id label (for a replica set: by the set's selector), and is owned by \
+the exposed object, so it is deleted with it.\n\n\
+Without --port, the ports are those declared on the interface of the pod network.",
+        after_help = EXPOSE_AFTER_HELP,
+        override_usage = EXPOSE_USAGE
+    )]
+    Expose(ExposeArgs),
+
+    /// Print the client and server version information.
+    #[command(after_help = VERSION_AFTER_HELP)]
+    Version,
+
+    /// Print a shell completion script (bash, zsh, fish, powershell or elvish).
+    #[command(after_help = COMPLETION_AFTER_HELP)]
+    Completion(CompletionArgs),
+}
+
+/// `--wait` and `--timeout` of start, stop and restart (Part A §8).
+#[derive(Args, Debug, Clone, Default)]
+pub struct WaitArgs {
+    /// Block until the command has taken effect (Running, Stopped, or running again).
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        hide_default_value = true,
+        hide_possible_values = true,
+        default_missing_value = "true",
+        default_value = "false",
+        action = ArgAction::Set
+    )]
+    pub wait: bool,
+
+    /// With --wait: give up after this long, e.g. 90s, 5m (default 5m). Implies --wait.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+/// `virtctl start`.
+#[derive(Args, Debug, Clone)]
+pub struct StartArgs {
+    /// The virtual machine.
+    #[arg(value_name = "VM", hide = true)]
+    pub args: Vec<String>,
+
+    /// Start the virtual machine with its guest paused.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        hide_default_value = true,
+        hide_possible_values = true,
+        default_missing_value = "true",
+        default_value = "false",
+        action = ArgAction::Set
+    )]
+    pub paused: bool,
+
+    /// Only print what would happen: the request is sent with dryRun=All and changes nothing.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        hide_default_value = true,
+        hide_possible_values = true,
+        default_missing_value = "true",
+        default_value = "false",
+        action = ArgAction::Set
+    )]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// `virtctl stop`.
+#[derive(Args, Debug, Clone)]
+pub struct StopArgs {
+    /// The virtual machine.
+    #[arg(value_name = "VM", hide = true)]
+    pub args: Vec<String>,
+
+    /// Stop at once with the given --grace-period instead of the guest's own (needs --grace-period).
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        hide_default_value = true,
+        hide_possible_values = true,
+        default_missing_value = "true",
+        default_value = "false",
+        action = ArgAction::Set
+    )]
+    pub force: bool,
+
+    /// With --force: the grace period in seconds given to the guest (default -1: its own).
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub grace_period: Option<i64>,
+
+    /// Only print what would happen: the request is sent with dryRun=All and changes nothing.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        hide_default_value = true,
+        hide_possible_values = true,
+        default_missing_value = "true",
+        default_value = "false",
+        action = ArgAction::Set
+    )]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// `virtctl restart`.
+#[derive(Args, Debug, Clone)]
+pub struct RestartArgs {
+    /// The virtual machine.
+    #[arg(value_name = "VM", hide = true)]
+    pub args: Vec<String>,
+
+    /// Kill the running instance at once (only with --grace-period=0). This may corrupt the guest's data.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        hide_default_value = true,
+        hide_possible_values = true,
+        default_missing_value = "true",
+        default_value = "false",
+        action = ArgAction::Set
+    )]
+    pub force: bool,
+
+    /// With --force: the grace period in seconds; only 0 is supported (default -1).
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub grace_period: Option<i64>,
+
+    /// Only print what would happen: the request is sent with dryRun=All and changes nothing.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        hide_default_value = true,
+        hide_possible_values = true,
+        default_missing_value = "true",
+        default_value = "false",
+        action = ArgAction::Set
+    )]
+    pub dry_run: bool,
+
+    /// Do not ask for confirmation before a force restart.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// `virtctl expose`.
+#[derive(Args, Debug, Clone)]
+pub struct ExposeArgs {
+    /// The kind of object (vm, vmi or vmirs) and its name.
+    #[arg(value_name = "TYPE NAME", hide = true)]
+    pub args: Vec<String>,
+
+    /// Name of the Service to create (required).
+    #[arg(long, value_name = "SERVICE", required = true)]
+    pub name: String,
+
+    /// The port the Service serves; without it, the ports are found by introspection.
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    pub port: i32,
+
+    /// With --port: the port number or name on the instance to forward to (default: --port).
+    #[arg(long, value_name = "PORT", default_value = "")]
+    pub target_port: String,
+
+    /// With --port: the protocol, TCP or UDP.
+    #[arg(long, value_name = "PROTOCOL", default_value = "TCP")]
+    pub protocol: String,
+
+    /// With --port: the name of the port.
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub port_name: String,
+
+    /// Service type: ClusterIP, NodePort or LoadBalancer.
+    #[arg(long = "type", value_name = "TYPE", default_value = "ClusterIP")]
+    pub service_type: String,
+
+    /// Cluster IP of the Service; empty allocates one, "None" makes it headless.
+    #[arg(long, value_name = "IP", default_value = "")]
+    pub cluster_ip: String,
+
+    /// An external IP the Service also accepts traffic on.
+    #[arg(long, value_name = "IP", default_value = "")]
+    pub external_ip: String,
+
+    /// IP family or families: IPv4, IPv6, "IPv4,IPv6" or "IPv6,IPv4".
+    #[arg(long, value_name = "FAMILIES", default_value = "")]
+    pub ip_family: String,
+
+    /// IP family policy: SingleStack, PreferDualStack or RequireDualStack.
+    #[arg(long, value_name = "POLICY", default_value = "")]
+    pub ip_family_policy: String,
+
+    /// Print the Service as YAML instead of creating it.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        hide_default_value = true,
+        hide_possible_values = true,
+        default_missing_value = "true",
+        default_value = "false",
+        action = ArgAction::Set
+    )]
+    pub dry_run: bool,
+}
+
+/// `virtctl completion`.
+#[derive(Args, Debug, Clone)]
+pub struct CompletionArgs {
+    /// The shell to print the script for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `-n ns/foo`, `-n Namespace/foo` and `-n namespaces/foo` all mean `foo`, as in kubectl.
+pub fn parse_namespace(value: &str) -> Result<String, String> {
+    Ok(strip_namespace_prefix(value).to_string())
+}
+
+/// Strips one leading `ns/`, `namespace/` or `namespaces/`, case-insensitively.
+pub fn strip_namespace_prefix(value: &str) -> &str {
+    for prefix in ["namespaces/", "namespace/", "ns/"] {
+        if value.len() >= prefix.len()
+            && value.is_char_boundary(prefix.len())
+            && value[..prefix.len()].eq_ignore_ascii_case(prefix)
+        {
+            return &value[prefix.len()..];
+        }
+    }
+    value
+}
+
+/// A duration such as `90s`, `5m` or `1h30m`; a bare number is seconds.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(v).map_err(|e| format!("{e} (examples: 30, 90s, 5m, 1h30m)"))
+}
+
+fn parse_request_timeout(value: &str) -> Result<RequestTimeout, String> {
+    let d = parse_duration(value)?;
+    Ok(RequestTimeout((!d.is_zero()).then_some(d)))
+}
+
+/// Whether argv[0] names the kubectl plugin (`kubectl-virt`, or anything ending in `-virt`).
+pub fn is_plugin(argv0: &str) -> bool {
+    let base = std::path::Path::new(argv0)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(argv0);
+    base.ends_with("-virt")
+}
+
+/// The clap command, with every `virtctl` in help and usage replaced by `kubectl virt` when
+/// running as the kubectl plugin.
+pub fn command(plugin: bool) -> clap::Command {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    if !plugin {
+        return cmd;
+    }
+    let rename = |text: &str| text.replace("virtctl", PLUGIN_DISPLAY_NAME);
+    let mut cmd = cmd
+        .bin_name(PLUGIN_DISPLAY_NAME)
+        .display_name(PLUGIN_DISPLAY_NAME);
+    if let Some(h) = cmd.get_after_help().map(|h| rename(&h.to_string())) {
+        cmd = cmd.after_help(h);
+    }
+    if let Some(a) = cmd.get_about().map(|h| rename(&h.to_string())) {
+        cmd = cmd.about(a);
+    }
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(name, |mut sub| {
+            if let Some(h) = sub.get_after_help().map(|h| rename(&h.to_string())) {
+                sub = sub.after_help(h);
+            }
+            if let Some(u) = usage_of(sub.get_name()) {
+                sub = sub.override_usage(rename(u));
+            }
+            sub
+        });
+    }
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_prefixes_are_stripped_case_insensitively() {
+        assert_eq!(strip_namespace_prefix("ns/foo"), "foo");
+        assert_eq!(strip_namespace_prefix("NS/foo"), "foo");
+        assert_eq!(strip_namespace_prefix("Namespace/foo"), "foo");
+        assert_eq!(strip_namespace_prefix("namespaces/foo"), "foo");
+        assert_eq!(strip_namespace_prefix("foo"), "foo");
+        assert_eq!(strip_namespace_prefix("nsx/foo"), "nsx/foo");
+    }
+
+    #[test]
+    fn plugin_names() {
+        assert!(is_plugin("/usr/local/bin/kubectl-virt"));
+        assert!(is_plugin("kubectl-virt.exe"));
+        assert!(!is_plugin("virtctl"));
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        command(false).debug_assert();
+        command(true).debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_request_timeout("0"), Ok(RequestTimeout(None)));
+    }
+}

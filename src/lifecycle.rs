@@ -1,0 +1,369 @@
+//! What start, stop and restart share: the request (Part A §4) over one of two transports,
+//! and `--wait` (Part A §8).
+//!
+//! - **Subresource API.** One PUT to
+//!   `/apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachines/{name}/{action}` with
+//!   the body KubeVirt's virtctl sends (Part B §2.1 step 5).
+//! - **Client side.** When that PUT gets a 404 and discovery confirms that the cluster does not
+//!   serve `subresources.kubevirt.io/v1`, virtctl runs the same plan itself: GET the VM and the
+//!   VMI, `virt_reconciler::intent`, `virt_reconciler::execute`.
+//!
+//! Both give the same `metav1.Status` message on failure, which the commands wrap.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use kube::api::Api;
+use serde_json::{Map, Value, json};
+use virt_reconciler::intent::{self, IntentError};
+use virt_reconciler::{VirtualMachine, VirtualMachineInstance, execute};
+
+use crate::client::{Connection, error_chain};
+
+/// The API group of the lifecycle subresources.
+pub const SUBRESOURCE_GROUP: &str = "subresources.kubevirt.io";
+
+/// How long `--wait` waits without `--timeout`.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One lifecycle request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Start {
+        paused: bool,
+    },
+    /// `grace_period` is sent only with `--force`.
+    Stop {
+        grace_period: Option<i64>,
+    },
+    /// `grace_period_seconds` is sent only with `--force`.
+    Restart {
+        grace_period_seconds: Option<i64>,
+    },
+}
+
+impl Action {
+    /// The subresource name, which is also the verb of the success line.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Action::Start { .. } => "start",
+            Action::Stop { .. } => "stop",
+            Action::Restart { .. } => "restart",
+        }
+    }
+
+    /// The JSON body KubeVirt's virtctl sends: empty and unset fields are left out.
+    pub fn body(&self, dry_run: bool) -> Value {
+        let mut body = Map::new();
+        match *self {
+            Action::Start { paused } => {
+                if paused {
+                    body.insert("paused".into(), json!(true));
+                }
+            }
+            Action::Stop { grace_period } => {
+                if let Some(g) = grace_period {
+                    body.insert("gracePeriod".into(), json!(g));
+                }
+            }
+            Action::Restart {
+                grace_period_seconds,
+            } => {
+                if let Some(g) = grace_period_seconds {
+                    body.insert("gracePeriodSeconds".into(), json!(g));
+                }
+            }
+        }
+        if dry_run {
+            body.insert("dryRun".into(), json!(["All"]));
+        }
+        Value::Object(body)
+    }
+}
+
+/// How the request was carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Subresource,
+    ClientSide,
+}
+
+/// A refused or failed request: the `metav1.Status` message (or the transport error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestError {
+    pub message: String,
+}
+
+impl From<IntentError> for RequestError {
+    fn from(e: IntentError) -> Self {
+        RequestError { message: e.message }
+    }
+}
+
+fn kube_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+        other => error_chain(other),
+    }
+}
+
+/// Sends `action` for VM `name` in `ns`, through the subresource API when the cluster serves
+/// it and from the client otherwise.
+pub async fn send(
+    conn: &Connection,
+    name: &str,
+    action: Action,
+    dry_run: bool,
+) -> Result<Transport, RequestError> {
+    let (client, ns) = (&conn.client, conn.namespace.as_str());
+    let path = format!(
+        "/apis/{SUBRESOURCE_GROUP}/v1/namespaces/{ns}/virtualmachines/{name}/{}",
+        action.verb()
+    );
+    let body = serde_json::to_vec(&action.body(dry_run)).expect("a JSON value serializes");
+    let request = http::Request::put(path.as_str())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .map_err(|e| RequestError {
+            message: format!("invalid request: {e}"),
+        })?;
+    match client.request_text(request).await {
+        Ok(_) => Ok(Transport::Subresource),
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            if group_served(client).await {
+                Err(RequestError {
+                    message: status.message.clone(),
+                })
+            } else {
+                client_side(client, ns, name, action, dry_run).await?;
+                Ok(Transport::ClientSide)
+            }
+        }
+        Err(kube::Error::Api(status)) => Err(RequestError {
+            message: status.message.clone(),
+        }),
+        // As Go's virtctl: the method, the URL, then why it failed.
+        Err(e) => Err(RequestError {
+            message: format!(
+                "Put \"{}{path}\": {}",
+                conn.server.trim_end_matches('/'),
+                error_chain(&e)
+            ),
+        }),
+    }
+}
+
+/// Whether discovery lists `subresources.kubevirt.io/v1`. Only a 404 counts as "no": on any
+/// other answer the original 404 is reported as it is.
+async fn group_served(client: &Client) -> bool {
+    let request = http::Request::get(format!("/apis/{SUBRESOURCE_GROUP}/v1"))
+        .body(Vec::new())
+        .expect("static request");
+    !matches!(
+        client.request_text(request).await,
+        Err(kube::Error::Api(status)) if status.code == 404
+    )
+}
+
+/// The client-side transport: the same checks, in the same order, as the subresource API.
+pub async fn client_side(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    action: Action,
+    dry_run: bool,
+) -> Result<(), RequestError> {
+    // restart validates its grace period before fetching anything.
+    if let Action::Restart {
+        grace_period_seconds: Some(g),
+    } = action
+    {
+        if g > 0 {
+            return Err(IntentError::bad_request(intent::FORCE_RESTART_ONLY_ZERO).into());
+        }
+        if g < 0 {
+            return Err(IntentError::bad_request(intent::NEGATIVE_GRACE_PERIOD).into());
+        }
+    }
+    let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), ns);
+    let vm = match vms.get_opt(name).await {
+        Ok(Some(vm)) => vm,
+        Ok(None) => {
+            return Err(RequestError {
+                message: format!("{} \"{name}\" not found", intent::GROUP_RESOURCE),
+            });
+        }
+        Err(e) => {
+            return Err(RequestError {
+                message: format!(
+                    "Internal error occurred: unable to retrieve vm [{name}]: {}",
+                    kube_message(&e)
+                ),
+            });
+        }
+    };
+    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
+    let vmi = vmis.get_opt(name).await.map_err(|e| RequestError {
+        message: format!(
+            "Internal error occurred: unable to retrieve vmi [{name}]: {}",
+            kube_message(&e)
+        ),
+    })?;
+    let plan = match action {
+        Action::Start { paused } => {
+            intent::start(&vm, vmi.as_ref(), &intent::StartOptions { paused, dry_run })
+        }
+        Action::Stop { grace_period } => intent::stop(
+            &vm,
+            vmi.as_ref(),
+            &intent::StopOptions {
+                grace_period,
+                dry_run,
+            },
+        ),
+        Action::Restart {
+            grace_period_seconds,
+        } => intent::restart(
+            &vm,
+            vmi.as_ref(),
+            &intent::RestartOptions {
+                grace_period_seconds,
+                dry_run,
+            },
+        ),
+    }?;
+    execute::execute(client, ns, name, &plan).await?;
+    Ok(())
+}
+
+/// What `--wait` waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Goal {
+    /// printableStatus Running (Paused for `start --paused`) with a Running VMI whose UID is
+    /// not `not_uid` (the VMI that existed before the request).
+    Running {
+        not_uid: Option<String>,
+        paused: bool,
+    },
+    /// printableStatus Stopped and no VMI.
+    Stopped,
+}
+
+impl Goal {
+    fn describe(&self) -> &'static str {
+        match self {
+            Goal::Running { paused: true, .. } => "Paused",
+            Goal::Running { .. } => "Running",
+            Goal::Stopped => "Stopped",
+        }
+    }
+}
+
+/// The UID of the VM's current VMI, if any (read before a request that `--wait`s).
+pub async fn current_vmi_uid(client: &Client, ns: &str, name: &str) -> Option<String> {
+    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
+    vmis.get_opt(name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| v.metadata.uid)
+}
+
+/// Polls the VM and its VMI until `goal` holds, or fails after `timeout` with the last status
+/// seen. Status changes are shown on stderr when it is a terminal.
+pub async fn wait(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    goal: &Goal,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let progress = std::io::stderr().is_terminal();
+    let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), ns);
+    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
+    let started = Instant::now();
+    let mut last = String::from("unknown");
+    loop {
+        let vm = vms.get_opt(name).await;
+        let vmi = vmis.get_opt(name).await;
+        let status = match &vm {
+            Ok(Some(vm)) => vm
+                .status
+                .as_ref()
+                .and_then(|s| s.printable_status.clone())
+                .unwrap_or_else(|| "Unknown".to_string()),
+            Ok(None) => "NotFound".to_string(),
+            Err(e) => format!("unreachable ({})", kube_message(e)),
+        };
+        if status != last {
+            if progress {
+                eprintln!("VM {name}: {status}");
+            }
+            last = status.clone();
+        }
+        let vmi = vmi.ok().flatten();
+        let done = match goal {
+            Goal::Running { not_uid, paused } => {
+                let want = if *paused { "Paused" } else { "Running" };
+                status == want
+                    && vmi.as_ref().is_some_and(|v| {
+                        v.phase() == "Running" && v.metadata.uid.as_ref() != not_uid.as_ref()
+                    })
+            }
+            Goal::Stopped => status == "Stopped" && vmi.is_none(),
+        };
+        if done {
+            return Ok(());
+        }
+        if matches!(vm, Ok(None)) {
+            anyhow::bail!(
+                "VM {name} was deleted while waiting for it to be {}",
+                goal.describe()
+            );
+        }
+        let elapsed = started.elapsed();
+        if elapsed >= timeout {
+            anyhow::bail!(
+                "timed out after {} waiting for VM {name} to be {}; last status: {last}",
+                humantime::format_duration(timeout),
+                goal.describe()
+            );
+        }
+        tokio::time::sleep((timeout - elapsed).min(Duration::from_millis(250))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_match_kubevirt() {
+        let start = Action::Start { paused: false };
+        assert_eq!(start.body(false), json!({}));
+        assert_eq!(
+            Action::Start { paused: true }.body(false),
+            json!({"paused": true})
+        );
+        assert_eq!(start.body(true), json!({"dryRun": ["All"]}));
+        assert_eq!(
+            Action::Stop {
+                grace_period: Some(0)
+            }
+            .body(false),
+            json!({"gracePeriod": 0})
+        );
+        assert_eq!(
+            Action::Stop { grace_period: None }.body(true),
+            json!({"dryRun": ["All"]})
+        );
+        assert_eq!(
+            Action::Restart {
+                grace_period_seconds: Some(0)
+            }
+            .body(false),
+            json!({"gracePeriodSeconds": 0})
+        );
+    }
+}

@@ -1,0 +1,394 @@
+//! Test harness: the real `virtctl` binary against two kinds of cluster.
+//!
+//! - [`Cluster::playground`]: the `virt-controller local` binary (localkube + simulated node +
+//!   controllers + the `subresources.kubevirt.io` API). Cargo only builds a package's own
+//!   binaries for its tests, so the harness runs `cargo build -p virt-controller` once per test
+//!   process (a no-op when it is fresh) and starts `<target>/debug/virt-controller`, found next
+//!   to the test executable.
+//! - [`Cluster::plain`]: localkube in this process (the `localkube` library, a dev-dependency)
+//!   with the KubeVirt CRDs and nothing else: no subresource group, so virtctl takes its
+//!   client-side path, and no controllers, so the test sees exactly the objects the plan wrote.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+use virt_reconciler::{VirtualMachine, VirtualMachineInstance};
+
+/// What a virtctl run left behind.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// Exit 0, and stdout is exactly `stdout`.
+    #[track_caller]
+    pub fn ok(&self, stdout: &str) {
+        assert_eq!(self.code, 0, "{self:#?}");
+        assert_eq!(self.stdout, stdout, "{self:#?}");
+    }
+
+    /// Exit 1, nothing on stdout (unless `Dry Run execution`), stderr is exactly `line`.
+    #[track_caller]
+    pub fn fails_with(&self, line: &str) {
+        assert_eq!(self.code, 1, "{self:#?}");
+        assert_eq!(self.stderr.trim_end_matches('\n'), line, "{self:#?}");
+        assert!(!self.stderr.contains("panicked"), "{self:#?}");
+    }
+
+    /// Exit 1 and stderr contains `part`.
+    #[track_caller]
+    pub fn fails_containing(&self, part: &str) {
+        assert_eq!(self.code, 1, "{self:#?}");
+        assert!(self.stderr.contains(part), "{self:#?}");
+        assert!(!self.stderr.contains("panicked"), "{self:#?}");
+    }
+}
+
+/// Runs virtctl with `args`, no kubeconfig from the environment, stdin closed.
+pub fn virtctl_raw(args: &[&str], env: &[(&str, &str)]) -> Out {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_virtctl"));
+    cmd.args(args)
+        .env_remove("KUBECONFIG")
+        .env("HOME", "/nonexistent-home-for-virtctl-tests")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("virtctl runs");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+enum Backend {
+    Process(Child),
+    InProcess(Option<localkube::Server>),
+}
+
+/// A cluster for one test.
+pub struct Cluster {
+    pub kubeconfig: PathBuf,
+    pub client: kube::Client,
+    backend: Backend,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Backend::Process(child) = &mut self.backend {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `<target>/debug`, from this test executable's path (`<target>/debug/deps/<test>-<hash>`).
+fn target_debug_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test executables live in <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Builds the `virt-controller` binary once per test process and returns its path.
+fn virt_controller_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status = Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "virt-controller",
+                    "--bin",
+                    "virt-controller",
+                ])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "cargo build -p virt-controller failed");
+            let path = target_debug_dir().join("virt-controller");
+            assert!(path.exists(), "{} is missing", path.display());
+            path
+        })
+        .clone()
+}
+
+async fn client_for(kubeconfig: &Path) -> kube::Client {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(cfg).unwrap()
+}
+
+impl Cluster {
+    /// The playground: subresource API and controllers.
+    pub async fn playground() -> Cluster {
+        let binary = tokio::task::spawn_blocking(virt_controller_binary)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        let mut child = Command::new(binary)
+            .args([
+                "local",
+                "--listen",
+                "127.0.0.1:0",
+                "--node-start-delay",
+                "0",
+                "--node-shutdown-time",
+                "0",
+                "--kubeconfig-out",
+            ])
+            .arg(&kubeconfig)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).unwrap();
+            line
+        })
+        .await
+        .unwrap();
+        assert!(line.contains("ready at"), "{line:?}");
+        let client = client_for(&kubeconfig).await;
+        Cluster {
+            kubeconfig,
+            client,
+            backend: Backend::Process(child),
+            _dir: dir,
+        }
+    }
+
+    /// localkube with the CRDs only: no subresource API, no controllers.
+    pub async fn plain() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        let server = localkube::LocalKube::builder()
+            .listen("127.0.0.1:0".parse().unwrap())
+            .kubeconfig_out(&kubeconfig)
+            .start()
+            .await
+            .unwrap();
+        let client = server.client().await.unwrap();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for (_, crd) in virt_reconciler::crds::all() {
+            crds.create(&PostParams::default(), &crd).await.unwrap();
+        }
+        let cluster = Cluster {
+            kubeconfig,
+            client,
+            backend: Backend::InProcess(Some(server)),
+            _dir: dir,
+        };
+        // The CRDs are served once discovery lists them.
+        cluster
+            .eventually("the KubeVirt CRDs to be served", async || {
+                let vms: Api<VirtualMachine> = Api::namespaced(cluster.client.clone(), "default");
+                vms.list(&Default::default()).await.ok().map(|_| ())
+            })
+            .await;
+        cluster
+    }
+
+    /// Runs virtctl against this cluster (`--kubeconfig` first, then `args`).
+    pub async fn virtctl(&self, args: &[&str]) -> Out {
+        let mut all = vec![
+            "--kubeconfig".to_string(),
+            self.kubeconfig.display().to_string(),
+        ];
+        all.extend(args.iter().map(|s| s.to_string()));
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            virtctl_raw(&refs, &[])
+        })
+        .await
+        .unwrap()
+    }
+
+    pub fn vms(&self, ns: &str) -> Api<VirtualMachine> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    pub fn vmis(&self, ns: &str) -> Api<VirtualMachineInstance> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    pub async fn create_namespace(&self, name: &str) {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        api.create(&PostParams::default(), &ns).await.unwrap();
+    }
+
+    /// Creates any object from JSON (apiVersion and kind inside).
+    pub async fn create(&self, ns: &str, obj: Value) -> DynamicObject {
+        let api_version = obj["apiVersion"].as_str().unwrap().to_string();
+        let kind = obj["kind"].as_str().unwrap().to_string();
+        let (group, version) = api_version
+            .split_once('/')
+            .unwrap_or(("", api_version.as_str()));
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &kind));
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &ar);
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(obj).unwrap(),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Creates a VM with the given run strategy and template spec additions.
+    pub async fn create_vm(
+        &self,
+        ns: &str,
+        name: &str,
+        strategy: &str,
+        extra: Value,
+    ) -> VirtualMachine {
+        let mut vm = vm_json(name, strategy);
+        merge(&mut vm, extra);
+        self.create(ns, vm).await;
+        self.vms(ns).get(name).await.unwrap()
+    }
+
+    /// Creates a VMI in `phase` (the VMI has no status subresource, so status is kept).
+    pub async fn create_vmi(
+        &self,
+        ns: &str,
+        name: &str,
+        phase: &str,
+        extra: Value,
+    ) -> VirtualMachineInstance {
+        let mut vmi = json!({
+            "apiVersion": "kubevirt.io/v1",
+            "kind": "VirtualMachineInstance",
+            "metadata": {"name": name},
+            "spec": {"domain": {"devices": {}}},
+            "status": {"phase": phase},
+        });
+        merge(&mut vmi, extra);
+        self.create(ns, vmi).await;
+        self.vmis(ns).get(name).await.unwrap()
+    }
+
+    pub async fn eventually<T>(&self, what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+        for _ in 0..600 {
+            if let Some(v) = f().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    /// The VM's printableStatus, "" when unset or missing.
+    pub async fn printable(&self, ns: &str, name: &str) -> String {
+        self.vms(ns)
+            .get_opt(name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|v| v.status)
+            .and_then(|s| s.printable_status)
+            .unwrap_or_default()
+    }
+
+    pub async fn wait_printable(&self, ns: &str, name: &str, want: &str) {
+        self.eventually(&format!("VM {name} to be {want}"), async || {
+            (self.printable(ns, name).await == want).then_some(())
+        })
+        .await
+    }
+
+    /// The VM's `status.stateChangeRequests` as JSON (`null` when unset).
+    pub async fn requests(&self, ns: &str, name: &str) -> Value {
+        let vm = self.vms(ns).get(name).await.unwrap();
+        let status = serde_json::to_value(vm.status).unwrap();
+        status
+            .get("stateChangeRequests")
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+}
+
+/// A minimal VM in `kubevirt.io/v1`.
+pub fn vm_json(name: &str, strategy: &str) -> Value {
+    json!({
+        "apiVersion": "kubevirt.io/v1",
+        "kind": "VirtualMachine",
+        "metadata": {"name": name},
+        "spec": {
+            "runStrategy": strategy,
+            "template": {
+                "metadata": {},
+                "spec": {
+                    "domain": {"devices": {}, "resources": {"requests": {"memory": "64Mi"}}},
+                    "terminationGracePeriodSeconds": 0
+                }
+            }
+        }
+    })
+}
+
+/// Deep-merges `patch` into `base` (objects merge, everything else replaces).
+pub fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
+impl Cluster {
+    /// Runs the VM and VMI controllers and the simulated node in this process, against this
+    /// cluster, until the test's runtime ends.
+    pub fn spawn_controllers(&self) {
+        let metrics = std::sync::Arc::new(virt_reconciler::controller::Metrics::default());
+        let node = localkube::node::NodeConfig {
+            start_delay: Duration::ZERO,
+            shutdown_time: Duration::ZERO,
+            ..Default::default()
+        };
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let _ = localkube::node::run(client, node).await;
+        });
+        tokio::spawn(virt_reconciler::controller::vm::run(
+            self.client.clone(),
+            metrics.clone(),
+            4,
+            std::future::pending::<()>(),
+        ));
+        tokio::spawn(virt_reconciler::controller::vmi::run(
+            self.client.clone(),
+            metrics,
+            4,
+            std::future::pending::<()>(),
+        ));
+    }
+}
