@@ -361,12 +361,20 @@ fn seed_kubectl_block_create_start_describe_restart_stop_delete() {
         Some("0d2a2043-41c0-59c3-9b17-025022203668"),
         "the VM's firmware UUID"
     );
-    // The VMI controller records no events of its own (the VM's are on the VM); whatever is
-    // listed must not be a warning.
+    // The VMI controller records its launcher pod's creation; nothing is a warning.
+    let describe = p.eventually("the VMI's SuccessfulCreate event", || {
+        let out = p.ok(&["describe", "virtualmachineinstance", VM]);
+        out.contains("Created virtual machine pod virt-launcher-vm-cirros-")
+            .then_some(out)
+    });
     assert!(
         event_rows(&describe)
             .iter()
             .all(|r| r.first().map(String::as_str) != Some("Warning")),
+        "{describe}"
+    );
+    assert!(
+        describe.contains("virtualmachineinstance-controller"),
         "{describe}"
     );
 

@@ -9,9 +9,10 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 
 use super::expectations::{Expectations, Observed};
 use super::{Error, Metrics, finalizer_patch};
@@ -30,6 +31,31 @@ pub struct Context {
     pub pods: Store<Pod>,
     pub expectations: Expectations,
     pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+}
+
+/// Records an event about a VMI, as KubeVirt's VMI controller does; best effort.
+async fn event(
+    ctx: &Context,
+    vmi: &VirtualMachineInstance,
+    warning: bool,
+    reason: &str,
+    note: String,
+) {
+    let ev = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        note: Some(note),
+        action: reason.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &vmi.object_ref(&())).await {
+        tracing::debug!("event {reason} not recorded: {e}");
+    }
 }
 
 fn now() -> String {
@@ -93,6 +119,8 @@ async fn reconcile_inner(vmi: &VirtualMachineInstance, ctx: &Context) -> Result<
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
         {
+            let note = format!("Deleted virtual machine pod {}", p.name_any());
+            event(ctx, vmi, false, "SuccessfulDelete", note).await;
             ctx.metrics.write();
             let dp = DeleteParams {
                 grace_period_seconds: Some(grace as u32),
@@ -146,9 +174,19 @@ async fn reconcile_inner(vmi: &VirtualMachineInstance, ctx: &Context) -> Result<
     {
         let launcher = vmi_rules::build_launcher_pod(vmi);
         ctx.metrics.write();
-        let created = pod_api.create(&PostParams::default(), &launcher).await?;
-        ctx.expectations
-            .expect_create(&key(vmi), &created.uid().unwrap_or_default());
+        match pod_api.create(&PostParams::default(), &launcher).await {
+            Ok(created) => {
+                ctx.expectations
+                    .expect_create(&key(vmi), &created.uid().unwrap_or_default());
+                let note = format!("Created virtual machine pod {}", created.name_any());
+                event(ctx, vmi, false, "SuccessfulCreate", note).await;
+            }
+            Err(e) => {
+                let note = format!("Error creating pod: {e}");
+                event(ctx, vmi, true, "FailedCreate", note).await;
+                return Err(e.into());
+            }
+        }
     }
     let (create_expected, _) = ctx.expectations.observe(
         &key(vmi),
@@ -195,6 +233,13 @@ pub async fn run(
         pods: reader,
         expectations: Expectations::default(),
         metrics,
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "virtualmachineinstance-controller".into(),
+                instance: None,
+            },
+        ),
     });
     let vmi_api: Api<VirtualMachineInstance> = Api::all(client);
     Controller::new(vmi_api, watcher::Config::default())
