@@ -3,6 +3,7 @@
 
 mod leader;
 mod local;
+mod ratelimit;
 mod subresources;
 
 use std::net::SocketAddr;
@@ -60,6 +61,16 @@ struct RunArgs {
     /// This replica's identity in the Lease (default: the host name).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+
+    /// Requests a second the controllers may send to the API server, on average (client-side
+    /// rate limit, as client-go's); 0 turns the limit off. Leader election is not limited.
+    #[arg(long, default_value_t = ratelimit::DEFAULT_QPS, value_name = "QPS")]
+    qps: f64,
+
+    /// Requests the controllers may send at once before --qps paces them.
+    #[arg(long, default_value_t = ratelimit::DEFAULT_BURST, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    burst: u32,
 }
 
 #[derive(Subcommand, Debug)]
@@ -194,7 +205,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .await
             .context("no kubeconfig or in-cluster config")?,
     };
-    let client = kube::Client::try_from(config)?;
+    if !args.qps.is_finite() || args.qps < 0.0 {
+        anyhow::bail!(
+            "--qps must be 0 (no limit) or a positive number, not {}",
+            args.qps
+        );
+    }
+    // The controllers share one rate-limited client. Leader election has its own client, so
+    // that a burst of reconciles can never delay a renewal until the lease is lost.
+    let client = ratelimit::client(config.clone(), args.qps, args.burst)?;
+    let lease_client = kube::Client::try_from(config)?;
     let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let leading = if args.leader_elect {
@@ -204,7 +224,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| format!("virt-controller-{}", std::process::id()))
         });
         leader::run(
-            client.clone(),
+            lease_client,
             leader::LeaseConfig {
                 namespace: args.lease_namespace.clone(),
                 name: args.lease_name.clone(),
@@ -214,7 +234,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             },
         )
     } else {
-        tokio::sync::watch::channel(true).1
+        // Leading for good: the sender lives as long as the process, so `lost` never fires.
+        let (always, rx) = tokio::sync::watch::channel(true);
+        std::mem::forget(always);
+        rx
     };
     let addr = serve_health(args.metrics_addr, metrics.clone(), leading.clone()).await?;
     eprintln!("virt-controller serving /metrics, /healthz and /readyz on {addr}");

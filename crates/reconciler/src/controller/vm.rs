@@ -329,6 +329,11 @@ pub async fn reconcile(vm: Arc<VirtualMachine>, ctx: Arc<Context>) -> Result<Act
 }
 
 async fn reconcile_inner(vm: &VirtualMachine, ctx: &Context) -> Result<Action, Error> {
+    // A cache that has not listed yet looks empty: acting on it would create a second
+    // launcher Pod or VMI, or fail a running one, after every restart or failover.
+    if futures::FutureExt::now_or_never(ctx.vmis.wait_until_ready()).is_none() {
+        return Ok(Action::requeue(Duration::from_millis(100)));
+    }
     let ns = vm.namespace().unwrap_or_default();
     let name = vm.name_any();
     let vms: Api<VirtualMachine> = Api::namespaced(ctx.client.clone(), &ns);

@@ -94,6 +94,11 @@ pub async fn reconcile(
 }
 
 async fn reconcile_inner(vmi: &VirtualMachineInstance, ctx: &Context) -> Result<Action, Error> {
+    // A cache that has not listed yet looks empty: acting on it would create a second
+    // launcher Pod or VMI, or fail a running one, after every restart or failover.
+    if futures::FutureExt::now_or_never(ctx.pods.wait_until_ready()).is_none() {
+        return Ok(Action::requeue(Duration::from_millis(100)));
+    }
     let ns = vmi.namespace().unwrap_or_default();
     let name = vmi.name_any();
     let vmis: Api<VirtualMachineInstance> = Api::namespaced(ctx.client.clone(), &ns);
