@@ -6,6 +6,7 @@
 mod cli;
 mod client;
 mod commands;
+mod docs;
 mod lifecycle;
 
 use std::ffi::OsString;
