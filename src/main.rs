@@ -6,6 +6,7 @@
 mod cli;
 mod client;
 mod commands;
+#[cfg(test)]
 mod docs;
 mod lifecycle;
 
