@@ -200,6 +200,11 @@ async fn reconcile_inner(vmi: &VirtualMachineInstance, ctx: &Context) -> Result<
             deleting: false,
         },
     );
+    // Until the new launcher Pod shows up in the cache, there is nothing new to report; its
+    // arrival triggers the next reconcile at once (one write per start saved).
+    if pod.is_none() && create_expected {
+        return Ok(Action::await_change());
+    }
     let status = vmi_rules::vmi_status_from_pod(vmi, pod, create_expected, &now());
     if vmi.status.as_ref() != Some(&status) {
         let mut next = vmi.clone();
