@@ -176,15 +176,13 @@ pub async fn client_side(
 ) -> Result<(), RequestError> {
     // restart validates its grace period before fetching anything.
     if let Action::Restart {
-        grace_period_seconds: Some(g),
+        grace_period_seconds,
     } = action
     {
-        if g > 0 {
-            return Err(IntentError::bad_request(intent::FORCE_RESTART_ONLY_ZERO).into());
-        }
-        if g < 0 {
-            return Err(IntentError::bad_request(intent::NEGATIVE_GRACE_PERIOD).into());
-        }
+        intent::check_restart_options(&intent::RestartOptions {
+            grace_period_seconds,
+            dry_run,
+        })?;
     }
     let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), ns);
     let vm = match vms.get_opt(name).await {

@@ -284,6 +284,16 @@ pub fn stop(
     Ok(plan)
 }
 
+/// The checks restart makes before it looks at any object (Part B §2.5 step 2), so that
+/// callers that fetch objects first can answer a bad grace period with the same 400.
+pub fn check_restart_options(opts: &RestartOptions) -> Result<(), IntentError> {
+    match opts.grace_period_seconds {
+        Some(g) if g > 0 => Err(IntentError::bad_request(FORCE_RESTART_ONLY_ZERO)),
+        Some(g) if g < 0 => Err(IntentError::bad_request(NEGATIVE_GRACE_PERIOD)),
+        _ => Ok(()),
+    }
+}
+
 /// `restart` (Part B §2.5, with Part A §5 for force).
 ///
 /// Order: the grace value (400), the `VolumesChange` condition (409), the effective run strategy
@@ -298,11 +308,7 @@ pub fn restart(
     vmi: Option<&VirtualMachineInstance>,
     opts: &RestartOptions,
 ) -> Result<Plan, IntentError> {
-    match opts.grace_period_seconds {
-        Some(g) if g > 0 => return Err(IntentError::bad_request(FORCE_RESTART_ONLY_ZERO)),
-        Some(g) if g < 0 => return Err(IntentError::bad_request(NEGATIVE_GRACE_PERIOD)),
-        _ => {}
-    }
+    check_restart_options(opts)?;
     let name = vm_name(vm);
     if run_strategy::has_true_condition(run_strategy::vm_conditions(vm), CONDITION_VOLUMES_CHANGE) {
         return Err(IntentError::conflict(name, RECOVERY_REQUIRED));

@@ -129,22 +129,12 @@ async fn lifecycle(
     let dry = dry_run(&body);
     // restart validates its grace period before anything is fetched (Part B §2.5).
     if action == "restart"
-        && let Some(g) = body.grace_period_seconds
+        && let Err(e) = intent::check_restart_options(&RestartOptions {
+            grace_period_seconds: body.grace_period_seconds,
+            dry_run: dry,
+        })
     {
-        if g > 0 {
-            return status(
-                400,
-                "BadRequest",
-                "For force restart, only gracePeriod=0 is supported for now",
-            );
-        }
-        if g < 0 {
-            return status(
-                400,
-                "BadRequest",
-                "gracePeriod has to be greater or equal to 0",
-            );
-        }
+        return from_intent(e);
     }
     let (vm, vmi) = match fetch(client, &ns, &name).await {
         Ok(x) => x,
