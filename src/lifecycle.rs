@@ -184,30 +184,7 @@ pub async fn client_side(
             dry_run,
         })?;
     }
-    let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), ns);
-    let vm = match vms.get_opt(name).await {
-        Ok(Some(vm)) => vm,
-        Ok(None) => {
-            return Err(RequestError {
-                message: format!("{} \"{name}\" not found", intent::GROUP_RESOURCE),
-            });
-        }
-        Err(e) => {
-            return Err(RequestError {
-                message: format!(
-                    "Internal error occurred: unable to retrieve vm [{name}]: {}",
-                    kube_message(&e)
-                ),
-            });
-        }
-    };
-    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
-    let vmi = vmis.get_opt(name).await.map_err(|e| RequestError {
-        message: format!(
-            "Internal error occurred: unable to retrieve vmi [{name}]: {}",
-            kube_message(&e)
-        ),
-    })?;
+    let (vm, vmi) = virt_reconciler::execute::fetch(client, ns, name).await?;
     let plan = match action {
         Action::Start { paused } => {
             intent::start(&vm, vmi.as_ref(), &intent::StartOptions { paused, dry_run })

@@ -37,6 +37,47 @@ pub fn map_error(vm_name: &str, e: kube::Error) -> IntentError {
     }
 }
 
+fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Reads the VM `name` and its VMI (if any), as the lifecycle commands need them, with
+/// virt-api's answers when that fails: 404 for a missing VM, 500 otherwise.
+pub async fn fetch(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Result<(VirtualMachine, Option<VirtualMachineInstance>), IntentError> {
+    let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), ns);
+    let vm = match vms.get_opt(name).await {
+        Ok(Some(vm)) => vm,
+        Ok(None) => {
+            return Err(IntentError {
+                code: 404,
+                reason: "NotFound",
+                message: format!("{VM_RESOURCE} \"{name}\" not found"),
+            });
+        }
+        Err(e) => {
+            return Err(IntentError::internal(format!(
+                "unable to retrieve vm [{name}]: {}",
+                api_message(&e)
+            )));
+        }
+    };
+    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
+    let vmi = vmis.get_opt(name).await.map_err(|e| {
+        IntentError::internal(format!(
+            "unable to retrieve vmi [{name}]: {}",
+            api_message(&e)
+        ))
+    })?;
+    Ok((vm, vmi))
+}
+
 /// Runs `plan` for the VM `vm_name` in `ns`.
 pub async fn execute(
     client: &Client,

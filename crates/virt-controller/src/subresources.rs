@@ -11,12 +11,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::put;
 use http::StatusCode;
 use kube::Client;
-use kube::api::Api;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
+use virt_reconciler::execute;
 use virt_reconciler::intent::{self, IntentError, RestartOptions, StartOptions, StopOptions};
-use virt_reconciler::{VirtualMachine, VirtualMachineInstance, execute};
 
 pub const GROUP: &str = "subresources.kubevirt.io";
 
@@ -80,40 +79,6 @@ fn dry_run(body: &Body) -> bool {
         .is_some_and(|d| d.iter().any(|v| v == "All"))
 }
 
-async fn fetch(
-    client: &Client,
-    ns: &str,
-    name: &str,
-) -> Result<(VirtualMachine, Option<VirtualMachineInstance>), Response> {
-    let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), ns);
-    let vm = match vms.get_opt(name).await {
-        Ok(Some(vm)) => vm,
-        Ok(None) => {
-            return Err(status(
-                404,
-                "NotFound",
-                &format!("virtualmachine.kubevirt.io \"{name}\" not found"),
-            ));
-        }
-        Err(e) => {
-            return Err(status(
-                500,
-                "InternalError",
-                &format!("Internal error occurred: unable to retrieve vm [{name}]: {e}"),
-            ));
-        }
-    };
-    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
-    let vmi = vmis.get_opt(name).await.map_err(|e| {
-        status(
-            500,
-            "InternalError",
-            &format!("Internal error occurred: unable to retrieve vmi [{name}]: {e}"),
-        )
-    })?;
-    Ok((vm, vmi))
-}
-
 async fn lifecycle(
     State(state): State<Arc<SubresourceState>>,
     Path((ns, name, action)): Path<(String, String, String)>,
@@ -136,9 +101,9 @@ async fn lifecycle(
     {
         return from_intent(e);
     }
-    let (vm, vmi) = match fetch(client, &ns, &name).await {
+    let (vm, vmi) = match execute::fetch(client, &ns, &name).await {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(e) => return from_intent(e),
     };
     let plan = match action.as_str() {
         "start" => intent::start(
