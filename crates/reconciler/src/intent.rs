@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 use crate::run_strategy::{self, RunStrategy};
 use crate::types::{StateChangeRequest, VirtualMachine, VirtualMachineInstance};
 
+pub mod pause;
+pub use pause::{PauseOptions, pause, unpause};
+
 /// The group-resource string KubeVirt puts in its conflict messages.
 pub const GROUP_RESOURCE: &str = "virtualmachine.kubevirt.io";
 

@@ -1,6 +1,7 @@
 //! The subresource API `subresources.kubevirt.io` (Part A §4): PUT
-//! `.../namespaces/{ns}/virtualmachines/{name}/{start|stop|restart}`, wire-compatible with
-//! KubeVirt's virt-api and backed by `virt_reconciler::intent`.
+//! `.../namespaces/{ns}/virtualmachines/{name}/{start|stop|restart}` and
+//! `.../virtualmachineinstances/{name}/{pause|unpause}`, wire-compatible with KubeVirt's virt-api
+//! and backed by `virt_reconciler::intent`.
 
 use std::sync::Arc;
 
@@ -10,12 +11,16 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
 use http::StatusCode;
+use kube::Api;
 use kube::Client;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
-use virt_reconciler::execute;
-use virt_reconciler::intent::{self, IntentError, RestartOptions, StartOptions, StopOptions};
+use virt_reconciler::intent::{
+    self, IntentError, PauseOptions, RestartOptions, StartOptions, StopOptions,
+};
+use virt_reconciler::types::{VirtualMachine, VirtualMachineInstance};
+use virt_reconciler::{controller, execute};
 
 pub const GROUP: &str = "subresources.kubevirt.io";
 
@@ -148,6 +153,66 @@ async fn lifecycle(
     }
 }
 
+/// PUT `.../virtualmachineinstances/{name}/{pause|unpause}`: 200 on success (not 202).
+async fn pause_or_unpause(
+    State(state): State<Arc<SubresourceState>>,
+    Path((ns, name, action)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(client) = state.client.get() else {
+        return status(503, "ServiceUnavailable", "the subresource API is starting");
+    };
+    let body = match decode(&body) {
+        Ok(b) => b,
+        Err(e) => return from_intent(e),
+    };
+    let opts = PauseOptions {
+        dry_run: dry_run(&body),
+    };
+    let internal = |what: &str, e: kube::Error| {
+        from_intent(IntentError::internal(format!(
+            "unable to retrieve {what} [{name}]: {e}"
+        )))
+    };
+    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), &ns);
+    let plan = match action.as_str() {
+        "pause" => {
+            let vmi = match vmis.get_opt(&name).await {
+                Ok(v) => v,
+                Err(e) => return internal("vmi", e),
+            };
+            intent::pause(&name, vmi.as_ref(), &opts, &controller::now())
+        }
+        "unpause" => {
+            let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), &ns);
+            let vm = match vms.get_opt(&name).await {
+                Ok(v) => v,
+                Err(e) => return internal("vm", e),
+            };
+            let vmi = match vmis.get_opt(&name).await {
+                Ok(v) => v,
+                Err(e) => return internal("vmi", e),
+            };
+            intent::unpause(&name, vm.as_ref(), vmi.as_ref(), &opts)
+        }
+        _ => {
+            return status(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            );
+        }
+    };
+    let plan = match plan {
+        Ok(p) => p,
+        Err(e) => return from_intent(e),
+    };
+    match execute::execute(client, &ns, &name, &plan).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => from_intent(e),
+    }
+}
+
 async fn version() -> axum::Json<Value> {
     axum::Json(json!({
         "gitVersion": concat!("v", env!("CARGO_PKG_VERSION")),
@@ -170,6 +235,12 @@ pub fn router(state: Arc<SubresourceState>) -> Router {
                 put(lifecycle),
             )
             .route(
+                &format!(
+                    "/apis/{GROUP}/{v}/namespaces/{{ns}}/virtualmachineinstances/{{name}}/{{action}}"
+                ),
+                put(pause_or_unpause),
+            )
+            .route(
                 &format!("/apis/{GROUP}/{v}/version"),
                 axum::routing::get(version),
             );
@@ -183,6 +254,8 @@ pub fn mounted_group() -> localkube::MountedGroup {
         {"name": "virtualmachines/start", "singularName": "", "namespaced": true, "kind": "VirtualMachine", "verbs": ["update"]},
         {"name": "virtualmachines/stop", "singularName": "", "namespaced": true, "kind": "VirtualMachine", "verbs": ["update"]},
         {"name": "virtualmachines/restart", "singularName": "", "namespaced": true, "kind": "VirtualMachine", "verbs": ["update"]},
+        {"name": "virtualmachineinstances/pause", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["update"]},
+        {"name": "virtualmachineinstances/unpause", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["update"]},
     ]);
     localkube::MountedGroup {
         group: GROUP.into(),

@@ -432,16 +432,29 @@ impl Env {
 
     /// A lifecycle subresource call: `Ok` on 202 Accepted, else the code and Status message.
     async fn put(&self, vm: &str, action: &str, body: Value) -> Result<(), (u16, String)> {
-        let req = Request::put(format!(
+        let path = format!(
             "/apis/subresources.kubevirt.io/v1/namespaces/{NS}/virtualmachines/{vm}/{action}"
-        ))
-        .header("content-type", "application/json")
-        .body(kube::client::Body::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap();
+        );
+        self.put_path(path, body, 202).await
+    }
+
+    /// pause/unpause: `Ok` on 200 OK, else the code and Status message.
+    async fn put_vmi(&self, vmi: &str, action: &str, body: Value) -> Result<(), (u16, String)> {
+        let path = format!(
+            "/apis/subresources.kubevirt.io/v1/namespaces/{NS}/virtualmachineinstances/{vmi}/{action}"
+        );
+        self.put_path(path, body, 200).await
+    }
+
+    async fn put_path(&self, path: String, body: Value, ok: u16) -> Result<(), (u16, String)> {
+        let req = Request::put(path)
+            .header("content-type", "application/json")
+            .body(kube::client::Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap();
         let resp = self.client.send(req).await.unwrap();
         let code = resp.status().as_u16();
         let bytes = resp.into_body().collect_bytes().await.unwrap();
-        if code == 202 {
+        if code == ok {
             return Ok(());
         }
         let message = serde_json::from_slice::<Value>(&bytes)
@@ -1407,6 +1420,111 @@ async fn scenario_33_orphan_adoption() {
     env.stays_without_vmi_change("vm1", &orphan.uid().unwrap(), "Running")
         .await;
     env.vmi_uids("vm1", &[orphan.uid().unwrap()]).await;
+}
+
+/// §6.34 (server side) and §2.7: pause and unpause through the subresource API. The VMI gets
+/// and loses `Paused=True`, the VM shows `Paused` and back `Running`, and the refusals carry
+/// virt-api's codes and messages.
+#[tokio::test(flavor = "multi_thread")]
+async fn scenario_34_pause_and_unpause() {
+    let env = Env::start().await;
+    let vmi_conflict = |reason: &str| {
+        (
+            409,
+            format!(
+                "Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io \"vm1\": {reason}"
+            ),
+        )
+    };
+    let not_found = (
+        404,
+        "virtualmachineinstance.kubevirt.io \"vm1\" not found".to_string(),
+    );
+    env.create_vm(vm_with_strategy("vm1", "Halted")).await;
+    env.printable_becomes("vm1", "Stopped").await;
+    assert_eq!(
+        env.put_vmi("vm1", "pause", json!({})).await,
+        Err(not_found.clone())
+    );
+    assert_eq!(
+        env.put_vmi("vm1", "unpause", json!({})).await,
+        Err(not_found)
+    );
+    env.vms.delete("vm1", &Default::default()).await.unwrap();
+    env.vmi_gone("vm1").await;
+    eventually(20, "vm1 gone", async || {
+        env.vms.get_opt("vm1").await.ok()?.is_none().then_some(())
+    })
+    .await;
+
+    let vmi = env.running_vm(vm_with_strategy("vm1", "Always")).await;
+    let paused = |v: &VirtualMachineInstance| {
+        v.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Paused"))
+            .map(|c| (c.status.clone(), c.reason.clone().unwrap_or_default()))
+    };
+    assert_eq!(
+        env.put_vmi("vm1", "unpause", json!({})).await,
+        Err(vmi_conflict("VMI is not paused"))
+    );
+    // A dry run checks and writes nothing.
+    env.put_vmi("vm1", "pause", json!({"dryRun": ["All"]}))
+        .await
+        .unwrap();
+    env.stays_without_vmi_change("vm1", &vmi.uid().unwrap(), "Running")
+        .await;
+    assert_eq!(paused(&env.vmi("vm1").await.unwrap()), None);
+
+    env.put_vmi("vm1", "pause", json!({})).await.unwrap();
+    let now = env.vmi("vm1").await.unwrap();
+    assert_eq!(now.uid(), vmi.uid(), "pausing keeps the VMI");
+    assert_eq!(paused(&now), Some(("True".into(), "PausedByUser".into())));
+    let s = env.printable_becomes("vm1", "Paused").await;
+    assert!(
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Paused" && c.status == "True")
+    );
+    assert_eq!(
+        env.put_vmi("vm1", "pause", json!({})).await,
+        Err(vmi_conflict("VMI is already paused"))
+    );
+    // The VMI controller keeps the condition while it goes on syncing the launcher Pod.
+    env.stays_without_vmi_change("vm1", &vmi.uid().unwrap(), "Running")
+        .await;
+    assert!(paused(&env.vmi("vm1").await.unwrap()).is_some());
+
+    env.put_vmi("vm1", "unpause", json!({})).await.unwrap();
+    assert_eq!(paused(&env.vmi("vm1").await.unwrap()), None);
+    env.printable_becomes("vm1", "Running").await;
+
+    // A liveness probe other than the guest-agent ping cannot be paused (403).
+    env.vmis
+        .patch(
+            "vm1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"livenessProbe": {"tcpSocket": {"port": 22}}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        env.put_vmi("vm1", "pause", json!({})).await,
+        Err((
+            403,
+            "virtualmachineinstance.kubevirt.io \"vm1\" is forbidden: Pausing VMIs with a \
+             non-GuestAgentPing LivenessProbe is not supported"
+                .to_string()
+        ))
+    );
+
+    // Once stopped, the VMI is gone: 404 again.
+    env.put("vm1", "stop", json!({})).await.unwrap();
+    env.vmi_gone("vm1").await;
+    assert_eq!(
+        env.put_vmi("vm1", "pause", json!({})).await.unwrap_err().0,
+        404
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -110,6 +110,11 @@ impl Metrics {
 }
 
 /// A JSON patch that replaces the finalizers, guarded by a test of the current list.
+/// The current time as Kubernetes writes it in conditions (RFC 3339, whole seconds, UTC).
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 pub fn finalizer_patch(current: &[String], next: &[String]) -> Result<Patch<()>, Error> {
     let ops = json!([
         {"op": "test", "path": "/metadata/finalizers", "value": if current.is_empty() { Value::Null } else { json!(current) }},

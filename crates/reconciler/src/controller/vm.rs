@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -19,7 +19,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::expectations::{Expectations, Observed};
-use super::{Error, Metrics, finalizer_patch};
+use super::{Error, Metrics, finalizer_patch, now};
 use crate::run_strategy::{self, RunStrategy, is_deleting, is_final};
 use crate::types::{StateChangeRequest, VirtualMachine, VirtualMachineInstance};
 use crate::{firmware, status, vmi as vmi_rules};
@@ -33,10 +33,6 @@ pub struct Context {
     pub expectations: Expectations,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
-}
-
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 fn key(vm: &VirtualMachine) -> String {

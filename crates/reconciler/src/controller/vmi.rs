@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -15,7 +14,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
 use super::expectations::{Expectations, Observed};
-use super::{Error, Metrics, finalizer_patch};
+use super::{Error, Metrics, finalizer_patch, now};
 use crate::run_strategy::{is_deleting, is_final};
 use crate::types::VirtualMachineInstance;
 use crate::vmi as vmi_rules;
@@ -56,10 +55,6 @@ async fn event(
     if let Err(e) = ctx.recorder.publish(&ev, &vmi.object_ref(&())).await {
         tracing::debug!("event {reason} not recorded: {e}");
     }
-}
-
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 fn key(vmi: &VirtualMachineInstance) -> String {

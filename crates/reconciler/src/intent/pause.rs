@@ -1,0 +1,346 @@
+//! `pause` and `unpause` of a VMI (Part B §2.7).
+//!
+//! KubeVirt's virt-api checks the request and then asks virt-handler to pause the domain, which
+//! records the VMI's `Paused` condition. This project has no virt-handler (Part A §6), so the
+//! plan writes that condition itself, guarded by `test` operations so a concurrent change of
+//! the VMI turns into a 409 instead of a lost write.
+
+use serde_json::{Value, json};
+
+use super::{IntentError, PatchTarget, Plan};
+use crate::status::{self, condition_type};
+use crate::types::{VirtualMachine, VirtualMachineInstance};
+use crate::vmi::vmi_reason;
+
+/// The group-resource KubeVirt names in its VMI messages.
+pub const VMI_GROUP_RESOURCE: &str = "virtualmachineinstance.kubevirt.io";
+/// 409 of `pause` on a VMI that is not Running (virt-api's wording says VM).
+pub const PAUSE_NOT_RUNNING: &str = "VM is not running";
+/// 409 of `unpause` on a VMI that is not Running.
+pub const UNPAUSE_NOT_RUNNING: &str = "VMI is not running";
+pub const ALREADY_PAUSED: &str = "VMI is already paused";
+pub const NOT_PAUSED: &str = "VMI is not paused";
+pub const SNAPSHOT_IN_PROGRESS: &str = "VM snapshot is in progress";
+/// 403: a paused guest cannot answer any probe but the guest-agent ping.
+pub const LIVENESS_PROBE_UNSUPPORTED: &str =
+    "Pausing VMIs with a non-GuestAgentPing LivenessProbe is not supported";
+/// The message of the `Paused` condition.
+pub const PAUSED_MESSAGE: &str = "VMI was paused by user";
+
+/// Options of `pause` and `unpause` (the subresource body `{dryRun?}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PauseOptions {
+    pub dry_run: bool,
+}
+
+fn vmi_conflict(name: &str, reason: &str) -> IntentError {
+    IntentError {
+        code: 409,
+        reason: "Conflict",
+        message: format!(
+            "Operation cannot be fulfilled on {VMI_GROUP_RESOURCE} \"{name}\": {reason}"
+        ),
+    }
+}
+
+fn vmi_not_found(name: &str) -> IntentError {
+    IntentError {
+        code: 404,
+        reason: "NotFound",
+        message: format!("{VMI_GROUP_RESOURCE} \"{name}\" not found"),
+    }
+}
+
+/// The index of the VMI's `Paused=True` condition, if it has one.
+fn paused_index(vmi: &VirtualMachineInstance) -> Option<usize> {
+    vmi.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .position(|c| c.type_ == condition_type::PAUSED && c.status == "True")
+}
+
+/// A liveness probe other than the guest-agent ping would fail while the guest is paused.
+fn has_unsupported_liveness_probe(vmi: &VirtualMachineInstance) -> bool {
+    match vmi.spec.extra.get("livenessProbe") {
+        None | Some(Value::Null) => false,
+        Some(probe) => probe.get("guestAgentPing").is_none(),
+    }
+}
+
+/// `pause` of the VMI `name` (`vmi` is `None` when it does not exist). Checks, in order: the
+/// VMI exists (404), it is Running (409), its liveness probe (403), it is not already paused
+/// (409). The plan adds `Paused=True` (`PausedByUser`) to its conditions, stamped `now`.
+pub fn pause(
+    name: &str,
+    vmi: Option<&VirtualMachineInstance>,
+    opts: &PauseOptions,
+    now: &str,
+) -> Result<Plan, IntentError> {
+    let vmi = vmi.ok_or_else(|| vmi_not_found(name))?;
+    if vmi.phase() != "Running" {
+        return Err(vmi_conflict(name, PAUSE_NOT_RUNNING));
+    }
+    if has_unsupported_liveness_probe(vmi) {
+        return Err(IntentError {
+            code: 403,
+            reason: "Forbidden",
+            message: format!(
+                "{VMI_GROUP_RESOURCE} \"{name}\" is forbidden: {LIVENESS_PROBE_UNSUPPORTED}"
+            ),
+        });
+    }
+    if paused_index(vmi).is_some() {
+        return Err(vmi_conflict(name, ALREADY_PAUSED));
+    }
+    let condition = status::new_condition(
+        condition_type::PAUSED,
+        "True",
+        vmi_reason::PAUSED_BY_USER,
+        PAUSED_MESSAGE,
+        now,
+    );
+    let conditions = vmi
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    // A `False` Paused entry, if any, is replaced; the whole list is tested so that nothing
+    // written meanwhile is overwritten.
+    let mut next: Vec<_> = conditions
+        .iter()
+        .filter(|c| c.type_ != condition_type::PAUSED)
+        .cloned()
+        .collect();
+    next.push(condition);
+    let current = if conditions.is_empty() {
+        Value::Null
+    } else {
+        json!(conditions)
+    };
+    let mut plan = Plan::new(opts.dry_run);
+    plan.push(
+        PatchTarget::Vmi,
+        json!([
+            {"op": "test", "path": "/status/phase", "value": "Running"},
+            {"op": "test", "path": "/status/conditions", "value": current},
+            {"op": "add", "path": "/status/conditions", "value": next},
+        ]),
+    );
+    Ok(plan)
+}
+
+/// `unpause` of the VMI `name`. `vm` is the VM of the same name, if any. Checks, in order: a
+/// snapshot in progress on that VM (409), the VMI exists (404), it is Running (409), it is
+/// paused (409). The plan removes the `Paused` condition.
+pub fn unpause(
+    name: &str,
+    vm: Option<&VirtualMachine>,
+    vmi: Option<&VirtualMachineInstance>,
+    opts: &PauseOptions,
+) -> Result<Plan, IntentError> {
+    let snapshotting = vm
+        .and_then(|vm| vm.status.as_ref())
+        .and_then(|s| s.extra.get("snapshotInProgress"))
+        .is_some_and(|v| !v.is_null());
+    if snapshotting {
+        return Err(vmi_conflict(name, SNAPSHOT_IN_PROGRESS));
+    }
+    let vmi = vmi.ok_or_else(|| vmi_not_found(name))?;
+    if vmi.phase() != "Running" {
+        return Err(vmi_conflict(name, UNPAUSE_NOT_RUNNING));
+    }
+    let Some(index) = paused_index(vmi) else {
+        return Err(vmi_conflict(name, NOT_PAUSED));
+    };
+    let path = format!("/status/conditions/{index}");
+    let mut plan = Plan::new(opts.dry_run);
+    plan.push(
+        PatchTarget::Vmi,
+        json!([
+            {"op": "test", "path": format!("{path}/type"), "value": condition_type::PAUSED},
+            {"op": "test", "path": format!("{path}/status"), "value": "True"},
+            {"op": "remove", "path": path},
+        ]),
+    );
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Condition, VirtualMachineInstanceStatus};
+
+    const NOW: &str = "2026-01-01T00:00:00Z";
+
+    fn vmi(phase: &str, conditions: Vec<Condition>) -> VirtualMachineInstance {
+        let mut vmi = VirtualMachineInstance::new("vm1", Default::default());
+        vmi.status = Some(VirtualMachineInstanceStatus {
+            phase: Some(phase.into()),
+            conditions,
+            ..Default::default()
+        });
+        vmi
+    }
+
+    fn cond(type_: &str, status: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            ..Default::default()
+        }
+    }
+
+    fn paused_vmi() -> VirtualMachineInstance {
+        vmi(
+            "Running",
+            vec![cond("Ready", "True"), cond("Paused", "True")],
+        )
+    }
+
+    fn err(r: Result<Plan, IntentError>) -> (u16, &'static str, String) {
+        let e = r.expect_err("expected a refusal");
+        (e.code, e.reason, e.message)
+    }
+
+    const OPTS: PauseOptions = PauseOptions { dry_run: false };
+
+    #[test]
+    fn pause_refusals_in_virt_api_order() {
+        assert_eq!(
+            err(pause("vm1", None, &OPTS, NOW)),
+            (
+                404,
+                "NotFound",
+                "virtualmachineinstance.kubevirt.io \"vm1\" not found".into()
+            )
+        );
+        for phase in [
+            "",
+            "Pending",
+            "Scheduling",
+            "Scheduled",
+            "Succeeded",
+            "Failed",
+        ] {
+            // Not running wins over an existing Paused condition.
+            let v = vmi(phase, vec![cond("Paused", "True")]);
+            assert_eq!(
+                err(pause("vm1", Some(&v), &OPTS, NOW)),
+                (
+                    409,
+                    "Conflict",
+                    "Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io \"vm1\": \
+                     VM is not running"
+                        .into()
+                ),
+                "phase {phase:?}"
+            );
+        }
+        let mut probed = paused_vmi();
+        probed
+            .spec
+            .extra
+            .insert("livenessProbe".into(), json!({"httpGet": {"port": 80}}));
+        assert_eq!(
+            err(pause("vm1", Some(&probed), &OPTS, NOW)),
+            (
+                403,
+                "Forbidden",
+                "virtualmachineinstance.kubevirt.io \"vm1\" is forbidden: Pausing VMIs with a \
+                 non-GuestAgentPing LivenessProbe is not supported"
+                    .into()
+            )
+        );
+        assert_eq!(
+            err(pause("vm1", Some(&paused_vmi()), &OPTS, NOW)).2,
+            "Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io \"vm1\": \
+             VMI is already paused"
+        );
+    }
+
+    #[test]
+    fn pause_adds_the_condition_and_tests_what_it_replaces() {
+        let mut v = vmi(
+            "Running",
+            vec![cond("Ready", "True"), cond("Paused", "False")],
+        );
+        v.spec
+            .extra
+            .insert("livenessProbe".into(), json!({"guestAgentPing": {}}));
+        let plan = pause("vm1", Some(&v), &PauseOptions { dry_run: true }, NOW).unwrap();
+        assert!(plan.dry_run);
+        assert_eq!(plan.delete_pods, None);
+        assert_eq!(plan.steps.len(), 1);
+        assert_eq!(plan.steps[0].target, PatchTarget::Vmi);
+        assert_eq!(
+            plan.steps[0].patch,
+            json!([
+                {"op": "test", "path": "/status/phase", "value": "Running"},
+                {"op": "test", "path": "/status/conditions", "value": [
+                    {"type": "Ready", "status": "True"},
+                    {"type": "Paused", "status": "False"},
+                ]},
+                {"op": "add", "path": "/status/conditions", "value": [
+                    {"type": "Ready", "status": "True"},
+                    {"type": "Paused", "status": "True", "reason": "PausedByUser",
+                     "message": "VMI was paused by user",
+                     "lastProbeTime": NOW, "lastTransitionTime": NOW},
+                ]},
+            ])
+        );
+        // No conditions yet: the test expects none (null).
+        let bare = vmi("Running", vec![]);
+        let plan = pause("vm1", Some(&bare), &OPTS, NOW).unwrap();
+        assert_eq!(plan.steps[0].patch[1]["value"], Value::Null);
+    }
+
+    #[test]
+    fn unpause_refusals_in_virt_api_order() {
+        let mut vm = VirtualMachine::new("vm1", Default::default());
+        vm.status = Some(Default::default());
+        vm.status
+            .as_mut()
+            .unwrap()
+            .extra
+            .insert("snapshotInProgress".into(), json!("snap1"));
+        // The snapshot check comes before the VMI is even looked at.
+        assert_eq!(
+            err(unpause("vm1", Some(&vm), None, &OPTS)).2,
+            "Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io \"vm1\": \
+             VM snapshot is in progress"
+        );
+        assert_eq!(err(unpause("vm1", None, None, &OPTS)).0, 404);
+        let stopped = vmi("Succeeded", vec![cond("Paused", "True")]);
+        assert_eq!(
+            err(unpause("vm1", None, Some(&stopped), &OPTS)).2,
+            "Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io \"vm1\": \
+             VMI is not running"
+        );
+        for conditions in [vec![], vec![cond("Paused", "False")]] {
+            let running = vmi("Running", conditions);
+            assert_eq!(
+                err(unpause("vm1", None, Some(&running), &OPTS)).2,
+                "Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io \"vm1\": \
+                 VMI is not paused"
+            );
+        }
+    }
+
+    #[test]
+    fn unpause_removes_the_paused_condition_at_its_index() {
+        let plan = unpause("vm1", None, Some(&paused_vmi()), &OPTS).unwrap();
+        assert!(!plan.dry_run);
+        assert_eq!(
+            plan.steps,
+            vec![super::super::PatchStep {
+                target: PatchTarget::Vmi,
+                patch: json!([
+                    {"op": "test", "path": "/status/conditions/1/type", "value": "Paused"},
+                    {"op": "test", "path": "/status/conditions/1/status", "value": "True"},
+                    {"op": "remove", "path": "/status/conditions/1"},
+                ]),
+            }]
+        );
+    }
+}
