@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use virt_reconciler::controller::{Metrics, vm, vmi};
+use virt_reconciler::controller::{self, Metrics};
 
 /// Runs the KubeVirt VM and VMI controllers.
 ///
@@ -180,18 +180,11 @@ pub async fn run_controllers(
     concurrency: u16,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    tokio::join!(
-        vm::run(
-            client.clone(),
-            metrics.clone(),
-            concurrency,
-            until(stop.clone())
-        ),
-        vmi::run(client, metrics, concurrency, until(stop)),
-    );
+    let mut stop = stop;
+    controller::run(client, metrics, concurrency, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
+    .await;
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {

@@ -20,6 +20,7 @@ use ha_support::{Cluster, Controller, LEASE_NAMESPACE, eventually, running_vm};
 const RECONCILES: &str = "virt_controller_reconciles_total";
 const WRITES: &str = "virt_controller_api_writes_total";
 const LEADER: &str = "virt_controller_leader";
+const QUEUE_DEPTH: &str = "virt_controller_queue_depth";
 
 async fn holder(leases: &Api<Lease>) -> Option<(String, i32)> {
     let spec = leases.get_opt("virt-controller").await.ok()??.spec?;
@@ -98,6 +99,20 @@ async fn only_the_leader_acts_and_the_standby_takes_over_when_it_dies() {
     assert_eq!(standby.metric(LEADER).await, 0.0);
     let all = vmis.list(&ListParams::default()).await.unwrap();
     assert_eq!(all.items.len(), 1);
+    // Writes are counted by kind, and both work queues drain once the VM runs.
+    let text = leader.metrics_text().await;
+    assert!(
+        text.contains(r#"virt_controller_api_writes_total{resource="vmi",verb="create"} 1"#),
+        "{text}"
+    );
+    for controller in ["vm", "vmi"] {
+        let gauge = format!(r#"virt_controller_queue_depth{{controller="{controller}"}}"#);
+        assert!(text.contains(&gauge), "{gauge} missing from {text}");
+    }
+    eventually(10, "empty work queues", async || {
+        (leader.metric(QUEUE_DEPTH).await == 0.0).then_some(())
+    })
+    .await;
     eventually(10, "vm-before's launcher Pod", async || {
         (launchers(&pods, &first).await.len() == 1).then_some(())
     })

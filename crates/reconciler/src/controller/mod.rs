@@ -2,13 +2,24 @@
 //! read caches, call the pure rules of this crate, and send the resulting writes.
 
 pub mod expectations;
+pub mod queue;
 pub mod vm;
 pub mod vmi;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use kube::api::Patch;
+use futures::channel::mpsc;
+use futures::{FutureExt, SinkExt, StreamExt};
+use kube::Client;
+use kube::api::{Api, Patch};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+
+use crate::types::VirtualMachineInstance;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -32,13 +43,23 @@ pub struct ControllerLabel {
     pub controller: String,
 }
 
+/// What a write was: `resource` (vm, vm/status, vmi, pod) and `verb` (create, patch, update,
+/// delete).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabel {
+    pub resource: String,
+    pub verb: String,
+}
+
 /// Prometheus metrics of the controllers.
 pub struct Metrics {
     pub reconciles: Family<ControllerLabel, Counter>,
     pub errors: Family<ControllerLabel, Counter>,
     pub duration: Family<ControllerLabel, Histogram>,
     /// API writes (creates, updates, patches, deletes) the controllers sent.
-    pub writes: Counter,
+    pub writes: Family<WriteLabel, Counter>,
+    /// Objects waiting for a reconcile, by controller (see [`queue`]).
+    pub queue_depth: Family<ControllerLabel, Gauge>,
     pub leader: Gauge,
     writes_total: AtomicU64,
 }
@@ -51,7 +72,8 @@ impl Default for Metrics {
             duration: Family::new_with_constructor(|| {
                 Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0])
             }),
-            writes: Counter::default(),
+            writes: Family::default(),
+            queue_depth: Family::default(),
             leader: Gauge::default(),
             writes_total: AtomicU64::new(0),
         }
@@ -81,6 +103,11 @@ impl Metrics {
             self.writes.clone(),
         );
         registry.register(
+            "virt_controller_queue_depth",
+            "Objects waiting for a reconcile, by controller",
+            self.queue_depth.clone(),
+        );
+        registry.register(
             "virt_controller_leader",
             "1 while this replica holds the leader lease",
             self.leader.clone(),
@@ -98,9 +125,26 @@ impl Metrics {
         }
     }
 
-    pub fn write(&self) {
-        self.writes.inc();
+    /// Counts one write of `verb` on `resource`.
+    pub fn write(&self, resource: &str, verb: &str) {
+        self.writes
+            .get_or_create(&WriteLabel {
+                resource: resource.to_string(),
+                verb: verb.to_string(),
+            })
+            .inc();
         self.writes_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The queue-depth mirror of `controller`.
+    pub fn queue(&self, controller: &str) -> queue::QueueDepth {
+        queue::QueueDepth::new(
+            self.queue_depth
+                .get_or_create(&ControllerLabel {
+                    controller: controller.to_string(),
+                })
+                .clone(),
+        )
     }
 
     /// API writes so far (for benchmarks and tests).
@@ -109,12 +153,12 @@ impl Metrics {
     }
 }
 
-/// A JSON patch that replaces the finalizers, guarded by a test of the current list.
 /// The current time as Kubernetes writes it in conditions (RFC 3339, whole seconds, UTC).
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// A JSON patch that replaces the finalizers, guarded by a test of the current list.
 pub fn finalizer_patch(current: &[String], next: &[String]) -> Result<Patch<()>, Error> {
     let ops = json!([
         {"op": "test", "path": "/metadata/finalizers", "value": if current.is_empty() { Value::Null } else { json!(current) }},
@@ -123,4 +167,109 @@ pub fn finalizer_patch(current: &[String], next: &[String]) -> Result<Patch<()>,
     Ok(Patch::Json(
         serde_json::from_value(ops).map_err(Error::Serde)?,
     ))
+}
+
+/// The queue key of an object: `namespace/name`, as both controllers key their state.
+fn queue_key(namespace: Option<&str>, name: &str) -> String {
+    format!("{}/{}", namespace.unwrap_or_default(), name)
+}
+
+/// Cached objects carry no managed fields: they are the largest part of a small object and
+/// no controller reads them. `None`, not `[]`: an update without them keeps the server's.
+fn strip_managed_fields<K: kube::Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
+/// Mirrors a primary object's watch event into its controller's queue depth.
+fn track<K: kube::Resource>(queue: &queue::QueueDepth, event: &watcher::Event<K>) {
+    match event {
+        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+            queue.add(queue_key(
+                o.meta().namespace.as_deref(),
+                &o.meta().name.clone().unwrap_or_default(),
+            ));
+        }
+        watcher::Event::Delete(o) => {
+            queue.remove(&queue_key(
+                o.meta().namespace.as_deref(),
+                &o.meta().name.clone().unwrap_or_default(),
+            ));
+        }
+        watcher::Event::Init | watcher::Event::InitDone => {}
+    }
+}
+
+/// Counts a reconcile that a related object's event asks for, when the primary object exists
+/// (the controller skips the others).
+fn track_mapped<K>(queue: &queue::QueueDepth, cache: &Store<K>, target: &ObjectRef<K>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    if cache.get(target).is_some() {
+        queue.add(queue_key(target.namespace.as_deref(), &target.name));
+    }
+}
+
+/// How many VMI events may wait for each controller before the VMI watch slows down.
+const VMI_EVENT_BUFFER: usize = 64;
+
+/// Runs the VM and VMI controllers until `shutdown` resolves. They share one VMI cache: the
+/// VMI watch updates it, then hands each VMI to both controllers.
+pub async fn run(
+    client: Client,
+    metrics: Arc<Metrics>,
+    concurrency: u16,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let shutdown = (Box::pin(shutdown) as Pin<Box<dyn Future<Output = ()> + Send + Sync>>).shared();
+    let (vmis, writer) = reflector::store();
+    let (mut to_vm, for_vm) = mpsc::channel(VMI_EVENT_BUFFER);
+    let (mut to_vmi, for_vmi) = mpsc::channel(VMI_EVENT_BUFFER);
+    let vmi_queue = Arc::new(metrics.queue("vmi"));
+    let api: Api<VirtualMachineInstance> = Api::all(client.clone());
+    let watch = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(strip_managed_fields)
+        .reflect(writer);
+    let queue = vmi_queue.clone();
+    let fan_out = async move {
+        let mut watch = std::pin::pin!(watch);
+        while let Some(event) = watch.next().await {
+            let Ok(event) = event else { continue };
+            track(&queue, &event);
+            let vmi = match event {
+                watcher::Event::Apply(o)
+                | watcher::Event::InitApply(o)
+                | watcher::Event::Delete(o) => o,
+                watcher::Event::Init | watcher::Event::InitDone => continue,
+            };
+            if to_vm.send(vmi.clone()).await.is_err() || to_vmi.send(vmi).await.is_err() {
+                break;
+            }
+        }
+    };
+    let controllers = futures::future::join(
+        vm::run(
+            client.clone(),
+            metrics.clone(),
+            concurrency,
+            vmis.clone(),
+            for_vm,
+            shutdown.clone(),
+        ),
+        vmi::run(
+            client,
+            metrics,
+            concurrency,
+            vmis,
+            for_vmi,
+            vmi_queue,
+            shutdown,
+        ),
+    );
+    // The watch never ends by itself; it stops with the controllers.
+    tokio::select! {
+        _ = fan_out => {}
+        _ = controllers => {}
+    }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::StreamExt;
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
@@ -19,6 +19,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::expectations::{Expectations, Observed};
+use super::queue::QueueDepth;
 use super::{Error, Metrics, finalizer_patch, now};
 use crate::run_strategy::{self, RunStrategy, is_deleting, is_final};
 use crate::types::{StateChangeRequest, VirtualMachine, VirtualMachineInstance};
@@ -33,6 +34,7 @@ pub struct Context {
     pub expectations: Expectations,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    pub queue: Arc<QueueDepth>,
 }
 
 fn key(vm: &VirtualMachine) -> String {
@@ -99,7 +101,7 @@ async fn claim(
             }});
             let vmis: Api<VirtualMachineInstance> =
                 Api::namespaced(ctx.client.clone(), &vm.namespace().unwrap_or_default());
-            ctx.metrics.write();
+            ctx.metrics.write("vmi", "patch");
             let adopted = vmis
                 .patch(
                     &vmi.name_any(),
@@ -126,7 +128,7 @@ async fn stop_vmi(
     ctx.expectations.expect_delete(&key(vm), &uid);
     let vmis: Api<VirtualMachineInstance> =
         Api::namespaced(ctx.client.clone(), &vm.namespace().unwrap_or_default());
-    ctx.metrics.write();
+    ctx.metrics.write("vmi", "delete");
     match vmis.delete(&vmi.name_any(), &DeleteParams::default()).await {
         Ok(_) => {
             let note = format!(
@@ -148,7 +150,7 @@ async fn start_vmi(ctx: &Context, vm: &VirtualMachine, paused: bool, sync_err: &
     let vmi = vmi_rules::build_vmi(vm, paused);
     let vmis: Api<VirtualMachineInstance> =
         Api::namespaced(ctx.client.clone(), &vm.namespace().unwrap_or_default());
-    ctx.metrics.write();
+    ctx.metrics.write("vmi", "create");
     match vmis.create(&PostParams::default(), &vmi).await {
         Ok(created) => {
             ctx.expectations
@@ -248,7 +250,7 @@ async fn sync_run_strategy(
                     {"op": "add", "path": "/status/stateChangeRequests", "value": next},
                 ]);
                 let vms: Api<VirtualMachine> = Api::namespaced(ctx.client.clone(), &ns);
-                ctx.metrics.write();
+                ctx.metrics.write("vm/status", "patch");
                 if let Err(e) = vms
                     .patch_status(
                         &vm.name_any(),
@@ -288,7 +290,7 @@ async fn sync_run_strategy(
                     {"op": "replace", "path": path, "value": new},
                 ]);
                 let vms: Api<VirtualMachine> = Api::namespaced(ctx.client.clone(), &ns);
-                ctx.metrics.write();
+                ctx.metrics.write("vm", "patch");
                 if let Err(e) = vms
                     .patch(
                         &vm.name_any(),
@@ -318,6 +320,7 @@ async fn sync_run_strategy(
 
 pub async fn reconcile(vm: Arc<VirtualMachine>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
+    ctx.queue.remove(&key(&vm));
     let result = reconcile_inner(&vm, &ctx).await;
     ctx.metrics
         .reconciled("vm", started.elapsed(), result.is_err());
@@ -356,7 +359,7 @@ async fn reconcile_inner(vm: &VirtualMachine, ctx: &Context) -> Result<Action, E
                     .filter(|f| *f != FINALIZER)
                     .cloned()
                     .collect();
-                ctx.metrics.write();
+                ctx.metrics.write("vm", "patch");
                 vms.patch(
                     &name,
                     &PatchParams::default(),
@@ -380,7 +383,7 @@ async fn reconcile_inner(vm: &VirtualMachine, ctx: &Context) -> Result<Action, E
             ops.extend(more);
         }
         if !ops.is_empty() {
-            ctx.metrics.write();
+            ctx.metrics.write("vm", "patch");
             vms.patch(
                 &name,
                 &PatchParams::default(),
@@ -432,7 +435,7 @@ async fn reconcile_inner(vm: &VirtualMachine, ctx: &Context) -> Result<Action, E
     if vm.status.as_ref() != Some(&next) {
         let mut updated = vm.clone();
         updated.status = Some(next);
-        ctx.metrics.write();
+        ctx.metrics.write("vm/status", "update");
         vms.replace_status(&name, &PostParams::default(), &updated)
             .await?;
     }
@@ -447,7 +450,7 @@ async fn reconcile_inner(vm: &VirtualMachine, ctx: &Context) -> Result<Action, E
             .filter(|f| *f != FINALIZER)
             .cloned()
             .collect();
-        ctx.metrics.write();
+        ctx.metrics.write("vmi", "patch");
         vmis.patch(
             &v.name_any(),
             &PatchParams::default(),
@@ -469,39 +472,53 @@ fn error_policy(_vm: Arc<VirtualMachine>, err: &Error, _ctx: Arc<Context>) -> Ac
     Action::requeue(Duration::from_millis(500))
 }
 
-/// Runs the VM controller until `shutdown` resolves.
-pub async fn run(
+/// Runs the VM controller until `shutdown` resolves. `vmis` is the VMI cache shared with the
+/// VMI controller, and `vmi_events` the VMIs it has just stored (applied or deleted).
+pub(super) async fn run(
     client: Client,
     metrics: Arc<Metrics>,
     concurrency: u16,
+    vmis: Store<VirtualMachineInstance>,
+    vmi_events: impl Stream<Item = VirtualMachineInstance> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let queue = Arc::new(metrics.queue("vm"));
     let (reader, writer) = reflector::store();
-    let vmi_api: Api<VirtualMachineInstance> = Api::all(client.clone());
-    // The VMI cache is updated before the reconcile it triggers runs.
-    let vmi_events = reflector::reflector(writer, watcher(vmi_api, watcher::Config::default()))
+    let vm_api: Api<VirtualMachine> = Api::all(client.clone());
+    let vm_queue = queue.clone();
+    let vm_events = watcher(vm_api, watcher::Config::default())
         .default_backoff()
+        .modify(super::strip_managed_fields)
+        .reflect(writer)
+        .inspect_ok(move |event| super::track(&vm_queue, event))
         .touched_objects();
     let ctx = Arc::new(Context {
         client: client.clone(),
-        vmis: reader,
+        vmis,
         expectations: Expectations::default(),
         recorder: Recorder::new(
-            client.clone(),
+            client,
             Reporter {
                 controller: "virtualmachine-controller".into(),
                 instance: None,
             },
         ),
         metrics,
+        queue: queue.clone(),
     });
-    let vm_api: Api<VirtualMachine> = Api::all(client);
-    Controller::new(vm_api, watcher::Config::default())
+    let vms = reader.clone();
+    Controller::for_stream(vm_events, reader)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-        .watches_stream(vmi_events, |vmi: VirtualMachineInstance| {
-            // Same-name VMs own (or may adopt) the VMI.
-            Some(ObjectRef::new(&vmi.name_any()).within(&vmi.namespace().unwrap_or_default()))
-        })
+        .watches_stream(
+            vmi_events.map(Ok::<_, watcher::Error>),
+            move |vmi: VirtualMachineInstance| {
+                // Same-name VMs own (or may adopt) the VMI.
+                let vm =
+                    ObjectRef::new(&vmi.name_any()).within(&vmi.namespace().unwrap_or_default());
+                super::track_mapped(&queue, &vms, &vm);
+                Some(vm)
+            },
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
@@ -14,6 +14,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
 use super::expectations::{Expectations, Observed};
+use super::queue::QueueDepth;
 use super::{Error, Metrics, finalizer_patch, now};
 use crate::run_strategy::{is_deleting, is_final};
 use crate::types::VirtualMachineInstance;
@@ -31,6 +32,7 @@ pub struct Context {
     pub expectations: Expectations,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    pub queue: Arc<QueueDepth>,
 }
 
 /// Records an event about a VMI, as KubeVirt's VMI controller does; best effort.
@@ -82,6 +84,7 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
     let started = std::time::Instant::now();
+    ctx.queue.remove(&key(&vmi));
     let result = reconcile_inner(&vmi, &ctx).await;
     ctx.metrics
         .reconciled("vmi", started.elapsed(), result.is_err());
@@ -121,7 +124,7 @@ async fn reconcile_inner(vmi: &VirtualMachineInstance, ctx: &Context) -> Result<
         {
             let note = format!("Deleted virtual machine pod {}", p.name_any());
             event(ctx, vmi, false, "SuccessfulDelete", note).await;
-            ctx.metrics.write();
+            ctx.metrics.write("pod", "delete");
             let dp = DeleteParams {
                 grace_period_seconds: Some(grace as u32),
                 ..Default::default()
@@ -150,7 +153,7 @@ async fn reconcile_inner(vmi: &VirtualMachineInstance, ctx: &Context) -> Result<
             );
         }
         if next != *vmi {
-            ctx.metrics.write();
+            ctx.metrics.write("vmi", "update");
             vmis.replace(&name, &PostParams::default(), &next).await?;
         }
         ctx.expectations.forget(&key(vmi));
@@ -160,7 +163,7 @@ async fn reconcile_inner(vmi: &VirtualMachineInstance, ctx: &Context) -> Result<
     if !finalizers.iter().any(|f| f == FINALIZER) {
         let mut with = finalizers.clone();
         with.push(FINALIZER.to_string());
-        ctx.metrics.write();
+        ctx.metrics.write("vmi", "patch");
         vmis.patch(
             &name,
             &kube::api::PatchParams::default(),
@@ -173,7 +176,7 @@ async fn reconcile_inner(vmi: &VirtualMachineInstance, ctx: &Context) -> Result<
     if pod.is_none() && !create_expected && !is_final(vmi) && matches!(vmi.phase(), "" | "Pending")
     {
         let launcher = vmi_rules::build_launcher_pod(vmi);
-        ctx.metrics.write();
+        ctx.metrics.write("pod", "create");
         match pod_api.create(&PostParams::default(), &launcher).await {
             Ok(created) => {
                 ctx.expectations
@@ -204,7 +207,7 @@ async fn reconcile_inner(vmi: &VirtualMachineInstance, ctx: &Context) -> Result<
     if vmi.status.as_ref() != Some(&status) {
         let mut next = vmi.clone();
         next.status = Some(status);
-        ctx.metrics.write();
+        ctx.metrics.write("vmi", "update");
         vmis.replace(&name, &PostParams::default(), &next).await?;
     }
     Ok(Action::await_change())
@@ -215,23 +218,27 @@ fn error_policy(_vmi: Arc<VirtualMachineInstance>, err: &Error, _ctx: Arc<Contex
     Action::requeue(Duration::from_millis(500))
 }
 
-/// Runs the VMI controller until `shutdown` resolves.
-pub async fn run(
+/// Runs the VMI controller until `shutdown` resolves. `vmis` is the VMI cache shared with the
+/// VM controller, `vmi_events` the VMIs it has just stored, and `queue` the queue-depth mirror
+/// that the caller keeps up to date for them.
+pub(super) async fn run(
     client: Client,
     metrics: Arc<Metrics>,
     concurrency: u16,
+    vmis: Store<VirtualMachineInstance>,
+    vmi_events: impl Stream<Item = VirtualMachineInstance> + Send + 'static,
+    queue: Arc<QueueDepth>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (reader, writer) = reflector::store();
     let pod_api: Api<Pod> = Api::all(client.clone());
-    let pod_events = reflector::reflector(
-        writer,
-        watcher(
-            pod_api,
-            watcher::Config::default().labels(LAUNCHER_SELECTOR),
-        ),
+    let pod_events = watcher(
+        pod_api,
+        watcher::Config::default().labels(LAUNCHER_SELECTOR),
     )
     .default_backoff()
+    .modify(strip_pod)
+    .reflect(writer)
     .touched_objects();
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -239,17 +246,18 @@ pub async fn run(
         expectations: Expectations::default(),
         metrics,
         recorder: Recorder::new(
-            client.clone(),
+            client,
             Reporter {
                 controller: "virtualmachineinstance-controller".into(),
                 instance: None,
             },
         ),
+        queue: queue.clone(),
     });
-    let vmi_api: Api<VirtualMachineInstance> = Api::all(client);
-    Controller::new(vmi_api, watcher::Config::default())
+    let cached = vmis.clone();
+    Controller::for_stream(vmi_events.map(Ok::<_, watcher::Error>), vmis)
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-        .watches_stream(pod_events, |pod: Pod| {
+        .watches_stream(pod_events, move |pod: Pod| {
             let owner = pod
                 .metadata
                 .owner_references
@@ -258,12 +266,26 @@ pub async fn run(
                 .find(|r| r.kind == "VirtualMachineInstance")?
                 .name
                 .clone();
-            Some(ObjectRef::new(&owner).within(&pod.namespace().unwrap_or_default()))
+            let vmi = ObjectRef::new(&owner).within(&pod.namespace().unwrap_or_default());
+            super::track_mapped(&queue, &cached, &vmi);
+            Some(vmi)
         })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
+}
+
+/// Keeps of a launcher Pod only what the VMI status is made from: metadata without managed
+/// fields and annotations, `spec.nodeName`, and the status.
+fn strip_pod(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    pod.metadata.annotations = None;
+    let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+    pod.spec = Some(k8s_openapi::api::core::v1::PodSpec {
+        node_name,
+        ..Default::default()
+    });
 }
 
 /// Lists a VMI's launcher pods without a cache (for one-off tools and tests).

@@ -161,11 +161,16 @@ impl Controller {
 
     /// The value of a metric, summed over its label sets; 0 when it has no series yet.
     pub async fn metric(&self, name: &str) -> f64 {
+        metric(&self.metrics_text().await, name)
+    }
+
+    /// The `/metrics` exposition.
+    pub async fn metrics_text(&self) -> String {
         let (code, body) = http_get(self.addr, "/metrics")
             .await
             .unwrap_or_else(|| panic!("{}: /metrics does not answer", self.identity));
         assert_eq!(code, 200, "{body}");
-        metric(&body, name)
+        body
     }
 }
 
