@@ -81,32 +81,89 @@ pub async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, ku
     }
 }
 
-/// Keeps trying for the lease and renewing it; publishes leadership on the returned channel.
-pub fn run(client: Client, cfg: LeaseConfig) -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
-        let mut last_renewal = tokio::time::Instant::now();
-        loop {
-            let held = match try_acquire(&api, &cfg).await {
-                Ok(held) => {
-                    if held {
-                        last_renewal = tokio::time::Instant::now();
-                    }
-                    held
-                }
-                // A leader that cannot renew keeps its role only until the lease would expire.
-                Err(e) => {
-                    tracing::warn!("lease {}: {e}", cfg.name);
-                    *tx.borrow() && last_renewal.elapsed() < cfg.duration
-                }
-            };
-            if *tx.borrow() != held {
-                tracing::info!("leadership of lease {}: {held}", cfg.name);
-                let _ = tx.send(held);
-            }
-            tokio::time::sleep(cfg.retry).await;
+/// Gives the lease up if this replica holds it: the holder is cleared, so a standby takes it at
+/// its next retry instead of waiting for it to expire (client-go's `ReleaseOnCancel`).
+/// Returns whether it was released.
+pub async fn release(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, kube::Error> {
+    // A renewal that raced with this read makes the replace fail with 409: read again.
+    for _ in 0..3 {
+        let Some(current) = api.get_opt(&cfg.name).await? else {
+            return Ok(false);
+        };
+        let mut next = current.clone();
+        let Some(spec) = next.spec.as_mut() else {
+            return Ok(false);
+        };
+        if spec.holder_identity.as_deref() != Some(cfg.identity.as_str()) {
+            return Ok(false);
         }
-    });
-    rx
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        match api.replace(&cfg.name, &PostParams::default(), &next).await {
+            Ok(_) => return Ok(true),
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}
+
+/// A running election: leadership changes on `leading`.
+pub struct Elector {
+    pub leading: watch::Receiver<bool>,
+    api: Api<Lease>,
+    cfg: LeaseConfig,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Elector {
+    /// Stops renewing, then releases the lease if this replica holds it.
+    pub async fn release(self) {
+        self.task.abort();
+        let _ = self.task.await;
+        match release(&self.api, &self.cfg).await {
+            Ok(true) => tracing::info!("released lease {}", self.cfg.name),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("lease {} not released: {e}", self.cfg.name),
+        }
+    }
+}
+
+/// Keeps trying for the lease and renewing it; publishes leadership on `Elector::leading`.
+pub fn run(client: Client, cfg: LeaseConfig) -> Elector {
+    let (tx, rx) = watch::channel(false);
+    let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
+    let task = {
+        let api = api.clone();
+        let cfg = cfg.clone();
+        tokio::spawn(async move {
+            let mut last_renewal = tokio::time::Instant::now();
+            loop {
+                let held = match try_acquire(&api, &cfg).await {
+                    Ok(held) => {
+                        if held {
+                            last_renewal = tokio::time::Instant::now();
+                        }
+                        held
+                    }
+                    // A leader that cannot renew keeps its role only until the lease would expire.
+                    Err(e) => {
+                        tracing::warn!("lease {}: {e}", cfg.name);
+                        *tx.borrow() && last_renewal.elapsed() < cfg.duration
+                    }
+                };
+                if *tx.borrow() != held {
+                    tracing::info!("leadership of lease {}: {held}", cfg.name);
+                    let _ = tx.send(held);
+                }
+                tokio::time::sleep(cfg.retry).await;
+            }
+        })
+    };
+    Elector {
+        leading: rx,
+        api,
+        cfg,
+        task,
+    }
 }

@@ -210,13 +210,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let lease_client = kube::Client::try_from(config)?;
     let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut elector = None;
     let leading = if args.leader_elect {
         let identity = args.identity.clone().unwrap_or_else(|| {
             std::fs::read_to_string("/etc/hostname")
                 .map(|s| s.trim().to_string())
                 .unwrap_or_else(|_| format!("virt-controller-{}", std::process::id()))
         });
-        leader::run(
+        let e = leader::run(
             lease_client,
             leader::LeaseConfig {
                 namespace: args.lease_namespace.clone(),
@@ -225,7 +226,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 duration: Duration::from_secs(15),
                 retry: Duration::from_secs(2),
             },
-        )
+        );
+        let leading = e.leading.clone();
+        elector = Some(e);
+        leading
     } else {
         // Leading for good: the sender lives as long as the process, so `lost` never fires.
         let (always, rx) = tokio::sync::watch::channel(true);
@@ -235,10 +239,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let addr = serve_health(args.metrics_addr, metrics.clone(), leading.clone()).await?;
     eprintln!("virt-controller serving /metrics, /healthz and /readyz on {addr}");
     let mut leading_rx = leading.clone();
+    let mut stopping = stop_rx.clone();
     let controllers = async {
         // Standby until this replica leads; a leader that loses the lease exits, so that its
         // caches and expectations never act on a cluster another replica now drives.
-        let _ = leading_rx.wait_for(|l| *l).await;
+        tokio::select! {
+            _ = leading_rx.wait_for(|l| *l) => {}
+            _ = stopping.wait_for(|s| *s) => return Ok(()),
+        }
         metrics.leader.set(1);
         eprintln!("virt-controller: leading");
         let lost = {
@@ -252,13 +260,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             _ = lost => Err(anyhow::anyhow!("lost the leader lease")),
         }
     };
-    tokio::select! {
-        r = controllers => r,
+    let mut controllers = std::pin::pin!(controllers);
+    let result = tokio::select! {
+        r = &mut controllers => r,
         _ = shutdown_signal() => {
             let _ = stop_tx.send(true);
+            // In-flight reconciles finish first, so nothing acts after the lease is given up.
+            if tokio::time::timeout(Duration::from_secs(10), &mut controllers).await.is_err() {
+                eprintln!("virt-controller: reconciles still running after 10 s; stopping anyway");
+            }
             Ok(())
         }
+    };
+    if let Some(elector) = elector {
+        elector.release().await;
     }
+    result
 }
 
 fn main() {

@@ -172,3 +172,35 @@ async fn only_the_leader_acts_and_the_standby_takes_over_when_it_dies() {
         before_pods.iter().map(|p| p.name_any()).collect::<Vec<_>>()
     );
 }
+
+/// A leader stopped with SIGTERM gives the Lease up on its way out, so the standby takes over at
+/// its next retry (every 2 s) instead of after the 15 s lease expires.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminated_leader_releases_the_lease() {
+    let cluster = Cluster::start(false).await;
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), LEASE_NAMESPACE);
+    let a = cluster.controller("replica-a");
+    let b = cluster.controller("replica-b");
+    let (leader, standby) = elected(a, b, 15).await;
+    let gone = leader.identity.clone();
+    let stopped = Instant::now();
+    assert_eq!(leader.terminate(), Some(0), "a clean exit on SIGTERM");
+    let (holder_now, _) = holder(&leases).await.unwrap_or_default();
+    assert_ne!(
+        holder_now, gone,
+        "the Lease still names the stopped replica"
+    );
+    eventually(12, "the standby to lead", async || {
+        (standby.ready().await == Some(true)).then_some(())
+    })
+    .await;
+    let took = stopped.elapsed();
+    assert!(
+        took < Duration::from_secs(12),
+        "took over after {took:?}: the lease was not released"
+    );
+    assert_eq!(
+        holder(&leases).await.map(|(h, _)| h),
+        Some(standby.identity.clone())
+    );
+}

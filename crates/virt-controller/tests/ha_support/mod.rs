@@ -141,6 +141,16 @@ impl Controller {
         }
     }
 
+    /// Sends SIGTERM and waits for the process to exit; returns its exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success());
+        self.child.wait().ok()?.code()
+    }
+
     /// SIGKILL: no goodbye, no lease release, requests cut off wherever they are.
     pub fn kill(mut self) {
         let _ = self.child.kill();
