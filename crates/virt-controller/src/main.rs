@@ -278,7 +278,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     result
 }
 
+/// glibc gives threads that allocate at once their own heap arenas (up to eight per core). The
+/// caches are built from several runtime threads, and the arenas' fragmentation costs more
+/// memory than the lock contention they avoid is worth here (1,000 VMs: 54 → 46 MiB peak RSS).
+/// `MALLOC_ARENA_MAX`, when set, still wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; it runs before any other thread.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
 fn main() {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let filter = match cli.verbose {
         0 => "warn",
