@@ -45,6 +45,7 @@ set edit:completion:arg-completer[virtctl] = {|@words|
             cand stop 'Stop a virtual machine'
             cand restart 'Restart a virtual machine'
             cand expose 'Expose a virtual machine instance, virtual machine or replica set as a new Service'
+            cand status 'Show virtual machines: status, readiness, and their instance''s phase, node and IP'
             cand version 'Print the client and server version information'
             cand completion 'Print a shell completion script (bash, zsh, fish, powershell or elvish)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -168,6 +169,33 @@ set edit:completion:arg-completer[virtctl] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'virtctl;status'= {
+            cand -o 'Print the VirtualMachine objects instead of the table: yaml or json'
+            cand --output 'Print the VirtualMachine objects instead of the table: yaml or json'
+            cand --kubeconfig 'Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)'
+            cand --context 'The kubeconfig context to use'
+            cand --cluster 'The kubeconfig cluster to use'
+            cand --user 'The kubeconfig user to use'
+            cand -n 'The namespace of the request (a leading "ns/" or "namespace/" is ignored)'
+            cand --namespace 'The namespace of the request (a leading "ns/" or "namespace/" is ignored)'
+            cand -s 'The address and port of the Kubernetes API server'
+            cand --server 'The address and port of the Kubernetes API server'
+            cand --token 'Bearer token for authentication to the API server'
+            cand --certificate-authority 'Path to a cert file for the certificate authority'
+            cand --client-certificate 'Path to a client certificate file for TLS'
+            cand --client-key 'Path to a client key file for TLS'
+            cand --insecure-skip-tls-verify 'Do not check the server''s certificate (makes HTTPS insecure)'
+            cand --tls-server-name 'Server name to use for certificate validation (default: the server''s host name)'
+            cand --request-timeout 'How long to wait for one request before giving up, e.g. 30s, 1m; 0 means no timeout'
+            cand --as 'Username to impersonate for the operation'
+            cand --as-group 'Group to impersonate for the operation; repeat it for several groups'
+            cand -v 'Log verbosity (accepted for compatibility; virtctl prints no logs)'
+            cand --v 'Log verbosity (accepted for compatibility; virtctl prints no logs)'
+            cand -A 'List the virtual machines of every namespace'
+            cand --all-namespaces 'List the virtual machines of every namespace'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'virtctl;version'= {
             cand --kubeconfig 'Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)'
             cand --context 'The kubeconfig context to use'
@@ -219,6 +247,7 @@ set edit:completion:arg-completer[virtctl] = {|@words|
             cand stop 'Stop a virtual machine'
             cand restart 'Restart a virtual machine'
             cand expose 'Expose a virtual machine instance, virtual machine or replica set as a new Service'
+            cand status 'Show virtual machines: status, readiness, and their instance''s phase, node and IP'
             cand version 'Print the client and server version information'
             cand completion 'Print a shell completion script (bash, zsh, fish, powershell or elvish)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -230,6 +259,8 @@ set edit:completion:arg-completer[virtctl] = {|@words|
         &'virtctl;help;restart'= {
         }
         &'virtctl;help;expose'= {
+        }
+        &'virtctl;help;status'= {
         }
         &'virtctl;help;version'= {
         }

@@ -47,6 +47,7 @@ complete -c virtctl -n "__fish_virtctl_needs_command" -f -a "start" -d 'Start a 
 complete -c virtctl -n "__fish_virtctl_needs_command" -f -a "stop" -d 'Stop a virtual machine'
 complete -c virtctl -n "__fish_virtctl_needs_command" -f -a "restart" -d 'Restart a virtual machine'
 complete -c virtctl -n "__fish_virtctl_needs_command" -f -a "expose" -d 'Expose a virtual machine instance, virtual machine or replica set as a new Service'
+complete -c virtctl -n "__fish_virtctl_needs_command" -f -a "status" -d 'Show virtual machines: status, readiness, and their instance\'s phase, node and IP'
 complete -c virtctl -n "__fish_virtctl_needs_command" -f -a "version" -d 'Print the client and server version information'
 complete -c virtctl -n "__fish_virtctl_needs_command" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, powershell or elvish)'
 complete -c virtctl -n "__fish_virtctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -158,6 +159,27 @@ complete -c virtctl -n "__fish_virtctl_using_subcommand expose" -l as -d 'Userna
 complete -c virtctl -n "__fish_virtctl_using_subcommand expose" -l as-group -d 'Group to impersonate for the operation; repeat it for several groups' -r
 complete -c virtctl -n "__fish_virtctl_using_subcommand expose" -s v -l v -d 'Log verbosity (accepted for compatibility; virtctl prints no logs)' -r
 complete -c virtctl -n "__fish_virtctl_using_subcommand expose" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -s o -l output -d 'Print the VirtualMachine objects instead of the table: yaml or json' -r -f -a "yaml\t''
+json\t''"
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -l kubeconfig -d 'Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)' -r -F
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -l context -d 'The kubeconfig context to use' -r
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -l cluster -d 'The kubeconfig cluster to use' -r
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -l user -d 'The kubeconfig user to use' -r
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -s n -l namespace -d 'The namespace of the request (a leading "ns/" or "namespace/" is ignored)' -r
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -s s -l server -d 'The address and port of the Kubernetes API server' -r
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -l token -d 'Bearer token for authentication to the API server' -r
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -l certificate-authority -d 'Path to a cert file for the certificate authority' -r -F
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -l client-certificate -d 'Path to a client certificate file for TLS' -r -F
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -l client-key -d 'Path to a client key file for TLS' -r -F
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -l insecure-skip-tls-verify -d 'Do not check the server\'s certificate (makes HTTPS insecure)' -r -f -a "true\t''
+false\t''"
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -l tls-server-name -d 'Server name to use for certificate validation (default: the server\'s host name)' -r
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -l request-timeout -d 'How long to wait for one request before giving up, e.g. 30s, 1m; 0 means no timeout' -r
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -l as -d 'Username to impersonate for the operation' -r
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -l as-group -d 'Group to impersonate for the operation; repeat it for several groups' -r
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -s v -l v -d 'Log verbosity (accepted for compatibility; virtctl prints no logs)' -r
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -s A -l all-namespaces -d 'List the virtual machines of every namespace'
+complete -c virtctl -n "__fish_virtctl_using_subcommand status" -s h -l help -d 'Print help'
 complete -c virtctl -n "__fish_virtctl_using_subcommand version" -l kubeconfig -d 'Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)' -r -F
 complete -c virtctl -n "__fish_virtctl_using_subcommand version" -l context -d 'The kubeconfig context to use' -r
 complete -c virtctl -n "__fish_virtctl_using_subcommand version" -l cluster -d 'The kubeconfig cluster to use' -r
@@ -194,10 +216,11 @@ complete -c virtctl -n "__fish_virtctl_using_subcommand completion" -l as -d 'Us
 complete -c virtctl -n "__fish_virtctl_using_subcommand completion" -l as-group -d 'Group to impersonate for the operation; repeat it for several groups' -r
 complete -c virtctl -n "__fish_virtctl_using_subcommand completion" -s v -l v -d 'Log verbosity (accepted for compatibility; virtctl prints no logs)' -r
 complete -c virtctl -n "__fish_virtctl_using_subcommand completion" -s h -l help -d 'Print help'
-complete -c virtctl -n "__fish_virtctl_using_subcommand help; and not __fish_seen_subcommand_from start stop restart expose version completion help" -f -a "start" -d 'Start a virtual machine'
-complete -c virtctl -n "__fish_virtctl_using_subcommand help; and not __fish_seen_subcommand_from start stop restart expose version completion help" -f -a "stop" -d 'Stop a virtual machine'
-complete -c virtctl -n "__fish_virtctl_using_subcommand help; and not __fish_seen_subcommand_from start stop restart expose version completion help" -f -a "restart" -d 'Restart a virtual machine'
-complete -c virtctl -n "__fish_virtctl_using_subcommand help; and not __fish_seen_subcommand_from start stop restart expose version completion help" -f -a "expose" -d 'Expose a virtual machine instance, virtual machine or replica set as a new Service'
-complete -c virtctl -n "__fish_virtctl_using_subcommand help; and not __fish_seen_subcommand_from start stop restart expose version completion help" -f -a "version" -d 'Print the client and server version information'
-complete -c virtctl -n "__fish_virtctl_using_subcommand help; and not __fish_seen_subcommand_from start stop restart expose version completion help" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, powershell or elvish)'
-complete -c virtctl -n "__fish_virtctl_using_subcommand help; and not __fish_seen_subcommand_from start stop restart expose version completion help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c virtctl -n "__fish_virtctl_using_subcommand help; and not __fish_seen_subcommand_from start stop restart expose status version completion help" -f -a "start" -d 'Start a virtual machine'
+complete -c virtctl -n "__fish_virtctl_using_subcommand help; and not __fish_seen_subcommand_from start stop restart expose status version completion help" -f -a "stop" -d 'Stop a virtual machine'
+complete -c virtctl -n "__fish_virtctl_using_subcommand help; and not __fish_seen_subcommand_from start stop restart expose status version completion help" -f -a "restart" -d 'Restart a virtual machine'
+complete -c virtctl -n "__fish_virtctl_using_subcommand help; and not __fish_seen_subcommand_from start stop restart expose status version completion help" -f -a "expose" -d 'Expose a virtual machine instance, virtual machine or replica set as a new Service'
+complete -c virtctl -n "__fish_virtctl_using_subcommand help; and not __fish_seen_subcommand_from start stop restart expose status version completion help" -f -a "status" -d 'Show virtual machines: status, readiness, and their instance\'s phase, node and IP'
+complete -c virtctl -n "__fish_virtctl_using_subcommand help; and not __fish_seen_subcommand_from start stop restart expose status version completion help" -f -a "version" -d 'Print the client and server version information'
+complete -c virtctl -n "__fish_virtctl_using_subcommand help; and not __fish_seen_subcommand_from start stop restart expose status version completion help" -f -a "completion" -d 'Print a shell completion script (bash, zsh, fish, powershell or elvish)'
+complete -c virtctl -n "__fish_virtctl_using_subcommand help; and not __fish_seen_subcommand_from start stop restart expose status version completion help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

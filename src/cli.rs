@@ -14,6 +14,7 @@ const START_USAGE: &str = "virtctl start (VM) [flags]";
 const STOP_USAGE: &str = "virtctl stop (VM) [flags]";
 const RESTART_USAGE: &str = "virtctl restart (VM) [flags]";
 const EXPOSE_USAGE: &str = "virtctl expose (TYPE NAME) --name SERVICE [flags]";
+const STATUS_USAGE: &str = "virtctl status [VM...] [flags]";
 
 fn usage_of(subcommand: &str) -> Option<&'static str> {
     match subcommand {
@@ -21,6 +22,7 @@ fn usage_of(subcommand: &str) -> Option<&'static str> {
         "stop" => Some(STOP_USAGE),
         "restart" => Some(RESTART_USAGE),
         "expose" => Some(EXPOSE_USAGE),
+        "status" => Some(STATUS_USAGE),
         _ => None,
     }
 }
@@ -90,6 +92,20 @@ Examples:
 
   # Print the Service that would be created, as YAML, creating nothing:
   virtctl expose vm myvm --name myvm-ssh --port 22 --dry-run";
+
+const STATUS_AFTER_HELP: &str = "\
+Examples:
+  # Every virtual machine of the current namespace:
+  virtctl status
+
+  # Two of them, in namespace 'dev':
+  virtctl status myvm othervm -n dev
+
+  # Every virtual machine of every namespace:
+  virtctl status -A
+
+  # The VirtualMachine object itself, as YAML:
+  virtctl status myvm -o yaml";
 
 const VERSION_AFTER_HELP: &str = "\
 Examples:
@@ -243,6 +259,10 @@ Without --port, the ports are those declared on the interface of the pod network
         override_usage = EXPOSE_USAGE
     )]
     Expose(ExposeArgs),
+
+    /// Show virtual machines: status, readiness, and their instance's phase, node and IP.
+    #[command(after_help = STATUS_AFTER_HELP, override_usage = STATUS_USAGE)]
+    Status(StatusArgs),
 
     /// Print the client and server version information.
     #[command(after_help = VERSION_AFTER_HELP)]
@@ -464,6 +484,35 @@ pub struct ExposeArgs {
         action = ArgAction::Set
     )]
     pub dry_run: bool,
+}
+
+/// `virtctl status`.
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    /// The virtual machines; none means all of them.
+    #[arg(value_name = "VM", hide = true)]
+    pub names: Vec<String>,
+
+    /// List the virtual machines of every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+
+    /// Print the VirtualMachine objects instead of the table: yaml or json.
+    #[arg(
+        short = 'o',
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        hide_possible_values = true
+    )]
+    pub output: Option<OutputFormat>,
+}
+
+/// `status -o`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Yaml,
+    Json,
 }
 
 /// `virtctl completion`.

@@ -236,6 +236,18 @@ async fn run(cli: Cli, mut command: clap::Command, plugin: bool) -> anyhow::Resu
             };
             commands::expose::run(&conn, &flags).await
         }
+        Command::Status(a) => {
+            let opts = commands::status::StatusOptions {
+                names: a.names,
+                all_namespaces: a.all_namespaces,
+                output: match a.output {
+                    None => commands::status::Output::Table,
+                    Some(cli::OutputFormat::Yaml) => commands::status::Output::Yaml,
+                    Some(cli::OutputFormat::Json) => commands::status::Output::Json,
+                },
+            };
+            commands::status::run(&conn, &opts).await
+        }
         Command::Version => commands::version::run(&conn).await,
         Command::Completion(a) => {
             let bin = if plugin { "kubectl-virt" } else { "virtctl" };

@@ -22,6 +22,7 @@ fn help_texts() {
         ("stop", &["stop"][..]),
         ("restart", &["restart"][..]),
         ("expose", &["expose"][..]),
+        ("status", &["status"][..]),
         ("version", &["version"][..]),
         ("completion", &["completion"][..]),
     ] {

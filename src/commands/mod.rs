@@ -5,6 +5,7 @@ pub mod completion;
 pub mod expose;
 pub mod restart;
 pub mod start;
+pub mod status;
 pub mod stop;
 pub mod version;
 
