@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
+use clap_complete::ArgValueCompleter;
+
+use crate::cluster_completion;
 
 /// The name shown in help and usage when virtctl runs as the kubectl plugin `kubectl-virt`.
 pub const PLUGIN_DISPLAY_NAME: &str = "kubectl virt";
@@ -162,7 +165,14 @@ pub struct GlobalArgs {
     pub user: Option<String>,
 
     /// The namespace of the request (a leading "ns/" or "namespace/" is ignored).
-    #[arg(short = 'n', long, global = true, value_name = "NAME", value_parser = parse_namespace)]
+    #[arg(
+        short = 'n',
+        long,
+        global = true,
+        value_name = "NAME",
+        value_parser = parse_namespace,
+        add = ArgValueCompleter::new(cluster_completion::namespaces)
+    )]
     pub namespace: Option<String>,
 
     /// The address and port of the Kubernetes API server.
@@ -299,7 +309,7 @@ pub struct WaitArgs {
 #[derive(Args, Debug, Clone)]
 pub struct StartArgs {
     /// The virtual machine.
-    #[arg(value_name = "VM", hide = true)]
+    #[arg(value_name = "VM", hide = true, add = ArgValueCompleter::new(cluster_completion::vm_names))]
     pub args: Vec<String>,
 
     /// Start the virtual machine with its guest paused.
@@ -338,7 +348,7 @@ pub struct StartArgs {
 #[derive(Args, Debug, Clone)]
 pub struct StopArgs {
     /// The virtual machine.
-    #[arg(value_name = "VM", hide = true)]
+    #[arg(value_name = "VM", hide = true, add = ArgValueCompleter::new(cluster_completion::vm_names))]
     pub args: Vec<String>,
 
     /// Stop at once with the given --grace-period instead of the guest's own (needs --grace-period).
@@ -381,7 +391,7 @@ pub struct StopArgs {
 #[derive(Args, Debug, Clone)]
 pub struct RestartArgs {
     /// The virtual machine.
-    #[arg(value_name = "VM", hide = true)]
+    #[arg(value_name = "VM", hide = true, add = ArgValueCompleter::new(cluster_completion::vm_names))]
     pub args: Vec<String>,
 
     /// Kill the running instance at once (only with --grace-period=0). This may corrupt the guest's data.
@@ -428,7 +438,11 @@ pub struct RestartArgs {
 #[derive(Args, Debug, Clone)]
 pub struct ExposeArgs {
     /// The kind of object (vm, vmi or vmirs) and its name.
-    #[arg(value_name = "TYPE NAME", hide = true)]
+    #[arg(
+        value_name = "TYPE NAME",
+        hide = true,
+        add = ArgValueCompleter::new(cluster_completion::expose_args)
+    )]
     pub args: Vec<String>,
 
     /// Name of the Service to create (required).
@@ -490,7 +504,7 @@ pub struct ExposeArgs {
 #[derive(Args, Debug, Clone)]
 pub struct StatusArgs {
     /// The virtual machines; none means all of them.
-    #[arg(value_name = "VM", hide = true)]
+    #[arg(value_name = "VM", hide = true, add = ArgValueCompleter::new(cluster_completion::vm_names))]
     pub names: Vec<String>,
 
     /// List the virtual machines of every namespace.

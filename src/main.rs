@@ -5,6 +5,7 @@
 
 mod cli;
 mod client;
+mod cluster_completion;
 mod commands;
 #[cfg(test)]
 mod docs;
@@ -26,6 +27,9 @@ fn main() -> ExitCode {
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_default();
     let plugin = cli::is_plugin(&argv0);
+    if let Some(code) = cluster_completion::complete_if_asked(plugin) {
+        return code;
+    }
     let command = cli::command(plugin);
     let parsed = command
         .clone()
@@ -147,7 +151,7 @@ fn clap_message(err: &clap::Error) -> String {
         .to_string()
 }
 
-fn connect_options(g: &GlobalArgs) -> ConnectOptions {
+pub(crate) fn connect_options(g: &GlobalArgs) -> ConnectOptions {
     ConnectOptions {
         kubeconfig: g.kubeconfig.clone(),
         context: g.context.clone(),
@@ -252,7 +256,7 @@ async fn run(cli: Cli, mut command: clap::Command, plugin: bool) -> anyhow::Resu
         Command::Completion(a) => {
             let bin = if plugin { "kubectl-virt" } else { "virtctl" };
             let mut stdout = std::io::stdout().lock();
-            commands::completion::run(command, bin, a.shell, &mut stdout)
+            commands::completion::run(bin, a.shell, &mut stdout)
         }
     }
 }
