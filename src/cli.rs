@@ -225,6 +225,36 @@ pub struct GlobalArgs {
     #[arg(long = "as-group", global = true, value_name = "GROUP")]
     pub as_group: Vec<String>,
 
+    /// UID to impersonate for the operation.
+    #[arg(long = "as-uid", global = true, value_name = "UID")]
+    pub as_uid: Option<String>,
+
+    /// Username for basic authentication to the API server.
+    #[arg(long, global = true, value_name = "USER")]
+    pub username: Option<String>,
+
+    /// Password for basic authentication to the API server.
+    #[arg(long, global = true, value_name = "PASSWORD")]
+    pub password: Option<String>,
+
+    /// Proxy for every request to the API server (http, https or socks5 URL).
+    #[arg(long, global = true, value_name = "URL")]
+    pub proxy_url: Option<String>,
+
+    /// Do not ask the API server for compressed responses.
+    #[arg(
+        long,
+        global = true,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        hide_default_value = true,
+        hide_possible_values = true,
+        default_missing_value = "true",
+        action = ArgAction::Set
+    )]
+    pub disable_compression: Option<bool>,
+
     /// Log verbosity (accepted for compatibility; virtctl prints no logs).
     #[arg(
         short = 'v',

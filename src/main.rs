@@ -49,10 +49,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let proxy_url = cli.global.proxy_url.clone();
     match runtime.block_on(run(cli, command, plugin)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{e:#}");
+            let message = format!("{e:#}");
+            eprintln!(
+                "{}",
+                client::explain_proxy_error(&message, proxy_url.as_deref())
+            );
             ExitCode::FAILURE
         }
     }
@@ -168,6 +173,11 @@ pub(crate) fn connect_options(g: &GlobalArgs) -> ConnectOptions {
         request_timeout: g.request_timeout.0,
         impersonate: g.as_user.clone(),
         impersonate_groups: g.as_group.clone(),
+        impersonate_uid: g.as_uid.clone(),
+        username: g.username.clone(),
+        password: g.password.clone(),
+        proxy_url: g.proxy_url.clone(),
+        disable_compression: g.disable_compression,
     }
 }
 
