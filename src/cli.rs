@@ -123,8 +123,11 @@ Examples:
   # Install them for zsh:
   virtctl completion zsh > \"${fpath[1]}/_virtctl\"
 
-  # Install them for fish:
-  virtctl completion fish > ~/.config/fish/completions/virtctl.fish";
+  # Install them for fish, without descriptions:
+  virtctl completion fish --no-descriptions > ~/.config/fish/completions/virtctl.fish
+
+The scripts call virtctl back to complete, so it must be on the PATH; VM and namespace
+names come from the cluster of the flags typed so far (or the kubeconfig).";
 
 /// The whole command line.
 #[derive(Parser, Debug)]
@@ -565,6 +568,10 @@ pub struct CompletionArgs {
     /// The shell to print the script for.
     #[arg(value_enum, value_name = "SHELL")]
     pub shell: clap_complete::Shell,
+
+    /// Complete without descriptions of the commands, flags and names.
+    #[arg(long)]
+    pub no_descriptions: bool,
 }
 
 /// `-n ns/foo`, `-n Namespace/foo` and `-n namespaces/foo` all mean `foo`, as in kubectl.

@@ -26,6 +26,9 @@ use crate::client::{ConnectOptions, connect};
 /// The variable the scripts set to the shell's name to ask for completions.
 pub const COMPLETE_VAR: &str = "VIRTCTL_COMPLETE";
 
+/// The same, for completions without descriptions (`completion SHELL --no-descriptions`).
+pub const COMPLETE_NO_DESC_VAR: &str = "VIRTCTL_COMPLETE_NO_DESC";
+
 /// How long one lookup in the cluster may take, connection included.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_millis(1500);
 
@@ -33,6 +36,7 @@ pub const LOOKUP_TIMEOUT: Duration = Duration::from_millis(1500);
 pub fn registration_script(
     shell: clap_complete::Shell,
     bin: &str,
+    descriptions: bool,
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<()> {
     let completer: &dyn EnvCompleter = match shell {
@@ -43,7 +47,12 @@ pub fn registration_script(
         clap_complete::Shell::Elvish => &Elvish,
         other => anyhow::bail!("no completion script for {other}"),
     };
-    completer.write_registration(COMPLETE_VAR, bin, bin, bin, out)?;
+    let var = if descriptions {
+        COMPLETE_VAR
+    } else {
+        COMPLETE_NO_DESC_VAR
+    };
+    completer.write_registration(var, bin, bin, bin, out)?;
     Ok(())
 }
 
@@ -53,6 +62,7 @@ struct Typed {
     connect: ConnectOptions,
     /// The positional arguments of the subcommand, e.g. `["vm"]` for `expose vm <TAB>`.
     positionals: Vec<String>,
+    descriptions: bool,
 }
 
 static TYPED: OnceLock<Typed> = OnceLock::new();
@@ -60,7 +70,14 @@ static TYPED: OnceLock<Typed> = OnceLock::new();
 /// When the shell asks for completions, prints them and returns the exit code (always
 /// success); otherwise returns `None` and virtctl runs normally.
 pub fn complete_if_asked(plugin: bool) -> Option<ExitCode> {
-    std::env::var_os(COMPLETE_VAR).filter(|s| !s.is_empty() && s != "0")?;
+    let asked = |var| std::env::var_os(var).is_some_and(|s| !s.is_empty() && s != "0");
+    let (var, descriptions) = if asked(COMPLETE_VAR) {
+        (COMPLETE_VAR, true)
+    } else if asked(COMPLETE_NO_DESC_VAR) {
+        (COMPLETE_NO_DESC_VAR, false)
+    } else {
+        return None;
+    };
     let args: Vec<OsString> = std::env::args_os().collect();
     if let Some(dash) = args.iter().position(|a| a == "--") {
         let words = &args[dash + 1..];
@@ -70,14 +87,41 @@ pub fn complete_if_asked(plugin: bool) -> Option<ExitCode> {
             .and_then(|i| i.parse::<usize>().ok())
             .unwrap_or(words.len().saturating_sub(1))
             .min(words.len());
-        let _ = TYPED.set(typed_before(&words[..index], plugin));
+        let mut typed = typed_before(&words[..index], plugin);
+        typed.descriptions = descriptions;
+        let _ = TYPED.set(typed);
     }
     let current_dir = std::env::current_dir().ok();
+    let factory = move || {
+        let mut cmd = cli::command(plugin);
+        if descriptions {
+            return cmd;
+        }
+        // Built first, so that the generated --help and help lose their text too.
+        cmd.build();
+        without_descriptions(cmd)
+    };
     // Errors are swallowed: nothing is completed, and the shell shows nothing.
-    let _ = clap_complete::CompleteEnv::with_factory(move || cli::command(plugin))
-        .var(COMPLETE_VAR)
+    let _ = clap_complete::CompleteEnv::with_factory(factory)
+        .var(var)
         .try_complete(args, current_dir.as_deref());
     Some(ExitCode::SUCCESS)
+}
+
+/// The command with no help text on any subcommand or argument.
+fn without_descriptions(cmd: clap::Command) -> clap::Command {
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    let mut cmd = cmd
+        .about(None)
+        .long_about(None)
+        .mut_args(|a| a.help(None).long_help(None));
+    for name in names {
+        cmd = cmd.mut_subcommand(name, without_descriptions);
+    }
+    cmd
 }
 
 /// Parses the words before the cursor as far as they go.
@@ -102,6 +146,7 @@ fn typed_before(words: &[OsString], plugin: bool) -> Typed {
     Typed {
         connect: crate::connect_options(&global),
         positionals,
+        descriptions: true,
     }
 }
 
@@ -113,7 +158,8 @@ where
     let Some(prefix) = current.to_str() else {
         return Vec::new();
     };
-    let mut opts = TYPED.get().cloned().unwrap_or_default().connect;
+    let typed = TYPED.get().cloned().unwrap_or_default();
+    let mut opts = typed.connect;
     opts.request_timeout = Some(LOOKUP_TIMEOUT);
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -132,7 +178,10 @@ where
     names.sort();
     names
         .into_iter()
-        .map(|(name, help)| CompletionCandidate::new(name).help(help.map(Into::into)))
+        .map(|(name, help)| {
+            let help = help.filter(|_| typed.descriptions).map(Into::into);
+            CompletionCandidate::new(name).help(help)
+        })
         .collect()
 }
 

@@ -17,7 +17,7 @@ pub fn generated() -> Vec<(PathBuf, Vec<u8>)> {
         (Shell::Elvish, "virtctl.elv"),
     ] {
         let mut buf = Vec::new();
-        crate::commands::completion::run("virtctl", shell, &mut buf)
+        crate::commands::completion::run("virtctl", shell, true, &mut buf)
             .expect("every shell has a script");
         out.push((Path::new("completions").join(file), buf));
     }

@@ -266,7 +266,7 @@ async fn run(cli: Cli, mut command: clap::Command, plugin: bool) -> anyhow::Resu
         Command::Completion(a) => {
             let bin = if plugin { "kubectl-virt" } else { "virtctl" };
             let mut stdout = std::io::stdout().lock();
-            commands::completion::run(bin, a.shell, &mut stdout)
+            commands::completion::run(bin, a.shell, !a.no_descriptions, &mut stdout)
         }
     }
 }

@@ -87,6 +87,64 @@ fn subcommands_and_flags_complete_without_a_cluster() {
     assert_eq!(offered, ["--grace-period"]);
 }
 
+/// What virtctl answers when a shell asks it, as fish does: one `value[\tdescription]` a line.
+fn fish_complete(var: &str, words: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_virtctl"))
+        .arg("--")
+        .args(words)
+        .env(var, "fish")
+        .env("HOME", "/nonexistent-home-for-virtctl-tests")
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn no_descriptions() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let with = common::virtctl_raw(&["completion", shell], &[]);
+        let without = common::virtctl_raw(&["completion", shell, "--no-descriptions"], &[]);
+        assert_eq!(without.code, 0, "{without:#?}");
+        assert!(with.stdout.contains("VIRTCTL_COMPLETE"), "{shell}");
+        assert!(!with.stdout.contains("VIRTCTL_COMPLETE_NO_DESC"), "{shell}");
+        assert!(
+            without.stdout.contains("VIRTCTL_COMPLETE_NO_DESC"),
+            "{shell}"
+        );
+    }
+    // The fish script, run as fish would: descriptions after a tab, or none.
+    let script = common::virtctl_raw(&["completion", "fish", "--no-descriptions"], &[]).stdout;
+    assert!(
+        script.contains("VIRTCTL_COMPLETE_NO_DESC=fish virtctl -- "),
+        "{script}"
+    );
+    let words = ["virtctl", "re"];
+    assert_eq!(
+        fish_complete("VIRTCTL_COMPLETE", &words),
+        "restart\tRestart a virtual machine\n"
+    );
+    assert_eq!(
+        fish_complete("VIRTCTL_COMPLETE_NO_DESC", &words),
+        "restart\n"
+    );
+    let words = ["virtctl", "start", "--h"];
+    assert_eq!(
+        fish_complete("VIRTCTL_COMPLETE", &words),
+        "--help\tPrint help\n"
+    );
+    assert_eq!(
+        fish_complete("VIRTCTL_COMPLETE_NO_DESC", &words),
+        "--help\n"
+    );
+    assert_eq!(
+        fish_complete("VIRTCTL_COMPLETE_NO_DESC", &["virtctl", "he"]),
+        "help\n"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_come_from_the_cluster() {
     let c = Cluster::plain().await;
@@ -153,6 +211,31 @@ async fn names_come_from_the_cluster() {
         complete(vec!["status", "-n", "te"]).await.unwrap(),
         ["team"]
     );
+
+    // Descriptions: the VM's status, unless --no-descriptions.
+    let vms: kube::Api<virt_reconciler::VirtualMachine> = c.vms("default");
+    vms.patch_status(
+        "vm-alpha",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"status": {"printableStatus": "Stopped"}})),
+    )
+    .await
+    .unwrap();
+    let words = ["virtctl", "--kubeconfig", kc.as_str(), "start", "vm-"];
+    let (with, without) = tokio::task::spawn_blocking({
+        let words: Vec<String> = words.iter().map(|s| s.to_string()).collect();
+        move || {
+            let words: Vec<&str> = words.iter().map(String::as_str).collect();
+            (
+                fish_complete("VIRTCTL_COMPLETE", &words),
+                fish_complete("VIRTCTL_COMPLETE_NO_DESC", &words),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(with.starts_with("vm-alpha\tStopped\nvm-beta\n"), "{with}");
+    assert!(without.starts_with("vm-alpha\nvm-beta\n"), "{without}");
 }
 
 #[test]
