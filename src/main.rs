@@ -10,6 +10,7 @@ mod commands;
 #[cfg(test)]
 mod docs;
 mod lifecycle;
+mod version_skew;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -50,9 +51,13 @@ fn main() -> ExitCode {
         }
     };
     let proxy_url = cli.global.proxy_url.clone();
+    let conn = connect_options(&cli.global);
     match runtime.block_on(run(cli, command, plugin)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(warning) = runtime.block_on(version_skew::check(&conn)) {
+                eprintln!("{warning}");
+            }
             let message = format!("{e:#}");
             eprintln!(
                 "{}",
