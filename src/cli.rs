@@ -18,6 +18,8 @@ const STOP_USAGE: &str = "virtctl stop (VM) [flags]";
 const RESTART_USAGE: &str = "virtctl restart (VM) [flags]";
 const EXPOSE_USAGE: &str = "virtctl expose (TYPE NAME) --name SERVICE [flags]";
 const STATUS_USAGE: &str = "virtctl status [VM...] [flags]";
+const PAUSE_USAGE: &str = "virtctl pause vm|vmi (VM)|(VMI) [flags]";
+const UNPAUSE_USAGE: &str = "virtctl unpause vm|vmi (VM)|(VMI) [flags]";
 
 fn usage_of(subcommand: &str) -> Option<&'static str> {
     match subcommand {
@@ -26,6 +28,8 @@ fn usage_of(subcommand: &str) -> Option<&'static str> {
         "restart" => Some(RESTART_USAGE),
         "expose" => Some(EXPOSE_USAGE),
         "status" => Some(STATUS_USAGE),
+        "pause" => Some(PAUSE_USAGE),
+        "unpause" => Some(UNPAUSE_USAGE),
         _ => None,
     }
 }
@@ -95,6 +99,26 @@ Examples:
 
   # Print the Service that would be created, as YAML, creating nothing:
   virtctl expose vm myvm --name myvm-ssh --port 22 --dry-run";
+
+const PAUSE_AFTER_HELP: &str = "\
+Examples:
+  # Pause the guest of the running virtual machine 'myvm':
+  virtctl pause vm myvm
+
+  # Pause a virtual machine instance:
+  virtctl pause vmi myvm
+
+Pausing needs the cluster's KubeVirt subresource API (subresources.kubevirt.io).";
+
+const UNPAUSE_AFTER_HELP: &str = "\
+Examples:
+  # Resume the paused guest of the virtual machine 'myvm':
+  virtctl unpause vm myvm
+
+  # Resume a virtual machine instance:
+  virtctl unpause vmi myvm
+
+Unpausing needs the cluster's KubeVirt subresource API (subresources.kubevirt.io).";
 
 const STATUS_AFTER_HELP: &str = "\
 Examples:
@@ -302,6 +326,14 @@ Without --port, the ports are those declared on the interface of the pod network
         override_usage = EXPOSE_USAGE
     )]
     Expose(ExposeArgs),
+
+    /// Pause the guest of a running virtual machine or instance.
+    #[command(after_help = PAUSE_AFTER_HELP, override_usage = PAUSE_USAGE)]
+    Pause(PauseArgs),
+
+    /// Resume the paused guest of a virtual machine or instance.
+    #[command(after_help = UNPAUSE_AFTER_HELP, override_usage = UNPAUSE_USAGE)]
+    Unpause(PauseArgs),
 
     /// Show virtual machines: status, readiness, and their instance's phase, node and IP.
     #[command(after_help = STATUS_AFTER_HELP, override_usage = STATUS_USAGE)]
@@ -519,6 +551,32 @@ pub struct ExposeArgs {
     pub ip_family_policy: String,
 
     /// Print the Service as YAML instead of creating it.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        hide_default_value = true,
+        hide_possible_values = true,
+        default_missing_value = "true",
+        default_value = "false",
+        action = ArgAction::Set
+    )]
+    pub dry_run: bool,
+}
+
+/// `virtctl pause` and `virtctl unpause`.
+#[derive(Args, Debug, Clone)]
+pub struct PauseArgs {
+    /// vm or vmi, and its name.
+    #[arg(
+        value_name = "TYPE NAME",
+        hide = true,
+        add = ArgValueCompleter::new(cluster_completion::pause_args)
+    )]
+    pub args: Vec<String>,
+
+    /// Only print what would happen: the request is sent with dryRun=All and changes nothing.
     #[arg(
         long,
         value_name = "BOOL",

@@ -235,7 +235,15 @@ pub fn namespaces(current: &OsStr) -> Vec<CompletionCandidate> {
 
 /// `expose TYPE NAME`: the type first, then the names of that type.
 pub fn expose_args(current: &OsStr) -> Vec<CompletionCandidate> {
-    use crate::commands::expose::Kind;
+    type_then_name(current, &["vm", "vmi", "vmirs"])
+}
+
+/// `pause|unpause vm|vmi NAME`.
+pub fn pause_args(current: &OsStr) -> Vec<CompletionCandidate> {
+    type_then_name(current, &["vm", "vmi"])
+}
+
+fn type_then_name(current: &OsStr, types: &[&'static str]) -> Vec<CompletionCandidate> {
     let typed = TYPED
         .get()
         .map(|t| t.positionals.as_slice())
@@ -243,15 +251,17 @@ pub fn expose_args(current: &OsStr) -> Vec<CompletionCandidate> {
     match typed {
         [] => {
             let prefix = current.to_str().unwrap_or_default();
-            ["vm", "vmi", "vmirs"]
-                .into_iter()
+            types
+                .iter()
                 .filter(|t| t.starts_with(prefix))
-                .map(CompletionCandidate::new)
+                .map(|t| CompletionCandidate::new(*t))
                 .collect()
         }
-        [kind] => match Kind::parse(&kind.to_lowercase()) {
-            Ok(Kind::Vm) => vm_names(current),
-            Ok(Kind::Vmi) => vmi_names(current),
+        [kind] => match kind.to_lowercase().as_str() {
+            "vm" | "vms" | "virtualmachine" | "virtualmachines" => vm_names(current),
+            "vmi" | "vmis" | "virtualmachineinstance" | "virtualmachineinstances" => {
+                vmi_names(current)
+            }
             _ => Vec::new(),
         },
         _ => Vec::new(),

@@ -255,6 +255,21 @@ async fn run(cli: Cli, mut command: clap::Command, plugin: bool) -> anyhow::Resu
             };
             commands::expose::run(&conn, &flags).await
         }
+        Command::Pause(a) => {
+            exact_args(&a.args, 2)?;
+            let opts = commands::pause::PauseOptions {
+                action: commands::pause::PauseAction::Pause,
+                target: commands::pause::Target::parse(&a.args[0])?,
+                name: a.args[1].clone(),
+                dry_run: a.dry_run,
+            };
+            commands::pause::run(&conn, &opts).await
+        }
+        Command::Unpause(a) => {
+            exact_args(&a.args, 2)?;
+            let target = commands::pause::Target::parse(&a.args[0])?;
+            commands::unpause::run(&conn, target, &a.args[1], a.dry_run).await
+        }
         Command::Status(a) => {
             let opts = commands::status::StatusOptions {
                 names: a.names,

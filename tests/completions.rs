@@ -202,6 +202,19 @@ async fn names_come_from_the_cluster() {
         complete(vec!["expose", "vmi", "v"]).await.unwrap(),
         ["vmi-one"]
     );
+    // pause and unpause: vm or vmi, then names of that type.
+    assert_eq!(
+        complete(vec!["pause", ""]).await.unwrap()[..2],
+        ["vm", "vmi"]
+    );
+    assert_eq!(
+        complete(vec!["unpause", "vm", "vm-b"]).await.unwrap(),
+        ["vm-beta"]
+    );
+    assert_eq!(
+        complete(vec!["pause", "vmi", "vmi"]).await.unwrap(),
+        ["vmi-one"]
+    );
     // Namespaces for -n.
     assert_eq!(
         complete(vec!["-n", "kube-p"]).await.unwrap(),

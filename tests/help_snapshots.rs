@@ -23,6 +23,8 @@ fn help_texts() {
         ("restart", &["restart"][..]),
         ("expose", &["expose"][..]),
         ("status", &["status"][..]),
+        ("pause", &["pause"][..]),
+        ("unpause", &["unpause"][..]),
         ("version", &["version"][..]),
         ("completion", &["completion"][..]),
     ] {
