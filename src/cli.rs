@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
+use clap_complete::ArgValueCompleter;
+
+use crate::cluster_completion;
 
 /// The name shown in help and usage when virtctl runs as the kubectl plugin `kubectl-virt`.
 pub const PLUGIN_DISPLAY_NAME: &str = "kubectl virt";
@@ -14,6 +17,9 @@ const START_USAGE: &str = "virtctl start (VM) [flags]";
 const STOP_USAGE: &str = "virtctl stop (VM) [flags]";
 const RESTART_USAGE: &str = "virtctl restart (VM) [flags]";
 const EXPOSE_USAGE: &str = "virtctl expose (TYPE NAME) --name SERVICE [flags]";
+const STATUS_USAGE: &str = "virtctl status [VM...] [flags]";
+const PAUSE_USAGE: &str = "virtctl pause vm|vmi (VM)|(VMI) [flags]";
+const UNPAUSE_USAGE: &str = "virtctl unpause vm|vmi (VM)|(VMI) [flags]";
 
 fn usage_of(subcommand: &str) -> Option<&'static str> {
     match subcommand {
@@ -21,6 +27,9 @@ fn usage_of(subcommand: &str) -> Option<&'static str> {
         "stop" => Some(STOP_USAGE),
         "restart" => Some(RESTART_USAGE),
         "expose" => Some(EXPOSE_USAGE),
+        "status" => Some(STATUS_USAGE),
+        "pause" => Some(PAUSE_USAGE),
+        "unpause" => Some(UNPAUSE_USAGE),
         _ => None,
     }
 }
@@ -91,6 +100,40 @@ Examples:
   # Print the Service that would be created, as YAML, creating nothing:
   virtctl expose vm myvm --name myvm-ssh --port 22 --dry-run";
 
+const PAUSE_AFTER_HELP: &str = "\
+Examples:
+  # Pause the guest of the running virtual machine 'myvm':
+  virtctl pause vm myvm
+
+  # Pause a virtual machine instance:
+  virtctl pause vmi myvm
+
+Pausing needs the cluster's KubeVirt subresource API (subresources.kubevirt.io).";
+
+const UNPAUSE_AFTER_HELP: &str = "\
+Examples:
+  # Resume the paused guest of the virtual machine 'myvm':
+  virtctl unpause vm myvm
+
+  # Resume a virtual machine instance:
+  virtctl unpause vmi myvm
+
+Unpausing needs the cluster's KubeVirt subresource API (subresources.kubevirt.io).";
+
+const STATUS_AFTER_HELP: &str = "\
+Examples:
+  # Every virtual machine of the current namespace:
+  virtctl status
+
+  # Two of them, in namespace 'dev':
+  virtctl status myvm othervm -n dev
+
+  # Every virtual machine of every namespace:
+  virtctl status -A
+
+  # The VirtualMachine object itself, as YAML:
+  virtctl status myvm -o yaml";
+
 const VERSION_AFTER_HELP: &str = "\
 Examples:
   # Print the client's version and the server's:
@@ -104,8 +147,11 @@ Examples:
   # Install them for zsh:
   virtctl completion zsh > \"${fpath[1]}/_virtctl\"
 
-  # Install them for fish:
-  virtctl completion fish > ~/.config/fish/completions/virtctl.fish";
+  # Install them for fish, without descriptions:
+  virtctl completion fish --no-descriptions > ~/.config/fish/completions/virtctl.fish
+
+The scripts call virtctl back to complete, so it must be on the PATH; VM and namespace
+names come from the cluster of the flags typed so far (or the kubeconfig).";
 
 /// The whole command line.
 #[derive(Parser, Debug)]
@@ -146,7 +192,14 @@ pub struct GlobalArgs {
     pub user: Option<String>,
 
     /// The namespace of the request (a leading "ns/" or "namespace/" is ignored).
-    #[arg(short = 'n', long, global = true, value_name = "NAME", value_parser = parse_namespace)]
+    #[arg(
+        short = 'n',
+        long,
+        global = true,
+        value_name = "NAME",
+        value_parser = parse_namespace,
+        add = ArgValueCompleter::new(cluster_completion::namespaces)
+    )]
     pub namespace: Option<String>,
 
     /// The address and port of the Kubernetes API server.
@@ -199,6 +252,36 @@ pub struct GlobalArgs {
     #[arg(long = "as-group", global = true, value_name = "GROUP")]
     pub as_group: Vec<String>,
 
+    /// UID to impersonate for the operation.
+    #[arg(long = "as-uid", global = true, value_name = "UID")]
+    pub as_uid: Option<String>,
+
+    /// Username for basic authentication to the API server.
+    #[arg(long, global = true, value_name = "USER")]
+    pub username: Option<String>,
+
+    /// Password for basic authentication to the API server.
+    #[arg(long, global = true, value_name = "PASSWORD")]
+    pub password: Option<String>,
+
+    /// Proxy for every request to the API server (http, https or socks5 URL).
+    #[arg(long, global = true, value_name = "URL")]
+    pub proxy_url: Option<String>,
+
+    /// Do not ask the API server for compressed responses.
+    #[arg(
+        long,
+        global = true,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        hide_default_value = true,
+        hide_possible_values = true,
+        default_missing_value = "true",
+        action = ArgAction::Set
+    )]
+    pub disable_compression: Option<bool>,
+
     /// Log verbosity (accepted for compatibility; virtctl prints no logs).
     #[arg(
         short = 'v',
@@ -244,6 +327,18 @@ Without --port, the ports are those declared on the interface of the pod network
     )]
     Expose(ExposeArgs),
 
+    /// Pause the guest of a running virtual machine or instance.
+    #[command(after_help = PAUSE_AFTER_HELP, override_usage = PAUSE_USAGE)]
+    Pause(PauseArgs),
+
+    /// Resume the paused guest of a virtual machine or instance.
+    #[command(after_help = UNPAUSE_AFTER_HELP, override_usage = UNPAUSE_USAGE)]
+    Unpause(PauseArgs),
+
+    /// Show virtual machines: status, readiness, and their instance's phase, node and IP.
+    #[command(after_help = STATUS_AFTER_HELP, override_usage = STATUS_USAGE)]
+    Status(StatusArgs),
+
     /// Print the client and server version information.
     #[command(after_help = VERSION_AFTER_HELP)]
     Version,
@@ -279,7 +374,7 @@ pub struct WaitArgs {
 #[derive(Args, Debug, Clone)]
 pub struct StartArgs {
     /// The virtual machine.
-    #[arg(value_name = "VM", hide = true)]
+    #[arg(value_name = "VM", hide = true, add = ArgValueCompleter::new(cluster_completion::vm_names))]
     pub args: Vec<String>,
 
     /// Start the virtual machine with its guest paused.
@@ -318,7 +413,7 @@ pub struct StartArgs {
 #[derive(Args, Debug, Clone)]
 pub struct StopArgs {
     /// The virtual machine.
-    #[arg(value_name = "VM", hide = true)]
+    #[arg(value_name = "VM", hide = true, add = ArgValueCompleter::new(cluster_completion::vm_names))]
     pub args: Vec<String>,
 
     /// Stop at once with the given --grace-period instead of the guest's own (needs --grace-period).
@@ -361,7 +456,7 @@ pub struct StopArgs {
 #[derive(Args, Debug, Clone)]
 pub struct RestartArgs {
     /// The virtual machine.
-    #[arg(value_name = "VM", hide = true)]
+    #[arg(value_name = "VM", hide = true, add = ArgValueCompleter::new(cluster_completion::vm_names))]
     pub args: Vec<String>,
 
     /// Kill the running instance at once (only with --grace-period=0). This may corrupt the guest's data.
@@ -408,7 +503,11 @@ pub struct RestartArgs {
 #[derive(Args, Debug, Clone)]
 pub struct ExposeArgs {
     /// The kind of object (vm, vmi or vmirs) and its name.
-    #[arg(value_name = "TYPE NAME", hide = true)]
+    #[arg(
+        value_name = "TYPE NAME",
+        hide = true,
+        add = ArgValueCompleter::new(cluster_completion::expose_args)
+    )]
     pub args: Vec<String>,
 
     /// Name of the Service to create (required).
@@ -466,12 +565,71 @@ pub struct ExposeArgs {
     pub dry_run: bool,
 }
 
+/// `virtctl pause` and `virtctl unpause`.
+#[derive(Args, Debug, Clone)]
+pub struct PauseArgs {
+    /// vm or vmi, and its name.
+    #[arg(
+        value_name = "TYPE NAME",
+        hide = true,
+        add = ArgValueCompleter::new(cluster_completion::pause_args)
+    )]
+    pub args: Vec<String>,
+
+    /// Only print what would happen: the request is sent with dryRun=All and changes nothing.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        hide_default_value = true,
+        hide_possible_values = true,
+        default_missing_value = "true",
+        default_value = "false",
+        action = ArgAction::Set
+    )]
+    pub dry_run: bool,
+}
+
+/// `virtctl status`.
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    /// The virtual machines; none means all of them.
+    #[arg(value_name = "VM", hide = true, add = ArgValueCompleter::new(cluster_completion::vm_names))]
+    pub names: Vec<String>,
+
+    /// List the virtual machines of every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+
+    /// Print the VirtualMachine objects instead of the table: yaml or json.
+    #[arg(
+        short = 'o',
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        hide_possible_values = true
+    )]
+    pub output: Option<OutputFormat>,
+}
+
+/// `status -o`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Yaml,
+    Json,
+}
+
 /// `virtctl completion`.
 #[derive(Args, Debug, Clone)]
 pub struct CompletionArgs {
     /// The shell to print the script for.
     #[arg(value_enum, value_name = "SHELL")]
     pub shell: clap_complete::Shell,
+
+    /// Complete without descriptions of the commands, flags and names.
+    #[arg(long)]
+    pub no_descriptions: bool,
 }
 
 /// `-n ns/foo`, `-n Namespace/foo` and `-n namespaces/foo` all mean `foo`, as in kubectl.

@@ -29,6 +29,12 @@ pub struct ConnectOptions {
     pub request_timeout: Option<Duration>,
     pub impersonate: Option<String>,
     pub impersonate_groups: Vec<String>,
+    pub impersonate_uid: Option<String>,
+    /// Basic authentication.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub proxy_url: Option<String>,
+    pub disable_compression: Option<bool>,
 }
 
 /// What a command needs to talk to the cluster.
@@ -241,7 +247,9 @@ fn apply_overrides(mut kc: Kubeconfig, opts: &ConnectOptions) -> anyhow::Result<
     let cluster_override = opts.server.is_some()
         || opts.certificate_authority.is_some()
         || opts.insecure_skip_tls_verify.is_some()
-        || opts.tls_server_name.is_some();
+        || opts.tls_server_name.is_some()
+        || opts.proxy_url.is_some()
+        || opts.disable_compression.is_some();
     if cluster_override {
         if !kc.clusters.iter().any(|c| c.name == cluster_name) {
             kc.clusters.push(NamedCluster {
@@ -273,13 +281,22 @@ fn apply_overrides(mut kc: Kubeconfig, opts: &ConnectOptions) -> anyhow::Result<
         if let Some(name) = &opts.tls_server_name {
             cluster.tls_server_name = Some(name.clone());
         }
+        if let Some(proxy) = &opts.proxy_url {
+            cluster.proxy_url = Some(proxy.clone());
+        }
+        if let Some(disable) = opts.disable_compression {
+            cluster.disable_compression = Some(disable);
+        }
     }
 
     let user_override = opts.token.is_some()
         || opts.client_certificate.is_some()
         || opts.client_key.is_some()
         || opts.impersonate.is_some()
-        || !opts.impersonate_groups.is_empty();
+        || !opts.impersonate_groups.is_empty()
+        || opts.impersonate_uid.is_some()
+        || opts.username.is_some()
+        || opts.password.is_some();
     if user_override || !kc.auth_infos.iter().any(|u| u.name == user_name) {
         if !kc.auth_infos.iter().any(|u| u.name == user_name) {
             kc.auth_infos.push(NamedAuthInfo {
@@ -312,6 +329,10 @@ fn apply_overrides(mut kc: Kubeconfig, opts: &ConnectOptions) -> anyhow::Result<
         if !opts.impersonate_groups.is_empty() {
             user.impersonate_groups = Some(opts.impersonate_groups.clone());
         }
+        if let Some(uid) = &opts.impersonate_uid {
+            user.impersonate_uid = Some(uid.clone());
+        }
+        apply_basic_auth(user, opts);
     }
     let server = kc
         .clusters
@@ -331,6 +352,24 @@ fn apply_overrides(mut kc: Kubeconfig, opts: &ConnectOptions) -> anyhow::Result<
         );
     }
     Ok(kc)
+}
+
+/// `--username` / `--password` replace the entry's credentials, so that the flags, not a
+/// token from the kubeconfig, authenticate the request.
+fn apply_basic_auth(user: &mut AuthInfo, opts: &ConnectOptions) {
+    if opts.username.is_none() && opts.password.is_none() {
+        return;
+    }
+    if opts.token.is_none() {
+        user.token = None;
+        user.token_file = None;
+    }
+    if let Some(name) = &opts.username {
+        user.username = Some(name.clone());
+    }
+    if let Some(password) = &opts.password {
+        user.password = Some(password.clone().into());
+    }
 }
 
 /// In a pod, the connection flags still apply to the service-account configuration.
@@ -359,7 +398,35 @@ fn apply_incluster_overrides(
     if !opts.impersonate_groups.is_empty() {
         config.auth_info.impersonate_groups = Some(opts.impersonate_groups.clone());
     }
+    if let Some(uid) = &opts.impersonate_uid {
+        config.auth_info.impersonate_uid = Some(uid.clone());
+    }
+    apply_basic_auth(&mut config.auth_info, opts);
+    if let Some(proxy) = &opts.proxy_url {
+        config.proxy_url = Some(
+            proxy
+                .parse()
+                .with_context(|| format!("invalid --proxy-url {proxy:?}"))?,
+        );
+    }
+    if let Some(disable) = opts.disable_compression {
+        config.disable_compression = disable;
+    }
     Ok(())
+}
+
+/// hyper's proxy errors name neither the proxy nor what it did; say both.
+pub fn explain_proxy_error(message: &str, proxy_url: Option<&str>) -> String {
+    match proxy_url {
+        Some(proxy) if message.contains("tunnel error") => format!(
+            "{} (through the proxy {proxy})",
+            message.replace(
+                "tunnel error: unsuccessful",
+                "tunnel error: the proxy refused to connect to the API server"
+            )
+        ),
+        _ => message.to_string(),
+    }
 }
 
 /// An error and its causes, joined with `: `, without repeating a cause that the previous
@@ -433,6 +500,30 @@ contexts:
         let (cfg, _) = config(&o).await.unwrap();
         assert_eq!(cfg.cluster_url.to_string(), "https://10.0.0.1:6443/");
         assert!(cfg.auth_info.token.is_some());
+    }
+
+    #[tokio::test]
+    async fn proxy_compression_uid_and_basic_auth_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = opts(dir.path());
+        let (cfg, _) = config(&o).await.unwrap();
+        assert_eq!(cfg.proxy_url, None);
+        assert!(!cfg.disable_compression);
+        o.proxy_url = Some("http://proxy.example:3128".into());
+        o.disable_compression = Some(true);
+        o.impersonate_uid = Some("1234".into());
+        o.username = Some("admin".into());
+        o.password = Some("pw".into());
+        let (cfg, _) = config(&o).await.unwrap();
+        assert_eq!(
+            cfg.proxy_url.map(|u| u.to_string()).as_deref(),
+            Some("http://proxy.example:3128/")
+        );
+        assert!(cfg.disable_compression);
+        assert_eq!(cfg.auth_info.impersonate_uid.as_deref(), Some("1234"));
+        assert_eq!(cfg.auth_info.username.as_deref(), Some("admin"));
+        // The kubeconfig's token gives way to the basic-auth flags.
+        assert!(cfg.auth_info.token.is_none());
     }
 
     #[tokio::test]

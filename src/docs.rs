@@ -17,8 +17,8 @@ pub fn generated() -> Vec<(PathBuf, Vec<u8>)> {
         (Shell::Elvish, "virtctl.elv"),
     ] {
         let mut buf = Vec::new();
-        let mut cmd = crate::cli::command(false);
-        clap_complete::generate(shell, &mut cmd, "virtctl", &mut buf);
+        crate::commands::completion::run("virtctl", shell, true, &mut buf)
+            .expect("every shell has a script");
         out.push((Path::new("completions").join(file), buf));
     }
     let cmd = crate::cli::command(false);

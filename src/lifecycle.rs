@@ -154,6 +154,55 @@ pub async fn send(
     }
 }
 
+/// Why a VMI subresource request (pause, unpause) failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VmiRequestError {
+    /// 404 from a cluster that serves the group: the VMI does not exist.
+    NotFound(String),
+    /// The cluster does not serve `subresources.kubevirt.io`: there is no client-side way.
+    GroupNotServed,
+    /// Any other refusal or transport error.
+    Other(String),
+}
+
+/// PUT `.../virtualmachineinstances/{name}/{verb}` with `{}` or `{"dryRun":["All"]}`.
+pub async fn send_vmi(
+    conn: &Connection,
+    name: &str,
+    verb: &str,
+    dry_run: bool,
+) -> Result<(), VmiRequestError> {
+    let ns = conn.namespace.as_str();
+    let path = format!(
+        "/apis/{SUBRESOURCE_GROUP}/v1/namespaces/{ns}/virtualmachineinstances/{name}/{verb}"
+    );
+    let body = if dry_run {
+        json!({"dryRun": ["All"]})
+    } else {
+        json!({})
+    };
+    let request = http::Request::put(path.as_str())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string().into_bytes())
+        .map_err(|e| VmiRequestError::Other(format!("invalid request: {e}")))?;
+    match conn.client.request_text(request).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            if group_served(&conn.client).await {
+                Err(VmiRequestError::NotFound(status.message.clone()))
+            } else {
+                Err(VmiRequestError::GroupNotServed)
+            }
+        }
+        Err(kube::Error::Api(status)) => Err(VmiRequestError::Other(status.message.clone())),
+        Err(e) => Err(VmiRequestError::Other(format!(
+            "Put \"{}{path}\": {}",
+            conn.server.trim_end_matches('/'),
+            error_chain(&e)
+        ))),
+    }
+}
+
 /// Whether discovery lists `subresources.kubevirt.io/v1`. Only a 404 counts as "no": on any
 /// other answer the original 404 is reported as it is.
 async fn group_served(client: &Client) -> bool {

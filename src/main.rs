@@ -5,10 +5,12 @@
 
 mod cli;
 mod client;
+mod cluster_completion;
 mod commands;
 #[cfg(test)]
 mod docs;
 mod lifecycle;
+mod version_skew;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -26,6 +28,9 @@ fn main() -> ExitCode {
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_default();
     let plugin = cli::is_plugin(&argv0);
+    if let Some(code) = cluster_completion::complete_if_asked(plugin) {
+        return code;
+    }
     let command = cli::command(plugin);
     let parsed = command
         .clone()
@@ -45,10 +50,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let proxy_url = cli.global.proxy_url.clone();
+    let conn = connect_options(&cli.global);
     match runtime.block_on(run(cli, command, plugin)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{e:#}");
+            if let Some(warning) = runtime.block_on(version_skew::check(&conn)) {
+                eprintln!("{warning}");
+            }
+            let message = format!("{e:#}");
+            eprintln!(
+                "{}",
+                client::explain_proxy_error(&message, proxy_url.as_deref())
+            );
             ExitCode::FAILURE
         }
     }
@@ -147,7 +161,7 @@ fn clap_message(err: &clap::Error) -> String {
         .to_string()
 }
 
-fn connect_options(g: &GlobalArgs) -> ConnectOptions {
+pub(crate) fn connect_options(g: &GlobalArgs) -> ConnectOptions {
     ConnectOptions {
         kubeconfig: g.kubeconfig.clone(),
         context: g.context.clone(),
@@ -164,6 +178,11 @@ fn connect_options(g: &GlobalArgs) -> ConnectOptions {
         request_timeout: g.request_timeout.0,
         impersonate: g.as_user.clone(),
         impersonate_groups: g.as_group.clone(),
+        impersonate_uid: g.as_uid.clone(),
+        username: g.username.clone(),
+        password: g.password.clone(),
+        proxy_url: g.proxy_url.clone(),
+        disable_compression: g.disable_compression,
     }
 }
 
@@ -236,11 +255,38 @@ async fn run(cli: Cli, mut command: clap::Command, plugin: bool) -> anyhow::Resu
             };
             commands::expose::run(&conn, &flags).await
         }
+        Command::Pause(a) => {
+            exact_args(&a.args, 2)?;
+            let opts = commands::pause::PauseOptions {
+                action: commands::pause::PauseAction::Pause,
+                target: commands::pause::Target::parse(&a.args[0])?,
+                name: a.args[1].clone(),
+                dry_run: a.dry_run,
+            };
+            commands::pause::run(&conn, &opts).await
+        }
+        Command::Unpause(a) => {
+            exact_args(&a.args, 2)?;
+            let target = commands::pause::Target::parse(&a.args[0])?;
+            commands::unpause::run(&conn, target, &a.args[1], a.dry_run).await
+        }
+        Command::Status(a) => {
+            let opts = commands::status::StatusOptions {
+                names: a.names,
+                all_namespaces: a.all_namespaces,
+                output: match a.output {
+                    None => commands::status::Output::Table,
+                    Some(cli::OutputFormat::Yaml) => commands::status::Output::Yaml,
+                    Some(cli::OutputFormat::Json) => commands::status::Output::Json,
+                },
+            };
+            commands::status::run(&conn, &opts).await
+        }
         Command::Version => commands::version::run(&conn).await,
         Command::Completion(a) => {
             let bin = if plugin { "kubectl-virt" } else { "virtctl" };
             let mut stdout = std::io::stdout().lock();
-            commands::completion::run(command, bin, a.shell, &mut stdout)
+            commands::completion::run(bin, a.shell, !a.no_descriptions, &mut stdout)
         }
     }
 }

@@ -22,6 +22,9 @@ fn help_texts() {
         ("stop", &["stop"][..]),
         ("restart", &["restart"][..]),
         ("expose", &["expose"][..]),
+        ("status", &["status"][..]),
+        ("pause", &["pause"][..]),
+        ("unpause", &["unpause"][..]),
         ("version", &["version"][..]),
         ("completion", &["completion"][..]),
     ] {

@@ -3,9 +3,12 @@
 
 pub mod completion;
 pub mod expose;
+pub mod pause;
 pub mod restart;
 pub mod start;
+pub mod status;
 pub mod stop;
+pub mod unpause;
 pub mod version;
 
 use std::time::Duration;
