@@ -39,6 +39,9 @@ struct Args {
     /// The virt-controller binary (default: next to this one).
     #[arg(long)]
     controller: Option<PathBuf>,
+    /// The controller's client-side rate limit (`virt-controller run --qps`; 0: none).
+    #[arg(long, default_value_t = 200.0)]
+    qps: f64,
     /// Give up after this long.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -175,6 +178,8 @@ async fn main() -> anyhow::Result<()> {
             "run",
             "--leader-elect",
             "false",
+            "--qps",
+            &args.qps.to_string(),
             "--metrics-addr",
             &format!("127.0.0.1:{port}"),
             "--kubeconfig",
