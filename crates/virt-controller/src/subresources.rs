@@ -84,33 +84,70 @@ fn dry_run(body: &Body) -> bool {
         .is_some_and(|d| d.iter().any(|v| v == "All"))
 }
 
+/// 404 for an action this API does not have.
+fn no_such_action() -> IntentError {
+    IntentError {
+        code: 404,
+        reason: "NotFound",
+        message: "the server could not find the requested resource".into(),
+    }
+}
+
+/// What every handler starts with: the client, once the API server is up, and the decoded body.
+fn prepare<'a>(
+    state: &'a SubresourceState,
+    body: &[u8],
+) -> Result<(&'a Client, Body), IntentError> {
+    let client = state.client.get().ok_or(IntentError {
+        code: 503,
+        reason: "ServiceUnavailable",
+        message: "the subresource API is starting".into(),
+    })?;
+    Ok((client, decode(body)?))
+}
+
+/// The response: `ok` with no body, or the refusal as a `metav1.Status`.
+fn respond(result: Result<(), IntentError>, ok: StatusCode) -> Response {
+    match result {
+        Ok(()) => ok.into_response(),
+        Err(e) => from_intent(e),
+    }
+}
+
+/// PUT `.../virtualmachines/{name}/{start|stop|restart}`: 202 on success.
 async fn lifecycle(
     State(state): State<Arc<SubresourceState>>,
     Path((ns, name, action)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    let Some(client) = state.client.get() else {
-        return status(503, "ServiceUnavailable", "the subresource API is starting");
-    };
-    let body = match decode(&body) {
-        Ok(b) => b,
-        Err(e) => return from_intent(e),
-    };
-    let dry = dry_run(&body);
-    // restart validates its grace period before anything is fetched (Part B §2.5).
-    if action == "restart"
-        && let Err(e) = intent::check_restart_options(&RestartOptions {
-            grace_period_seconds: body.grace_period_seconds,
-            dry_run: dry,
-        })
-    {
-        return from_intent(e);
+    respond(
+        run_lifecycle(&state, &ns, &name, &action, &body).await,
+        StatusCode::ACCEPTED,
+    )
+}
+
+async fn run_lifecycle(
+    state: &SubresourceState,
+    ns: &str,
+    name: &str,
+    action: &str,
+    body: &[u8],
+) -> Result<(), IntentError> {
+    if !matches!(action, "start" | "stop" | "restart") {
+        return Err(no_such_action());
     }
-    let (vm, vmi) = match execute::fetch(client, &ns, &name).await {
-        Ok(x) => x,
-        Err(e) => return from_intent(e),
+    let (client, body) = prepare(state, body)?;
+    let dry = dry_run(&body);
+    let restart = RestartOptions {
+        grace_period_seconds: body.grace_period_seconds,
+        dry_run: dry,
     };
-    let plan = match action.as_str() {
+    // restart validates its grace period before anything is fetched (Part B §2.5).
+    if action == "restart" {
+        intent::check_restart_options(&restart)?;
+    }
+    let (vm, vmi) = execute::fetch(client, ns, name).await?;
+    let plan = match action {
         "start" => intent::start(
             &vm,
             vmi.as_ref(),
@@ -127,30 +164,9 @@ async fn lifecycle(
                 dry_run: dry,
             },
         ),
-        "restart" => intent::restart(
-            &vm,
-            vmi.as_ref(),
-            &RestartOptions {
-                grace_period_seconds: body.grace_period_seconds,
-                dry_run: dry,
-            },
-        ),
-        _ => {
-            return status(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            );
-        }
-    };
-    let plan = match plan {
-        Ok(p) => p,
-        Err(e) => return from_intent(e),
-    };
-    match execute::execute(client, &ns, &name, &plan).await {
-        Ok(()) => StatusCode::ACCEPTED.into_response(),
-        Err(e) => from_intent(e),
-    }
+        _ => intent::restart(&vm, vmi.as_ref(), &restart),
+    }?;
+    execute::execute(client, ns, name, &plan).await
 }
 
 /// PUT `.../virtualmachineinstances/{name}/{pause|unpause}`: 200 on success (not 202).
@@ -159,58 +175,41 @@ async fn pause_or_unpause(
     Path((ns, name, action)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    let Some(client) = state.client.get() else {
-        return status(503, "ServiceUnavailable", "the subresource API is starting");
-    };
-    let body = match decode(&body) {
-        Ok(b) => b,
-        Err(e) => return from_intent(e),
-    };
+    respond(
+        run_pause_or_unpause(&state, &ns, &name, &action, &body).await,
+        StatusCode::OK,
+    )
+}
+
+async fn run_pause_or_unpause(
+    state: &SubresourceState,
+    ns: &str,
+    name: &str,
+    action: &str,
+    body: &[u8],
+) -> Result<(), IntentError> {
+    if !matches!(action, "pause" | "unpause") {
+        return Err(no_such_action());
+    }
+    let (client, body) = prepare(state, body)?;
     let opts = PauseOptions {
         dry_run: dry_run(&body),
     };
-    let internal = |what: &str, e: kube::Error| {
-        from_intent(IntentError::internal(format!(
-            "unable to retrieve {what} [{name}]: {e}"
-        )))
-    };
-    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), &ns);
-    let plan = match action.as_str() {
-        "pause" => {
-            let vmi = match vmis.get_opt(&name).await {
-                Ok(v) => v,
-                Err(e) => return internal("vmi", e),
-            };
-            intent::pause(&name, vmi.as_ref(), &opts, &controller::now())
-        }
-        "unpause" => {
-            let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), &ns);
-            let vm = match vms.get_opt(&name).await {
-                Ok(v) => v,
-                Err(e) => return internal("vm", e),
-            };
-            let vmi = match vmis.get_opt(&name).await {
-                Ok(v) => v,
-                Err(e) => return internal("vmi", e),
-            };
-            intent::unpause(&name, vm.as_ref(), vmi.as_ref(), &opts)
-        }
-        _ => {
-            return status(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-            );
+    let retrieve = |what: &'static str| {
+        move |e: kube::Error| {
+            IntentError::internal(format!("unable to retrieve {what} [{name}]: {e}"))
         }
     };
-    let plan = match plan {
-        Ok(p) => p,
-        Err(e) => return from_intent(e),
+    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
+    let vmi = vmis.get_opt(name).await.map_err(retrieve("vmi"))?;
+    let plan = if action == "pause" {
+        intent::pause(name, vmi.as_ref(), &opts, &controller::now())?
+    } else {
+        let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), ns);
+        let vm = vms.get_opt(name).await.map_err(retrieve("vm"))?;
+        intent::unpause(name, vm.as_ref(), vmi.as_ref(), &opts)?
     };
-    match execute::execute(client, &ns, &name, &plan).await {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => from_intent(e),
-    }
+    execute::execute(client, ns, name, &plan).await
 }
 
 async fn version() -> axum::Json<Value> {
