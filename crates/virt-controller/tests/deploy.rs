@@ -7,33 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
+use test_support::{have_kubectl, kubectl_path};
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
-}
-
-fn kubectl_path() -> PathBuf {
-    std::env::var_os("KUBECTL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("kubectl"))
-}
-
-/// Whether kubectl can run here. Under CI (CI=true) a missing kubectl fails the test;
-/// elsewhere the test is skipped, and says so.
-fn have_kubectl(test: &str) -> bool {
-    let found = Command::new(kubectl_path())
-        .args(["version", "--client"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: kubectl is required under CI but was not found");
-        }
-        eprintln!("SKIPPED {test}: kubectl is not installed");
-    }
-    found
 }
 
 /// Every object in deploy/ outside crds/, in file order.

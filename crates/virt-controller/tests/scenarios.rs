@@ -15,9 +15,8 @@
 //!
 //! A VMI is "killed" by deleting its launcher Pod, as Part B's functional tests do.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +26,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
+use test_support::Playground;
 use virt_reconciler::{
     StateChangeRequest, VirtualMachine, VirtualMachineInstance, VirtualMachineStatus,
 };
@@ -41,51 +41,11 @@ const HOLD: &str = "scenarios.test/hold";
 // ---------------------------------------------------------------------------------------------
 // The playground process
 
-struct Playground {
-    child: Child,
-    kubeconfig: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Playground {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start_playground() -> Playground {
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_virt-controller"))
-        .args([
-            "local",
-            "--listen",
-            "127.0.0.1:0",
-            "--node-start-delay",
-            "0",
-            "--node-shutdown-time",
-            "0",
-            "--kubeconfig-out",
-        ])
-        .arg(&kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.starts_with("virt-controller local ready at https://127.0.0.1:"),
-        "{line:?}"
-    );
-    Playground {
-        child,
-        kubeconfig,
-        _dir: dir,
-    }
+    Playground::start(
+        Path::new(env!("CARGO_BIN_EXE_virt-controller")),
+        Stdio::inherit(),
+    )
 }
 
 async fn client_for(p: &Playground) -> Client {

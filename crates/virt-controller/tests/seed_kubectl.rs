@@ -5,74 +5,34 @@
 //! Without kubectl the tests print `SKIPPED <test>: kubectl is not installed` and pass, except
 //! under `CI=true`, where they fail.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use test_support::{have_kubectl, kubectl_path};
 
 const VM: &str = "vm-cirros";
 
-struct Playground {
-    child: Child,
-    kubeconfig: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Playground {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The playground, with the kubectl helpers of this file.
+struct Playground(test_support::Playground);
 
 impl Playground {
     fn start() -> Playground {
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_virt-controller"))
-            .args([
-                "local",
-                "--listen",
-                "127.0.0.1:0",
-                "--node-start-delay",
-                "0",
-                "--node-shutdown-time",
-                "0",
-                "--kubeconfig-out",
-            ])
-            .arg(&kubeconfig)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(
-            line.starts_with("virt-controller local ready at https://127.0.0.1:"),
-            "{line:?}"
-        );
-        assert!(
-            line.contains(&format!("(kubeconfig: {}", kubeconfig.display())),
-            "{line:?}"
-        );
-        Playground {
-            child,
-            kubeconfig,
-            dir,
-        }
+        Playground(test_support::Playground::start(
+            Path::new(env!("CARGO_BIN_EXE_virt-controller")),
+            Stdio::inherit(),
+        ))
     }
 
     /// Runs kubectl with this playground's kubeconfig and a private cache and home.
     fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = Command::new(kubectl_path());
         cmd.args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("KUBECACHEDIR", self.dir.path().join("cache"))
-            .env("HOME", self.dir.path())
+            .env("KUBECONFIG", &self.0.kubeconfig)
+            .env("KUBECACHEDIR", self.0.dir().join("cache"))
+            .env("HOME", self.0.dir())
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -178,30 +138,6 @@ impl Playground {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("No resources found"), "{err}");
     }
-}
-
-fn kubectl_path() -> PathBuf {
-    std::env::var_os("KUBECTL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("kubectl"))
-}
-
-/// Whether kubectl can run here. Under CI (CI=true) a missing kubectl fails the test;
-/// elsewhere the test is skipped, and says so.
-fn have_kubectl(test: &str) -> bool {
-    let found = Command::new(kubectl_path())
-        .args(["version", "--client"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: kubectl is required under CI but was not found");
-        }
-        eprintln!("SKIPPED {test}: kubectl is not installed");
-    }
-    found
 }
 
 /// The seed's `vm.yaml`, unchanged.

@@ -166,29 +166,8 @@ impl Drop for Localkube {
     }
 }
 
-pub fn kubectl_path() -> PathBuf {
-    std::env::var_os("KUBECTL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("kubectl"))
-}
-
-/// Whether kubectl can run here. Under CI (CI=true) a missing kubectl fails the test;
-/// elsewhere the test is skipped, and says so.
-pub fn have_kubectl(test: &str) -> bool {
-    let found = Command::new(kubectl_path())
-        .args(["version", "--client"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: kubectl is required under CI but was not found");
-        }
-        eprintln!("SKIPPED {test}: kubectl is not installed");
-    }
-    found
-}
+#[allow(unused_imports)] // Not every test binary uses both.
+pub use test_support::{have_kubectl, kubectl_path};
 
 pub fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/examples")
