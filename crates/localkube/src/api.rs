@@ -299,15 +299,30 @@ fn tracks_generation(rt: &ResourceType) -> bool {
 
 /// Compares two objects ignoring resourceVersion and managedFields, to detect no-op writes.
 fn same_content(a: &Value, b: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-            m.remove("managedFields");
-        }
-        v
+    const IGNORED: [&str; 2] = ["resourceVersion", "managedFields"];
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
     };
-    strip(a) == strip(b)
+    let same_meta = match (a.get("metadata"), b.get("metadata")) {
+        (Some(Value::Object(ma)), Some(Value::Object(mb))) => {
+            let kept = |m: &'_ serde_json::Map<String, Value>| {
+                m.iter()
+                    .filter(|(k, _)| !IGNORED.contains(&k.as_str()))
+                    .count()
+            };
+            kept(ma) == kept(mb)
+                && ma
+                    .iter()
+                    .filter(|(k, _)| !IGNORED.contains(&k.as_str()))
+                    .all(|(k, v)| mb.get(k) == Some(v))
+        }
+        (ma, mb) => ma == mb,
+    };
+    same_meta
+        && a.len() == b.len()
+        && a.iter()
+            .filter(|(k, _)| k.as_str() != "metadata")
+            .all(|(k, v)| b.get(k) == Some(v))
 }
 
 fn store_err(rt: &ResourceType, name: &str, e: StoreError) -> ApiError {
@@ -1699,6 +1714,19 @@ mod tests {
         )
         .unwrap();
         assert!(apply_json_patch(&mut doc, failing).is_err());
+    }
+
+    #[test]
+    fn same_content_ignores_only_version_and_managed_fields() {
+        let a = json!({"metadata": {"name": "x", "resourceVersion": "1", "managedFields": []}, "data": {"k": "v"}});
+        let b = json!({"data": {"k": "v"}, "metadata": {"resourceVersion": "2", "name": "x"}});
+        assert!(same_content(&a, &b));
+        let c = json!({"metadata": {"name": "x", "labels": {}}, "data": {"k": "v"}});
+        assert!(!same_content(&a, &c));
+        let d = json!({"metadata": {"name": "x"}, "data": {"k": "v"}, "extra": 1});
+        assert!(!same_content(&a, &d) && !same_content(&d, &a));
+        let e = json!({"metadata": {"name": "x"}, "data": {"k": "w"}});
+        assert!(!same_content(&a, &e));
     }
 
     #[test]
