@@ -639,26 +639,17 @@ async fn resource_request(
                 }
                 Rendering::Object => {
                     // The items' stored bytes go into the list as they are.
-                    let mut out = list_head(
+                    let head = list_head(
                         &rt.api_version(),
                         &rt.list_kind(),
                         &rv,
                         &page.continue_token,
                         page.remaining,
                     );
-                    out.reserve(page.items.iter().map(|o| o.json().len() + 1).sum());
-                    for (i, o) in page.items.iter().enumerate() {
-                        if i > 0 {
-                            out.push(b',');
-                        }
-                        out.extend_from_slice(&core.view_json(&rt, o));
-                    }
-                    out.extend_from_slice(b"]}");
-                    return Ok(json_bytes_response(
-                        StatusCode::OK,
-                        Bytes::from(out),
-                        &warnings,
-                    ));
+                    let items: Vec<Bytes> =
+                        page.items.iter().map(|o| core.view_json(&rt, o)).collect();
+                    let body = list_json(head, items.iter().map(|b| &b[..]));
+                    return Ok(json_bytes_response(StatusCode::OK, body, &warnings));
                 }
             };
             Ok(json_response(StatusCode::OK, &body, &warnings))
@@ -691,15 +682,15 @@ async fn resource_request(
             let opts = delete_options(&q, &content_type(&headers), &read_body(req).await?)?;
             let items =
                 core.delete_collection(&rt, target.namespace.as_deref(), &labels, &fields, &opts)?;
-            let body = list_body(
+            let head = list_head(
                 &rt.api_version(),
                 &rt.list_kind(),
-                items,
                 &core.store.current_rv().to_string(),
                 &None,
                 None,
             );
-            Ok(json_response(StatusCode::OK, &body, &warnings))
+            let body = list_json(head, items.iter().map(|b| &b[..]));
+            Ok(json_bytes_response(StatusCode::OK, body, &warnings))
         }
         (Some(name), Method::GET) => {
             let stored = core.get_stored(&rt, &ns, name)?;
@@ -816,6 +807,19 @@ fn list_head(
     // Ends with `"items":[]}`.
     out.truncate(out.len().saturating_sub(2));
     out
+}
+
+/// A list's JSON: `head` from `list_head`, then the items' JSON as they are.
+fn list_json<'a>(mut head: Vec<u8>, items: impl Iterator<Item = &'a [u8]> + Clone) -> Bytes {
+    head.reserve(items.clone().map(|i| i.len() + 1).sum::<usize>() + 2);
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            head.push(b',');
+        }
+        head.extend_from_slice(item);
+    }
+    head.extend_from_slice(b"]}");
+    Bytes::from(head)
 }
 
 fn delete_options(q: &Query, content_type: &str, body: &[u8]) -> ApiResult<DeleteOptions> {
