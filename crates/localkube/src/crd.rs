@@ -317,7 +317,7 @@ pub fn established(core: &Core, crd: &Value) -> ApiResult<()> {
     let Some(current) = core.store.get(&key, "", name) else {
         return Ok(());
     };
-    let mut next = (*current).clone();
+    let mut next = current.value();
     let now = now_rfc3339();
     let condition = |t: &str, reason: &str, msg: &str| json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": msg});
     let stored_versions: Vec<Value> = crd["spec"]["versions"]
@@ -335,8 +335,7 @@ pub fn established(core: &Core, crd: &Value) -> ApiResult<()> {
         ],
         "storedVersions": stored_versions,
     });
-    let rv = crate::store::object_rv(&current);
-    let _ = core.store.update(&key, "", name, rv, next);
+    let _ = core.store.update(&key, "", name, current.rv(), next);
     Ok(())
 }
 
@@ -362,15 +361,7 @@ pub fn unregister(core: &Core, crd: &Value) {
     let key = store_key(crd);
     let (all, _) = core.store.list(&key, None);
     for obj in all {
-        let ns = obj
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let n = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let _ = core.store.delete(&key, ns, n, None);
+        let _ = core.store.delete(&key, obj.namespace(), obj.name(), None);
     }
 }
 
@@ -380,8 +371,7 @@ pub fn terminating(core: &Core, crd_name: &str) -> bool {
         "apiextensions.k8s.io".to_string(),
         "customresourcedefinitions".to_string(),
     );
-    core.store.get(&key, "", crd_name).is_some_and(|c| {
-        c.pointer("/metadata/deletionTimestamp")
-            .is_some_and(|v| !v.is_null())
-    })
+    core.store
+        .get(&key, "", crd_name)
+        .is_some_and(|c| c.deleting())
 }

@@ -9,51 +9,33 @@ use serde_json::{Value, json};
 use crate::api::{Core, DeleteOptions, Propagation, WriteOptions};
 use crate::crd;
 use crate::registry::ResourceType;
-use crate::store::StoreKey;
+use crate::store::{OwnerRef, StoreKey, Stored};
 
 const RESYNC: std::time::Duration = std::time::Duration::from_secs(5);
 
 struct Entry {
     rt: Arc<ResourceType>,
-    obj: Arc<Value>,
+    obj: Arc<Stored>,
 }
 
 impl Entry {
     fn ns(&self) -> &str {
-        self.obj
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("")
+        self.obj.namespace()
     }
     fn name(&self) -> &str {
-        self.obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
+        self.obj.name()
     }
     fn uid(&self) -> &str {
-        self.obj
-            .pointer("/metadata/uid")
-            .and_then(Value::as_str)
-            .unwrap_or("")
+        self.obj.uid()
     }
     fn deleting(&self) -> bool {
-        self.obj
-            .pointer("/metadata/deletionTimestamp")
-            .is_some_and(|v| !v.is_null())
+        self.obj.deleting()
     }
     fn has_finalizer(&self, f: &str) -> bool {
-        self.obj
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(f)))
+        self.obj.has_finalizer(f)
     }
-    fn owner_refs(&self) -> Vec<Value> {
-        self.obj
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
+    fn owner_refs(&self) -> &[OwnerRef] {
+        self.obj.owner_refs()
     }
 }
 
@@ -86,7 +68,7 @@ fn snapshot(core: &Core) -> Vec<Entry> {
 }
 
 fn remove_finalizer(core: &Core, e: &Entry, finalizer: &str) -> bool {
-    let mut next = (*e.obj).clone();
+    let mut next = e.obj.value();
     if let Some(a) = next
         .pointer_mut("/metadata/finalizers")
         .and_then(Value::as_array_mut)
@@ -98,8 +80,17 @@ fn remove_finalizer(core: &Core, e: &Entry, finalizer: &str) -> bool {
         .is_ok()
 }
 
-fn set_owner_refs(core: &Core, e: &Entry, refs: Vec<Value>) -> bool {
-    let mut next = (*e.obj).clone();
+/// Keeps the owner references whose uid is in `keep`.
+fn set_owner_refs(core: &Core, e: &Entry, keep: &HashSet<&str>) -> bool {
+    let mut next = e.obj.value();
+    let refs: Vec<Value> = next
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|r| keep.contains(r.get("uid").and_then(Value::as_str).unwrap_or("")))
+        .cloned()
+        .collect();
     if refs.is_empty() {
         if let Some(m) = next["metadata"].as_object_mut() {
             m.remove("ownerReferences");
@@ -131,13 +122,10 @@ pub fn pass(core: &Core) -> bool {
     let mut dependents: HashMap<String, Vec<(usize, bool)>> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
         for r in e.owner_refs() {
-            if let Some(uid) = r.get("uid").and_then(Value::as_str) {
-                let block = r.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true);
-                dependents
-                    .entry(uid.to_string())
-                    .or_default()
-                    .push((i, block));
-            }
+            dependents
+                .entry(r.uid.to_string())
+                .or_default()
+                .push((i, r.block_owner_deletion));
         }
     }
     let terminating_namespaces: HashSet<&str> = entries
@@ -157,11 +145,12 @@ pub fn pass(core: &Core) -> bool {
         if refs.is_empty() {
             continue;
         }
-        let mut keep = Vec::new();
+        let mut keep = HashSet::new();
+        let mut kept = 0;
         let mut absent = 0;
         let mut foreground_owner = false;
-        for r in &refs {
-            let uid = r.get("uid").and_then(Value::as_str).unwrap_or("");
+        for r in refs {
+            let uid = &*r.uid;
             match by_uid.get(uid) {
                 None => absent += 1,
                 Some(owner) if owner.deleting() && owner.has_finalizer("orphan") => {}
@@ -169,7 +158,8 @@ pub fn pass(core: &Core) -> bool {
                     if owner.deleting() && owner.has_finalizer("foregroundDeletion") {
                         foreground_owner = true;
                     }
-                    keep.push(r.clone());
+                    keep.insert(uid);
+                    kept += 1;
                 }
             }
         }
@@ -177,9 +167,9 @@ pub fn pass(core: &Core) -> bool {
             if !e.deleting() {
                 changed |= delete(core, e, Propagation::Background);
             }
-        } else if keep.len() != refs.len() {
+        } else if kept != refs.len() {
             // Forget owners that are gone or that orphan their dependents.
-            changed |= set_owner_refs(core, e, keep);
+            changed |= set_owner_refs(core, e, &keep);
         } else if foreground_owner && !e.deleting() {
             changed |= delete(core, e, Propagation::Foreground);
         }
@@ -216,7 +206,7 @@ pub fn pass(core: &Core) -> bool {
 /// Deletes a terminating CRD's custom resources (their finalizers are honoured), and
 /// releases the CRD when none is left.
 fn clean_up_crd(core: &Core, e: &Entry, entries: &[Entry]) -> bool {
-    let key = crd::store_key(&e.obj);
+    let key = crd::store_key(&e.obj.value());
     let mut left = 0;
     let mut changed = false;
     for cr in entries.iter().filter(|x| x.rt.store == key) {
@@ -232,13 +222,12 @@ fn clean_up_crd(core: &Core, e: &Entry, entries: &[Entry]) -> bool {
 }
 
 fn finish_namespace(core: &Core, e: &Entry) -> bool {
-    let has_spec_finalizer = e
-        .obj
+    let mut next = e.obj.value();
+    let has_spec_finalizer = next
         .pointer("/spec/finalizers")
         .and_then(Value::as_array)
         .is_some_and(|a| a.iter().any(|f| f.as_str() == Some("kubernetes")));
     if has_spec_finalizer {
-        let mut next = (*e.obj).clone();
         next["spec"]["finalizers"] = json!([]);
         if core
             .update(&e.rt, "", e.name(), next, &gc_options(), false)
@@ -250,8 +239,7 @@ fn finish_namespace(core: &Core, e: &Entry) -> bool {
     let meta_finalizers = core
         .store
         .get(&e.rt.store, "", e.name())
-        .and_then(|o| o.pointer("/metadata/finalizers").cloned())
-        .and_then(|f| f.as_array().map(Vec::len))
+        .map(|o| o.finalizers().count())
         .unwrap_or(0);
     if meta_finalizers == 0 {
         return core.store.delete(&e.rt.store, "", e.name(), None).is_ok();

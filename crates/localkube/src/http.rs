@@ -22,7 +22,7 @@ use crate::openapi;
 use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector, parse_field_selector, parse_label_selector};
 use crate::status::{ApiError, ApiResult};
-use crate::store::{Change, EventType};
+use crate::store::{Change, EventType, Stored, watch_line};
 use crate::table;
 
 pub struct AppState {
@@ -133,9 +133,9 @@ fn rendering(headers: &HeaderMap, q: &Query) -> ApiResult<Rendering> {
     }
 }
 
-fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut r = (code, bytes).into_response();
+/// A response whose JSON body is already serialized.
+fn json_bytes_response(code: StatusCode, body: Bytes, warnings: &[String]) -> Response {
+    let mut r = (code, body).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -147,6 +147,29 @@ fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Respons
         }
     }
     r
+}
+
+fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
+    json_bytes_response(
+        code,
+        Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
+        warnings,
+    )
+}
+
+/// The response to a write: the written object's stored bytes when they are what the client
+/// asked for, else the object rendered.
+fn written_response(
+    code: StatusCode,
+    rt: &ResourceType,
+    w: crate::api::Written,
+    how: Rendering,
+    warnings: &[String],
+) -> Response {
+    match (how, w.json) {
+        (Rendering::Object, Some(json)) => json_bytes_response(code, json, warnings),
+        _ => json_response(code, &render_one(rt, w.object, how), warnings),
+    }
 }
 
 fn ok(body: &Value) -> Response {
@@ -593,14 +616,18 @@ async fn resource_request(
             let body = match how {
                 Rendering::Table(include) => table_of(
                     &rt,
-                    page.items,
+                    page.items.iter().map(|o| core.view_of(&rt, o)).collect(),
                     include,
                     Some(&rv),
                     page.continue_token.as_deref(),
                     true,
                 ),
                 Rendering::PartialMetadata => {
-                    let items: Vec<Value> = page.items.iter().map(partial_metadata).collect();
+                    let items: Vec<Value> = page
+                        .items
+                        .iter()
+                        .map(|o| partial_metadata(&core.view_of(&rt, o)))
+                        .collect();
                     list_body(
                         "meta.k8s.io/v1",
                         "PartialObjectMetadataList",
@@ -610,14 +637,20 @@ async fn resource_request(
                         page.remaining,
                     )
                 }
-                Rendering::Object => list_body(
-                    &rt.api_version(),
-                    &rt.list_kind(),
-                    page.items,
-                    &rv,
-                    &page.continue_token,
-                    page.remaining,
-                ),
+                Rendering::Object => {
+                    // The items' stored bytes go into the list as they are.
+                    let head = list_head(
+                        &rt.api_version(),
+                        &rt.list_kind(),
+                        &rv,
+                        &page.continue_token,
+                        page.remaining,
+                    );
+                    let items: Vec<Bytes> =
+                        page.items.iter().map(|o| core.view_json(&rt, o)).collect();
+                    let body = list_json(head, items.iter().map(|b| &b[..]));
+                    return Ok(json_bytes_response(StatusCode::OK, body, &warnings));
+                }
             };
             Ok(json_response(StatusCode::OK, &body, &warnings))
         }
@@ -629,10 +662,15 @@ async fn resource_request(
             }
             let opts = write_options(&headers, &q)?;
             let body = parse_object_body(&headers, &read_body(req).await?)?;
-            let w = core.create(&rt, &ns, body, &opts)?;
-            warnings.extend(w.warnings);
-            let out = render_one(&rt, w.object, how);
-            Ok(json_response(StatusCode::CREATED, &out, &warnings))
+            let mut w = core.create(&rt, &ns, body, &opts)?;
+            warnings.append(&mut w.warnings);
+            Ok(written_response(
+                StatusCode::CREATED,
+                &rt,
+                w,
+                how,
+                &warnings,
+            ))
         }
         (None, Method::DELETE) => {
             if target.namespace.is_none() && rt.namespaced {
@@ -644,19 +682,23 @@ async fn resource_request(
             let opts = delete_options(&q, &content_type(&headers), &read_body(req).await?)?;
             let items =
                 core.delete_collection(&rt, target.namespace.as_deref(), &labels, &fields, &opts)?;
-            let body = list_body(
+            let head = list_head(
                 &rt.api_version(),
                 &rt.list_kind(),
-                items,
                 &core.store.current_rv().to_string(),
                 &None,
                 None,
             );
-            Ok(json_response(StatusCode::OK, &body, &warnings))
+            let body = list_json(head, items.iter().map(|b| &b[..]));
+            Ok(json_bytes_response(StatusCode::OK, body, &warnings))
         }
         (Some(name), Method::GET) => {
-            let obj = core.get(&rt, &ns, name)?;
-            let out = render_one(&rt, obj, how);
+            let stored = core.get_stored(&rt, &ns, name)?;
+            if how == Rendering::Object {
+                let json = core.view_json(&rt, &stored);
+                return Ok(json_bytes_response(StatusCode::OK, json, &warnings));
+            }
+            let out = render_one(&rt, core.view_of(&rt, &stored), how);
             Ok(json_response(StatusCode::OK, &out, &warnings))
         }
         (Some(name), Method::PUT) => {
@@ -667,9 +709,9 @@ async fn resource_request(
             } else {
                 core.update(&rt, &ns, name, body, &opts, status_only)?
             };
-            warnings.extend(w.warnings);
-            let out = render_one(&rt, w.object, how);
-            Ok(json_response(StatusCode::OK, &out, &warnings))
+            let mut w = w;
+            warnings.append(&mut w.warnings);
+            Ok(written_response(StatusCode::OK, &rt, w, how, &warnings))
         }
         (Some(name), Method::PATCH) => {
             let ct = content_type(&headers);
@@ -678,15 +720,14 @@ async fn resource_request(
             let opts = write_options(&headers, &q)?;
             let bytes = read_body(req).await?;
             let patch = parse_document(&bytes, pt == PatchType::Apply)?;
-            let w = core.patch(&rt, &ns, name, pt, &patch, &opts, status_only)?;
-            warnings.extend(w.warnings);
+            let mut w = core.patch(&rt, &ns, name, pt, &patch, &opts, status_only)?;
+            warnings.append(&mut w.warnings);
             let code = if w.created {
                 StatusCode::CREATED
             } else {
                 StatusCode::OK
             };
-            let out = render_one(&rt, w.object, how);
-            Ok(json_response(code, &out, &warnings))
+            Ok(written_response(code, &rt, w, how, &warnings))
         }
         (Some(name), Method::DELETE) => {
             if status_only {
@@ -753,6 +794,34 @@ fn list_body(
     json!({"apiVersion": api_version, "kind": kind, "metadata": meta, "items": items})
 }
 
+/// The start of a list's JSON, as `list_body` writes it, up to the opening of `items`.
+fn list_head(
+    api_version: &str,
+    kind: &str,
+    rv: &str,
+    continue_token: &Option<String>,
+    remaining: Option<u64>,
+) -> Vec<u8> {
+    let empty = list_body(api_version, kind, Vec::new(), rv, continue_token, remaining);
+    let mut out = serde_json::to_vec(&empty).unwrap_or_default();
+    // Ends with `"items":[]}`.
+    out.truncate(out.len().saturating_sub(2));
+    out
+}
+
+/// A list's JSON: `head` from `list_head`, then the items' JSON as they are.
+fn list_json<'a>(mut head: Vec<u8>, items: impl Iterator<Item = &'a [u8]> + Clone) -> Bytes {
+    head.reserve(items.clone().map(|i| i.len() + 1).sum::<usize>() + 2);
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            head.push(b',');
+        }
+        head.extend_from_slice(item);
+    }
+    head.extend_from_slice(b"]}");
+    Bytes::from(head)
+}
+
 fn delete_options(q: &Query, content_type: &str, body: &[u8]) -> ApiResult<DeleteOptions> {
     let mut opts = DeleteOptions {
         dry_run: q.dry_run()?,
@@ -785,20 +854,28 @@ fn delete_options(q: &Query, content_type: &str, body: &[u8]) -> ApiResult<Delet
     Ok(opts)
 }
 
+/// Which state of a changed object a watcher is sent.
+enum WatchObject<'a> {
+    /// The object after the change.
+    Current(&'a Arc<Stored>),
+    /// The object before the change, for a watcher whose selectors it no longer matches; sent
+    /// as DELETED with the change's version.
+    LeftSelection(&'a Arc<Stored>),
+}
+
 /// What a watcher sends for one change, if anything, given its selectors.
-fn watch_event(
-    core: &Core,
+fn watch_event<'a>(
     rt: &ResourceType,
     ns: Option<&str>,
     labels: &LabelSelector,
     fields: &FieldSelector,
-    change: &Change,
-) -> Option<(EventType, Value)> {
+    change: &'a Change,
+) -> Option<(EventType, WatchObject<'a>)> {
     if change.key != rt.store {
         return None;
     }
     if let Some(ns) = ns
-        && change.namespace != ns
+        && change.namespace() != ns
     {
         return None;
     }
@@ -807,24 +884,18 @@ fn watch_event(
         .old
         .as_ref()
         .is_some_and(|o| Core::matches(rt, o, labels, fields));
-    let (kind, obj) = match change.kind {
-        EventType::Added if now_matches => (EventType::Added, (*change.object).clone()),
-        EventType::Deleted if old_matches || now_matches => {
-            (EventType::Deleted, (*change.object).clone())
-        }
-        EventType::Modified => match (old_matches, now_matches) {
-            (true, true) => (EventType::Modified, (*change.object).clone()),
-            (false, true) => (EventType::Added, (*change.object).clone()),
-            (true, false) => {
-                let mut last = (**change.old.as_ref().expect("matched")).clone();
-                last["metadata"]["resourceVersion"] = json!(change.rv.to_string());
-                (EventType::Deleted, last)
-            }
-            (false, false) => return None,
+    let current = WatchObject::Current(&change.object);
+    Some(match change.kind {
+        EventType::Added if now_matches => (EventType::Added, current),
+        EventType::Deleted if old_matches || now_matches => (EventType::Deleted, current),
+        EventType::Modified => match (old_matches, now_matches, &change.old) {
+            (true, true, _) => (EventType::Modified, current),
+            (false, true, _) => (EventType::Added, current),
+            (true, false, Some(old)) => (EventType::Deleted, WatchObject::LeftSelection(old)),
+            _ => return None,
         },
         _ => return None,
-    };
-    Some((kind, core.to_view(rt, &obj)))
+    })
 }
 
 fn event_line(kind: &str, object: &Value) -> Bytes {
@@ -967,7 +1038,7 @@ struct WatchTask {
     fields: FieldSelector,
     how: Rendering,
     tx: tokio::sync::mpsc::Sender<Result<Bytes, Infallible>>,
-    initial: Vec<Arc<Value>>,
+    initial: Vec<Arc<Stored>>,
     backlog: Vec<Arc<Change>>,
     live: Option<tokio::sync::broadcast::Receiver<Arc<Change>>>,
     last_rv: u64,
@@ -979,43 +1050,91 @@ struct WatchTask {
     api_version: String,
 }
 
+impl WatchTask {
+    fn render(&self, obj: Value, first: &mut bool) -> Value {
+        match self.how {
+            Rendering::Table(include) => {
+                let v = table_of(&self.rt, vec![obj], include, None, None, *first);
+                *first = false;
+                v
+            }
+            Rendering::PartialMetadata => partial_metadata(&obj),
+            Rendering::Object => obj,
+        }
+    }
+
+    /// Whether the watcher sends objects as stored, so that event lines can be made from
+    /// the stored bytes without parsing them.
+    fn sends_as_stored(&self, obj: &Stored) -> bool {
+        self.how == Rendering::Object && Core::shows_as_stored(&self.rt, obj)
+    }
+
+    /// The line for an object of the initial state.
+    fn initial_line(&self, obj: &Stored, first: &mut bool) -> Bytes {
+        if self.sends_as_stored(obj) {
+            return watch_line("ADDED", obj.json());
+        }
+        let view = self.core.view_of(&self.rt, obj);
+        event_line("ADDED", &self.render(view, first))
+    }
+
+    /// The line this watcher sends for a change, if any. Watchers that send the change as it
+    /// is share one line, serialized once.
+    fn change_line(&self, change: &Change, first: &mut bool) -> Option<Bytes> {
+        let (kind, what) = watch_event(
+            &self.rt,
+            self.ns.as_deref(),
+            &self.labels,
+            &self.fields,
+            change,
+        )?;
+        let view = match what {
+            WatchObject::Current(obj) if self.sends_as_stored(obj) => {
+                return Some(if kind == change.kind {
+                    change.line()
+                } else {
+                    watch_line(kind.as_str(), obj.json())
+                });
+            }
+            WatchObject::Current(obj) => self.core.view_of(&self.rt, obj),
+            WatchObject::LeftSelection(old) => {
+                let mut last = old.value();
+                if let Some(m) = last.get_mut("metadata").and_then(Value::as_object_mut) {
+                    m.insert("resourceVersion".into(), json!(change.rv.to_string()));
+                }
+                self.core.to_view(&self.rt, &last)
+            }
+        };
+        Some(event_line(kind.as_str(), &self.render(view, first)))
+    }
+
+    fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
+        let mut meta = json!({"resourceVersion": rv.to_string()});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        event_line(
+            "BOOKMARK",
+            &json!({"kind": self.kind, "apiVersion": self.api_version, "metadata": meta}),
+        )
+    }
+}
+
 fn spawn_watch(mut t: WatchTask) {
     tokio::spawn(async move {
         let mut first = true;
         let deadline = tokio::time::Instant::now() + t.timeout;
-        let render = |obj: Value, first: &mut bool, t: &WatchTask| -> Value {
-            match t.how {
-                Rendering::Table(include) => {
-                    let v = table_of(&t.rt, vec![obj], include, None, None, *first);
-                    *first = false;
-                    v
-                }
-                Rendering::PartialMetadata => partial_metadata(&obj),
-                Rendering::Object => obj,
-            }
-        };
-        let bookmark = |rv: u64, t: &WatchTask, initial_end: bool| -> Bytes {
-            let mut meta = json!({"resourceVersion": rv.to_string()});
-            if initial_end {
-                meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
-            }
-            event_line(
-                "BOOKMARK",
-                &json!({"kind": t.kind, "apiVersion": t.api_version, "metadata": meta}),
-            )
-        };
         for obj in std::mem::take(&mut t.initial) {
             if !Core::matches(&t.rt, &obj, &t.labels, &t.fields) {
                 continue;
             }
-            let view = t.core.to_view(&t.rt, &obj);
-            let line = event_line("ADDED", &render(view, &mut first, &t));
+            let line = t.initial_line(&obj, &mut first);
             if t.tx.send(Ok(line)).await.is_err() {
                 return;
             }
         }
         if t.initial_end_bookmark {
-            let line = bookmark(t.last_rv, &t, true);
+            let line = t.bookmark(t.last_rv, true);
             if t.tx.send(Ok(line)).await.is_err() {
                 return;
             }
@@ -1025,18 +1144,10 @@ fn spawn_watch(mut t: WatchTask) {
                 continue;
             }
             t.last_rv = change.rv;
-            if let Some((kind, obj)) = watch_event(
-                &t.core,
-                &t.rt,
-                t.ns.as_deref(),
-                &t.labels,
-                &t.fields,
-                &change,
-            ) {
-                let line = event_line(kind.as_str(), &render(obj, &mut first, &t));
-                if t.tx.send(Ok(line)).await.is_err() {
-                    return;
-                }
+            if let Some(line) = t.change_line(&change, &mut first)
+                && t.tx.send(Ok(line)).await.is_err()
+            {
+                return;
             }
         }
         let Some(mut live) = t.live.take() else {
@@ -1051,7 +1162,7 @@ fn spawn_watch(mut t: WatchTask) {
                 _ = tokio::time::sleep_until(deadline) => return,
                 _ = t.tx.closed() => return,
                 _ = ticker.tick(), if t.bookmarks => {
-                    let line = bookmark(t.last_rv, &t, false);
+                    let line = t.bookmark(t.last_rv, false);
                     if t.tx.send(Ok(line)).await.is_err() {
                         return;
                     }
@@ -1062,11 +1173,10 @@ fn spawn_watch(mut t: WatchTask) {
                             continue;
                         }
                         t.last_rv = change.rv;
-                        if let Some((kind, obj)) = watch_event(&t.core, &t.rt, t.ns.as_deref(), &t.labels, &t.fields, &change) {
-                            let line = event_line(kind.as_str(), &render(obj, &mut first, &t));
-                            if t.tx.send(Ok(line)).await.is_err() {
-                                return;
-                            }
+                        if let Some(line) = t.change_line(&change, &mut first)
+                            && t.tx.send(Ok(line)).await.is_err()
+                        {
+                            return;
                         }
                     }
                     Err(RecvError::Lagged(_)) => {

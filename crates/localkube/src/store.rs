@@ -4,10 +4,16 @@
 //! history window and broadcasts it. Watchers subscribe under the same lock, so a watch that
 //! starts at version N sees every event after N exactly once. Durable storage would hook in
 //! at `commit`, which is the only place where state changes.
+//!
+//! Objects are kept as their JSON bytes plus a small index ([`Stored`]) of what lists,
+//! selectors and the garbage collector read, because a parsed `serde_json::Value` tree costs
+//! about ten times the object's JSON size. The bytes are what a durable store would persist:
+//! [`Stored::decode`] rebuilds the index from them.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, LazyLock, OnceLock};
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -36,17 +42,304 @@ impl EventType {
     }
 }
 
+/// The fields besides metadata.name and metadata.namespace that field selectors may use on a
+/// table, as kube-apiserver allows them. Their values are indexed at write time.
+pub fn selectable_fields(key: &StoreKey) -> &'static [&'static str] {
+    match (key.0.as_str(), key.1.as_str()) {
+        ("", "pods") => &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ],
+        ("", "events") => &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+        ("", "secrets") => &["type"],
+        ("", "namespaces") => &["status.phase"],
+        ("", "nodes") => &["spec.unschedulable"],
+        _ => &[],
+    }
+}
+
+/// A field's value as field selectors compare it: strings as they are, other values as JSON,
+/// missing fields and null as "".
+pub fn field_text(obj: &Value, path: &str) -> String {
+    let mut cur = obj;
+    for part in path.split('.') {
+        cur = match cur.get(part) {
+            Some(v) => v,
+            None => return String::new(),
+        };
+    }
+    match cur {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// An owner reference, as far as the garbage collector needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerRef {
+    pub uid: Box<str>,
+    pub block_owner_deletion: bool,
+}
+
+/// One stored object: its JSON (exactly as stored, resourceVersion included) and an index of
+/// the parts that are read without parsing it.
+#[derive(Debug)]
+pub struct Stored {
+    json: Bytes,
+    rv: u64,
+    namespace: Arc<str>,
+    name: Arc<str>,
+    api_version: Arc<str>,
+    uid: Box<str>,
+    labels: Box<[(Box<str>, Box<str>)]>,
+    /// Values of the table's `selectable_fields`, in that order.
+    fields: Box<[Box<str>]>,
+    finalizers: Box<[Box<str>]>,
+    owners: Box<[OwnerRef]>,
+    deleting: bool,
+}
+
+/// The index of an object, taken from its parsed form before the store lock is held.
+struct Index {
+    api_version: Arc<str>,
+    uid: Box<str>,
+    labels: Box<[(Box<str>, Box<str>)]>,
+    fields: Box<[Box<str>]>,
+    finalizers: Box<[Box<str>]>,
+    owners: Box<[OwnerRef]>,
+    deleting: bool,
+}
+
+/// Interns apiVersion strings, which only take as many values as there are served types.
+fn intern(s: &str) -> Arc<str> {
+    static SEEN: LazyLock<Mutex<HashSet<Arc<str>>>> = LazyLock::new(Default::default);
+    let mut seen = SEEN.lock();
+    if let Some(a) = seen.get(s) {
+        return a.clone();
+    }
+    let a: Arc<str> = Arc::from(s);
+    seen.insert(a.clone());
+    a
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+impl Index {
+    fn of(key: &StoreKey, obj: &Value) -> Index {
+        let meta = obj.get("metadata").unwrap_or(&Value::Null);
+        let labels = meta
+            .get("labels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.as_str().into(), label_text(v).into()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let strings = |v: Option<&Value>| -> Box<[Box<str>]> {
+            v.and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(Into::into).collect())
+                .unwrap_or_default()
+        };
+        let owners = meta
+            .get("ownerReferences")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|r| OwnerRef {
+                        uid: r.get("uid").and_then(Value::as_str).unwrap_or("").into(),
+                        block_owner_deletion: r.get("blockOwnerDeletion").and_then(Value::as_bool)
+                            == Some(true),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Index {
+            api_version: intern(obj.get("apiVersion").and_then(Value::as_str).unwrap_or("")),
+            uid: meta_str(obj, "uid").into(),
+            labels,
+            fields: selectable_fields(key)
+                .iter()
+                .map(|f| field_text(obj, f).into())
+                .collect(),
+            finalizers: strings(meta.get("finalizers")),
+            owners,
+            deleting: meta.get("deletionTimestamp").is_some_and(|v| !v.is_null()),
+        }
+    }
+}
+
+fn label_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The JSON of an object, in an allocation of exactly its size.
+fn encode(obj: &Value) -> Bytes {
+    let json = serde_json::to_vec(obj).unwrap_or_default();
+    Bytes::from(json.into_boxed_slice())
+}
+
+/// One watch event line, `{"type":KIND,"object":OBJECT}` and a newline, from the object's JSON.
+pub fn watch_line(kind: &str, object_json: &[u8]) -> Bytes {
+    let mut line = Vec::with_capacity(object_json.len() + kind.len() + 24);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    line.extend_from_slice(object_json);
+    line.extend_from_slice(b"}\n");
+    Bytes::from(line)
+}
+
+impl Stored {
+    fn new(index: Index, json: Bytes, rv: u64, namespace: Arc<str>, name: Arc<str>) -> Stored {
+        Stored {
+            json,
+            rv,
+            namespace,
+            name,
+            api_version: index.api_version,
+            uid: index.uid,
+            labels: index.labels,
+            fields: index.fields,
+            finalizers: index.finalizers,
+            owners: index.owners,
+            deleting: index.deleting,
+        }
+    }
+
+    /// Rebuilds a stored object of table `key` from its JSON, as a durable store would load it.
+    pub fn decode(key: &StoreKey, json: Bytes) -> Result<Stored, serde_json::Error> {
+        let obj: Value = serde_json::from_slice(&json)?;
+        let index = Index::of(key, &obj);
+        Ok(Stored::new(
+            index,
+            json,
+            object_rv(&obj),
+            Arc::from(meta_str(&obj, "namespace")),
+            Arc::from(meta_str(&obj, "name")),
+        ))
+    }
+
+    /// The object's JSON as stored.
+    pub fn json(&self) -> &Bytes {
+        &self.json
+    }
+
+    /// The object, parsed.
+    pub fn value(&self) -> Value {
+        // The bytes were serialized from a Value, so they parse.
+        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+    }
+
+    pub fn rv(&self) -> u64 {
+        self.rv
+    }
+
+    /// The namespace ("" for cluster-scoped objects).
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The apiVersion the object is stored as.
+    pub fn api_version(&self) -> &str {
+        &self.api_version
+    }
+
+    pub fn uid(&self) -> &str {
+        &self.uid
+    }
+
+    pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.labels.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| &**v)
+    }
+
+    /// The value of the `i`th of its table's `selectable_fields`.
+    pub fn field(&self, i: usize) -> Option<&str> {
+        self.fields.get(i).map(|v| &**v)
+    }
+
+    pub fn finalizers(&self) -> impl Iterator<Item = &str> {
+        self.finalizers.iter().map(|f| &**f)
+    }
+
+    pub fn has_finalizer(&self, f: &str) -> bool {
+        self.finalizers.iter().any(|x| &**x == f)
+    }
+
+    pub fn owner_refs(&self) -> &[OwnerRef] {
+        &self.owners
+    }
+
+    /// Whether metadata.deletionTimestamp is set.
+    pub fn deleting(&self) -> bool {
+        self.deleting
+    }
+}
+
 /// One change, as recorded in the history and sent to watchers.
 #[derive(Debug)]
 pub struct Change {
     pub key: StoreKey,
-    pub namespace: String,
     pub kind: EventType,
     /// The object after the change (for deletions: the last state, with the deletion's version).
-    pub object: Arc<Value>,
+    pub object: Arc<Stored>,
     /// The object before the change, so that selector watches can turn a change into ADDED/DELETED.
-    pub old: Option<Arc<Value>>,
+    pub old: Option<Arc<Stored>>,
     pub rv: u64,
+    /// The event as plain JSON, built by the first watcher that sends it and shared by the others.
+    line: OnceLock<Bytes>,
+}
+
+impl Change {
+    pub fn namespace(&self) -> &str {
+        self.object.namespace()
+    }
+
+    /// The event line `{"type":..,"object":..}` with the object as stored.
+    pub fn line(&self) -> Bytes {
+        self.line
+            .get_or_init(|| watch_line(self.kind.as_str(), self.object.json()))
+            .clone()
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -63,13 +356,25 @@ pub struct TooOld {
     pub oldest: u64,
 }
 
+/// The result of a write: the stored object, and the same object parsed (with its new
+/// resourceVersion), so that callers need not parse it again.
+#[derive(Debug)]
+pub struct Committed {
+    pub stored: Arc<Stored>,
+    pub object: Value,
+}
+
+/// One table's objects by namespace, then name. The namespace key is shared by its objects.
+type Table = BTreeMap<Arc<str>, BTreeMap<Arc<str>, Arc<Stored>>>;
+
 struct Inner {
     rv: u64,
     /// Every change with rv > compacted is in `history`.
     compacted: u64,
     history: VecDeque<Arc<Change>>,
     window: usize,
-    tables: HashMap<StoreKey, BTreeMap<ObjKey, Arc<Value>>>,
+    tables: HashMap<StoreKey, Table>,
+    count: usize,
 }
 
 pub struct Store {
@@ -98,6 +403,54 @@ fn set_rv(obj: &mut Value, rv: u64) {
     }
 }
 
+impl Inner {
+    fn lookup(&self, key: &StoreKey, ns: &str, name: &str) -> Option<&Arc<Stored>> {
+        self.tables.get(key)?.get(ns)?.get(name)
+    }
+
+    fn list(&self, key: &StoreKey, ns: Option<&str>) -> Vec<Arc<Stored>> {
+        let Some(table) = self.tables.get(key) else {
+            return Vec::new();
+        };
+        match ns {
+            Some(ns) => table
+                .get(ns)
+                .map(|t| t.values().cloned().collect())
+                .unwrap_or_default(),
+            None => table.values().flat_map(|t| t.values().cloned()).collect(),
+        }
+    }
+
+    /// Puts an object in its table; the namespace's key is reused when it exists.
+    fn insert(&mut self, key: &StoreKey, ns: &str, build: impl FnOnce(Arc<str>) -> Arc<Stored>) {
+        let table = self.tables.entry(key.clone()).or_default();
+        let ns_key = match table.get_key_value(ns) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(ns),
+        };
+        let obj = build(ns_key.clone());
+        let name = obj.name.clone();
+        if table.entry(ns_key).or_default().insert(name, obj).is_none() {
+            self.count += 1;
+        }
+    }
+
+    fn remove(&mut self, key: &StoreKey, ns: &str, name: &str) {
+        let Some(table) = self.tables.get_mut(key) else {
+            return;
+        };
+        let Some(names) = table.get_mut(ns) else {
+            return;
+        };
+        if names.remove(name).is_some() {
+            self.count -= 1;
+        }
+        if names.is_empty() {
+            table.remove(ns);
+        }
+    }
+}
+
 impl Store {
     /// `window` is how many changes the history keeps for watches that resume from a version.
     pub fn new(window: usize) -> Self {
@@ -109,6 +462,7 @@ impl Store {
                 history: VecDeque::new(),
                 window: window.max(1),
                 tables: HashMap::new(),
+                count: 0,
             }),
             tx,
             epoch: tokio::sync::watch::Sender::new(0),
@@ -125,45 +479,26 @@ impl Store {
         self.inner.lock().rv
     }
 
-    pub fn get(&self, key: &StoreKey, ns: &str, name: &str) -> Option<Arc<Value>> {
-        let inner = self.inner.lock();
-        inner
-            .tables
-            .get(key)
-            .and_then(|t| t.get(&(ns.to_string(), name.to_string())))
-            .cloned()
+    pub fn get(&self, key: &StoreKey, ns: &str, name: &str) -> Option<Arc<Stored>> {
+        self.inner.lock().lookup(key, ns, name).cloned()
     }
 
-    /// All objects of a table (in one namespace when `ns` is given), in key order, and the
-    /// version the list is consistent with.
-    pub fn list(&self, key: &StoreKey, ns: Option<&str>) -> (Vec<Arc<Value>>, u64) {
+    /// All objects of a table (in one namespace when `ns` is given), in (namespace, name)
+    /// order, and the version the list is consistent with.
+    pub fn list(&self, key: &StoreKey, ns: Option<&str>) -> (Vec<Arc<Stored>>, u64) {
         let inner = self.inner.lock();
-        (Self::list_locked(&inner, key, ns), inner.rv)
-    }
-
-    fn list_locked(inner: &Inner, key: &StoreKey, ns: Option<&str>) -> Vec<Arc<Value>> {
-        let Some(table) = inner.tables.get(key) else {
-            return Vec::new();
-        };
-        match ns {
-            Some(ns) => table
-                .range((ns.to_string(), String::new())..)
-                .take_while(|((n, _), _)| n == ns)
-                .map(|(_, v)| v.clone())
-                .collect(),
-            None => table.values().cloned().collect(),
-        }
+        (inner.list(key, ns), inner.rv)
     }
 
     /// Every object of every table, taken under one lock, so that owners and dependents are
     /// seen at the same version.
-    pub fn snapshot(&self) -> Vec<(StoreKey, Vec<Arc<Value>>)> {
+    pub fn snapshot(&self) -> Vec<(StoreKey, Vec<Arc<Stored>>)> {
         let inner = self.inner.lock();
         inner
             .tables
-            .iter()
-            .filter(|(_, t)| !t.is_empty())
-            .map(|(k, t)| (k.clone(), t.values().cloned().collect()))
+            .keys()
+            .map(|k| (k.clone(), inner.list(k, None)))
+            .filter(|(_, items)| !items.is_empty())
             .collect()
     }
 
@@ -178,24 +513,22 @@ impl Store {
             .collect()
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Records a change in the history and sends it to watchers.
     fn commit(
         inner: &mut Inner,
         tx: &broadcast::Sender<Arc<Change>>,
         key: &StoreKey,
-        namespace: &str,
         kind: EventType,
-        object: Arc<Value>,
-        old: Option<Arc<Value>>,
-        rv: u64,
+        object: Arc<Stored>,
+        old: Option<Arc<Stored>>,
     ) {
         let change = Arc::new(Change {
             key: key.clone(),
-            namespace: namespace.to_string(),
             kind,
+            rv: object.rv,
             object,
             old,
-            rv,
+            line: OnceLock::new(),
         });
         inner.history.push_back(change.clone());
         while inner.history.len() > inner.window {
@@ -213,48 +546,35 @@ impl Store {
         ns: &str,
         name: &str,
         mut obj: Value,
-    ) -> Result<Arc<Value>, StoreError> {
+    ) -> Result<Committed, StoreError> {
+        let index = Index::of(key, &obj);
         let mut inner = self.inner.lock();
-        let k = (ns.to_string(), name.to_string());
-        if inner.tables.get(key).is_some_and(|t| t.contains_key(&k)) {
+        if inner.lookup(key, ns, name).is_some() {
             return Err(StoreError::AlreadyExists);
         }
         inner.rv += 1;
         let rv = inner.rv;
         set_rv(&mut obj, rv);
-        let obj = Arc::new(obj);
-        inner
-            .tables
-            .entry(key.clone())
-            .or_default()
-            .insert(k, obj.clone());
+        let json = encode(&obj);
+        let mut stored = None;
+        inner.insert(key, ns, |ns_key| {
+            let s = Arc::new(Stored::new(index, json, rv, ns_key, Arc::from(name)));
+            stored = Some(s.clone());
+            s
+        });
+        let stored = stored.expect("insert builds the object");
         Self::commit(
             &mut inner,
             &self.tx,
             key,
-            ns,
             EventType::Added,
-            obj.clone(),
+            stored.clone(),
             None,
-            rv,
         );
-        Ok(obj)
-    }
-
-    fn stored(
-        inner: &Inner,
-        key: &StoreKey,
-        ns: &str,
-        name: &str,
-    ) -> Result<(ObjKey, Arc<Value>), StoreError> {
-        let k = (ns.to_string(), name.to_string());
-        let old = inner
-            .tables
-            .get(key)
-            .and_then(|t| t.get(&k))
-            .cloned()
-            .ok_or(StoreError::NotFound)?;
-        Ok((k, old))
+        Ok(Committed {
+            stored,
+            object: obj,
+        })
     }
 
     /// Replaces the object if its stored version is still `expected_rv`.
@@ -265,32 +585,40 @@ impl Store {
         name: &str,
         expected_rv: u64,
         mut obj: Value,
-    ) -> Result<Arc<Value>, StoreError> {
+    ) -> Result<Committed, StoreError> {
+        let index = Index::of(key, &obj);
         let mut inner = self.inner.lock();
-        let (k, old) = Self::stored(&inner, key, ns, name)?;
-        if object_rv(&old) != expected_rv {
+        let old = inner
+            .lookup(key, ns, name)
+            .cloned()
+            .ok_or(StoreError::NotFound)?;
+        if old.rv != expected_rv {
             return Err(StoreError::Conflict);
         }
         inner.rv += 1;
         let rv = inner.rv;
         set_rv(&mut obj, rv);
-        let obj = Arc::new(obj);
-        inner
-            .tables
-            .get_mut(key)
-            .expect("table exists")
-            .insert(k, obj.clone());
+        let json = encode(&obj);
+        let stored = Arc::new(Stored::new(
+            index,
+            json,
+            rv,
+            old.namespace.clone(),
+            old.name.clone(),
+        ));
+        inner.insert(key, ns, |_| stored.clone());
         Self::commit(
             &mut inner,
             &self.tx,
             key,
-            ns,
             EventType::Modified,
-            obj.clone(),
+            stored.clone(),
             Some(old),
-            rv,
         );
-        Ok(obj)
+        Ok(Committed {
+            stored,
+            object: obj,
+        })
     }
 
     /// Removes the object if its stored version is still `expected_rv` (any version when None).
@@ -300,30 +628,41 @@ impl Store {
         ns: &str,
         name: &str,
         expected_rv: Option<u64>,
-    ) -> Result<Arc<Value>, StoreError> {
+    ) -> Result<Committed, StoreError> {
         let mut inner = self.inner.lock();
-        let (k, old) = Self::stored(&inner, key, ns, name)?;
-        if expected_rv.is_some_and(|rv| rv != object_rv(&old)) {
+        let old = inner
+            .lookup(key, ns, name)
+            .cloned()
+            .ok_or(StoreError::NotFound)?;
+        if expected_rv.is_some_and(|rv| rv != old.rv) {
             return Err(StoreError::Conflict);
         }
-        inner.tables.get_mut(key).expect("table exists").remove(&k);
+        inner.remove(key, ns, name);
         inner.rv += 1;
         let rv = inner.rv;
         // The DELETED event carries the last state stamped with the deletion's version, as etcd3 does.
-        let mut last = (*old).clone();
+        let mut last = old.value();
         set_rv(&mut last, rv);
-        let last = Arc::new(last);
+        let index = Index::of(key, &last);
+        let stored = Arc::new(Stored::new(
+            index,
+            encode(&last),
+            rv,
+            old.namespace.clone(),
+            old.name.clone(),
+        ));
         Self::commit(
             &mut inner,
             &self.tx,
             key,
-            ns,
             EventType::Deleted,
-            last.clone(),
+            stored.clone(),
             Some(old),
-            rv,
         );
-        Ok(last)
+        Ok(Committed {
+            stored,
+            object: last,
+        })
     }
 
     /// Starts a watch after version `from`: the changes since then, and the live feed.
@@ -351,9 +690,9 @@ impl Store {
         &self,
         key: &StoreKey,
         ns: Option<&str>,
-    ) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Arc<Change>>) {
+    ) -> (Vec<Arc<Stored>>, u64, broadcast::Receiver<Arc<Change>>) {
         let inner = self.inner.lock();
-        let items = Self::list_locked(&inner, key, ns);
+        let items = inner.list(key, ns);
         (items, inner.rv, self.tx.subscribe())
     }
 
@@ -371,7 +710,7 @@ impl Store {
     }
 
     pub fn object_count(&self) -> usize {
-        self.inner.lock().tables.values().map(BTreeMap::len).sum()
+        self.inner.lock().count
     }
 }
 
@@ -392,14 +731,15 @@ mod tests {
     fn versions_increase_and_conflicts_are_detected() {
         let s = Store::new(100);
         let a = s.create(&key(), "default", "a", cm("a")).unwrap();
-        let rv = object_rv(&a);
+        let rv = a.stored.rv();
         assert!(rv > 1);
+        assert_eq!(object_rv(&a.object), rv);
         assert_eq!(
             s.create(&key(), "default", "a", cm("a")).unwrap_err(),
             StoreError::AlreadyExists
         );
         let b = s.update(&key(), "default", "a", rv, cm("a")).unwrap();
-        assert!(object_rv(&b) > rv);
+        assert!(b.stored.rv() > rv);
         assert_eq!(
             s.update(&key(), "default", "a", rv, cm("a")).unwrap_err(),
             StoreError::Conflict
@@ -413,7 +753,57 @@ mod tests {
         s.create(&key(), "b", "y", cm("y")).unwrap();
         s.create(&key(), "ab", "z", cm("z")).unwrap();
         assert_eq!(s.list(&key(), Some("a")).0.len(), 1);
-        assert_eq!(s.list(&key(), None).0.len(), 3);
+        let (all, _) = s.list(&key(), None);
+        let order: Vec<_> = all.iter().map(|o| (o.namespace(), o.name())).collect();
+        assert_eq!(order, [("a", "x"), ("ab", "z"), ("b", "y")]);
+        assert_eq!(s.object_count(), 3);
+        s.delete(&key(), "ab", "z", None).unwrap();
+        assert_eq!(s.object_count(), 2);
+        assert_eq!(s.keys(), vec![key()]);
+    }
+
+    #[test]
+    fn stored_bytes_and_index_agree_with_the_object() {
+        let s = Store::new(100);
+        let mut obj = cm("a");
+        obj["metadata"]["labels"] = json!({"app": "web"});
+        obj["metadata"]["uid"] = json!("u-1");
+        obj["metadata"]["finalizers"] = json!(["f"]);
+        obj["metadata"]["ownerReferences"] =
+            json!([{"uid": "o-1", "blockOwnerDeletion": true}, {"uid": "o-2"}]);
+        let c = s.create(&key(), "default", "a", obj).unwrap();
+        let got = s.get(&key(), "default", "a").unwrap();
+        assert_eq!(got.value(), c.object);
+        assert_eq!(got.label("app"), Some("web"));
+        assert_eq!(got.uid(), "u-1");
+        assert_eq!(got.api_version(), "v1");
+        assert!(got.has_finalizer("f") && !got.deleting());
+        assert_eq!(got.owner_refs().len(), 2);
+        assert!(got.owner_refs()[0].block_owner_deletion);
+        let again = Stored::decode(&key(), got.json().clone()).unwrap();
+        assert_eq!(
+            (again.rv(), again.name(), again.namespace()),
+            (got.rv(), "a", "default")
+        );
+        let gone = s.delete(&key(), "default", "a", Some(got.rv())).unwrap();
+        assert!(gone.stored.rv() > got.rv());
+        assert_eq!(object_rv(&gone.stored.value()), gone.stored.rv());
+    }
+
+    #[test]
+    fn watch_lines_are_built_once_and_shared() {
+        let s = Store::new(100);
+        let sub = s.subscribe_from(s.current_rv()).unwrap();
+        let mut live = sub.live;
+        s.create(&key(), "default", "a", cm("a")).unwrap();
+        let change = live.try_recv().unwrap();
+        let a = change.line();
+        let b = change.line();
+        assert_eq!(a.as_ptr(), b.as_ptr());
+        let v: Value = serde_json::from_slice(&a).unwrap();
+        assert_eq!(v["type"], "ADDED");
+        assert_eq!(v["object"]["metadata"]["name"], "a");
+        assert!(a.ends_with(b"\n"));
     }
 
     #[test]
