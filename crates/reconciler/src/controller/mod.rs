@@ -16,6 +16,7 @@ use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
 use kube::Client;
 use kube::api::{Api, Patch};
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
@@ -150,6 +151,28 @@ impl Metrics {
     /// API writes so far (for benchmarks and tests).
     pub fn writes_so_far(&self) -> u64 {
         self.writes_total.load(Ordering::Relaxed)
+    }
+}
+
+/// Records an event about `obj` (`Warning` or `Normal`, the reason doubling as the action), as
+/// KubeVirt's controllers do; best effort, so a failure is only logged.
+async fn record_event<K>(recorder: &Recorder, obj: &K, warning: bool, reason: &str, note: String)
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.into(),
+        note: Some(note),
+        action: reason.into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::debug!("event {reason} not recorded: {e}");
     }
 }
 

@@ -12,10 +12,10 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use super::expectations::{Expectations, Observed};
@@ -50,20 +50,7 @@ fn controller_of(vmi: &VirtualMachineInstance) -> Option<&OwnerReference> {
 }
 
 async fn event(ctx: &Context, vm: &VirtualMachine, warning: bool, reason: &str, note: String) {
-    let ev = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.into(),
-        note: Some(note),
-        action: reason.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &vm.object_ref(&())).await {
-        tracing::debug!("event {reason} not recorded: {e}");
-    }
+    super::record_event(&ctx.recorder, vm, warning, reason, note).await;
 }
 
 /// What one reconcile found wrong, for the Failure condition.

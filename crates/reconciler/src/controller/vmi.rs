@@ -8,10 +8,10 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 
 use super::expectations::{Expectations, Observed};
 use super::queue::QueueDepth;
@@ -35,7 +35,6 @@ pub struct Context {
     pub queue: Arc<QueueDepth>,
 }
 
-/// Records an event about a VMI, as KubeVirt's VMI controller does; best effort.
 async fn event(
     ctx: &Context,
     vmi: &VirtualMachineInstance,
@@ -43,20 +42,7 @@ async fn event(
     reason: &str,
     note: String,
 ) {
-    let ev = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.into(),
-        note: Some(note),
-        action: reason.into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &vmi.object_ref(&())).await {
-        tracing::debug!("event {reason} not recorded: {e}");
-    }
+    super::record_event(&ctx.recorder, vmi, warning, reason, note).await;
 }
 
 fn key(vmi: &VirtualMachineInstance) -> String {
