@@ -380,13 +380,7 @@ impl Cluster {
         tokio::spawn(async move {
             let _ = localkube::node::run(client, node).await;
         });
-        tokio::spawn(virt_reconciler::controller::vm::run(
-            self.client.clone(),
-            metrics.clone(),
-            4,
-            std::future::pending::<()>(),
-        ));
-        tokio::spawn(virt_reconciler::controller::vmi::run(
+        tokio::spawn(virt_reconciler::controller::run(
             self.client.clone(),
             metrics,
             4,
