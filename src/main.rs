@@ -186,6 +186,24 @@ pub(crate) fn connect_options(g: &GlobalArgs) -> ConnectOptions {
     }
 }
 
+/// The VM name of start/stop/restart: exactly one argument, as cobra checks it, or the seed
+/// document's form with the type first (`virtctl start vm vm-cirros`). Two arguments were an
+/// error before, so accepting the type word changes no valid command.
+fn vm_name_arg(args: &[String]) -> anyhow::Result<String> {
+    match args {
+        [name] => Ok(name.clone()),
+        [kind, name]
+            if matches!(
+                kind.to_ascii_lowercase().as_str(),
+                "vm" | "vms" | "virtualmachine" | "virtualmachines"
+            ) =>
+        {
+            Ok(name.clone())
+        }
+        _ => anyhow::bail!("accepts 1 arg(s), received {}", args.len()),
+    }
+}
+
 /// cobra's argument-count rule: exactly `n` positional arguments.
 fn exact_args(args: &[String], n: usize) -> anyhow::Result<()> {
     if args.len() != n {
@@ -204,9 +222,9 @@ async fn run(cli: Cli, mut command: clap::Command, plugin: bool) -> anyhow::Resu
     };
     match sub {
         Command::Start(a) => {
-            exact_args(&a.args, 1)?;
+            let name = vm_name_arg(&a.args)?;
             let opts = commands::start::StartOptions {
-                name: a.args[0].clone(),
+                name,
                 paused: a.paused,
                 dry_run: a.dry_run,
                 wait: commands::wait_timeout(a.wait.wait, a.wait.timeout),
@@ -214,9 +232,9 @@ async fn run(cli: Cli, mut command: clap::Command, plugin: bool) -> anyhow::Resu
             commands::start::run(&conn, &opts).await
         }
         Command::Stop(a) => {
-            exact_args(&a.args, 1)?;
+            let name = vm_name_arg(&a.args)?;
             let opts = commands::stop::StopOptions {
-                name: a.args[0].clone(),
+                name,
                 force: a.force,
                 grace_period: a.grace_period,
                 dry_run: a.dry_run,
@@ -225,9 +243,9 @@ async fn run(cli: Cli, mut command: clap::Command, plugin: bool) -> anyhow::Resu
             commands::stop::run(&conn, &opts).await
         }
         Command::Restart(a) => {
-            exact_args(&a.args, 1)?;
+            let name = vm_name_arg(&a.args)?;
             let opts = commands::restart::RestartOptions {
-                name: a.args[0].clone(),
+                name,
                 force: a.force,
                 grace_period: a.grace_period,
                 dry_run: a.dry_run,

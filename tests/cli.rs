@@ -68,6 +68,8 @@ fn bad_input_is_one_line_and_exit_one() {
         (&["start"], "accepts 1 arg(s), received 0"),
         (&["stop", "a", "b"], "accepts 1 arg(s), received 2"),
         (&["restart", "a", "b", "c"], "accepts 1 arg(s), received 3"),
+        (&["start", "vm", "a", "b"], "accepts 1 arg(s), received 3"),
+        (&["start", "vmi", "a"], "accepts 1 arg(s), received 2"),
         (&["start", "vm1", "--bogus"], "unknown flag: --bogus"),
         (&["stop", "vm1", "-x"], "unknown shorthand flag: 'x' in -x"),
         (

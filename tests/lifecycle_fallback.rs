@@ -25,6 +25,19 @@ async fn start_scenarios() {
     let vm = c.vms(NS).get("halted").await.unwrap();
     assert_eq!(vm.spec.run_strategy.as_deref(), Some("Always"));
 
+    // The seed document's form, `virtctl start vm NAME`, with the deprecated `running: false`.
+    let mut seed = common::vm_json("seed", "Halted");
+    seed["spec"].as_object_mut().unwrap().remove("runStrategy");
+    seed["spec"]["running"] = json!(false);
+    c.create(NS, seed).await;
+    c.virtctl(&["start", "vm", "seed"])
+        .await
+        .ok("VM seed was scheduled to start\n");
+    assert_eq!(
+        c.vms(NS).get("seed").await.unwrap().spec.running,
+        Some(true)
+    );
+
     // Scenario 3: a running VMI.
     c.create_vm(NS, "vm1", "Always", json!({})).await;
     c.create_vmi(NS, "vm1", "Running", json!({})).await;

@@ -98,6 +98,14 @@ async fn start_restart_stop_with_wait() {
         "error restarting VirtualMachine: Operation cannot be fulfilled on virtualmachine.kubevirt.io \"vm1\": RunStategy Halted does not support manual restart requests",
     );
 
+    // The seed document's form, with the type first.
+    c.virtctl(&["start", "vm", "vm1"])
+        .await
+        .ok("VM vm1 was scheduled to start\n");
+    c.virtctl(&["stop", "virtualmachine", "vm1", "--dry-run"])
+        .await
+        .ok("Dry Run execution\nVM vm1 was scheduled to stop\n");
+
     // A missing VM: the 404 of a served group is reported, not retried client-side.
     c.virtctl(&["start", "nope"])
         .await
