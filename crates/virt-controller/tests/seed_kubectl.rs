@@ -385,8 +385,9 @@ fn seed_kubectl_block_orphan_delete_and_adoption() {
     let pods = p.launcher_pods(&uid);
     assert_eq!(pods.len(), 1);
 
-    // Orphan delete: the running virtual machine instance is only detached, not deleted.
-    let deleted = p.ok(&["delete", "virtualmachine", VM, "--cascade=orphan"]);
+    // Orphan delete, as the seed writes it (kubectl maps the deprecated `false` to orphan): the
+    // running virtual machine instance is only detached, not deleted.
+    let deleted = p.ok(&["delete", "virtualmachine", VM, "--cascade=false"]);
     assert_eq!(
         deleted.trim(),
         "virtualmachine.kubevirt.io \"vm-cirros\" deleted"
