@@ -23,12 +23,19 @@ VM=vm-cirros
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-for tool in hyperfine "$KUBECTL" /usr/bin/time; do
+for tool in hyperfine jq "$KUBECTL" /usr/bin/time; do
   if ! command -v "$tool" >/dev/null; then
-    echo "bench-virtctl: $tool is missing (Debian: apt-get install hyperfine time; kubectl)" >&2
+    echo "bench-virtctl: $tool is missing (Debian: apt-get install hyperfine jq time; kubectl)" >&2
     exit 1
   fi
 done
+
+# Google Cloud SDK's kubectl is a dispatcher: it asks the server for its version, then runs
+# a kubectl of that version, which makes every kubectl run slower. Name the real one instead.
+if $KUBECTL version --client 2>/dev/null | grep -q dispatcher; then
+  echo "bench-virtctl: warning: $KUBECTL is a version dispatcher; for a fair comparison set" \
+    "KUBECTL to the kubectl it runs, e.g. KUBECTL=$(dirname "$(readlink -f "$(command -v "$KUBECTL")")")/kubectl.1.33" >&2
+fi
 
 cargo build --release -p virtctl -p localkube -p virt-controller --bins
 BIN=$(pwd)/target/release
@@ -51,15 +58,27 @@ start_server() {
   exit 1
 }
 
-running() { echo "$KUBECTL patch vm $VM --type merge -p '{\"spec\":{\"running\":true}}' >/dev/null && $KUBECTL wait --for=jsonpath='{.status.printableStatus}'=Running vm/$VM --timeout=60s >/dev/null"; }
-stopped() { echo "$KUBECTL patch vm $VM --type merge -p '{\"spec\":{\"running\":false}}' >/dev/null && $KUBECTL wait --for=jsonpath='{.status.printableStatus}'=Stopped vm/$VM --timeout=60s >/dev/null"; }
+# The prepare steps (not timed), as scripts: hyperfine -N runs commands without a shell,
+# which it cannot calibrate precisely enough for commands of a few milliseconds.
+cat >"$OUT/running.sh" <<EOF
+$KUBECTL patch vm $VM --type merge -p '{"spec":{"running":true}}' >/dev/null
+$KUBECTL wait --for=jsonpath='{.status.printableStatus}'=Running vm/$VM --timeout=60s >/dev/null
+EOF
+cat >"$OUT/stopped.sh" <<EOF
+$KUBECTL patch vm $VM --type merge -p '{"spec":{"running":false}}' >/dev/null
+$KUBECTL wait --for=jsonpath='{.status.printableStatus}'=Stopped vm/$VM --timeout=60s >/dev/null
+EOF
+running() { echo "bash -e $OUT/running.sh"; }
+stopped() { echo "bash -e $OUT/stopped.sh"; }
 
 # Median of GNU time's peak RSS (KiB) over RUNS runs of "$2", each after the prepare "$1".
 median_rss_kib() {
   local prepare=$1 cmd=$2 values=()
   for _ in $(seq 1 "$RUNS"); do
-    bash -c "$prepare"
-    values+=("$( { /usr/bin/time -f '%M' bash -c "exec $cmd" >/dev/null 2>/dev/null; } 2>&1 | tail -1)")
+    $prepare
+    # -o: the command's own stderr is discarded, GNU time's report is kept.
+    /usr/bin/time -o "$OUT/rss.tmp" -f '%M' bash -c "exec $cmd" >/dev/null 2>&1
+    values+=("$(tail -1 "$OUT/rss.tmp")")
   done
   printf '%s\n' "${values[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
 }
@@ -72,7 +91,7 @@ bench_transport() {
   $KUBECTL create -f examples/vm-cirros.yaml >/dev/null
   $KUBECTL wait --for=jsonpath='{.status.printableStatus}'=Stopped vm/$VM --timeout=60s >/dev/null
 
-  hyperfine --runs "$RUNS" --export-json "$json" --export-markdown "$table" --style basic \
+  hyperfine -N --runs "$RUNS" --export-json "$json" --export-markdown "$table" --style basic \
     --command-name "virtctl start" --prepare "$(stopped)" "$BIN/virtctl start $VM" \
     --command-name "kubectl patch (start)" --prepare "$(stopped)" \
     "$KUBECTL patch vm $VM --type merge -p '{\"spec\":{\"running\":true}}'" \
@@ -82,6 +101,16 @@ bench_transport() {
     --command-name "virtctl restart" --prepare "$(running)" "$BIN/virtctl restart $VM" \
     --command-name "kubectl delete vmi (restart)" --prepare "$(running)" \
     "$KUBECTL delete vmi $VM --wait=false"
+
+  # Medians side by side (hyperfine's table shows means); results alternate virtctl, kubectl.
+  jq -r --arg t "$name" '
+    def ms: . * 10000 | round / 10;
+    .results as $r
+    | "| command (\($t)) | median [ms] | mean ± σ [ms] | kubectl equivalent | median [ms] | mean ± σ [ms] | virtctl/kubectl (medians) |",
+      "|---|---:|---:|---|---:|---:|---:|",
+      (range(0; $r | length; 2) as $i | $r[$i] as $v | $r[$i + 1] as $k
+       | "| \($v.command) | \($v.median | ms) | \($v.mean | ms) ± \($v.stddev | ms) | \($k.command) | \($k.median | ms) | \($k.mean | ms) ± \($k.stddev | ms) | 1/\($k.median / $v.median | round) |")
+  ' "$json" >"$OUT/$name-median.md"
 
   {
     echo "| command ($name) | peak RSS (median of $RUNS) |"
@@ -111,9 +140,11 @@ bench_transport client-side
 
 size=$(stat -c %s "$BIN/virtctl")
 {
-  echo "virtctl stripped release binary: $size bytes ($((size / 1024 / 1024)) MiB)"
+  echo "virtctl stripped release binary: $size bytes ($(awk -v s="$size" 'BEGIN {printf "%.1f MB, %.1f MiB", s / 1e6, s / 1048576}'))"
   echo "kubectl: $($KUBECTL version --client 2>/dev/null | head -1)"
   for name in subresource client-side; do
+    echo
+    cat "$OUT/$name-median.md"
     echo
     cat "$OUT/$name.md"
     echo

@@ -1,6 +1,6 @@
-//! `virtctl pause` / `unpause` (Part B §2.7, scenario 34), virtctl's side: the requests and
-//! the messages, against a fake KubeVirt API (the playground's pause subresource is being
-//! built separately), and the clear error from a cluster without the subresource API.
+//! `virtctl pause` / `unpause` (Part B §2.7, scenario 34): the requests and the messages
+//! against a fake KubeVirt API, the whole round trip against the `virt-controller local`
+//! playground, and the clear error from a cluster without the subresource API.
 
 mod common;
 
@@ -157,5 +157,80 @@ async fn a_cluster_without_the_subresource_api_says_so() {
     );
     c.virtctl(&["unpause", "vmi", "vm1"]).await.fails_containing(
         "Error unpausing VirtualMachineInstance vm1: unpause needs the KubeVirt subresource API",
+    );
+}
+
+/// The VMI's `Paused` condition as `(status, reason)`, if it has one.
+async fn paused_condition(c: &Cluster, name: &str) -> Option<(String, String)> {
+    let vmi = c.vmis("default").get(name).await.unwrap();
+    let status = serde_json::to_value(vmi.status).unwrap();
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|cond| cond["type"] == "Paused")
+        .map(|cond| {
+            let field = |k: &str| cond[k].as_str().unwrap_or_default().to_string();
+            (field("status"), field("reason"))
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_unpause_on_the_playground() {
+    let c = Cluster::playground().await;
+    c.create_vm("default", "vm1", "Halted", json!({})).await;
+    c.wait_printable("default", "vm1", "Stopped").await;
+
+    // Scenario 34: a Halted VM has no instance to pause.
+    c.virtctl(&["pause", "vm", "vm1"]).await.fails_with(
+        "Error pausing VirtualMachineInstance vm1. VirtualMachine vm1 is not set to run",
+    );
+    c.virtctl(&["unpause", "vm", "vm1"]).await.fails_with(
+        "Error unpausing VirtualMachineInstance vm1. VirtualMachine vm1 is not set to run",
+    );
+
+    c.virtctl(&["start", "vm1", "--wait", "--timeout", "60s"])
+        .await
+        .ok("VM vm1 was scheduled to start\n");
+
+    // A dry run checks the request and changes nothing.
+    c.virtctl(&["pause", "vm", "vm1", "--dry-run"])
+        .await
+        .ok("Dry Run execution\nVMI vm1 was scheduled to pause\n");
+    assert_eq!(paused_condition(&c, "vm1").await, None);
+    assert_eq!(c.printable("default", "vm1").await, "Running");
+
+    // Scenario 34: pause through the VM.
+    c.virtctl(&["pause", "vm", "vm1"])
+        .await
+        .ok("VMI vm1 was scheduled to pause\n");
+    assert_eq!(
+        paused_condition(&c, "vm1").await,
+        Some(("True".into(), "PausedByUser".into()))
+    );
+    c.wait_printable("default", "vm1", "Paused").await;
+    c.virtctl(&["pause", "vmi", "vm1"]).await.fails_with(
+        "Error pausing VirtualMachineInstance vm1: Operation cannot be fulfilled on \
+         virtualmachineinstance.kubevirt.io \"vm1\": VMI is already paused",
+    );
+
+    c.virtctl(&["unpause", "vmi", "vm1", "--dry-run"])
+        .await
+        .ok("Dry Run execution\nVMI vm1 was scheduled to unpause\n");
+    assert!(paused_condition(&c, "vm1").await.is_some());
+    assert_eq!(c.printable("default", "vm1").await, "Paused");
+
+    c.virtctl(&["unpause", "vmi", "vm1"])
+        .await
+        .ok("VMI vm1 was scheduled to unpause\n");
+    assert_eq!(paused_condition(&c, "vm1").await, None);
+    c.wait_printable("default", "vm1", "Running").await;
+    c.virtctl(&["unpause", "vm", "vm1"]).await.fails_with(
+        "Error unpausing VirtualMachineInstance vm1: Operation cannot be fulfilled on \
+         virtualmachineinstance.kubevirt.io \"vm1\": VMI is not paused",
+    );
+
+    // A VMI that does not exist, named directly: the server's 404.
+    c.virtctl(&["pause", "vmi", "nope"]).await.fails_with(
+        "Error pausing VirtualMachineInstance nope: virtualmachineinstance.kubevirt.io \"nope\" not found",
     );
 }

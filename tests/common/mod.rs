@@ -114,7 +114,26 @@ fn virt_controller_binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let status = Command::new(env!("CARGO"))
+            let mut cargo = Command::new(env!("CARGO"));
+            // Cargo sets these for the test only; ring's build script tracks some of them, so
+            // passing them on would rebuild the TLS stack, and everything above it, every run.
+            for (key, _) in std::env::vars_os() {
+                let key = key.to_string_lossy();
+                let per_test = [
+                    "CARGO_PKG_",
+                    "CARGO_MANIFEST_",
+                    "CARGO_CRATE_",
+                    "CARGO_BIN_",
+                ]
+                .iter()
+                .any(|p| key.starts_with(p))
+                    || key == "CARGO_PRIMARY_PACKAGE"
+                    || key == "CARGO_TARGET_TMPDIR";
+                if per_test {
+                    cargo.env_remove(key.as_ref());
+                }
+            }
+            let status = cargo
                 .args([
                     "build",
                     "--quiet",
