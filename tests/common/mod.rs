@@ -13,9 +13,8 @@
 
 pub mod fake;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -79,8 +78,9 @@ pub fn virtctl_raw(args: &[&str], env: &[(&str, &str)]) -> Out {
 }
 
 enum Backend {
-    Process(Child),
-    InProcess(Option<localkube::Server>),
+    /// Killed when dropped.
+    Process(test_support::Playground),
+    InProcess(Option<localkube::Server>, tempfile::TempDir),
 }
 
 /// A cluster for one test.
@@ -88,16 +88,6 @@ pub struct Cluster {
     pub kubeconfig: PathBuf,
     pub client: kube::Client,
     backend: Backend,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if let Backend::Process(child) = &mut self.backend {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// `<target>/debug`, from this test executable's path (`<target>/debug/deps/<test>-<hash>`).
@@ -167,39 +157,17 @@ impl Cluster {
         let binary = tokio::task::spawn_blocking(virt_controller_binary)
             .await
             .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        let mut child = Command::new(binary)
-            .args([
-                "local",
-                "--listen",
-                "127.0.0.1:0",
-                "--node-start-delay",
-                "0",
-                "--node-shutdown-time",
-                "0",
-                "--kubeconfig-out",
-            ])
-            .arg(&kubeconfig)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).unwrap();
-            line
+        let playground = tokio::task::spawn_blocking(move || {
+            test_support::Playground::start(&binary, Stdio::null())
         })
         .await
         .unwrap();
-        assert!(line.contains("ready at"), "{line:?}");
+        let kubeconfig = playground.kubeconfig.clone();
         let client = client_for(&kubeconfig).await;
         Cluster {
             kubeconfig,
             client,
-            backend: Backend::Process(child),
-            _dir: dir,
+            backend: Backend::Process(playground),
         }
     }
 
@@ -221,8 +189,7 @@ impl Cluster {
         let cluster = Cluster {
             kubeconfig,
             client,
-            backend: Backend::InProcess(Some(server)),
-            _dir: dir,
+            backend: Backend::InProcess(Some(server), dir),
         };
         // The CRDs are served once discovery lists them.
         cluster
