@@ -10,6 +10,24 @@ use clap_complete::ArgValueCompleter;
 
 use crate::cluster_completion;
 
+/// kubectl's boolean flags: `--x` alone means true, `--x=false` is accepted, and the value is
+/// never taken from the next argument (`--force vm1` keeps `vm1` positional).
+trait KubectlBool {
+    fn kubectl_bool(self) -> Self;
+}
+
+impl KubectlBool for clap::Arg {
+    fn kubectl_bool(self) -> Self {
+        self.value_name("BOOL")
+            .num_args(0..=1)
+            .require_equals(true)
+            .hide_default_value(true)
+            .hide_possible_values(true)
+            .default_missing_value("true")
+            .action(ArgAction::Set)
+    }
+}
+
 /// The name shown in help and usage when virtctl runs as the kubectl plugin `kubectl-virt`.
 pub const PLUGIN_DISPLAY_NAME: &str = "kubectl virt";
 
@@ -223,17 +241,7 @@ pub struct GlobalArgs {
     pub client_key: Option<PathBuf>,
 
     /// Do not check the server's certificate (makes HTTPS insecure).
-    #[arg(
-        long,
-        global = true,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        hide_default_value = true,
-        hide_possible_values = true,
-        default_missing_value = "true",
-        action = ArgAction::Set
-    )]
+    #[arg(long, global = true, kubectl_bool())]
     pub insecure_skip_tls_verify: Option<bool>,
 
     /// Server name to use for certificate validation (default: the server's host name).
@@ -269,17 +277,7 @@ pub struct GlobalArgs {
     pub proxy_url: Option<String>,
 
     /// Do not ask the API server for compressed responses.
-    #[arg(
-        long,
-        global = true,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        hide_default_value = true,
-        hide_possible_values = true,
-        default_missing_value = "true",
-        action = ArgAction::Set
-    )]
+    #[arg(long, global = true, kubectl_bool())]
     pub disable_compression: Option<bool>,
 
     /// Log verbosity (accepted for compatibility; virtctl prints no logs).
@@ -352,17 +350,7 @@ Without --port, the ports are those declared on the interface of the pod network
 #[derive(Args, Debug, Clone, Default)]
 pub struct WaitArgs {
     /// Block until the command has taken effect (Running, Stopped, or running again).
-    #[arg(
-        long,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        hide_default_value = true,
-        hide_possible_values = true,
-        default_missing_value = "true",
-        default_value = "false",
-        action = ArgAction::Set
-    )]
+    #[arg(long, kubectl_bool(), default_value = "false")]
     pub wait: bool,
 
     /// With --wait: give up after this long, e.g. 90s, 5m (default 5m). Implies --wait.
@@ -378,31 +366,11 @@ pub struct StartArgs {
     pub args: Vec<String>,
 
     /// Start the virtual machine with its guest paused.
-    #[arg(
-        long,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        hide_default_value = true,
-        hide_possible_values = true,
-        default_missing_value = "true",
-        default_value = "false",
-        action = ArgAction::Set
-    )]
+    #[arg(long, kubectl_bool(), default_value = "false")]
     pub paused: bool,
 
     /// Only print what would happen: the request is sent with dryRun=All and changes nothing.
-    #[arg(
-        long,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        hide_default_value = true,
-        hide_possible_values = true,
-        default_missing_value = "true",
-        default_value = "false",
-        action = ArgAction::Set
-    )]
+    #[arg(long, kubectl_bool(), default_value = "false")]
     pub dry_run: bool,
 
     #[command(flatten)]
@@ -417,17 +385,7 @@ pub struct StopArgs {
     pub args: Vec<String>,
 
     /// Stop at once with the given --grace-period instead of the guest's own (needs --grace-period).
-    #[arg(
-        long,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        hide_default_value = true,
-        hide_possible_values = true,
-        default_missing_value = "true",
-        default_value = "false",
-        action = ArgAction::Set
-    )]
+    #[arg(long, kubectl_bool(), default_value = "false")]
     pub force: bool,
 
     /// With --force: the grace period in seconds given to the guest (default -1: its own).
@@ -435,17 +393,7 @@ pub struct StopArgs {
     pub grace_period: Option<i64>,
 
     /// Only print what would happen: the request is sent with dryRun=All and changes nothing.
-    #[arg(
-        long,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        hide_default_value = true,
-        hide_possible_values = true,
-        default_missing_value = "true",
-        default_value = "false",
-        action = ArgAction::Set
-    )]
+    #[arg(long, kubectl_bool(), default_value = "false")]
     pub dry_run: bool,
 
     #[command(flatten)]
@@ -460,17 +408,7 @@ pub struct RestartArgs {
     pub args: Vec<String>,
 
     /// Kill the running instance at once (only with --grace-period=0). This may corrupt the guest's data.
-    #[arg(
-        long,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        hide_default_value = true,
-        hide_possible_values = true,
-        default_missing_value = "true",
-        default_value = "false",
-        action = ArgAction::Set
-    )]
+    #[arg(long, kubectl_bool(), default_value = "false")]
     pub force: bool,
 
     /// With --force: the grace period in seconds; only 0 is supported (default -1).
@@ -478,17 +416,7 @@ pub struct RestartArgs {
     pub grace_period: Option<i64>,
 
     /// Only print what would happen: the request is sent with dryRun=All and changes nothing.
-    #[arg(
-        long,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        hide_default_value = true,
-        hide_possible_values = true,
-        default_missing_value = "true",
-        default_value = "false",
-        action = ArgAction::Set
-    )]
+    #[arg(long, kubectl_bool(), default_value = "false")]
     pub dry_run: bool,
 
     /// Do not ask for confirmation before a force restart.
@@ -551,17 +479,7 @@ pub struct ExposeArgs {
     pub ip_family_policy: String,
 
     /// Print the Service as YAML instead of creating it.
-    #[arg(
-        long,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        hide_default_value = true,
-        hide_possible_values = true,
-        default_missing_value = "true",
-        default_value = "false",
-        action = ArgAction::Set
-    )]
+    #[arg(long, kubectl_bool(), default_value = "false")]
     pub dry_run: bool,
 }
 
@@ -577,17 +495,7 @@ pub struct PauseArgs {
     pub args: Vec<String>,
 
     /// Only print what would happen: the request is sent with dryRun=All and changes nothing.
-    #[arg(
-        long,
-        value_name = "BOOL",
-        num_args = 0..=1,
-        require_equals = true,
-        hide_default_value = true,
-        hide_possible_values = true,
-        default_missing_value = "true",
-        default_value = "false",
-        action = ArgAction::Set
-    )]
+    #[arg(long, kubectl_bool(), default_value = "false")]
     pub dry_run: bool,
 }
 
