@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The playground in one command: starts `virt-controller local` (an embedded API server with a
 # simulated node, the KubeVirt CRDs, the subresource API and the controllers) and walks the
-# seed's VM through Stopped -> Starting -> Running, then a restart to a new VMI.
+# seed's VM through Stopped -> Starting -> Running with the seed's own commands (kubectl and
+# virtctl), then a restart to a new VMI.
 # Run from anywhere: ./scripts/playground.sh   (needs a Rust toolchain and kubectl)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v kubectl >/dev/null || { echo "kubectl is needed (https://kubernetes.io/docs/tasks/tools/)" >&2; exit 1; }
-echo "building virt-controller (release)..."
-cargo build --release --quiet -p virt-controller
+echo "building virt-controller and virtctl (release)..."
+cargo build --release --quiet -p virt-controller -p virtctl
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 ./target/release/virt-controller local --kubeconfig-out "$work/kubeconfig" --node-start-delay 1s >"$work/out" 2>&1 &
@@ -16,12 +17,7 @@ for _ in $(seq 1 100); do grep -q 'ready at' "$work/out" 2>/dev/null && break; s
 cat "$work/out"
 export KUBECONFIG="$work/kubeconfig"
 run() { echo; echo "\$ $*"; "$@"; }
-subresource() { # PUT /apis/subresources.kubevirt.io/v1/.../virtualmachines/NAME/ACTION, as virtctl does
-  echo; echo "\$ PUT .../virtualmachines/$1/$2"
-  echo '{}' > "$work/body.json"
-  kubectl replace --raw "/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachines/$1/$2" -f "$work/body.json" >/dev/null
-  echo "VM $1 was scheduled to $2"
-}
+virtctl() { ./target/release/virtctl "$@"; }
 # Prints each new printableStatus of the VM until it is $2 (and, with $3, the VMI uid differs).
 follow() {
   local last="" now uid
@@ -37,11 +33,11 @@ follow() {
 run kubectl create -f examples/vm-cirros.yaml
 follow vm-cirros Stopped
 run kubectl get vmis
-subresource vm-cirros start
+run virtctl start vm vm-cirros
 follow vm-cirros Running
 run kubectl get vm,vmi
 old=$(kubectl get vmi vm-cirros -o jsonpath='{.metadata.uid}')
-subresource vm-cirros restart
+run virtctl restart vm-cirros
 follow vm-cirros Running "$old"
 new=$(kubectl get vmi vm-cirros -o jsonpath='{.metadata.uid}')
 echo; echo "VMI uid before the restart: $old"; echo "VMI uid after the restart:  $new"
