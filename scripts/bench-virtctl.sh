@@ -23,6 +23,18 @@ VM=vm-cirros
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
+# The Debian tools it needs are installed when missing and this runs as root with apt-get.
+missing=()
+for pkg in hyperfine jq time; do
+  bin=$pkg
+  [ "$pkg" = time ] && bin=/usr/bin/time
+  command -v "$bin" >/dev/null || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "bench-virtctl: installing ${missing[*]} with apt-get" >&2
+  apt-get install -y -qq "${missing[@]}" >/dev/null || { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
+fi
+
 for tool in hyperfine jq "$KUBECTL" /usr/bin/time; do
   if ! command -v "$tool" >/dev/null; then
     echo "bench-virtctl: $tool is missing (Debian: apt-get install hyperfine jq time; kubectl)" >&2
