@@ -13,10 +13,11 @@ use crate::types::{VirtualMachine, VirtualMachineInstance};
 const VM_RESOURCE: &str = "virtualmachine.kubevirt.io";
 
 /// Maps an API error from a plan's write to the status KubeVirt's virt-api answers with: a
-/// failed JSON-patch `test` (the server's 409) stays a 409; anything else is a 500.
+/// failed JSON-patch `test` is a 409 (localkube answers it with 409, kube-apiserver with 422;
+/// the plans' patches are otherwise valid, so a 422 means a failed test); anything else is a 500.
 pub fn map_error(vm_name: &str, e: kube::Error) -> IntentError {
     match e {
-        kube::Error::Api(s) if s.code == 409 => IntentError {
+        kube::Error::Api(s) if s.code == 409 || s.code == 422 => IntentError {
             code: 409,
             reason: "Conflict",
             message: format!(

@@ -137,19 +137,28 @@ pub fn run(client: Client, cfg: LeaseConfig) -> Elector {
         let api = api.clone();
         let cfg = cfg.clone();
         tokio::spawn(async move {
+            // A leader that cannot renew steps down at the renew deadline, two thirds of the
+            // lease (client-go's 10 s of 15 s), so it has stopped before a standby may take over.
+            // Renewals are timed from when they were sent, as the standby sees `renewTime`.
+            let renew_deadline = cfg.duration * 2 / 3;
             let mut last_renewal = tokio::time::Instant::now();
             loop {
-                let held = match try_acquire(&api, &cfg).await {
-                    Ok(held) => {
+                let attempt = tokio::time::Instant::now();
+                let outcome = tokio::time::timeout(cfg.retry, try_acquire(&api, &cfg)).await;
+                let held = match outcome {
+                    Ok(Ok(held)) => {
                         if held {
-                            last_renewal = tokio::time::Instant::now();
+                            last_renewal = attempt;
                         }
                         held
                     }
-                    // A leader that cannot renew keeps its role only until the lease would expire.
-                    Err(e) => {
+                    Ok(Err(e)) => {
                         tracing::warn!("lease {}: {e}", cfg.name);
-                        *tx.borrow() && last_renewal.elapsed() < cfg.duration
+                        *tx.borrow() && last_renewal.elapsed() < renew_deadline
+                    }
+                    Err(_) => {
+                        tracing::warn!("lease {}: no answer within {:?}", cfg.name, cfg.retry);
+                        *tx.borrow() && last_renewal.elapsed() < renew_deadline
                     }
                 };
                 if *tx.borrow() != held {

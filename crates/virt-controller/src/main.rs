@@ -260,18 +260,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             _ = lost => Err(anyhow::anyhow!("lost the leader lease")),
         }
     };
-    let mut controllers = std::pin::pin!(controllers);
+    let mut controllers = Box::pin(controllers);
     let result = tokio::select! {
         r = &mut controllers => r,
         _ = shutdown_signal() => {
             let _ = stop_tx.send(true);
-            // In-flight reconciles finish first, so nothing acts after the lease is given up.
+            // In-flight reconciles finish first. kube-runtime's graceful shutdown also waits for
+            // delayed requeues (a crash-loop backoff can be minutes), so after 10 s the rest is
+            // cancelled.
             if tokio::time::timeout(Duration::from_secs(10), &mut controllers).await.is_err() {
-                eprintln!("virt-controller: reconciles still running after 10 s; stopping anyway");
+                eprintln!("virt-controller: reconciles still pending after 10 s; cancelling them");
             }
             Ok(())
         }
     };
+    // Dropping the controllers cancels whatever still runs before the lease is handed over.
+    drop(controllers);
     if let Some(elector) = elector {
         elector.release().await;
     }

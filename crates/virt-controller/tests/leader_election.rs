@@ -182,6 +182,17 @@ async fn a_terminated_leader_releases_the_lease() {
     let a = cluster.controller("replica-a");
     let b = cluster.controller("replica-b");
     let (leader, standby) = elected(a, b, 15).await;
+    // A leader at work: its caches have synced once its VM has a VMI. (kube-runtime's graceful
+    // shutdown waits for a cache that has never synced, up to virt-controller's 10 s limit.)
+    let vms: Api<VirtualMachine> = Api::namespaced(cluster.client.clone(), "default");
+    let vmis: Api<VirtualMachineInstance> = Api::namespaced(cluster.client.clone(), "default");
+    vms.create(&PostParams::default(), &running_vm("vm-busy"))
+        .await
+        .unwrap();
+    eventually(10, "the VMI of vm-busy", async || {
+        vmi_of(&vmis, "vm-busy").await
+    })
+    .await;
     let gone = leader.identity.clone();
     let stopped = Instant::now();
     assert_eq!(leader.terminate(), Some(0), "a clean exit on SIGTERM");

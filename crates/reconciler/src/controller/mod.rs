@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::channel::mpsc;
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, Stream, StreamExt};
 use kube::Client;
 use kube::api::{Api, Patch};
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -203,23 +203,51 @@ fn strip_managed_fields<K: kube::Resource>(obj: &mut K) {
     obj.meta_mut().managed_fields = None;
 }
 
-/// Mirrors a primary object's watch event into its controller's queue depth.
-fn track<K: kube::Resource>(queue: &queue::QueueDepth, event: &watcher::Event<K>) {
+/// Mirrors a primary object's watch event into its controller's queue depth. After a relist,
+/// keys of objects that are no longer cached are dropped (their reconciles will not run).
+fn track<K>(queue: &queue::QueueDepth, cache: &Store<K>, event: &watcher::Event<K>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    let key_of = |o: &K| {
+        queue_key(
+            o.meta().namespace.as_deref(),
+            o.meta().name.as_deref().unwrap_or_default(),
+        )
+    };
     match event {
-        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
-            queue.add(queue_key(
-                o.meta().namespace.as_deref(),
-                &o.meta().name.clone().unwrap_or_default(),
-            ));
-        }
-        watcher::Event::Delete(o) => {
-            queue.remove(&queue_key(
-                o.meta().namespace.as_deref(),
-                &o.meta().name.clone().unwrap_or_default(),
-            ));
-        }
-        watcher::Event::Init | watcher::Event::InitDone => {}
+        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => queue.add(key_of(o)),
+        watcher::Event::Delete(o) => queue.remove(&key_of(o)),
+        watcher::Event::InitDone => queue.retain(|key| {
+            let (ns, name) = key.split_once('/').unwrap_or(("", key));
+            let target = ObjectRef::new(name);
+            let target = if ns.is_empty() {
+                target
+            } else {
+                target.within(ns)
+            };
+            cache.get(&target).is_some()
+        }),
+        watcher::Event::Init => {}
     }
+}
+
+/// A watch stream without its errors, which are logged: the watcher retries by itself, and
+/// an error reaching a controller's trigger would pause all of its triggers, the shared VMI
+/// events included.
+fn log_errors<K>(
+    what: &'static str,
+    events: impl Stream<Item = Result<K, watcher::Error>>,
+) -> impl Stream<Item = Result<K, watcher::Error>> {
+    events.filter_map(move |event| {
+        futures::future::ready(match event {
+            Ok(obj) => Some(Ok(obj)),
+            Err(e) => {
+                tracing::warn!("{what} watch: {e}");
+                None
+            }
+        })
+    })
 }
 
 /// Counts a reconcile that a related object's event asks for, when the primary object exists
@@ -246,8 +274,8 @@ pub async fn run(
 ) {
     let shutdown = (Box::pin(shutdown) as Pin<Box<dyn Future<Output = ()> + Send + Sync>>).shared();
     let (vmis, writer) = reflector::store();
-    let (mut to_vm, for_vm) = mpsc::channel(VMI_EVENT_BUFFER);
-    let (mut to_vmi, for_vmi) = mpsc::channel(VMI_EVENT_BUFFER);
+    let (to_vm, for_vm) = mpsc::channel(VMI_EVENT_BUFFER);
+    let (to_vmi, for_vmi) = mpsc::channel(VMI_EVENT_BUFFER);
     let vmi_queue = Arc::new(metrics.queue("vmi"));
     let api: Api<VirtualMachineInstance> = Api::all(client.clone());
     let watch = watcher(api, watcher::Config::default())
@@ -255,19 +283,37 @@ pub async fn run(
         .modify(strip_managed_fields)
         .reflect(writer);
     let queue = vmi_queue.clone();
+    let cache = vmis.clone();
+    let gauges = metrics.clone();
     let fan_out = async move {
         let mut watch = std::pin::pin!(watch);
+        let (mut to_vm, mut to_vmi) = (Some(to_vm), Some(to_vmi));
         while let Some(event) = watch.next().await {
-            let Ok(event) = event else { continue };
-            track(&queue, &event);
+            let event = match event {
+                Ok(event) => event,
+                Err(e) => {
+                    tracing::warn!("VMI watch: {e}");
+                    continue;
+                }
+            };
+            track(&queue, &cache, &event);
             let vmi = match event {
                 watcher::Event::Apply(o)
                 | watcher::Event::InitApply(o)
                 | watcher::Event::Delete(o) => o,
                 watcher::Event::Init | watcher::Event::InitDone => continue,
             };
-            if to_vm.send(vmi.clone()).await.is_err() || to_vmi.send(vmi).await.is_err() {
-                break;
+            // A controller that has stopped (shutdown) no longer listens; the other one still
+            // gets every event until it has finished too.
+            if let Some(tx) = to_vm.as_mut()
+                && tx.send(vmi.clone()).await.is_err()
+            {
+                to_vm = None;
+            }
+            if let Some(tx) = to_vmi.as_mut()
+                && tx.send(vmi).await.is_err()
+            {
+                to_vmi = None;
             }
         }
     };
@@ -290,9 +336,13 @@ pub async fn run(
             shutdown,
         ),
     );
-    // The watch never ends by itself; it stops with the controllers.
+    // Only the controllers end the run: the VMI watch goes on feeding whichever is still
+    // finishing its reconciles.
+    let fan_out = fan_out.then(|()| futures::future::pending::<()>());
     tokio::select! {
         _ = fan_out => {}
         _ = controllers => {}
     }
+    gauges.queue("vm").clear();
+    gauges.queue("vmi").clear();
 }

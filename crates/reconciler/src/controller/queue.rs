@@ -44,6 +44,18 @@ impl QueueDepth {
         self.update(&waiting);
     }
 
+    /// Keeps only the keys `keep` says are still waiting.
+    pub fn retain(&self, mut keep: impl FnMut(&str) -> bool) {
+        let mut waiting = self.waiting.lock();
+        waiting.retain(|k| keep(k));
+        self.update(&waiting);
+    }
+
+    /// Nothing waits any more (the controller stopped).
+    pub fn clear(&self) {
+        self.retain(|_| false);
+    }
+
     pub fn depth(&self) -> usize {
         self.waiting.lock().len()
     }

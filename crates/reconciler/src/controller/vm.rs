@@ -473,12 +473,16 @@ pub(super) async fn run(
     let (reader, writer) = reflector::store();
     let vm_api: Api<VirtualMachine> = Api::all(client.clone());
     let vm_queue = queue.clone();
-    let vm_events = watcher(vm_api, watcher::Config::default())
-        .default_backoff()
-        .modify(super::strip_managed_fields)
-        .reflect(writer)
-        .inspect_ok(move |event| super::track(&vm_queue, event))
-        .touched_objects();
+    let cached_vms = reader.clone();
+    let vm_events = super::log_errors(
+        "VM",
+        watcher(vm_api, watcher::Config::default())
+            .default_backoff()
+            .modify(super::strip_managed_fields)
+            .reflect(writer)
+            .inspect_ok(move |event| super::track(&vm_queue, &cached_vms, event))
+            .touched_objects(),
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         vmis,

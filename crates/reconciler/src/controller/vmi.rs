@@ -218,14 +218,17 @@ pub(super) async fn run(
 ) {
     let (reader, writer) = reflector::store();
     let pod_api: Api<Pod> = Api::all(client.clone());
-    let pod_events = watcher(
-        pod_api,
-        watcher::Config::default().labels(LAUNCHER_SELECTOR),
-    )
-    .default_backoff()
-    .modify(strip_pod)
-    .reflect(writer)
-    .touched_objects();
+    let pod_events = super::log_errors(
+        "launcher Pod",
+        watcher(
+            pod_api,
+            watcher::Config::default().labels(LAUNCHER_SELECTOR),
+        )
+        .default_backoff()
+        .modify(strip_pod)
+        .reflect(writer)
+        .touched_objects(),
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         pods: reader,
