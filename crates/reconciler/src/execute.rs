@@ -45,6 +45,29 @@ fn api_message(e: &kube::Error) -> String {
     }
 }
 
+/// Reads the object `name`, if it exists, with virt-api's 500 when the read fails:
+/// `unable to retrieve <what> [<name>]: <message>`.
+pub async fn get_opt<K>(
+    client: &Client,
+    ns: &str,
+    what: &str,
+    name: &str,
+) -> Result<Option<K>, IntentError>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    api.get_opt(name).await.map_err(|e| {
+        IntentError::internal(format!(
+            "unable to retrieve {what} [{name}]: {}",
+            api_message(&e)
+        ))
+    })
+}
+
 /// Reads the VM `name` and its VMI (if any), as the lifecycle commands need them, with
 /// virt-api's answers when that fails: 404 for a missing VM, 500 otherwise.
 pub async fn fetch(
@@ -52,30 +75,14 @@ pub async fn fetch(
     ns: &str,
     name: &str,
 ) -> Result<(VirtualMachine, Option<VirtualMachineInstance>), IntentError> {
-    let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), ns);
-    let vm = match vms.get_opt(name).await {
-        Ok(Some(vm)) => vm,
-        Ok(None) => {
-            return Err(IntentError {
-                code: 404,
-                reason: "NotFound",
-                message: format!("{VM_RESOURCE} \"{name}\" not found"),
-            });
-        }
-        Err(e) => {
-            return Err(IntentError::internal(format!(
-                "unable to retrieve vm [{name}]: {}",
-                api_message(&e)
-            )));
-        }
+    let Some(vm) = get_opt::<VirtualMachine>(client, ns, "vm", name).await? else {
+        return Err(IntentError {
+            code: 404,
+            reason: "NotFound",
+            message: format!("{VM_RESOURCE} \"{name}\" not found"),
+        });
     };
-    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
-    let vmi = vmis.get_opt(name).await.map_err(|e| {
-        IntentError::internal(format!(
-            "unable to retrieve vmi [{name}]: {}",
-            api_message(&e)
-        ))
-    })?;
+    let vmi = get_opt::<VirtualMachineInstance>(client, ns, "vmi", name).await?;
     Ok((vm, vmi))
 }
 

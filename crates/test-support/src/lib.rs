@@ -1,9 +1,9 @@
 //! Helpers shared by the workspace's end-to-end tests: finding kubectl (with the CI rule), and
 //! running the `virt-controller local` playground on a random port with its own kubeconfig.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 /// kubectl: `$KUBECTL`, else `kubectl` from the PATH.
 pub fn kubectl_path() -> PathBuf {
@@ -94,4 +94,44 @@ impl Drop for Playground {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs kubectl against `kubeconfig`, with its cache and HOME in the private directory `home`,
+/// feeding it `stdin` when given.
+pub fn run_kubectl(kubeconfig: &Path, home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(kubectl_path());
+    cmd.args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("KUBECACHEDIR", home.join("cache"))
+        .env("HOME", home)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run kubectl");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(input.as_bytes())
+            .expect("kubectl's stdin");
+    }
+    child.wait_with_output().expect("kubectl output")
+}
+
+/// The stdout of a kubectl run that must have succeeded; otherwise the test fails with its
+/// stderr.
+#[track_caller]
+pub fn kubectl_stdout(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 from kubectl")
 }

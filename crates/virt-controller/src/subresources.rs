@@ -11,7 +11,6 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
 use http::StatusCode;
-use kube::Api;
 use kube::Client;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -195,18 +194,11 @@ async fn run_pause_or_unpause(
     let opts = PauseOptions {
         dry_run: dry_run(&body),
     };
-    let retrieve = |what: &'static str| {
-        move |e: kube::Error| {
-            IntentError::internal(format!("unable to retrieve {what} [{name}]: {e}"))
-        }
-    };
-    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
-    let vmi = vmis.get_opt(name).await.map_err(retrieve("vmi"))?;
+    let vmi = execute::get_opt::<VirtualMachineInstance>(client, ns, "vmi", name).await?;
     let plan = if action == "pause" {
         intent::pause(name, vmi.as_ref(), &opts, &controller::now())?
     } else {
-        let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), ns);
-        let vm = vms.get_opt(name).await.map_err(retrieve("vm"))?;
+        let vm = execute::get_opt::<VirtualMachine>(client, ns, "vm", name).await?;
         intent::unpause(name, vm.as_ref(), vmi.as_ref(), &opts)?
     };
     execute::execute(client, ns, name, &plan).await

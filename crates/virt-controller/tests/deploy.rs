@@ -4,10 +4,10 @@
 //! election, probes and a `metrics` port.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::{Value, json};
-use test_support::{have_kubectl, kubectl_path};
+use test_support::have_kubectl;
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
@@ -171,33 +171,20 @@ fn the_deployment_runs_two_replicas_with_leader_election() {
     );
 }
 
-/// Runs kubectl against `kubeconfig` off the async runtime (the API server runs on it).
+/// Runs kubectl against `dir/kubeconfig` off the async runtime (the API server runs on it).
 async fn kubectl(dir: &Path, args: &[&str]) -> Output {
     let dir = dir.to_path_buf();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     tokio::task::spawn_blocking(move || {
-        Command::new(kubectl_path())
-            .args(&args)
-            .env("KUBECONFIG", dir.join("kubeconfig"))
-            .env("KUBECACHEDIR", dir.join("cache"))
-            .env("HOME", &dir)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run kubectl")
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        test_support::run_kubectl(&dir.join("kubeconfig"), &dir, &args, None)
     })
     .await
     .unwrap()
 }
 
 async fn kubectl_ok(dir: &Path, args: &[&str]) -> String {
-    let out = kubectl(dir, args).await;
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    test_support::kubectl_stdout(args, kubectl(dir, args).await)
 }
 
 #[tokio::test(flavor = "multi_thread")]

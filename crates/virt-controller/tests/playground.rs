@@ -9,7 +9,7 @@ use http::Request;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use test_support::Playground;
-use virt_reconciler::{VirtualMachine, VirtualMachineInstance};
+use virt_reconciler::{VirtualMachine, VirtualMachineInstance, firmware};
 
 fn start() -> Playground {
     Playground::start(
@@ -95,13 +95,7 @@ async fn seed_vm_starts_restarts_stops_and_cascades() {
     // The firmware UUID is the name-based one (Part A §3).
     let vm = vms.get("vm-cirros").await.unwrap();
     assert_eq!(
-        vm.spec
-            .template
-            .spec
-            .domain
-            .firmware
-            .as_ref()
-            .and_then(|f| f.uuid.as_deref()),
+        firmware::template_uuid(&vm),
         Some("0d2a2043-41c0-59c3-9b17-025022203668")
     );
 

@@ -1174,15 +1174,8 @@ async fn scenario_28_firmware_uuid() {
     set["spec"]["template"]["spec"]["domain"]["firmware"] = json!({"uuid": SET});
     env.create_vm(set).await;
 
-    let uuid_of = |vm: &VirtualMachine| {
-        vm.spec
-            .template
-            .spec
-            .domain
-            .firmware
-            .as_ref()
-            .and_then(|f| f.uuid.clone())
-    };
+    let uuid_of =
+        |vm: &VirtualMachine| virt_reconciler::firmware::template_uuid(vm).map(str::to_string);
     for (name, want) in [
         ("testvm", "5a9fc181-957e-5c32-9e5a-2de5e9673531"),
         ("myvm", "cdf77e9e-871b-5acb-a707-80ef3d4b9849"),

@@ -5,13 +5,12 @@
 //! Without kubectl the tests print `SKIPPED <test>: kubectl is not installed` and pass, except
 //! under `CI=true`, where they fail.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use test_support::{have_kubectl, kubectl_path};
+use test_support::have_kubectl;
 
 const VM: &str = "vm-cirros";
 
@@ -28,28 +27,7 @@ impl Playground {
 
     /// Runs kubectl with this playground's kubeconfig and a private cache and home.
     fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut cmd = Command::new(kubectl_path());
-        cmd.args(args)
-            .env("KUBECONFIG", &self.0.kubeconfig)
-            .env("KUBECACHEDIR", self.0.dir().join("cache"))
-            .env("HOME", self.0.dir())
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("run kubectl");
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        child.wait_with_output().expect("kubectl output")
+        test_support::run_kubectl(&self.0.kubeconfig, self.0.dir(), args, stdin)
     }
 
     fn kubectl(&self, args: &[&str]) -> Output {
@@ -62,14 +40,7 @@ impl Playground {
     }
 
     fn ok_stdin(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let out = self.kubectl_stdin(args, stdin);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        test_support::kubectl_stdout(args, self.kubectl_stdin(args, stdin))
     }
 
     /// `kubectl get <what> -o json`, or `None` when it is not found.

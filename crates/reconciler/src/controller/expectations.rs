@@ -33,26 +33,24 @@ pub struct Observed<'a> {
 }
 
 impl Expectations {
-    pub fn expect_create(&self, key: &str, uid: &str) {
+    /// Records in `key`'s entry (made if missing), and restarts its clock.
+    fn expect(&self, key: &str, record: impl FnOnce(&mut Pending)) {
         let mut m = self.inner.lock();
         let e = m.entry(key.to_string()).or_insert(Pending {
             create: None,
             delete: None,
             since: Instant::now(),
         });
-        e.create = Some(uid.to_string());
+        record(e);
         e.since = Instant::now();
     }
 
+    pub fn expect_create(&self, key: &str, uid: &str) {
+        self.expect(key, |e| e.create = Some(uid.to_string()));
+    }
+
     pub fn expect_delete(&self, key: &str, uid: &str) {
-        let mut m = self.inner.lock();
-        let e = m.entry(key.to_string()).or_insert(Pending {
-            create: None,
-            delete: None,
-            since: Instant::now(),
-        });
-        e.delete = Some(uid.to_string());
-        e.since = Instant::now();
+        self.expect(key, |e| e.delete = Some(uid.to_string()));
     }
 
     /// Clears what the cache now confirms; returns (create_expected, delete_expected).

@@ -16,6 +16,7 @@ use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, Stream, StreamExt};
 use kube::Client;
 use kube::api::{Api, Patch};
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -192,9 +193,33 @@ pub fn finalizer_patch(current: &[String], next: &[String]) -> Result<Patch<()>,
     ))
 }
 
-/// The queue key of an object: `namespace/name`, as both controllers key their state.
+/// The key both controllers keep their state under (expectations, queue): `namespace/name`.
 fn queue_key(namespace: Option<&str>, name: &str) -> String {
     format!("{}/{}", namespace.unwrap_or_default(), name)
+}
+
+/// [`queue_key`] of an object.
+fn key<K: kube::Resource>(obj: &K) -> String {
+    queue_key(
+        obj.meta().namespace.as_deref(),
+        obj.meta().name.as_deref().unwrap_or_default(),
+    )
+}
+
+/// Runs one reconcile of `obj` for `controller`: takes it off the queue-depth mirror, then
+/// counts it, its duration and its failure.
+async fn measured<K: kube::Resource>(
+    controller: &str,
+    metrics: &Metrics,
+    queue: &queue::QueueDepth,
+    obj: &K,
+    reconcile: impl Future<Output = Result<Action, Error>>,
+) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    queue.remove(&key(obj));
+    let result = reconcile.await;
+    metrics.reconciled(controller, started.elapsed(), result.is_err());
+    result
 }
 
 /// Cached objects carry no managed fields: they are the largest part of a small object and
@@ -209,15 +234,9 @@ fn track<K>(queue: &queue::QueueDepth, cache: &Store<K>, event: &watcher::Event<
 where
     K: kube::Resource<DynamicType = ()> + Clone + 'static,
 {
-    let key_of = |o: &K| {
-        queue_key(
-            o.meta().namespace.as_deref(),
-            o.meta().name.as_deref().unwrap_or_default(),
-        )
-    };
     match event {
-        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => queue.add(key_of(o)),
-        watcher::Event::Delete(o) => queue.remove(&key_of(o)),
+        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => queue.add(key(o)),
+        watcher::Event::Delete(o) => queue.remove(&key(o)),
         watcher::Event::InitDone => queue.retain(|key| {
             let (ns, name) = key.split_once('/').unwrap_or(("", key));
             let target = ObjectRef::new(name);

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::expectations::{Expectations, Observed};
 use super::queue::QueueDepth;
-use super::{Error, Metrics, finalizer_patch, now};
+use super::{Error, Metrics, finalizer_patch, key, now};
 use crate::run_strategy::{self, RunStrategy, is_deleting, is_final};
 use crate::types::{StateChangeRequest, VirtualMachine, VirtualMachineInstance};
 use crate::{firmware, status, vmi as vmi_rules};
@@ -35,10 +35,6 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub queue: Arc<QueueDepth>,
-}
-
-fn key(vm: &VirtualMachine) -> String {
-    format!("{}/{}", vm.namespace().unwrap_or_default(), vm.name_any())
 }
 
 fn controller_of(vmi: &VirtualMachineInstance) -> Option<&OwnerReference> {
@@ -306,12 +302,14 @@ async fn sync_run_strategy(
 }
 
 pub async fn reconcile(vm: Arc<VirtualMachine>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = std::time::Instant::now();
-    ctx.queue.remove(&key(&vm));
-    let result = reconcile_inner(&vm, &ctx).await;
-    ctx.metrics
-        .reconciled("vm", started.elapsed(), result.is_err());
-    result
+    super::measured(
+        "vm",
+        &ctx.metrics,
+        &ctx.queue,
+        &*vm,
+        reconcile_inner(&vm, &ctx),
+    )
+    .await
 }
 
 async fn reconcile_inner(vm: &VirtualMachine, ctx: &Context) -> Result<Action, Error> {

@@ -15,7 +15,7 @@ use kube::{Client, ResourceExt};
 
 use super::expectations::{Expectations, Observed};
 use super::queue::QueueDepth;
-use super::{Error, Metrics, finalizer_patch, now};
+use super::{Error, Metrics, finalizer_patch, key, now};
 use crate::run_strategy::{is_deleting, is_final};
 use crate::types::VirtualMachineInstance;
 use crate::vmi as vmi_rules;
@@ -45,10 +45,6 @@ async fn event(
     super::record_event(&ctx.recorder, vmi, warning, reason, note).await;
 }
 
-fn key(vmi: &VirtualMachineInstance) -> String {
-    format!("{}/{}", vmi.namespace().unwrap_or_default(), vmi.name_any())
-}
-
 /// The launcher Pods of a VMI, newest first.
 fn launcher_pods(pods: &Store<Pod>, vmi: &VirtualMachineInstance) -> Vec<Arc<Pod>> {
     let uid = vmi.uid().unwrap_or_default();
@@ -69,12 +65,14 @@ pub async fn reconcile(
     vmi: Arc<VirtualMachineInstance>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let started = std::time::Instant::now();
-    ctx.queue.remove(&key(&vmi));
-    let result = reconcile_inner(&vmi, &ctx).await;
-    ctx.metrics
-        .reconciled("vmi", started.elapsed(), result.is_err());
-    result
+    super::measured(
+        "vmi",
+        &ctx.metrics,
+        &ctx.queue,
+        &*vmi,
+        reconcile_inner(&vmi, &ctx),
+    )
+    .await
 }
 
 async fn reconcile_inner(vmi: &VirtualMachineInstance, ctx: &Context) -> Result<Action, Error> {

@@ -239,14 +239,7 @@ async fn main() -> anyhow::Result<()> {
                     .as_ref()
                     .and_then(|s| s.printable_status.as_deref())
                     == Some("Stopped")
-                    && v.spec
-                        .template
-                        .spec
-                        .domain
-                        .firmware
-                        .as_ref()
-                        .and_then(|f| f.uuid.as_ref())
-                        .is_some()
+                    && virt_reconciler::firmware::template_uuid(v).is_some()
             })
             .count();
         if settled >= args.vms {
