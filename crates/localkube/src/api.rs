@@ -388,7 +388,7 @@ impl Core {
     /// themselves when the view is the storage form.
     pub fn view_json(&self, rt: &ResourceType, stored: &Stored) -> Bytes {
         if Self::shows_as_stored(rt, stored) {
-            stored.json().clone()
+            stored.json()
         } else {
             Bytes::from(serde_json::to_vec(&self.to_view(rt, &stored.value())).unwrap_or_default())
         }
@@ -880,7 +880,7 @@ impl Core {
         stored: Option<&Arc<Stored>>,
     ) -> (Value, Option<Bytes>) {
         match stored {
-            Some(s) if Self::shows_as_stored(rt, s) => (object, Some(s.json().clone())),
+            Some(s) if Self::shows_as_stored(rt, s) => (object, Some(s.json())),
             _ => (self.to_view(rt, &object), None),
         }
     }
@@ -1073,7 +1073,7 @@ impl Core {
             }
         }
         if same_content(&obj, &current_view) && managed_override.is_none() {
-            let json = Self::shows_as_stored(rt, current).then(|| current.json().clone());
+            let json = Self::shows_as_stored(rt, current).then(|| current.json());
             return Ok(Written {
                 object: current_view,
                 json,

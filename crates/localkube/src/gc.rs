@@ -34,7 +34,7 @@ impl Entry {
     fn has_finalizer(&self, f: &str) -> bool {
         self.obj.has_finalizer(f)
     }
-    fn owner_refs(&self) -> &[OwnerRef] {
+    fn owner_refs(&self) -> Vec<OwnerRef<'_>> {
         self.obj.owner_refs()
     }
 }
@@ -149,8 +149,8 @@ pub fn pass(core: &Core) -> bool {
         let mut kept = 0;
         let mut absent = 0;
         let mut foreground_owner = false;
-        for r in refs {
-            let uid = &*r.uid;
+        for r in &refs {
+            let uid = r.uid;
             match by_uid.get(uid) {
                 None => absent += 1,
                 Some(owner) if owner.deleting() && owner.has_finalizer("orphan") => {}

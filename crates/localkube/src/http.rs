@@ -1072,7 +1072,7 @@ impl WatchTask {
     /// The line for an object of the initial state.
     fn initial_line(&self, obj: &Stored, first: &mut bool) -> Bytes {
         if self.sends_as_stored(obj) {
-            return watch_line("ADDED", obj.json());
+            return watch_line("ADDED", &obj.json());
         }
         let view = self.core.view_of(&self.rt, obj);
         event_line("ADDED", &self.render(view, first))
@@ -1093,7 +1093,7 @@ impl WatchTask {
                 return Some(if kind == change.kind {
                     change.line()
                 } else {
-                    watch_line(kind.as_str(), obj.json())
+                    watch_line(kind.as_str(), &obj.json())
                 });
             }
             WatchObject::Current(obj) => self.core.view_of(&self.rt, obj),

@@ -8,7 +8,9 @@
 //! Objects are kept as their JSON bytes plus a small index ([`Stored`]) of what lists,
 //! selectors and the garbage collector read, because a parsed `serde_json::Value` tree costs
 //! about ten times the object's JSON size. The bytes are what a durable store would persist:
-//! [`Stored::decode`] rebuilds the index from them.
+//! [`Stored::decode`] rebuilds the index from them. Once a table holds enough objects, their
+//! JSON is kept compressed with a dictionary trained on the table's first objects
+//! ([`crate::packing`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, LazyLock, OnceLock};
@@ -17,6 +19,10 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::broadcast;
+
+pub use crate::object_index::OwnerRef;
+use crate::object_index::{ObjectIndex, Parts};
+use crate::packing::{Body, Dictionary, Trainer};
 
 /// Which table an object lives in: (storage group, plural). Two API views may share one table
 /// (core `events` and `events.k8s.io` events).
@@ -93,39 +99,25 @@ pub fn field_text(obj: &Value, path: &str) -> String {
     }
 }
 
-/// An owner reference, as far as the garbage collector needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwnerRef {
-    pub uid: Box<str>,
-    pub block_owner_deletion: bool,
-}
-
 /// One stored object: its JSON (exactly as stored, resourceVersion included) and an index of
 /// the parts that are read without parsing it.
 #[derive(Debug)]
 pub struct Stored {
-    json: Bytes,
+    body: Body,
     rv: u64,
     namespace: Arc<str>,
     name: Arc<str>,
     api_version: Arc<str>,
-    uid: Box<str>,
-    labels: Box<[(Box<str>, Box<str>)]>,
-    /// Values of the table's `selectable_fields`, in that order.
-    fields: Box<[Box<str>]>,
-    finalizers: Box<[Box<str>]>,
-    owners: Box<[OwnerRef]>,
+    /// uid, labels, the values of the table's `selectable_fields` (in that order), finalizers
+    /// and owner references.
+    index: ObjectIndex,
     deleting: bool,
 }
 
 /// The index of an object, taken from its parsed form before the store lock is held.
 struct Index {
     api_version: Arc<str>,
-    uid: Box<str>,
-    labels: Box<[(Box<str>, Box<str>)]>,
-    fields: Box<[Box<str>]>,
-    finalizers: Box<[Box<str>]>,
-    owners: Box<[OwnerRef]>,
+    index: ObjectIndex,
     deleting: bool,
 }
 
@@ -151,27 +143,27 @@ fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
 impl Index {
     fn of(key: &StoreKey, obj: &Value) -> Index {
         let meta = obj.get("metadata").unwrap_or(&Value::Null);
-        let labels = meta
+        let labels: Vec<(String, String)> = meta
             .get("labels")
             .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.as_str().into(), label_text(v).into()))
-                    .collect()
-            })
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), label_text(v))).collect())
             .unwrap_or_default();
-        let strings = |v: Option<&Value>| -> Box<[Box<str>]> {
-            v.and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(Into::into).collect())
-                .unwrap_or_default()
-        };
-        let owners = meta
+        let fields: Vec<String> = selectable_fields(key)
+            .iter()
+            .map(|f| field_text(obj, f))
+            .collect();
+        let finalizers: Vec<&str> = meta
+            .get("finalizers")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let owners: Vec<OwnerRef> = meta
             .get("ownerReferences")
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
                     .map(|r| OwnerRef {
-                        uid: r.get("uid").and_then(Value::as_str).unwrap_or("").into(),
+                        uid: r.get("uid").and_then(Value::as_str).unwrap_or(""),
                         block_owner_deletion: r.get("blockOwnerDeletion").and_then(Value::as_bool)
                             == Some(true),
                     })
@@ -180,14 +172,13 @@ impl Index {
             .unwrap_or_default();
         Index {
             api_version: intern(obj.get("apiVersion").and_then(Value::as_str).unwrap_or("")),
-            uid: meta_str(obj, "uid").into(),
-            labels,
-            fields: selectable_fields(key)
-                .iter()
-                .map(|f| field_text(obj, f).into())
-                .collect(),
-            finalizers: strings(meta.get("finalizers")),
-            owners,
+            index: ObjectIndex::new(&Parts {
+                uid: meta_str(obj, "uid"),
+                labels: &labels,
+                fields: &fields,
+                finalizers: &finalizers,
+                owners: &owners,
+            }),
             deleting: meta.get("deletionTimestamp").is_some_and(|v| !v.is_null()),
         }
     }
@@ -219,18 +210,14 @@ pub fn watch_line(kind: &str, object_json: &[u8]) -> Bytes {
 }
 
 impl Stored {
-    fn new(index: Index, json: Bytes, rv: u64, namespace: Arc<str>, name: Arc<str>) -> Stored {
+    fn new(index: Index, body: Body, rv: u64, namespace: Arc<str>, name: Arc<str>) -> Stored {
         Stored {
-            json,
+            body,
             rv,
             namespace,
             name,
             api_version: index.api_version,
-            uid: index.uid,
-            labels: index.labels,
-            fields: index.fields,
-            finalizers: index.finalizers,
-            owners: index.owners,
+            index: index.index,
             deleting: index.deleting,
         }
     }
@@ -241,22 +228,27 @@ impl Stored {
         let index = Index::of(key, &obj);
         Ok(Stored::new(
             index,
-            json,
+            Body::Plain(json),
             object_rv(&obj),
             Arc::from(meta_str(&obj, "namespace")),
             Arc::from(meta_str(&obj, "name")),
         ))
     }
 
-    /// The object's JSON as stored.
-    pub fn json(&self) -> &Bytes {
-        &self.json
+    /// The object's JSON as stored (decompressed when the store keeps it packed).
+    pub fn json(&self) -> Bytes {
+        self.body.json()
+    }
+
+    /// How many bytes the store holds for the JSON.
+    pub fn stored_len(&self) -> usize {
+        self.body.stored_len()
     }
 
     /// The object, parsed.
     pub fn value(&self) -> Value {
         // The bytes were serialized from a Value, so they parse.
-        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+        serde_json::from_slice(&self.json()).unwrap_or(Value::Null)
     }
 
     pub fn rv(&self) -> u64 {
@@ -278,35 +270,32 @@ impl Stored {
     }
 
     pub fn uid(&self) -> &str {
-        &self.uid
+        self.index.uid()
     }
 
     pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.labels.iter().map(|(k, v)| (&**k, &**v))
+        self.index.labels()
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(k, _)| &**k == key)
-            .map(|(_, v)| &**v)
+        self.labels().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// The value of the `i`th of its table's `selectable_fields`.
     pub fn field(&self, i: usize) -> Option<&str> {
-        self.fields.get(i).map(|v| &**v)
+        self.index.field(i)
     }
 
     pub fn finalizers(&self) -> impl Iterator<Item = &str> {
-        self.finalizers.iter().map(|f| &**f)
+        self.index.finalizers()
     }
 
     pub fn has_finalizer(&self, f: &str) -> bool {
-        self.finalizers.iter().any(|x| &**x == f)
+        self.finalizers().any(|x| x == f)
     }
 
-    pub fn owner_refs(&self) -> &[OwnerRef] {
-        &self.owners
+    pub fn owner_refs(&self) -> Vec<OwnerRef<'_>> {
+        self.index.owners().collect()
     }
 
     /// Whether metadata.deletionTimestamp is set.
@@ -337,7 +326,7 @@ impl Change {
     /// The event line `{"type":..,"object":..}` with the object as stored.
     pub fn line(&self) -> Bytes {
         self.line
-            .get_or_init(|| watch_line(self.kind.as_str(), self.object.json()))
+            .get_or_init(|| watch_line(self.kind.as_str(), &self.object.json()))
             .clone()
     }
 }
@@ -374,6 +363,8 @@ struct Inner {
     history: VecDeque<Arc<Change>>,
     window: usize,
     tables: HashMap<StoreKey, Table>,
+    /// Each table's compression dictionary, or the samples it is collecting for one.
+    trainers: HashMap<StoreKey, Trainer>,
     count: usize,
 }
 
@@ -435,6 +426,17 @@ impl Inner {
         }
     }
 
+    /// The JSON of a new version in its stored form, and the table's samples when they are
+    /// complete and a dictionary should be trained from them.
+    fn pack(&mut self, key: &StoreKey, json: Bytes) -> (Body, Option<Vec<Bytes>>) {
+        if !self.trainers.contains_key(key) {
+            self.trainers.insert(key.clone(), Trainer::default());
+        }
+        let trainer = self.trainers.get_mut(key).expect("inserted above");
+        let samples = trainer.sample(&json);
+        (Body::new(json, trainer.dictionary()), samples)
+    }
+
     fn remove(&mut self, key: &StoreKey, ns: &str, name: &str) {
         let Some(table) = self.tables.get_mut(key) else {
             return;
@@ -462,6 +464,7 @@ impl Store {
                 history: VecDeque::new(),
                 window: window.max(1),
                 tables: HashMap::new(),
+                trainers: HashMap::new(),
                 count: 0,
             }),
             tx,
@@ -555,10 +558,10 @@ impl Store {
         inner.rv += 1;
         let rv = inner.rv;
         set_rv(&mut obj, rv);
-        let json = encode(&obj);
+        let (body, samples) = inner.pack(key, encode(&obj));
         let mut stored = None;
         inner.insert(key, ns, |ns_key| {
-            let s = Arc::new(Stored::new(index, json, rv, ns_key, Arc::from(name)));
+            let s = Arc::new(Stored::new(index, body, rv, ns_key, Arc::from(name)));
             stored = Some(s.clone());
             s
         });
@@ -571,6 +574,8 @@ impl Store {
             stored.clone(),
             None,
         );
+        drop(inner);
+        self.train(key, samples);
         Ok(Committed {
             stored,
             object: obj,
@@ -598,10 +603,10 @@ impl Store {
         inner.rv += 1;
         let rv = inner.rv;
         set_rv(&mut obj, rv);
-        let json = encode(&obj);
+        let (body, samples) = inner.pack(key, encode(&obj));
         let stored = Arc::new(Stored::new(
             index,
-            json,
+            body,
             rv,
             old.namespace.clone(),
             old.name.clone(),
@@ -615,10 +620,22 @@ impl Store {
             stored.clone(),
             Some(old),
         );
+        drop(inner);
+        self.train(key, samples);
         Ok(Committed {
             stored,
             object: obj,
         })
+    }
+
+    /// Trains a table's dictionary from its samples, outside the lock: later writes of the
+    /// table are compressed with it.
+    fn train(&self, key: &StoreKey, samples: Option<Vec<Bytes>>) {
+        let Some(samples) = samples else { return };
+        let dictionary = Dictionary::train(&samples);
+        if let Some(trainer) = self.inner.lock().trainers.get_mut(key) {
+            trainer.finish(dictionary);
+        }
     }
 
     /// Removes the object if its stored version is still `expected_rv` (any version when None).
@@ -644,9 +661,11 @@ impl Store {
         let mut last = old.value();
         set_rv(&mut last, rv);
         let index = Index::of(key, &last);
+        let dictionary = inner.trainers.get(key).and_then(Trainer::dictionary);
+        let body = Body::new(encode(&last), dictionary);
         let stored = Arc::new(Stored::new(
             index,
-            encode(&last),
+            body,
             rv,
             old.namespace.clone(),
             old.name.clone(),
@@ -804,6 +823,45 @@ mod tests {
         assert_eq!(v["type"], "ADDED");
         assert_eq!(v["object"]["metadata"]["name"], "a");
         assert!(a.ends_with(b"\n"));
+    }
+
+    #[test]
+    fn a_table_past_its_samples_stores_compressed_json_that_reads_back() {
+        let s = Store::new(1000);
+        let n = crate::packing::SAMPLE_OBJECTS + 20;
+        let mut written = Vec::new();
+        for i in 0..n {
+            let name = format!("cm-{i}");
+            let mut obj = cm(&name);
+            obj["metadata"]["labels"] = json!({"app": "web", "i": i.to_string()});
+            obj["data"] = json!({"value": format!("{i:x}-{}", i * 7919)});
+            written.push(s.create(&key(), "default", &name, obj).unwrap());
+        }
+        let first = &written[0].stored;
+        assert_eq!(first.stored_len(), first.json().len(), "samples stay plain");
+        let late = s.get(&key(), "default", &format!("cm-{}", n - 1)).unwrap();
+        assert!(
+            late.stored_len() * 2 < late.json().len(),
+            "{} of {}",
+            late.stored_len(),
+            late.json().len()
+        );
+        for c in &written {
+            let got = s.get(&key(), "default", c.stored.name()).unwrap();
+            assert_eq!(got.value(), c.object);
+            assert_eq!(got.label("i"), c.object["metadata"]["labels"]["i"].as_str());
+        }
+        let rv = late.rv();
+        let mut obj = late.value();
+        obj["data"]["value"] = json!("changed");
+        let updated = s.update(&key(), "default", late.name(), rv, obj).unwrap();
+        assert!(updated.stored.stored_len() < updated.stored.json().len());
+        assert_eq!(updated.stored.value(), updated.object);
+        let gone = s
+            .delete(&key(), "default", late.name(), Some(updated.stored.rv()))
+            .unwrap();
+        assert_eq!(gone.stored.value(), gone.object);
+        assert_eq!(gone.object["data"]["value"], "changed");
     }
 
     #[test]

@@ -403,7 +403,9 @@ impl Target {
 
 const BENCH_LABEL: &str = "localkube-bench";
 
-/// A small ConfigMap: two data keys, about 100 bytes of data, one label.
+/// A small ConfigMap: two data keys, about 100 bytes of data, one label. The data is random
+/// letters and digits, so that a server that compresses what it stores gains only on the
+/// object's structure, as it would with real data.
 fn small_configmap(name: &str) -> ConfigMap {
     ConfigMap {
         metadata: ObjectMeta {
@@ -415,11 +417,20 @@ fn small_configmap(name: &str) -> ConfigMap {
             ..Default::default()
         },
         data: Some(BTreeMap::from([
-            ("alpha".to_string(), "a".repeat(45)),
-            ("beta".to_string(), format!("{name:-<45}")),
+            ("alpha".to_string(), random_text(45)),
+            ("beta".to_string(), random_text(45)),
         ])),
         ..Default::default()
     }
+}
+
+fn random_text(len: usize) -> String {
+    use rand::Rng;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
 }
 
 fn is_conflict(e: &kube::Error) -> bool {
