@@ -384,6 +384,16 @@ impl Core {
         }
     }
 
+    /// Appends a stored object's JSON, as the resource type's view shows it, to `out`.
+    pub fn append_view_json(&self, rt: &ResourceType, stored: &Stored, out: &mut Vec<u8>) {
+        if Self::shows_as_stored(rt, stored) {
+            stored.append_json(out);
+        } else {
+            // Serializing a Value into a Vec cannot fail.
+            let _ = serde_json::to_writer(out, &self.to_view(rt, &stored.value()));
+        }
+    }
+
     /// A stored object as JSON, as the resource type's view shows it: the stored bytes
     /// themselves when the view is the storage form.
     pub fn view_json(&self, rt: &ResourceType, stored: &Stored) -> Bytes {

@@ -638,7 +638,7 @@ async fn resource_request(
                     )
                 }
                 Rendering::Object => {
-                    // The items' stored bytes go into the list as they are.
+                    // The items' stored JSON goes into the list as it is, one item at a time.
                     let head = list_head(
                         &rt.api_version(),
                         &rt.list_kind(),
@@ -646,10 +646,20 @@ async fn resource_request(
                         &page.continue_token,
                         page.remaining,
                     );
-                    let items: Vec<Bytes> =
-                        page.items.iter().map(|o| core.view_json(&rt, o)).collect();
-                    let body = list_json(head, items.iter().map(|b| &b[..]));
-                    return Ok(json_bytes_response(StatusCode::OK, body, &warnings));
+                    let mut body = head;
+                    body.reserve(page.items.iter().map(|o| o.json_len() + 1).sum::<usize>() + 2);
+                    for (i, o) in page.items.iter().enumerate() {
+                        if i > 0 {
+                            body.push(b',');
+                        }
+                        core.append_view_json(&rt, o, &mut body);
+                    }
+                    body.extend_from_slice(b"]}");
+                    return Ok(json_bytes_response(
+                        StatusCode::OK,
+                        Bytes::from(body),
+                        &warnings,
+                    ));
                 }
             };
             Ok(json_response(StatusCode::OK, &body, &warnings))

@@ -24,6 +24,7 @@ pub mod node;
 pub mod object_index;
 pub mod openapi;
 pub mod packing;
+pub mod process;
 pub mod protobuf;
 pub mod registry;
 pub mod schema;

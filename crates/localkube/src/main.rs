@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 // jemalloc packs the store's many small long-lived allocations more tightly than glibc's
 // malloc: about 15% less memory per stored object, measured in BENCHMARKS.md.
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -167,24 +168,5 @@ fn main() {
         1 => "localkube=debug,info",
         _ => "trace",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("localkube: cannot start the runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = runtime.block_on(run(cli)) {
-        eprintln!("localkube: {e:#}");
-        std::process::exit(1);
-    }
-    // Watches and connections end with the runtime.
-    runtime.shutdown_timeout(Duration::from_millis(200));
+    localkube::process::run_daemon("localkube", filter, run(cli));
 }

@@ -83,31 +83,28 @@ impl ObjectIndex {
             .map_or(0, |b| u32::from_le_bytes(b) as usize)
     }
 
-    fn counts(&self) -> [usize; COUNTS] {
-        std::array::from_fn(|i| self.word(i * 4))
-    }
-
-    fn n_strings(&self) -> usize {
-        let [labels, fields, finalizers, owners] = self.counts();
-        1 + 2 * labels + fields + finalizers + owners
-    }
-
-    fn text_start(&self) -> usize {
-        HEADER + self.n_strings() * 4 + self.counts()[3]
+    fn layout(&self) -> Layout {
+        let counts: [usize; COUNTS] = std::array::from_fn(|i| self.word(i * 4));
+        let [labels, fields, finalizers, owners] = counts;
+        let strings = 1 + 2 * labels + fields + finalizers + owners;
+        Layout {
+            counts,
+            flags: HEADER + strings * 4,
+            text: HEADER + strings * 4 + owners,
+        }
     }
 
     /// The `i`th string of all sections.
-    fn string(&self, i: usize) -> &str {
+    fn string(&self, layout: &Layout, i: usize) -> &str {
         let start = if i == 0 {
             0
         } else {
             self.word(HEADER + (i - 1) * 4)
         };
         let end = self.word(HEADER + i * 4);
-        let base = self.text_start();
         // Built from &str pieces, so every range is whole UTF-8.
         self.0
-            .get(base + start..base + end)
+            .get(layout.text + start..layout.text + end)
             .and_then(|b| std::str::from_utf8(b).ok())
             .unwrap_or("")
     }
@@ -116,35 +113,49 @@ impl ObjectIndex {
         if self.0.is_empty() {
             return "";
         }
-        self.string(0)
+        self.string(&self.layout(), 0)
     }
 
     pub fn labels(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
-        let n = self.counts()[0];
-        (0..n).map(move |i| (self.string(1 + 2 * i), self.string(2 + 2 * i)))
+        let layout = self.layout();
+        (0..layout.counts[0]).map(move |i| {
+            (
+                self.string(&layout, 1 + 2 * i),
+                self.string(&layout, 2 + 2 * i),
+            )
+        })
     }
 
     /// The value of the `i`th selectable field.
     pub fn field(&self, i: usize) -> Option<&str> {
-        let [labels, fields, ..] = self.counts();
-        (i < fields).then(|| self.string(1 + 2 * labels + i))
+        let layout = self.layout();
+        let [labels, fields, ..] = layout.counts;
+        (i < fields).then(|| self.string(&layout, 1 + 2 * labels + i))
     }
 
     pub fn finalizers(&self) -> impl ExactSizeIterator<Item = &str> {
-        let [labels, fields, finalizers, _] = self.counts();
+        let layout = self.layout();
+        let [labels, fields, finalizers, _] = layout.counts;
         let first = 1 + 2 * labels + fields;
-        (first..first + finalizers).map(move |i| self.string(i))
+        (first..first + finalizers).map(move |i| self.string(&layout, i))
     }
 
     pub fn owners(&self) -> impl ExactSizeIterator<Item = OwnerRef<'_>> {
-        let [labels, fields, finalizers, owners] = self.counts();
+        let layout = self.layout();
+        let [labels, fields, finalizers, owners] = layout.counts;
         let first = 1 + 2 * labels + fields + finalizers;
-        let flags = HEADER + self.n_strings() * 4;
         (0..owners).map(move |i| OwnerRef {
-            uid: self.string(first + i),
-            block_owner_deletion: self.0.get(flags + i) == Some(&1),
+            uid: self.string(&layout, first + i),
+            block_owner_deletion: self.0.get(layout.flags + i) == Some(&1),
         })
     }
+}
+
+/// Where each part of a packed index starts.
+struct Layout {
+    counts: [usize; COUNTS],
+    flags: usize,
+    text: usize,
 }
 
 #[cfg(test)]

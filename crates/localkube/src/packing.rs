@@ -6,6 +6,7 @@
 //! fewer objects than a sample never get a dictionary and keep plain JSON.
 
 use std::cell::RefCell;
+use std::io::Cursor;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,6 +14,10 @@ use zstd::zstd_safe::{self, CCtx, CDict, DCtx, DDict};
 
 /// How many objects a table stores before its dictionary is trained from them.
 pub const SAMPLE_OBJECTS: usize = 256;
+/// Larger objects are not sampled, and training stops collecting at this many bytes, so that
+/// training (once per table, in the write that completes the samples) takes 20–80 ms at most.
+const SAMPLE_MAX_OBJECT_BYTES: usize = 16 * 1024;
+const SAMPLE_MAX_BYTES: usize = 1024 * 1024;
 /// The dictionary's size in bytes; larger ones gain almost nothing on small objects.
 const DICTIONARY_BYTES: usize = 4096;
 /// zstd's fastest level: its small hash tables keep each prepared dictionary and context small,
@@ -81,7 +86,27 @@ impl Body {
     pub fn json(&self) -> Bytes {
         match self {
             Body::Plain(json) => json.clone(),
-            Body::Packed { frame, dictionary } => unpack(frame, dictionary),
+            Body::Packed { .. } => {
+                let mut json = Vec::new();
+                self.append_json(&mut json);
+                Bytes::from(json)
+            }
+        }
+    }
+
+    /// Appends the JSON to `out`, decompressing straight into it.
+    pub fn append_json(&self, out: &mut Vec<u8>) {
+        match self {
+            Body::Plain(json) => out.extend_from_slice(json),
+            Body::Packed { frame, dictionary } => unpack_into(frame, dictionary, out),
+        }
+    }
+
+    /// The length of the JSON, without decompressing it.
+    pub fn json_len(&self) -> usize {
+        match self {
+            Body::Plain(json) => json.len(),
+            Body::Packed { frame, .. } => content_size(frame),
         }
     }
 
@@ -94,20 +119,30 @@ impl Body {
     }
 }
 
-fn unpack(frame: &[u8], dictionary: &Dictionary) -> Bytes {
-    // Frames are written here with their content size, so both are known to succeed; an empty
-    // result would show up as unparseable JSON rather than a crash.
-    let size = zstd_safe::get_frame_content_size(frame)
+fn content_size(frame: &[u8]) -> usize {
+    // Every frame is written here with its content size.
+    zstd_safe::get_frame_content_size(frame)
         .ok()
         .flatten()
-        .unwrap_or(0);
-    let mut json = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+fn unpack_into(frame: &[u8], dictionary: &Dictionary, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.reserve(content_size(frame));
+    let mut cursor = Cursor::new(out);
+    cursor.set_position(start as u64);
     let done = DECOMPRESSOR
-        .with_borrow_mut(|d| d.decompress_using_ddict(&mut json, frame, &dictionary.decompress));
-    if done.is_err() {
-        json.clear();
+        .with_borrow_mut(|d| d.decompress_using_ddict(&mut cursor, frame, &dictionary.decompress));
+    // Only a bug could make a frame this store wrote undecodable. Going on with empty JSON
+    // could let a reader write the emptiness back over the object.
+    if let Err(code) = done {
+        panic!(
+            "stored object does not decompress: {}",
+            zstd_safe::get_error_name(code)
+        );
     }
-    Bytes::from(json)
 }
 
 /// Where a table is in getting its dictionary.
@@ -116,7 +151,8 @@ pub enum Trainer {
     /// Collecting the first objects (their JSON shares the stored bytes).
     #[default]
     Empty,
-    Sampling(Vec<Bytes>),
+    /// The samples, and their total size.
+    Sampling(Vec<Bytes>, usize),
     /// A writer took the samples and is training outside the store's lock.
     Training,
     Ready(Arc<Dictionary>),
@@ -135,21 +171,24 @@ impl Trainer {
     /// Adds a stored object's JSON to the samples; returns them all when there are enough to
     /// train on, for the caller to train without holding the store's lock.
     pub fn sample(&mut self, json: &Bytes) -> Option<Vec<Bytes>> {
-        match self {
-            Trainer::Empty => *self = Trainer::Sampling(vec![json.clone()]),
-            Trainer::Sampling(samples) => {
-                samples.push(json.clone());
-                if samples.len() >= SAMPLE_OBJECTS {
-                    let Trainer::Sampling(samples) = std::mem::replace(self, Trainer::Training)
-                    else {
-                        unreachable!("matched above")
-                    };
-                    return Some(samples);
-                }
-            }
-            Trainer::Training | Trainer::Ready(_) | Trainer::Off => {}
+        if json.len() > SAMPLE_MAX_OBJECT_BYTES {
+            return None;
         }
-        None
+        if matches!(self, Trainer::Empty) {
+            *self = Trainer::Sampling(Vec::new(), 0);
+        }
+        let Trainer::Sampling(samples, bytes) = self else {
+            return None;
+        };
+        samples.push(json.clone());
+        *bytes += json.len();
+        if samples.len() < SAMPLE_OBJECTS && *bytes < SAMPLE_MAX_BYTES {
+            return None;
+        }
+        match std::mem::replace(self, Trainer::Training) {
+            Trainer::Sampling(samples, _) => Some(samples),
+            _ => None,
+        }
     }
 
     pub fn finish(&mut self, dictionary: Option<Arc<Dictionary>>) {
@@ -196,6 +235,32 @@ mod tests {
         let body = Body::new(tiny.clone(), Some(&dictionary));
         assert!(matches!(body, Body::Plain(_)));
         assert_eq!(body.json(), tiny);
+    }
+
+    #[test]
+    fn large_objects_are_not_sampled_and_samples_are_bounded_in_bytes() {
+        let mut trainer = Trainer::default();
+        let huge = Bytes::from(vec![b' '; SAMPLE_MAX_OBJECT_BYTES + 1]);
+        for _ in 0..SAMPLE_OBJECTS * 2 {
+            assert!(trainer.sample(&huge).is_none());
+        }
+        let big = Bytes::from(vec![b' '; SAMPLE_MAX_OBJECT_BYTES]);
+        let handed = (0..SAMPLE_OBJECTS)
+            .find_map(|_| trainer.sample(&big))
+            .unwrap();
+        assert_eq!(handed.len(), SAMPLE_MAX_BYTES / SAMPLE_MAX_OBJECT_BYTES);
+    }
+
+    #[test]
+    fn packed_json_appends_and_reports_its_length() {
+        let samples: Vec<Bytes> = (0..SAMPLE_OBJECTS).map(object).collect();
+        let dictionary = Dictionary::train(&samples).unwrap();
+        let body = Body::new(object(7), Some(&dictionary));
+        assert_eq!(body.json_len(), object(7).len());
+        let mut out = b"[".to_vec();
+        body.append_json(&mut out);
+        Body::Plain(object(8)).append_json(&mut out);
+        assert_eq!(out, [&b"["[..], &object(7), &object(8)].concat());
     }
 
     #[test]

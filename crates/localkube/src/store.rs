@@ -240,6 +240,16 @@ impl Stored {
         self.body.json()
     }
 
+    /// Appends the object's JSON to `out`.
+    pub fn append_json(&self, out: &mut Vec<u8>) {
+        self.body.append_json(out);
+    }
+
+    /// The length of the object's JSON.
+    pub fn json_len(&self) -> usize {
+        self.body.json_len()
+    }
+
     /// How many bytes the store holds for the JSON.
     pub fn stored_len(&self) -> usize {
         self.body.stored_len()

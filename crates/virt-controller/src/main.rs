@@ -304,21 +304,7 @@ fn main() {
         1 => "virt_reconciler=debug,virt_controller=debug,info",
         _ => "trace",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("virt-controller: cannot start the runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    let result = runtime.block_on(async {
+    localkube::process::run_daemon("virt-controller", filter, async {
         match cli.command {
             Some(Command::Crds { out }) => write_crds(out),
             Some(Command::Local(args)) => local::run(args).await,
@@ -326,9 +312,4 @@ fn main() {
             None => run(cli.run).await,
         }
     });
-    runtime.shutdown_timeout(Duration::from_millis(200));
-    if let Err(e) = result {
-        eprintln!("virt-controller: {e:#}");
-        std::process::exit(1);
-    }
 }
