@@ -11,7 +11,7 @@
 # Environment: DURATION (5s), CLIENTS (1,8,64), OBJECTS (10000,100000), OUT (target/bench-localkube).
 #
 # Each part gets a fresh `localkube --no-node` on a free port:
-#   1. throughput: create, get, patch, watch delivery with CLIENTS concurrent clients;
+#   1. throughput: create, get, list, patch, watch delivery with CLIENTS concurrent clients;
 #   2. memory: server RSS with OBJECTS small ConfigMaps stored;
 #   3. kubectl: whole-process wall time of kubectl commands, with hyperfine (installed with
 #      apt-get when missing and running as root; skipped otherwise, saying how to install it);
@@ -98,7 +98,7 @@ bench() { # bench NAME ARGS...: runs localkube-bench against the current server
     >"$OUT/$name.json" 2> >(tee "$OUT/$name.txt" >&2)
 }
 
-echo; echo "== 1. throughput (create, get, patch, watch) =="
+echo; echo "== 1. throughput (create, get, list, patch, watch) =="
 start_localkube throughput
 bench throughput --clients "$CLIENTS" --duration "$DURATION" ${extra[@]+"${extra[@]}"}
 stop_localkube throughput

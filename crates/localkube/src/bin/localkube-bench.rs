@@ -70,11 +70,12 @@ struct Cli {
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DUR")]
     duration: Duration,
 
-    /// Operations to measure: create, get, patch, watch; or "none" (with --objects).
+    /// Operations to measure: create, get, list (one page of --pool objects), patch, watch; or
+    /// "none" (with --objects).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "create,get,patch,watch",
+        default_value = "create,get,list,patch,watch",
         value_name = "OP,..."
     )]
     ops: Vec<String>,
@@ -114,6 +115,8 @@ struct Cli {
 enum Op {
     Create,
     Get,
+    /// One page of `--pool` ConfigMaps from the namespace (`limit=POOL`).
+    List,
     Patch,
     Watch,
 }
@@ -123,6 +126,7 @@ impl Op {
         match self {
             Op::Create => "create",
             Op::Get => "get",
+            Op::List => "list",
             Op::Patch => "patch",
             Op::Watch => "watch",
         }
@@ -135,10 +139,11 @@ fn parse_ops(ops: &[String]) -> anyhow::Result<Vec<Op>> {
         match op.trim() {
             "create" => out.push(Op::Create),
             "get" => out.push(Op::Get),
+            "list" => out.push(Op::List),
             "patch" => out.push(Op::Patch),
             "watch" => out.push(Op::Watch),
             "none" | "" => {}
-            other => bail!("unknown operation {other:?} (create, get, patch, watch, none)"),
+            other => bail!("unknown operation {other:?} (create, get, list, patch, watch, none)"),
         }
     }
     Ok(out)
@@ -631,6 +636,10 @@ async fn request_worker(
             Op::Get => {
                 let name = format!("pool-{}", pool_index(op, k, i, clients, pool));
                 api.get(&name).await.map(drop)
+            }
+            Op::List => {
+                let page = ListParams::default().limit(u32::try_from(pool).unwrap_or(u32::MAX));
+                api.list(&page).await.map(drop)
             }
             Op::Patch => {
                 let name = format!("pool-{}", pool_index(op, k, i, clients, pool));
@@ -1154,7 +1163,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         )
     };
 
-    if ops.iter().any(|o| matches!(o, Op::Get | Op::Patch)) {
+    if ops
+        .iter()
+        .any(|o| matches!(o, Op::Get | Op::List | Op::Patch))
+    {
         let f = fill(&target, "pool-", 0, cli.pool, cli.fill_clients).await?;
         if f.errors.count > 0 {
             bail!("cannot create the get/patch pool: {:?}", f.errors.kinds);
