@@ -265,8 +265,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         r = &mut controllers => r,
         _ = shutdown_signal() => {
             let _ = stop_tx.send(true);
-            // In-flight reconciles finish first. kube-runtime's graceful shutdown also waits for
-            // delayed requeues (a crash-loop backoff can be minutes), so after 10 s the rest is
+            // In-flight reconciles finish first (kube-runtime's graceful shutdown; it does not wait
+            // for delayed retries, which the tests check). Whatever still runs after 10 s is
             // cancelled.
             if tokio::time::timeout(Duration::from_secs(10), &mut controllers).await.is_err() {
                 eprintln!("virt-controller: reconciles still pending after 10 s; cancelling them");

@@ -182,8 +182,7 @@ async fn a_terminated_leader_releases_the_lease() {
     let a = cluster.controller("replica-a");
     let b = cluster.controller("replica-b");
     let (leader, standby) = elected(a, b, 15).await;
-    // A leader at work: its caches have synced once its VM has a VMI. (kube-runtime's graceful
-    // shutdown waits for a cache that has never synced, up to virt-controller's 10 s limit.)
+    // A leader at work: its VM has a VMI.
     let vms: Api<VirtualMachine> = Api::namespaced(cluster.client.clone(), "default");
     let vmis: Api<VirtualMachineInstance> = Api::namespaced(cluster.client.clone(), "default");
     vms.create(&PostParams::default(), &running_vm("vm-busy"))
@@ -196,6 +195,7 @@ async fn a_terminated_leader_releases_the_lease() {
     let gone = leader.identity.clone();
     let stopped = Instant::now();
     assert_eq!(leader.terminate(), Some(0), "a clean exit on SIGTERM");
+    assert_prompt_exit(stopped);
     let (holder_now, _) = holder(&leases).await.unwrap_or_default();
     assert_ne!(
         holder_now, gone,
@@ -214,4 +214,54 @@ async fn a_terminated_leader_releases_the_lease() {
         holder(&leases).await.map(|(h, _)| h),
         Some(standby.identity.clone())
     );
+}
+
+/// Shutdown waits only for reconciles that are running, so an idle leader exits at once. Five
+/// seconds leaves room for a loaded machine, and is half of the 10 s limit on waiting.
+fn assert_prompt_exit(since: Instant) {
+    let took = since.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "SIGTERM to exit took {took:?}: shutdown waited for more than the running reconciles"
+    );
+}
+
+/// A VM in crash-loop backoff leaves a reconcile scheduled seconds ahead. Shutdown must not
+/// wait for it: the next leader will run it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_with_a_delayed_retry_pending_exits_at_once() {
+    let cluster = Cluster::start(true).await;
+    let leases: Api<Lease> = Api::namespaced(cluster.client.clone(), LEASE_NAMESPACE);
+    let a = cluster.controller("replica-a");
+    let b = cluster.controller("replica-b");
+    let (leader, standby) = elected(a, b, 15).await;
+    let vms: Api<VirtualMachine> = Api::namespaced(cluster.client.clone(), "default");
+    let mut vm = running_vm("vm-crash");
+    vm.spec.template.metadata.as_mut().unwrap().annotations = Some(
+        [(
+            "localkube.dev/fail-before-running".to_string(),
+            "true".to_string(),
+        )]
+        .into(),
+    );
+    vms.create(&PostParams::default(), &vm).await.unwrap();
+    eventually(20, "vm-crash in CrashLoopBackOff", async || {
+        let vm = vms.get("vm-crash").await.ok()?;
+        let status = vm.status?;
+        (status.printable_status.as_deref() == Some("CrashLoopBackOff")).then_some(())
+    })
+    .await;
+    let gone = leader.identity.clone();
+    let stopped = Instant::now();
+    assert_eq!(leader.terminate(), Some(0), "a clean exit on SIGTERM");
+    assert_prompt_exit(stopped);
+    let (holder_now, _) = holder(&leases).await.unwrap_or_default();
+    assert_ne!(
+        holder_now, gone,
+        "the Lease still names the stopped replica"
+    );
+    eventually(12, "the standby to lead", async || {
+        (standby.ready().await == Some(true)).then_some(())
+    })
+    .await;
 }
