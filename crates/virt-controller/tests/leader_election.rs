@@ -192,20 +192,7 @@ async fn a_terminated_leader_releases_the_lease() {
         vmi_of(&vmis, "vm-busy").await
     })
     .await;
-    let gone = leader.identity.clone();
-    let stopped = Instant::now();
-    assert_eq!(leader.terminate(), Some(0), "a clean exit on SIGTERM");
-    assert_prompt_exit(stopped);
-    let (holder_now, _) = holder(&leases).await.unwrap_or_default();
-    assert_ne!(
-        holder_now, gone,
-        "the Lease still names the stopped replica"
-    );
-    eventually(12, "the standby to lead", async || {
-        (standby.ready().await == Some(true)).then_some(())
-    })
-    .await;
-    let took = stopped.elapsed();
+    let took = terminate_and_hand_over(leader, &standby, &leases).await;
     assert!(
         took < Duration::from_secs(12),
         "took over after {took:?}: the lease was not released"
@@ -216,14 +203,34 @@ async fn a_terminated_leader_releases_the_lease() {
     );
 }
 
+/// SIGTERMs the leader and checks that it exits cleanly and at once, clears the Lease, and that
+/// the standby then leads. Returns the time from the signal to the standby leading.
+///
 /// Shutdown waits only for reconciles that are running, so an idle leader exits at once. Five
 /// seconds leaves room for a loaded machine, and is half of the 10 s limit on waiting.
-fn assert_prompt_exit(since: Instant) {
-    let took = since.elapsed();
+async fn terminate_and_hand_over(
+    leader: Controller,
+    standby: &Controller,
+    leases: &Api<Lease>,
+) -> Duration {
+    let gone = leader.identity.clone();
+    let stopped = Instant::now();
+    assert_eq!(leader.terminate(), Some(0), "a clean exit on SIGTERM");
+    let exited = stopped.elapsed();
     assert!(
-        took < Duration::from_secs(5),
-        "SIGTERM to exit took {took:?}: shutdown waited for more than the running reconciles"
+        exited < Duration::from_secs(5),
+        "SIGTERM to exit took {exited:?}: shutdown waited for more than the running reconciles"
     );
+    let (holder_now, _) = holder(leases).await.unwrap_or_default();
+    assert_ne!(
+        holder_now, gone,
+        "the Lease still names the stopped replica"
+    );
+    eventually(12, "the standby to lead", async || {
+        (standby.ready().await == Some(true)).then_some(())
+    })
+    .await;
+    stopped.elapsed()
 }
 
 /// A VM in crash-loop backoff leaves a reconcile scheduled seconds ahead. Shutdown must not
@@ -251,17 +258,5 @@ async fn a_leader_with_a_delayed_retry_pending_exits_at_once() {
         (status.printable_status.as_deref() == Some("CrashLoopBackOff")).then_some(())
     })
     .await;
-    let gone = leader.identity.clone();
-    let stopped = Instant::now();
-    assert_eq!(leader.terminate(), Some(0), "a clean exit on SIGTERM");
-    assert_prompt_exit(stopped);
-    let (holder_now, _) = holder(&leases).await.unwrap_or_default();
-    assert_ne!(
-        holder_now, gone,
-        "the Lease still names the stopped replica"
-    );
-    eventually(12, "the standby to lead", async || {
-        (standby.ready().await == Some(true)).then_some(())
-    })
-    .await;
+    terminate_and_hand_over(leader, &standby, &leases).await;
 }
