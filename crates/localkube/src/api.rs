@@ -184,6 +184,14 @@ pub struct Deleted {
     pub gone: bool,
 }
 
+/// The continue token of a page that ends with the last of `items`.
+fn continue_after(items: &[Arc<Stored>]) -> String {
+    items
+        .last()
+        .map(|last| encode_continue(last.namespace(), last.name()))
+        .unwrap_or_default()
+}
+
 /// A page of a list: stored objects, which `Core::view_json` or `Core::view_of` render.
 pub struct ListPage {
     pub items: Vec<Arc<Stored>>,
@@ -512,42 +520,56 @@ impl Core {
         continue_token: Option<&str>,
     ) -> ApiResult<ListPage> {
         Self::check_field_selector(rt, fields)?;
-        let (all, rv) = self.store.list(&rt.store, ns);
         let start_after = match continue_token {
             Some(t) if !t.is_empty() => Some(decode_continue(t)?),
             _ => None,
         };
+        let after = start_after.as_ref().map(|(n, m)| (n.as_str(), m.as_str()));
+        let limit = limit.filter(|l| *l > 0);
+        let full = |items: &Vec<Arc<Stored>>| limit.is_some_and(|l| items.len() >= l);
         let mut items = Vec::new();
-        let mut next = None;
-        let mut remaining = 0u64;
-        for obj in all {
-            let key = (obj.namespace(), obj.name());
-            if let Some((sns, sname)) = &start_after
-                && (key.0, key.1) <= (sns.as_str(), sname.as_str())
-            {
-                continue;
-            }
-            if !Self::matches(rt, &obj, labels, fields) {
-                continue;
-            }
-            if let Some(l) = limit
-                && l > 0
-                && items.len() >= l
-            {
-                if next.is_none() {
-                    let last: &Arc<Stored> = items.last().expect("limit > 0");
-                    next = Some(encode_continue(last.namespace(), last.name()));
+        let mut more = false;
+        let mut remaining = None;
+        let resource_version = if labels.is_empty() && fields.requirements().is_empty() {
+            // Unselected: the walk takes one page and counts what follows it, for
+            // remainingItemCount.
+            let mut after_page = 0u64;
+            let rv = self.store.scan(&rt.store, ns, after, |o| {
+                if full(&items) {
+                    after_page += 1;
+                } else {
+                    items.push(o.clone());
                 }
-                remaining += 1;
-                continue;
+                true
+            });
+            more = after_page > 0;
+            remaining = more.then_some(after_page);
+            rv
+        } else {
+            // Selectors are matched outside the store's lock, so the walk only collects. Like
+            // kube-apiserver, a selected list has no remainingItemCount.
+            let mut candidates = Vec::new();
+            let rv = self.store.scan(&rt.store, ns, after, |o| {
+                candidates.push(o.clone());
+                true
+            });
+            for obj in candidates {
+                if !Self::matches(rt, &obj, labels, fields) {
+                    continue;
+                }
+                if full(&items) {
+                    more = true;
+                    break;
+                }
+                items.push(obj);
             }
-            items.push(obj);
-        }
+            rv
+        };
         Ok(ListPage {
+            continue_token: more.then(|| continue_after(&items)),
+            remaining,
             items,
-            resource_version: rv,
-            remaining: next.as_ref().map(|_| remaining),
-            continue_token: next,
+            resource_version,
         })
     }
 

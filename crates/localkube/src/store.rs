@@ -13,6 +13,7 @@
 //! ([`crate::packing`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::ops::Bound;
 use std::sync::{Arc, LazyLock, OnceLock};
 
 use bytes::Bytes;
@@ -501,6 +502,49 @@ impl Store {
     pub fn list(&self, key: &StoreKey, ns: Option<&str>) -> (Vec<Arc<Stored>>, u64) {
         let inner = self.inner.lock();
         (inner.list(key, ns), inner.rv)
+    }
+
+    /// Visits a table's objects (in one namespace when `ns` is given) in (namespace, name) order,
+    /// starting after `after`, until `visit` returns false; returns the version the walk is
+    /// consistent with. The walk holds the store's lock, so `visit` should be quick.
+    pub fn scan(
+        &self,
+        key: &StoreKey,
+        ns: Option<&str>,
+        after: Option<(&str, &str)>,
+        mut visit: impl FnMut(&Arc<Stored>) -> bool,
+    ) -> u64 {
+        let inner = self.inner.lock();
+        let rv = inner.rv;
+        let Some(table) = inner.tables.get(key) else {
+            return rv;
+        };
+        let first_ns = match (ns, after) {
+            (Some(ns), _) => Bound::Included(ns),
+            (None, Some((after_ns, _))) => Bound::Included(after_ns),
+            (None, None) => Bound::Unbounded,
+        };
+        for (table_ns, names) in table.range::<str, _>((first_ns, Bound::Unbounded)) {
+            if ns.is_some_and(|ns| ns != &**table_ns) {
+                break;
+            }
+            let first_name = match after {
+                Some((after_ns, after_name)) if after_ns == &**table_ns => {
+                    Bound::Excluded(after_name)
+                }
+                Some((after_ns, _)) if after_ns > &**table_ns => continue,
+                _ => Bound::Unbounded,
+            };
+            for obj in names
+                .range::<str, _>((first_name, Bound::Unbounded))
+                .map(|(_, o)| o)
+            {
+                if !visit(obj) {
+                    return rv;
+                }
+            }
+        }
+        rv
     }
 
     /// Every object of every table, taken under one lock, so that owners and dependents are

@@ -275,3 +275,79 @@ async fn objects_read_back_exactly_once_a_table_compresses_them() {
     }
     assert_eq!(added, created);
 }
+
+/// Paging with `limit` and `continue`, in one namespace and across namespaces, with and without
+/// a selector: the pages add up to the whole list, in order, and only unselected pages say how
+/// many items follow them (as kube-apiserver does).
+#[tokio::test]
+async fn pages_add_up_to_the_list_and_count_what_follows() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::ResourceExt;
+
+    let server = localkube::LocalKube::builder().start().await.unwrap();
+    let client = server.client().await.unwrap();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in ["page-a", "page-b", "page-c"] {
+        let obj = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
+        namespaces
+            .create(&PostParams::default(), &obj)
+            .await
+            .unwrap();
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+        for i in 0..7 {
+            let mut obj = cm(&format!("cm-{i}"));
+            obj.metadata.labels = Some([("odd".to_string(), (i % 2).to_string())].into());
+            api.create(&PostParams::default(), &obj).await.unwrap();
+        }
+    }
+    let names = |items: &[ConfigMap]| -> Vec<String> {
+        items
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o.metadata.namespace.as_deref().unwrap(),
+                    o.name_any()
+                )
+            })
+            .collect()
+    };
+    let cases: [(Api<ConfigMap>, &str); 4] = [
+        (Api::namespaced(client.clone(), "page-b"), ""),
+        (Api::namespaced(client.clone(), "page-b"), "odd=1"),
+        (Api::all(client.clone()), ""),
+        (Api::all(client.clone()), "odd=1"),
+    ];
+    for (api, selector) in cases {
+        let whole = api
+            .list(&ListParams::default().labels(selector))
+            .await
+            .unwrap();
+        let whole = names(&whole.items);
+        let mut paged = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut params = ListParams::default().labels(selector).limit(2);
+            if let Some(t) = &token {
+                params = params.continue_token(t);
+            }
+            let page = api.list(&params).await.unwrap();
+            paged.extend(names(&page.items));
+            let remaining = page.metadata.remaining_item_count;
+            token = page.metadata.continue_.filter(|t| !t.is_empty());
+            match (&token, selector) {
+                (Some(_), "") => assert_eq!(
+                    remaining,
+                    Some((whole.len() - paged.len()) as i64),
+                    "{selector:?} after {paged:?}"
+                ),
+                _ => assert_eq!(remaining, None, "{selector:?} after {paged:?}"),
+            }
+            if token.is_none() {
+                break;
+            }
+        }
+        assert_eq!(paged, whole, "selector {selector:?}");
+        assert!(whole.len() >= 3, "more than one page: {whole:?}");
+    }
+}
