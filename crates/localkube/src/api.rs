@@ -185,10 +185,11 @@ pub struct Deleted {
 }
 
 /// The continue token of a page that ends with the last of `items`.
-fn continue_after(items: &[Arc<Stored>]) -> String {
+/// `seen` counts the items of every page so far, this one included.
+fn continue_after(items: &[Arc<Stored>], seen: u64) -> String {
     items
         .last()
-        .map(|last| encode_continue(last.namespace(), last.name()))
+        .map(|last| encode_continue(last.namespace(), last.name(), seen))
         .unwrap_or_default()
 }
 
@@ -524,32 +525,35 @@ impl Core {
             Some(t) if !t.is_empty() => Some(decode_continue(t)?),
             _ => None,
         };
-        let after = start_after.as_ref().map(|(n, m)| (n.as_str(), m.as_str()));
+        let after = start_after
+            .as_ref()
+            .map(|c| (c.namespace.as_str(), c.name.as_str()));
+        let seen_before = start_after.as_ref().map_or(0, |c| c.seen);
         let limit = limit.filter(|l| *l > 0);
         let full = |items: &Vec<Arc<Stored>>| limit.is_some_and(|l| items.len() >= l);
         let mut items = Vec::new();
         let mut more = false;
         let mut remaining = None;
         let resource_version = if labels.is_empty() && fields.requirements().is_empty() {
-            // Unselected: the walk takes one page and counts what follows it, for
-            // remainingItemCount.
-            let mut after_page = 0u64;
-            let rv = self.store.scan(&rt.store, ns, after, |o| {
+            // Unselected: the walk takes one page and stops. remainingItemCount is the table's
+            // count less the items of this and earlier pages (which the token carries): an
+            // estimate when objects came or went in between, as kube-apiserver's is.
+            let (rv, total) = self.store.scan(&rt.store, ns, after, |o| {
                 if full(&items) {
-                    after_page += 1;
-                } else {
-                    items.push(o.clone());
+                    more = true;
+                    return false;
                 }
+                items.push(o.clone());
                 true
             });
-            more = after_page > 0;
-            remaining = more.then_some(after_page);
+            let seen = seen_before + items.len() as u64;
+            remaining = more.then(|| (total as u64).saturating_sub(seen).max(1));
             rv
         } else {
             // Selectors are matched outside the store's lock, so the walk only collects. Like
             // kube-apiserver, a selected list has no remainingItemCount.
             let mut candidates = Vec::new();
-            let rv = self.store.scan(&rt.store, ns, after, |o| {
+            let (rv, _) = self.store.scan(&rt.store, ns, after, |o| {
                 candidates.push(o.clone());
                 true
             });
@@ -566,7 +570,7 @@ impl Core {
             rv
         };
         Ok(ListPage {
-            continue_token: more.then(|| continue_after(&items)),
+            continue_token: more.then(|| continue_after(&items, seen_before + items.len() as u64)),
             remaining,
             items,
             resource_version,
@@ -1702,13 +1706,21 @@ fn apply_json_patch(doc: &mut Value, ops: json_patch::Patch) -> Result<(), json_
     Ok(())
 }
 
-fn encode_continue(ns: &str, name: &str) -> String {
+/// Where a list continues: after this object, with `seen` items already returned.
+#[derive(Debug, PartialEq)]
+struct ContinueKey {
+    namespace: String,
+    name: String,
+    seen: u64,
+}
+
+fn encode_continue(ns: &str, name: &str, seen: u64) -> String {
     use base64::Engine;
-    let raw = json!({"v": "localkube.v1", "start": [ns, name]}).to_string();
+    let raw = json!({"v": "localkube.v1", "start": [ns, name], "seen": seen}).to_string();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
-fn decode_continue(token: &str) -> ApiResult<(String, String)> {
+fn decode_continue(token: &str) -> ApiResult<ContinueKey> {
     use base64::Engine;
     let bad = || ApiError::bad_request(format!("continue key is not valid: {token}"));
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -1720,7 +1732,11 @@ fn decode_continue(token: &str) -> ApiResult<(String, String)> {
         start.first().and_then(Value::as_str),
         start.get(1).and_then(Value::as_str),
     ) {
-        (Some(ns), Some(name)) => Ok((ns.to_string(), name.to_string())),
+        (Some(ns), Some(name)) => Ok(ContinueKey {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            seen: v.get("seen").and_then(Value::as_u64).unwrap_or(0),
+        }),
         _ => Err(bad()),
     }
 }
@@ -1766,10 +1782,14 @@ mod tests {
 
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {
-        let t = encode_continue("default", "web-1");
+        let t = encode_continue("default", "web-1", 500);
         assert_eq!(
             decode_continue(&t).unwrap(),
-            ("default".to_string(), "web-1".to_string())
+            ContinueKey {
+                namespace: "default".into(),
+                name: "web-1".into(),
+                seen: 500
+            }
         );
         assert_eq!(decode_continue("%%%").unwrap_err().code, 400);
     }

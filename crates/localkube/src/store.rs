@@ -505,19 +505,24 @@ impl Store {
     }
 
     /// Visits a table's objects (in one namespace when `ns` is given) in (namespace, name) order,
-    /// starting after `after`, until `visit` returns false; returns the version the walk is
-    /// consistent with. The walk holds the store's lock, so `visit` should be quick.
+    /// starting after `after`, until `visit` returns false. Returns the version the walk is
+    /// consistent with, and how many objects the table (or namespace) holds in all. The walk
+    /// holds the store's lock, so `visit` should be quick.
     pub fn scan(
         &self,
         key: &StoreKey,
         ns: Option<&str>,
         after: Option<(&str, &str)>,
         mut visit: impl FnMut(&Arc<Stored>) -> bool,
-    ) -> u64 {
+    ) -> (u64, usize) {
         let inner = self.inner.lock();
         let rv = inner.rv;
         let Some(table) = inner.tables.get(key) else {
-            return rv;
+            return (rv, 0);
+        };
+        let total = match ns {
+            Some(ns) => table.get(ns).map_or(0, BTreeMap::len),
+            None => table.values().map(BTreeMap::len).sum(),
         };
         let first_ns = match (ns, after) {
             (Some(ns), _) => Bound::Included(ns),
@@ -540,11 +545,11 @@ impl Store {
                 .map(|(_, o)| o)
             {
                 if !visit(obj) {
-                    return rv;
+                    return (rv, total);
                 }
             }
         }
-        rv
+        (rv, total)
     }
 
     /// Every object of every table, taken under one lock, so that owners and dependents are
