@@ -407,10 +407,12 @@ impl Core {
     /// themselves when the view is the storage form.
     pub fn view_json(&self, rt: &ResourceType, stored: &Stored) -> Bytes {
         if Self::shows_as_stored(rt, stored) {
-            stored.json()
-        } else {
-            Bytes::from(serde_json::to_vec(&self.to_view(rt, &stored.value())).unwrap_or_default())
+            // Plain stored JSON is shared, not copied.
+            return stored.json();
         }
+        let mut json = Vec::new();
+        self.append_view_json(rt, stored, &mut json);
+        Bytes::from(json)
     }
 
     fn to_storage(&self, rt: &ResourceType, obj: Value) -> Value {

@@ -646,20 +646,13 @@ async fn resource_request(
                         &page.continue_token,
                         page.remaining,
                     );
-                    let mut body = head;
-                    body.reserve(page.items.iter().map(|o| o.json_len() + 1).sum::<usize>() + 2);
-                    for (i, o) in page.items.iter().enumerate() {
-                        if i > 0 {
-                            body.push(b',');
-                        }
-                        core.append_view_json(&rt, o, &mut body);
-                    }
-                    body.extend_from_slice(b"]}");
-                    return Ok(json_bytes_response(
-                        StatusCode::OK,
-                        Bytes::from(body),
-                        &warnings,
-                    ));
+                    let body = list_json(
+                        head,
+                        &page.items,
+                        |o| o.json_len(),
+                        |o, out| core.append_view_json(&rt, o, out),
+                    );
+                    return Ok(json_bytes_response(StatusCode::OK, body, &warnings));
                 }
             };
             Ok(json_response(StatusCode::OK, &body, &warnings))
@@ -699,7 +692,7 @@ async fn resource_request(
                 &None,
                 None,
             );
-            let body = list_json(head, items.iter().map(|b| &b[..]));
+            let body = list_json(head, &items, Bytes::len, |b, out| out.extend_from_slice(b));
             Ok(json_bytes_response(StatusCode::OK, body, &warnings))
         }
         (Some(name), Method::GET) => {
@@ -819,14 +812,20 @@ fn list_head(
     out
 }
 
-/// A list's JSON: `head` from `list_head`, then the items' JSON as they are.
-fn list_json<'a>(mut head: Vec<u8>, items: impl Iterator<Item = &'a [u8]> + Clone) -> Bytes {
-    head.reserve(items.clone().map(|i| i.len() + 1).sum::<usize>() + 2);
-    for (i, item) in items.enumerate() {
+/// A list's JSON: `head` from `list_head`, then each item as `append_json` writes it
+/// (`json_len` sizes the buffer).
+fn list_json<T>(
+    mut head: Vec<u8>,
+    items: &[T],
+    json_len: impl Fn(&T) -> usize,
+    mut append_json: impl FnMut(&T, &mut Vec<u8>),
+) -> Bytes {
+    head.reserve(items.iter().map(|i| json_len(i) + 1).sum::<usize>() + 2);
+    for (i, item) in items.iter().enumerate() {
         if i > 0 {
             head.push(b',');
         }
-        head.extend_from_slice(item);
+        append_json(item, &mut head);
     }
     head.extend_from_slice(b"]}");
     Bytes::from(head)

@@ -110,9 +110,6 @@ impl ObjectIndex {
     }
 
     pub fn uid(&self) -> &str {
-        if self.0.is_empty() {
-            return "";
-        }
         self.string(&self.layout(), 0)
     }
 

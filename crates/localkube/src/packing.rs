@@ -146,18 +146,21 @@ fn unpack_into(frame: &[u8], dictionary: &Dictionary, out: &mut Vec<u8>) {
 }
 
 /// Where a table is in getting its dictionary.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub enum Trainer {
-    /// Collecting the first objects (their JSON shares the stored bytes).
-    #[default]
-    Empty,
-    /// The samples, and their total size.
+    /// Collecting the first objects (their JSON shares the stored bytes), and their total size.
     Sampling(Vec<Bytes>, usize),
     /// A writer took the samples and is training outside the store's lock.
     Training,
     Ready(Arc<Dictionary>),
     /// Training failed; the table keeps plain JSON.
     Off,
+}
+
+impl Default for Trainer {
+    fn default() -> Self {
+        Trainer::Sampling(Vec::new(), 0)
+    }
 }
 
 impl Trainer {
@@ -173,9 +176,6 @@ impl Trainer {
     pub fn sample(&mut self, json: &Bytes) -> Option<Vec<Bytes>> {
         if json.len() > SAMPLE_MAX_OBJECT_BYTES {
             return None;
-        }
-        if matches!(self, Trainer::Empty) {
-            *self = Trainer::Sampling(Vec::new(), 0);
         }
         let Trainer::Sampling(samples, bytes) = self else {
             return None;

@@ -223,6 +223,11 @@ impl Stored {
         }
     }
 
+    /// A later version of this object, sharing its namespace and name.
+    fn next_version(&self, index: Index, body: Body, rv: u64) -> Stored {
+        Stored::new(index, body, rv, self.namespace.clone(), self.name.clone())
+    }
+
     /// Rebuilds a stored object of table `key` from its JSON, as a durable store would load it.
     pub fn decode(key: &StoreKey, json: Bytes) -> Result<Stored, serde_json::Error> {
         let obj: Value = serde_json::from_slice(&json)?;
@@ -663,13 +668,7 @@ impl Store {
         let rv = inner.rv;
         set_rv(&mut obj, rv);
         let (body, samples) = inner.pack(key, encode(&obj));
-        let stored = Arc::new(Stored::new(
-            index,
-            body,
-            rv,
-            old.namespace.clone(),
-            old.name.clone(),
-        ));
+        let stored = Arc::new(old.next_version(index, body, rv));
         inner.insert(key, ns, |_| stored.clone());
         Self::commit(
             &mut inner,
@@ -722,13 +721,7 @@ impl Store {
         let index = Index::of(key, &last);
         let dictionary = inner.trainers.get(key).and_then(Trainer::dictionary);
         let body = Body::new(encode(&last), dictionary);
-        let stored = Arc::new(Stored::new(
-            index,
-            body,
-            rv,
-            old.namespace.clone(),
-            old.name.clone(),
-        ));
+        let stored = Arc::new(old.next_version(index, body, rv));
         Self::commit(
             &mut inner,
             &self.tx,
