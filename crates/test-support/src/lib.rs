@@ -135,3 +135,17 @@ pub fn kubectl_stdout(args: &[&str], out: Output) -> String {
     );
     String::from_utf8(out.stdout).expect("UTF-8 from kubectl")
 }
+
+/// A manifest from this repository's `examples/` (never from outside the checkout, so that a
+/// fresh clone passes its own tests).
+pub fn example_path(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(file)
+}
+
+/// The text of `examples/<file>`.
+pub fn example(file: &str) -> String {
+    let path = example_path(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

@@ -24,9 +24,7 @@ fn committed_crds_are_up_to_date() {
 }
 
 fn seed_vm() -> String {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/examples/vm-cirros.yaml");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    test_support::example("vm-cirros.yaml")
 }
 
 async fn send(

@@ -27,9 +27,7 @@ async fn client(p: &Playground) -> kube::Client {
 }
 
 fn seed_vm() -> Value {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/examples/vm-cirros.yaml");
-    serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    serde_saphyr::from_str(&test_support::example("vm-cirros.yaml")).unwrap()
 }
 
 async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {

@@ -457,12 +457,10 @@ fn conflict(vm: &str, reason: &str) -> (u16, String) {
 // ---------------------------------------------------------------------------------------------
 // Manifests
 
-/// The seed's VM (`../shared/examples/vm-cirros.yaml`), as `kubevirt.io/v1` under another name,
+/// The seed's VM (`examples/vm-cirros.yaml`), as `kubevirt.io/v1` under another name,
 /// with neither `running` nor `runStrategy`.
 fn base_vm(name: &str) -> Value {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/examples/vm-cirros.yaml");
-    let mut vm: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut vm: Value = serde_saphyr::from_str(&test_support::example("vm-cirros.yaml")).unwrap();
     vm["apiVersion"] = json!("kubevirt.io/v1");
     vm["metadata"] = json!({"name": name, "labels": {"kubevirt.io/vm": name}});
     vm["spec"]["template"]["metadata"]["labels"] = json!({"kubevirt.io/vm": name});

@@ -1,6 +1,6 @@
 //! The seed's kubectl block, run verbatim against the playground: `virt-controller local` with
 //! kubectl as the only client, on the seed's own `vm.yaml`
-//! (`../shared/examples/vm-cirros.yaml`).
+//! (`examples/vm-cirros.yaml`).
 //!
 //! Without kubectl the tests print `SKIPPED <test>: kubectl is not installed` and pass, except
 //! under `CI=true`, where they fail.
@@ -113,7 +113,7 @@ impl Playground {
 
 /// The seed's `vm.yaml`, unchanged.
 fn vm_yaml_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/examples/vm-cirros.yaml")
+    test_support::example_path("vm-cirros.yaml")
 }
 
 /// The rows of a kubectl table, split on whitespace (header first).

@@ -139,7 +139,3 @@ impl Drop for Localkube {
 
 #[allow(unused_imports)] // Not every test binary uses both.
 pub use test_support::{have_kubectl, kubectl_path};
-
-pub fn examples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/examples")
-}
