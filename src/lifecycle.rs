@@ -223,24 +223,27 @@ pub async fn client_side(
     action: Action,
     dry_run: bool,
 ) -> Result<(), RequestError> {
-    // restart validates its grace period before fetching anything.
-    if let Action::Restart {
-        grace_period_seconds,
-    } = action
-    {
-        intent::check_restart_options(&intent::RestartOptions {
+    // Grace periods are checked before anything is fetched, as the subresource API does.
+    match action {
+        Action::Stop { grace_period } => intent::check_stop_options(&intent::StopOptions {
+            grace_period,
+            dry_run,
+        })?,
+        Action::Restart {
+            grace_period_seconds,
+        } => intent::check_restart_options(&intent::RestartOptions {
             grace_period_seconds,
             dry_run,
-        })?;
+        })?,
+        Action::Start { .. } => {}
     }
-    let (vm, vmi) = virt_reconciler::execute::fetch(client, ns, name).await?;
-    let plan = match action {
+    execute::run(client, ns, name, |vm, vmi| match action {
         Action::Start { paused } => {
-            intent::start(&vm, vmi.as_ref(), &intent::StartOptions { paused, dry_run })
+            intent::start(vm, vmi, &intent::StartOptions { paused, dry_run })
         }
         Action::Stop { grace_period } => intent::stop(
-            &vm,
-            vmi.as_ref(),
+            vm,
+            vmi,
             &intent::StopOptions {
                 grace_period,
                 dry_run,
@@ -249,15 +252,15 @@ pub async fn client_side(
         Action::Restart {
             grace_period_seconds,
         } => intent::restart(
-            &vm,
-            vmi.as_ref(),
+            vm,
+            vmi,
             &intent::RestartOptions {
                 grace_period_seconds,
                 dry_run,
             },
         ),
-    }?;
-    execute::execute(client, ns, name, &plan).await?;
+    })
+    .await?;
     Ok(())
 }
 

@@ -154,11 +154,16 @@ async fn client_for(kubeconfig: &Path) -> kube::Client {
 impl Cluster {
     /// The playground: subresource API and controllers.
     pub async fn playground() -> Cluster {
+        Self::playground_with_node_shutdown("0").await
+    }
+
+    /// The playground, with deleted pods Terminating for up to `shutdown` (e.g. `1s`).
+    pub async fn playground_with_node_shutdown(shutdown: &'static str) -> Cluster {
         let binary = tokio::task::spawn_blocking(virt_controller_binary)
             .await
             .unwrap();
         let playground = tokio::task::spawn_blocking(move || {
-            test_support::Playground::start(&binary, Stdio::null())
+            test_support::Playground::start_with_node_shutdown(&binary, Stdio::null(), shutdown)
         })
         .await
         .unwrap();
@@ -356,10 +361,15 @@ impl Cluster {
     /// Runs the VM and VMI controllers and the simulated node in this process, against this
     /// cluster, until the test's runtime ends.
     pub fn spawn_controllers(&self) {
+        self.spawn_controllers_with_node_shutdown(Duration::ZERO);
+    }
+
+    /// [`Cluster::spawn_controllers`], with deleted pods Terminating for up to `shutdown`.
+    pub fn spawn_controllers_with_node_shutdown(&self, shutdown: Duration) {
         let metrics = std::sync::Arc::new(virt_reconciler::controller::Metrics::default());
         let node = localkube::node::NodeConfig {
             start_delay: Duration::ZERO,
-            shutdown_time: Duration::ZERO,
+            shutdown_time: shutdown,
             ..Default::default()
         };
         let client = self.client.clone();

@@ -232,24 +232,47 @@ pub fn start(
     Ok(plan)
 }
 
+/// The checks stop makes before it looks at any object: a negative grace period is refused with
+/// restart's 400. (KubeVirt takes it, and the guest is killed at once; Part A.)
+pub fn check_stop_options(opts: &StopOptions) -> Result<(), IntentError> {
+    match opts.grace_period {
+        Some(g) if g < 0 => Err(IntentError::bad_request(NEGATIVE_GRACE_PERIOD)),
+        _ => Ok(()),
+    }
+}
+
 /// `stop` (Part B §2.4).
 ///
-/// Order: the effective run strategy (500); then, when a non-final VMI exists and a grace period
-/// is given, the VMI grace patch (always the first step); then the per-strategy rule.
+/// Order: the grace value (400); the effective run strategy (500); on Always and Once, the
+/// removal of queued Starts (below); then, when a non-final VMI exists and a grace period is
+/// given, the VMI grace patch (before any write that stops the VMI); then the per-strategy rule.
 ///
 /// KubeVirt applies the VMI grace patch even when the Halted rule then refuses with 409. A plan
 /// is all or nothing, so here a refusal writes nothing.
+///
+/// The last accepted request wins (Part A; KubeVirt differs): on Always and Once, a `Start` still
+/// queued (by a restart just before) is removed from the queue, under a `test` of the queue,
+/// before the spec turns Halted. Otherwise the controller would act on that `Start` once the
+/// VMI is gone and turn the VM back to Always, and the accepted stop would be lost.
 pub fn stop(
     vm: &VirtualMachine,
     vmi: Option<&VirtualMachineInstance>,
     opts: &StopOptions,
 ) -> Result<Plan, IntentError> {
+    check_stop_options(opts)?;
     let name = vm_name(vm);
     let strategy = effective_strategy(vm)?;
     // For stop, Unknown and unset phases count as running: only a final VMI is "not running".
     let live = vmi.filter(|v| !run_strategy::is_final(v));
 
     let mut plan = Plan::new(opts.dry_run);
+    // Dropping the queued Starts comes first: it triggers nothing, and a race lost there is
+    // lost before anything is written, so the request can simply be decided again.
+    if matches!(strategy, RunStrategy::Always | RunStrategy::Once)
+        && let Some(patch) = drop_queued_starts_patch(vm)
+    {
+        plan.push(PatchTarget::VmStatus, patch);
+    }
     if let (Some(v), Some(grace)) = (live, opts.grace_period) {
         plan.push(PatchTarget::Vmi, vmi_grace_patch(v, grace));
     }
@@ -393,6 +416,23 @@ fn state_change_patch(
         ops.push(json!({"op": "remove", "path": "/status/startFailure"}));
     }
     Ok(Value::Array(ops))
+}
+
+/// The JSON Patch on the VM status that removes every queued `Start`, tested against the queue
+/// as read; `None` when none is queued. The other requests (a restart's `Stop`) stay.
+fn drop_queued_starts_patch(vm: &VirtualMachine) -> Option<Value> {
+    const PATH: &str = "/status/stateChangeRequests";
+    let pending = &vm.status.as_ref()?.state_change_requests;
+    if !pending.iter().any(StateChangeRequest::is_start) {
+        return None;
+    }
+    let kept: Vec<_> = pending.iter().filter(|r| !r.is_start()).collect();
+    let change = if kept.is_empty() {
+        json!({"op": "remove", "path": PATH})
+    } else {
+        json!({"op": "replace", "path": PATH, "value": kept})
+    };
+    Some(json!([{"op": "test", "path": PATH, "value": pending}, change]))
 }
 
 /// The JSON Patch on the VM spec that switches it to Always (`running`) or Halted: on
@@ -1231,6 +1271,111 @@ mod tests {
             got,
             want,
         );
+    }
+
+    // ---- the last accepted request wins: stop drops a queued Start (Part A) -----------------
+
+    #[test]
+    fn stop_after_restart_drops_the_queued_start_then_halts() {
+        for (strategy, vmi_phase) in [("Always", "Running"), ("Once", "Running"), ("Always", "")] {
+            let restarted = vec![StateChangeRequest::stop(UID), StateChangeRequest::start()];
+            let vm = with_pending(vm(strategy), restarted);
+            let got = stop(&vm, Some(&vmi(vmi_phase)), &StopOptions::default());
+            let want = steps(vec![
+                (
+                    PatchTarget::VmStatus,
+                    json!([
+                        {"op": "test", "path": "/status/stateChangeRequests", "value": [stop_req(), start_req()]},
+                        {"op": "replace", "path": "/status/stateChangeRequests", "value": [stop_req()]},
+                    ]),
+                ),
+                spec_strategy(strategy, "Halted"),
+            ]);
+            let cell = format!("stop × {strategy} × VMI {vmi_phase:?} × pending [Stop, Start]");
+            check(&cell, got, want);
+        }
+    }
+
+    #[test]
+    fn stop_with_only_starts_queued_removes_the_queue() {
+        let vm = with_pending(vm("Always"), vec![StateChangeRequest::start_paused()]);
+        let got = stop(&vm, None, &StopOptions::default());
+        let want = steps(vec![
+            (
+                PatchTarget::VmStatus,
+                json!([
+                    {"op": "test", "path": "/status/stateChangeRequests", "value": [start_paused_req()]},
+                    {"op": "remove", "path": "/status/stateChangeRequests"},
+                ]),
+            ),
+            spec_strategy("Always", "Halted"),
+        ]);
+        check(
+            "stop × Always × no VMI × pending [Start{paused}]",
+            got,
+            want,
+        );
+    }
+
+    #[test]
+    fn stop_with_grace_drops_the_start_first_then_the_vmi_grace_then_the_spec() {
+        let vm = with_pending(
+            vm_with(Some(true), None),
+            vec![StateChangeRequest::stop(UID), StateChangeRequest::start()],
+        );
+        let got = stop(&vm, Some(&vmi_with("Running", Some(30))), &grace(0));
+        let want = steps(vec![
+            (
+                PatchTarget::VmStatus,
+                json!([
+                    {"op": "test", "path": "/status/stateChangeRequests", "value": [stop_req(), start_req()]},
+                    {"op": "replace", "path": "/status/stateChangeRequests", "value": [stop_req()]},
+                ]),
+            ),
+            vmi_grace(json!(30), 0),
+            spec_running(json!(true), false),
+        ]);
+        check(
+            "stop --grace-period 0 × running: true × pending [Stop, Start]",
+            got,
+            want,
+        );
+    }
+
+    #[test]
+    fn stop_with_only_a_stop_queued_leaves_the_queue_alone() {
+        let vm = with_pending(vm("Always"), vec![StateChangeRequest::stop(UID)]);
+        let got = stop(&vm, Some(&vmi("Running")), &StopOptions::default());
+        check(
+            "stop × Always × pending [Stop]",
+            got,
+            steps(vec![spec_strategy("Always", "Halted")]),
+        );
+    }
+
+    #[test]
+    fn stop_with_negative_grace_is_refused_before_anything_else() {
+        for strategy in [
+            "Always",
+            "Once",
+            "Halted",
+            "Manual",
+            "RerunOnFailure",
+            "Bogus",
+        ] {
+            let got = stop(&vm(strategy), Some(&vmi("Running")), &grace(-5));
+            check(
+                &format!("stop --grace-period -5 × {strategy}"),
+                got,
+                bad_request(NEGATIVE_GRACE_PERIOD),
+            );
+        }
+        assert_eq!(
+            check_stop_options(&grace(-1)),
+            Err(IntentError::bad_request(NEGATIVE_GRACE_PERIOD))
+        );
+        assert_eq!(check_stop_options(&grace(0)), Ok(()));
+        assert_eq!(check_stop_options(&StopOptions::default()), Ok(()));
     }
 
     // ---- status shape: empty status, startFailure ------------------------------------------

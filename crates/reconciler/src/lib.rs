@@ -7,6 +7,7 @@ pub mod crds;
 pub mod execute;
 pub mod firmware;
 pub mod intent;
+pub mod names;
 pub mod run_strategy;
 pub mod status;
 pub mod types;

@@ -46,6 +46,12 @@ impl Playground {
     /// Starts `binary` (a virt-controller) in local mode on a free port and waits until it is
     /// ready. Its stderr goes to `stderr`.
     pub fn start(binary: &Path, stderr: Stdio) -> Playground {
+        Self::start_with_node_shutdown(binary, stderr, "0")
+    }
+
+    /// [`Playground::start`], with deleted pods Terminating for up to `shutdown` (a duration
+    /// such as `1s`) instead of going at once.
+    pub fn start_with_node_shutdown(binary: &Path, stderr: Stdio, shutdown: &str) -> Playground {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let kubeconfig = dir.path().join("kubeconfig");
         let mut child = Command::new(binary)
@@ -56,7 +62,7 @@ impl Playground {
                 "--node-start-delay",
                 "0",
                 "--node-shutdown-time",
-                "0",
+                shutdown,
                 "--kubeconfig-out",
             ])
             .arg(&kubeconfig)

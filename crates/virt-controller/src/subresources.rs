@@ -141,31 +141,26 @@ async fn run_lifecycle(
         grace_period_seconds: body.grace_period_seconds,
         dry_run: dry,
     };
-    // restart validates its grace period before anything is fetched (Part B §2.5).
-    if action == "restart" {
-        intent::check_restart_options(&restart)?;
+    let start = StartOptions {
+        paused: body.paused.unwrap_or(false),
+        dry_run: dry,
+    };
+    let stop = StopOptions {
+        grace_period: body.grace_period,
+        dry_run: dry,
+    };
+    // Grace periods are checked before anything is fetched (Part B §2.5).
+    match action {
+        "restart" => intent::check_restart_options(&restart)?,
+        "stop" => intent::check_stop_options(&stop)?,
+        _ => {}
     }
-    let (vm, vmi) = execute::fetch(client, ns, name).await?;
-    let plan = match action {
-        "start" => intent::start(
-            &vm,
-            vmi.as_ref(),
-            &StartOptions {
-                paused: body.paused.unwrap_or(false),
-                dry_run: dry,
-            },
-        ),
-        "stop" => intent::stop(
-            &vm,
-            vmi.as_ref(),
-            &StopOptions {
-                grace_period: body.grace_period,
-                dry_run: dry,
-            },
-        ),
-        _ => intent::restart(&vm, vmi.as_ref(), &restart),
-    }?;
-    execute::execute(client, ns, name, &plan).await
+    execute::run(client, ns, name, |vm, vmi| match action {
+        "start" => intent::start(vm, vmi, &start),
+        "stop" => intent::stop(vm, vmi, &stop),
+        _ => intent::restart(vm, vmi, &restart),
+    })
+    .await
 }
 
 /// PUT `.../virtualmachineinstances/{name}/{pause|unpause}`: 200 on success (not 202).

@@ -1,7 +1,7 @@
 //! The playground end to end: the real `virt-controller local` binary, driven over HTTP with
 //! kube-rs, through the seed's VM lifecycle.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 

@@ -15,7 +15,7 @@
 //!
 //! A VMI is "killed" by deleting its launcher Pod, as Part B's functional tests do.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -811,6 +811,67 @@ async fn scenario_11_stop_always() {
     assert!(in_order(&seq, "Stopping", "Stopped"), "{seq:?}");
     assert!(env.launcher_pods(&vmi.uid().unwrap()).await.is_empty());
     env.stays_without_vmi("vm1").await;
+}
+
+/// A name that is not a VM name (percent-encoded `?` or `/`) never reaches another VM: the
+/// request answers 404 for that name, and `vm1` keeps running.
+#[tokio::test(flavor = "multi_thread")]
+async fn names_with_query_or_slash_address_no_other_vm() {
+    let env = Env::start().await;
+    let vmi = env.running_vm(vm_with_strategy("vm1", "Always")).await;
+
+    for (encoded, decoded) in [
+        ("vm1%3Fanything", "vm1?anything"),
+        ("vm1%2Fstop%3F", "vm1/stop?"),
+        ("vm1%23x", "vm1#x"),
+        ("VM1", "VM1"),
+    ] {
+        for action in ["stop", "restart"] {
+            let not_found = (
+                404,
+                format!("virtualmachine.kubevirt.io \"{decoded}\" not found"),
+            );
+            assert_eq!(env.put(encoded, action, json!({})).await, Err(not_found));
+        }
+        let err = env.put_vmi(encoded, "pause", json!({})).await.unwrap_err();
+        assert_eq!(err.0, 404, "{err:?}");
+    }
+    env.stays_without_vmi_change("vm1", &vmi.uid().unwrap(), "Running")
+        .await;
+    assert_eq!(
+        env.vm("vm1").await.spec.run_strategy.as_deref(),
+        Some("Always")
+    );
+}
+
+/// A negative grace period is refused with restart's message, before anything is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_with_negative_grace_is_refused() {
+    let env = Env::start().await;
+    let vmi = env.running_vm(vm_with_strategy("vm1", "Always")).await;
+    let refused = Err((
+        400,
+        "gracePeriod has to be greater or equal to 0".to_string(),
+    ));
+    assert_eq!(
+        env.put("vm1", "stop", json!({"gracePeriod": -5})).await,
+        refused
+    );
+    assert_eq!(
+        env.put("nope", "stop", json!({"gracePeriod": -5})).await,
+        refused
+    );
+    env.stays_without_vmi_change("vm1", &vmi.uid().unwrap(), "Running")
+        .await;
+    assert_eq!(
+        vmi.spec.termination_grace_period_seconds,
+        env.vmis
+            .get("vm1")
+            .await
+            .unwrap()
+            .spec
+            .termination_grace_period_seconds
+    );
 }
 
 /// §6.12: stop on Manual or RerunOnFailure queues `[Stop{uid}]`; the VMI goes, the queue
