@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
@@ -240,6 +241,17 @@ async fn after_the_api_server_restarts_with_a_new_ca_and_token_the_controller_re
     install(&client).await;
 
     vm_gets_a_vmi(&client, "after-restart", 30).await;
+    // Leader election went on with the new credentials too: the new server's Lease is ours.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
+    eventually(
+        15,
+        "the controller to hold the new server's Lease",
+        async || {
+            let lease = leases.get_opt("virt-controller").await.ok()??;
+            (lease.spec?.holder_identity.as_deref() == Some("rotation-test")).then_some(())
+        },
+    )
+    .await;
     controller.wait_for(10, "/readyz", 200).await;
     assert_eq!(controller.code("/healthz").await, Some(200));
 }
