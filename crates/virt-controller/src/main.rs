@@ -282,7 +282,7 @@ async fn drive_controllers(
                 }
                 eprintln!(
                     "virt-controller: the API server rejected the credentials or its certificate; \
-                     reading the kubeconfig again in {}",
+                     reading the kubeconfig (or in-cluster config) again in {}",
                     humantime::format_duration(pause)
                 );
             }
