@@ -6,6 +6,7 @@
 //! Written here (about a hundred lines) rather than taken from a crate, because the crates
 //! available track other kube-rs releases than the one this workspace uses.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -108,10 +109,15 @@ pub async fn release(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, kube::
     Ok(false)
 }
 
+/// Builds a new client from the kubeconfig (or in-cluster config), read again.
+pub type Reconnect =
+    Box<dyn Fn() -> futures::future::BoxFuture<'static, anyhow::Result<Client>> + Send + Sync>;
+
 /// A running election: leadership changes on `leading`.
 pub struct Elector {
     pub leading: watch::Receiver<bool>,
-    api: Api<Lease>,
+    /// The Lease API of the newest client: a reconnect replaces it.
+    api: Arc<Mutex<Api<Lease>>>,
     cfg: LeaseConfig,
     task: tokio::task::JoinHandle<()>,
 }
@@ -121,7 +127,8 @@ impl Elector {
     pub async fn release(self) {
         self.task.abort();
         let _ = self.task.await;
-        match release(&self.api, &self.cfg).await {
+        let api = self.api.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match release(&api, &self.cfg).await {
             Ok(true) => tracing::info!("released lease {}", self.cfg.name),
             Ok(false) => {}
             Err(e) => tracing::warn!("lease {} not released: {e}", self.cfg.name),
@@ -130,13 +137,16 @@ impl Elector {
 }
 
 /// Keeps trying for the lease and renewing it; publishes leadership on `Elector::leading`.
-pub fn run(client: Client, cfg: LeaseConfig) -> Elector {
+/// When the API server rejects the credentials or its certificate, the next attempt uses a
+/// client from `reconnect`, so a rotated kubeconfig or token keeps this replica leading.
+pub fn run(client: Client, cfg: LeaseConfig, reconnect: Reconnect) -> Elector {
     let (tx, rx) = watch::channel(false);
-    let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
+    let shared = Arc::new(Mutex::new(Api::namespaced(client, &cfg.namespace)));
     let task = {
-        let api = api.clone();
+        let shared = shared.clone();
         let cfg = cfg.clone();
         tokio::spawn(async move {
+            let mut api: Api<Lease> = shared.lock().unwrap_or_else(|e| e.into_inner()).clone();
             // A leader that cannot renew steps down at the renew deadline, two thirds of the
             // lease (client-go's 10 s of 15 s), so it has stopped before a standby may take over.
             // Renewals are timed from when they were sent, as the standby sees `renewTime`.
@@ -154,6 +164,19 @@ pub fn run(client: Client, cfg: LeaseConfig) -> Elector {
                     }
                     Ok(Err(e)) => {
                         tracing::warn!("lease {}: {e}", cfg.name);
+                        if crate::health::is_credential_failure(&e) {
+                            match reconnect().await {
+                                Ok(client) => {
+                                    tracing::info!(
+                                        "lease {}: read the kubeconfig again after: {e}",
+                                        cfg.name
+                                    );
+                                    api = Api::namespaced(client, &cfg.namespace);
+                                    *shared.lock().unwrap_or_else(|e| e.into_inner()) = api.clone();
+                                }
+                                Err(e) => tracing::warn!("lease {}: {e:#}", cfg.name),
+                            }
+                        }
                         *tx.borrow() && last_renewal.elapsed() < renew_deadline
                     }
                     Err(_) => {
@@ -171,7 +194,7 @@ pub fn run(client: Client, cfg: LeaseConfig) -> Elector {
     };
     Elector {
         leading: rx,
-        api,
+        api: shared,
         cfg,
         task,
     }

@@ -1,23 +1,33 @@
 //! The virt-controller daemon: the VM and VMI controllers against a cluster (`run`), the
 //! all-in-one playground (`local`), and the CRD generator (`crds`).
 
+mod health;
 mod leader;
 mod local;
 mod ratelimit;
 mod subresources;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tokio::sync::Notify;
 use virt_reconciler::controller::{self, Metrics};
+
+use health::Bounds;
 
 /// Runs the KubeVirt VM and VMI controllers.
 ///
 /// With no subcommand it runs the controllers (`run`).
+///
+/// /readyz answers 503 on a standby replica, and on the leader once a watch of the controllers
+/// has been failing for --unready-after; /healthz answers 503 once one has been failing for
+/// --unhealthy-after, so that the kubelet restarts the pod. When the API server rejects the
+/// credentials (401) or its certificate does not verify, the kubeconfig (or in-cluster config)
+/// is read again and the controllers restart with it.
 #[derive(Parser, Debug)]
 #[command(name = "virt-controller", version, about, long_about)]
 struct Cli {
@@ -71,6 +81,18 @@ struct RunArgs {
     #[arg(long, default_value_t = ratelimit::DEFAULT_BURST, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     burst: u32,
+
+    /// Answer 503 on /readyz once a watch of the controllers has been failing this long (the API
+    /// server unreachable, the credentials rejected), e.g. 30s, 1m30s; ok again once it works.
+    #[arg(long, default_value = health::DEFAULT_UNREADY_AFTER, value_name = "DUR",
+          value_parser = health::parse_bound)]
+    unready_after: Duration,
+
+    /// Answer 503 on /healthz once a watch has been failing this long, so that the kubelet
+    /// restarts the pod (a fresh process reads its configuration again).
+    #[arg(long, default_value = health::DEFAULT_UNHEALTHY_AFTER, value_name = "DUR",
+          value_parser = health::parse_bound)]
+    unhealthy_after: Duration,
 }
 
 #[derive(Subcommand, Debug)]
@@ -121,30 +143,44 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Serves /metrics, /healthz and /readyz.
+/// Serves /metrics, /healthz and /readyz with the default bounds.
 pub async fn serve_health(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     ready: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<SocketAddr> {
+    serve_probes(addr, metrics, ready, Bounds::default()).await
+}
+
+/// Serves /metrics, /healthz and /readyz: ready while `leading` and the watches work, live
+/// until they have failed for `bounds.unhealthy_after` (see [`health::health`]).
+async fn serve_probes(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    leading: tokio::sync::watch::Receiver<bool>,
+    bounds: Bounds,
+) -> anyhow::Result<SocketAddr> {
     use axum::routing::get;
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
     let registry = Arc::new(registry);
+    let now_health = {
+        let metrics = metrics.clone();
+        move || {
+            let failure = metrics.watches.longest_failure();
+            health::health(Instant::now(), *leading.borrow(), failure.as_ref(), bounds)
+        }
+    };
+    let answer = |probe: Result<(), String>| match probe {
+        Ok(()) => (http::StatusCode::OK, "ok".to_string()),
+        Err(reason) => (http::StatusCode::SERVICE_UNAVAILABLE, reason),
+    };
+    let live = now_health.clone();
     let app = axum::Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(move || async move { answer(live().live) }))
         .route(
             "/readyz",
-            get(move || {
-                let ready = ready.clone();
-                async move {
-                    if *ready.borrow() {
-                        (http::StatusCode::OK, "ok")
-                    } else {
-                        (http::StatusCode::SERVICE_UNAVAILABLE, "standby")
-                    }
-                }
-            }),
+            get(move || async move { answer(now_health().ready) }),
         )
         .route(
             "/metrics",
@@ -187,27 +223,101 @@ pub async fn run_controllers(
     .await;
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let config = match &args.kubeconfig {
+/// Reads the kubeconfig at `path`, or infers one (KUBECONFIG, ~/.kube/config, in-cluster).
+async fn load_config(path: Option<&Path>) -> anyhow::Result<kube::Config> {
+    Ok(match path {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
                 .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+            kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .with_context(|| format!("cannot use the kubeconfig {}", path.display()))?
         }
         None => kube::Config::infer()
             .await
             .context("no kubeconfig or in-cluster config")?,
-    };
+    })
+}
+
+/// What fails in the watch health while no client can be built.
+const CONFIG_FAILURE: &str = "kubeconfig";
+
+/// The pause before reading the kubeconfig again, doubled after each reload up to the maximum,
+/// so that credentials that stay broken are retried ever more slowly rather than in a loop.
+const RELOAD_PAUSE: Duration = Duration::from_secs(1);
+const RELOAD_PAUSE_MAX: Duration = Duration::from_secs(30);
+
+/// Runs the controllers until `stop` fires. When the API server rejects their credentials or
+/// its certificate, they stop, the kubeconfig is read again, and they start over with a new
+/// client, as after a restart: that is how a rotated CA or token is picked up.
+async fn drive_controllers(
+    first: kube::Config,
+    args: &RunArgs,
+    metrics: Arc<Metrics>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut config = Some(first);
+    let mut pause = RELOAD_PAUSE;
+    loop {
+        let config = match config.take() {
+            Some(config) => Ok(config),
+            None => load_config(args.kubeconfig.as_deref()).await,
+        };
+        let rejected = Arc::new(Notify::new());
+        let client = config.and_then(|config| {
+            let client = ratelimit::client(config, args.qps, args.burst)?;
+            Ok(health::check_credentials(client, rejected.clone()))
+        });
+        match client {
+            Ok(client) => {
+                metrics.watches.succeeded(CONFIG_FAILURE);
+                let started = Instant::now();
+                tokio::select! {
+                    _ = run_controllers(client, metrics.clone(), args.concurrency, stop.clone()) => return,
+                    _ = rejected.notified() => {}
+                }
+                // Dropping the controllers cancelled them; a long healthy run starts the pauses over.
+                if started.elapsed() > 2 * RELOAD_PAUSE_MAX {
+                    pause = RELOAD_PAUSE;
+                }
+                eprintln!(
+                    "virt-controller: the API server rejected the credentials or its certificate; \
+                     reading the kubeconfig (or in-cluster config) again in {}",
+                    humantime::format_duration(pause)
+                );
+            }
+            Err(e) => {
+                eprintln!(
+                    "virt-controller: {e:#}; trying again in {}",
+                    humantime::format_duration(pause)
+                );
+                metrics.watches.failed(CONFIG_FAILURE, format!("{e:#}"));
+            }
+        }
+        let mut stopping = stop.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        pause = (pause * 2).min(RELOAD_PAUSE_MAX);
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = load_config(args.kubeconfig.as_deref()).await?;
     if !args.qps.is_finite() || args.qps < 0.0 {
         anyhow::bail!(
             "--qps must be 0 (no limit) or a positive number, not {}",
             args.qps
         );
     }
+    let bounds = Bounds {
+        unready_after: args.unready_after,
+        unhealthy_after: args.unhealthy_after,
+    };
     // The controllers share one rate-limited client. Leader election has its own client, so
     // that a burst of reconciles can never delay a renewal until the lease is lost.
-    let client = ratelimit::client(config.clone(), args.qps, args.burst)?;
-    let lease_client = kube::Client::try_from(config)?;
+    let lease_client = kube::Client::try_from(config.clone())?;
     let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut elector = None;
@@ -216,6 +326,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             std::fs::read_to_string("/etc/hostname")
                 .map(|s| s.trim().to_string())
                 .unwrap_or_else(|_| format!("virt-controller-{}", std::process::id()))
+        });
+        let kubeconfig = args.kubeconfig.clone();
+        let reconnect: leader::Reconnect = Box::new(move || {
+            let kubeconfig = kubeconfig.clone();
+            Box::pin(async move {
+                let config = load_config(kubeconfig.as_deref()).await?;
+                Ok(kube::Client::try_from(config)?)
+            })
         });
         let e = leader::run(
             lease_client,
@@ -226,6 +344,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 duration: Duration::from_secs(15),
                 retry: Duration::from_secs(2),
             },
+            reconnect,
         );
         let leading = e.leading.clone();
         elector = Some(e);
@@ -236,7 +355,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         std::mem::forget(always);
         rx
     };
-    let addr = serve_health(args.metrics_addr, metrics.clone(), leading.clone()).await?;
+    let addr = serve_probes(args.metrics_addr, metrics.clone(), leading.clone(), bounds).await?;
     eprintln!("virt-controller serving /metrics, /healthz and /readyz on {addr}");
     let mut leading_rx = leading.clone();
     let mut stopping = stop_rx.clone();
@@ -256,7 +375,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         };
         tokio::select! {
-            _ = run_controllers(client.clone(), metrics.clone(), args.concurrency, stop_rx) => Ok(()),
+            _ = drive_controllers(config, &args, metrics.clone(), stop_rx) => Ok(()),
             _ = lost => Err(anyhow::anyhow!("lost the leader lease")),
         }
     };

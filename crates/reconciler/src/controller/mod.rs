@@ -6,11 +6,12 @@ pub mod queue;
 pub mod vm;
 pub mod vmi;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, Stream, StreamExt};
@@ -63,6 +64,8 @@ pub struct Metrics {
     /// Objects waiting for a reconcile, by controller (see [`queue`]).
     pub queue_depth: Family<ControllerLabel, Gauge>,
     pub leader: Gauge,
+    /// Which watches fail, for the daemon's /readyz and /healthz.
+    pub watches: WatchHealth,
     writes_total: AtomicU64,
 }
 
@@ -77,6 +80,7 @@ impl Default for Metrics {
             writes: Family::default(),
             queue_depth: Family::default(),
             leader: Gauge::default(),
+            watches: WatchHealth::default(),
             writes_total: AtomicU64::new(0),
         }
     }
@@ -153,6 +157,77 @@ impl Metrics {
     pub fn writes_so_far(&self) -> u64 {
         self.writes_total.load(Ordering::Relaxed)
     }
+}
+
+/// A watch that has been failing since `since`, and the last error it got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchFailure {
+    /// What fails, e.g. `VM watch`.
+    pub watch: &'static str,
+    pub since: Instant,
+    pub error: String,
+}
+
+/// Which watches are failing, and since when. A watch fails from its first failed request (or
+/// stream error) until its next request succeeds or it delivers an object. Requests count, not
+/// only events, because a watch that resumes after an outage delivers nothing until something
+/// changes.
+#[derive(Debug, Default)]
+pub struct WatchHealth {
+    failing: Mutex<HashMap<&'static str, WatchFailure>>,
+}
+
+impl WatchHealth {
+    pub fn succeeded(&self, watch: &'static str) {
+        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        if !failing.is_empty() {
+            failing.remove(watch);
+        }
+    }
+
+    /// Records a failure of `watch`; it fails since its first failure after a success.
+    pub fn failed(&self, watch: &'static str, error: impl std::fmt::Display) {
+        let error = error.to_string();
+        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        failing
+            .entry(watch)
+            .and_modify(|f| f.error.clone_from(&error))
+            .or_insert_with(|| WatchFailure {
+                watch,
+                since: Instant::now(),
+                error,
+            });
+    }
+
+    /// The failure that has lasted longest, if any watch fails.
+    pub fn longest_failure(&self) -> Option<WatchFailure> {
+        let failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        failing.values().min_by_key(|f| f.since).cloned()
+    }
+}
+
+/// A client for `watch`'s list and watch requests that records each answer in `health`: any
+/// success means the API server is reachable and accepts the credentials again.
+fn watch_client(client: &Client, metrics: &Arc<Metrics>, watch: &'static str) -> Client {
+    let inner = client.clone();
+    let metrics = metrics.clone();
+    let service = tower::service_fn(move |request| {
+        let inner = inner.clone();
+        let metrics = metrics.clone();
+        async move {
+            let answer = inner.send(request).await;
+            match &answer {
+                Ok(response) if response.status().is_success() => metrics.watches.succeeded(watch),
+                Ok(response) => metrics.watches.failed(
+                    watch,
+                    format!("the API server answered {}", response.status()),
+                ),
+                Err(e) => metrics.watches.failed(watch, e),
+            }
+            answer
+        }
+    });
+    Client::new(service, client.default_namespace().to_string())
 }
 
 /// Records an event about `obj` (`Warning` or `Normal`, the reason doubling as the action), as
@@ -251,18 +326,23 @@ where
     }
 }
 
-/// A watch stream without its errors, which are logged: the watcher retries by itself, and
-/// an error reaching a controller's trigger would pause all of its triggers, the shared VMI
-/// events included.
+/// A watch stream without its errors, which are logged and recorded in the watch health: the
+/// watcher retries by itself, and an error reaching a controller's trigger would pause all of
+/// its triggers, the shared VMI events included.
 fn log_errors<K>(
     what: &'static str,
+    metrics: Arc<Metrics>,
     events: impl Stream<Item = Result<K, watcher::Error>>,
 ) -> impl Stream<Item = Result<K, watcher::Error>> {
     events.filter_map(move |event| {
         futures::future::ready(match event {
-            Ok(obj) => Some(Ok(obj)),
+            Ok(obj) => {
+                metrics.watches.succeeded(what);
+                Some(Ok(obj))
+            }
             Err(e) => {
-                tracing::warn!("{what} watch: {e}");
+                tracing::warn!("{what}: {e}");
+                metrics.watches.failed(what, &e);
                 None
             }
         })
@@ -296,7 +376,7 @@ pub async fn run(
     let (to_vm, for_vm) = mpsc::channel(VMI_EVENT_BUFFER);
     let (to_vmi, for_vmi) = mpsc::channel(VMI_EVENT_BUFFER);
     let vmi_queue = Arc::new(metrics.queue("vmi"));
-    let api: Api<VirtualMachineInstance> = Api::all(client.clone());
+    let api: Api<VirtualMachineInstance> = Api::all(watch_client(&client, &metrics, "VMI watch"));
     let watch = watcher(api, watcher::Config::default())
         .default_backoff()
         .modify(strip_managed_fields)
@@ -304,14 +384,19 @@ pub async fn run(
     let queue = vmi_queue.clone();
     let cache = vmis.clone();
     let gauges = metrics.clone();
+    let health = metrics.clone();
     let fan_out = async move {
         let mut watch = std::pin::pin!(watch);
         let (mut to_vm, mut to_vmi) = (Some(to_vm), Some(to_vmi));
         while let Some(event) = watch.next().await {
             let event = match event {
-                Ok(event) => event,
+                Ok(event) => {
+                    health.watches.succeeded("VMI watch");
+                    event
+                }
                 Err(e) => {
                     tracing::warn!("VMI watch: {e}");
+                    health.watches.failed("VMI watch", &e);
                     continue;
                 }
             };
@@ -364,4 +449,29 @@ pub async fn run(
     }
     gauges.queue("vm").clear();
     gauges.queue("vmi").clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_fails_from_its_first_failure_until_its_next_success() {
+        let health = WatchHealth::default();
+        assert_eq!(health.longest_failure(), None);
+        health.failed("VM watch", "connection refused");
+        let first = health.longest_failure().expect("the VM watch fails");
+        health.failed("VMI watch", "connection refused");
+        health.failed("VM watch", "401 Unauthorized");
+        let longest = health.longest_failure().expect("two watches fail");
+        assert_eq!(
+            (longest.watch, longest.since, longest.error.as_str()),
+            ("VM watch", first.since, "401 Unauthorized"),
+            "the oldest failure, with its newest error"
+        );
+        health.succeeded("VM watch");
+        assert_eq!(health.longest_failure().map(|f| f.watch), Some("VMI watch"));
+        health.succeeded("VMI watch");
+        assert_eq!(health.longest_failure(), None);
+    }
 }

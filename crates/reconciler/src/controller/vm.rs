@@ -469,11 +469,12 @@ pub(super) async fn run(
 ) {
     let queue = Arc::new(metrics.queue("vm"));
     let (reader, writer) = reflector::store();
-    let vm_api: Api<VirtualMachine> = Api::all(client.clone());
+    let vm_api: Api<VirtualMachine> = Api::all(super::watch_client(&client, &metrics, "VM watch"));
     let vm_queue = queue.clone();
     let cached_vms = reader.clone();
     let vm_events = super::log_errors(
-        "VM",
+        "VM watch",
+        metrics.clone(),
         watcher(vm_api, watcher::Config::default())
             .default_backoff()
             .modify(super::strip_managed_fields)

@@ -215,9 +215,10 @@ pub(super) async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (reader, writer) = reflector::store();
-    let pod_api: Api<Pod> = Api::all(client.clone());
+    let pod_api: Api<Pod> = Api::all(super::watch_client(&client, &metrics, "launcher Pod watch"));
     let pod_events = super::log_errors(
-        "launcher Pod",
+        "launcher Pod watch",
+        metrics.clone(),
         watcher(
             pod_api,
             watcher::Config::default().labels(LAUNCHER_SELECTOR),
