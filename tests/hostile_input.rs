@@ -290,6 +290,7 @@ fn argument() -> impl Strategy<Value = String> {
         any::<i64>().prop_map(|n| n.to_string()),
         any::<u64>().prop_map(|n| format!("{n}s")),
         "[a-z0-9/?#%.:-]{0,12}",
+        "[a-z0-9.]{1,8}:[0-9]{1,5}",
         "[\\x01-\\x1f\\x7f]{1,3}",
         "\\PC{0,10}",
     ];
