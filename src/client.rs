@@ -46,6 +46,10 @@ pub struct Connection {
     pub server: String,
 }
 
+/// At most this long for the TCP connection and the TLS handshake together, as kubectl's
+/// TLS handshake timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The in-cluster namespace file of the service account.
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
@@ -78,14 +82,36 @@ pub async fn config(opts: &ConnectOptions) -> anyhow::Result<(kube::Config, Stri
             (config, None, true)
         }
     };
+    check_bearer_token(&config.auth_info)?;
+    // The connect timeout also bounds the TLS handshake (kube wraps the TLS connector in it),
+    // which a frozen server, whose kernel still accepts the TCP connection, never finishes.
+    config.connect_timeout = Some(
+        opts.request_timeout
+            .map_or(CONNECT_TIMEOUT, |t| t.min(CONNECT_TIMEOUT)),
+    );
     if let Some(t) = opts.request_timeout {
-        config.connect_timeout = Some(t);
         config.read_timeout = Some(t);
         config.write_timeout = Some(t);
     }
     let namespace = resolve_namespace(opts, context_namespace, in_cluster);
+    crate::names::check_namespace(&namespace)?;
     config.default_namespace = namespace.clone();
     Ok((config, namespace))
+}
+
+/// kube panics on a bearer token that cannot be an HTTP header value: refuse it first. The
+/// token is a secret that only serialization shows.
+fn check_bearer_token(auth_info: &AuthInfo) -> anyhow::Result<()> {
+    let fields = serde_json::to_value(auth_info).unwrap_or_default();
+    if let Some(token) = fields.get("token").and_then(|t| t.as_str())
+        && http::HeaderValue::from_str(&format!("Bearer {token}")).is_err()
+    {
+        anyhow::bail!(
+            "invalid bearer token (from --token or the kubeconfig): it must be printable ASCII \
+             on one line"
+        );
+    }
+    Ok(())
 }
 
 /// The client and the namespace.
@@ -265,7 +291,9 @@ fn apply_overrides(mut kc: Kubeconfig, opts: &ConnectOptions) -> anyhow::Result<
             .expect("just ensured");
         let cluster = entry.cluster.get_or_insert_with(Cluster::default);
         if let Some(server) = &opts.server {
-            cluster.server = Some(server.clone());
+            cluster.server = Some(
+                server_url(server).map_err(|why| anyhow!("invalid --server {server:?}: {why}"))?,
+            );
         }
         if let Some(ca) = &opts.certificate_authority {
             cluster.certificate_authority = Some(ca.display().to_string());
@@ -334,12 +362,21 @@ fn apply_overrides(mut kc: Kubeconfig, opts: &ConnectOptions) -> anyhow::Result<
         }
         apply_basic_auth(user, opts);
     }
-    let server = kc
+    let mut server = kc
         .clusters
-        .iter()
+        .iter_mut()
         .find(|c| c.name == cluster_name)
-        .and_then(|c| c.cluster.as_ref())
-        .and_then(|c| c.server.as_ref());
+        .and_then(|c| c.cluster.as_mut())
+        .and_then(|c| c.server.as_mut());
+    if let Some(server) = server.as_mut().filter(|s| !s.is_empty()) {
+        let url = server_url(server).map_err(|why| {
+            anyhow!(
+                "invalid configuration: the server {server:?} of cluster \"{cluster_name}\" in \
+                 the kubeconfig is not valid: {why}"
+            )
+        })?;
+        **server = url;
+    }
     if server.is_none_or(|s| s.is_empty()) {
         if kc.clusters.iter().any(|c| c.name == cluster_name) {
             anyhow::bail!("invalid configuration: no server found for cluster \"{cluster_name}\"");
@@ -378,9 +415,9 @@ fn apply_incluster_overrides(
     opts: &ConnectOptions,
 ) -> anyhow::Result<()> {
     if let Some(server) = &opts.server {
-        config.cluster_url = server
-            .parse()
-            .with_context(|| format!("invalid --server {server:?}"))?;
+        config.cluster_url = server_url(server)
+            .and_then(|url| url.parse().map_err(|_| NOT_A_SERVER_URL.to_string()))
+            .map_err(|why| anyhow!("invalid --server {server:?}: {why}"))?;
     }
     if let Some(insecure) = opts.insecure_skip_tls_verify {
         config.accept_invalid_certs = insecure;
@@ -413,6 +450,35 @@ fn apply_incluster_overrides(
         config.disable_compression = disable;
     }
     Ok(())
+}
+
+const NOT_A_SERVER_URL: &str = "it must be a URL such as https://host:6443, or host:port";
+
+/// The API server's URL from `--server` or a kubeconfig: `host:port` gets `https://` as
+/// kubectl gives it; anything that is not an http(s) URL with a host is refused.
+pub fn server_url(raw: &str) -> Result<String, String> {
+    let url = if raw.contains("://") {
+        raw.to_string()
+    } else {
+        let authority = raw.split('/').next().unwrap_or_default();
+        match authority.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                format!("https://{raw}")
+            }
+            _ => return Err(NOT_A_SERVER_URL.to_string()),
+        }
+    };
+    let uri: http::Uri = url.parse().map_err(|_| NOT_A_SERVER_URL.to_string())?;
+    let scheme_ok = uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"));
+    if !scheme_ok {
+        return Err("the scheme must be http or https".to_string());
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(NOT_A_SERVER_URL.to_string());
+    }
+    Ok(url)
 }
 
 /// hyper's proxy errors name neither the proxy nor what it did; say both.
@@ -474,6 +540,35 @@ contexts:
         ConnectOptions {
             kubeconfig: Some(path),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn server_urls() {
+        let ok = [
+            ("https://10.0.0.1:6443", "https://10.0.0.1:6443"),
+            ("http://127.0.0.1:1", "http://127.0.0.1:1"),
+            ("127.0.0.1:6443", "https://127.0.0.1:6443"),
+            ("localhost:6443/prefix", "https://localhost:6443/prefix"),
+            ("[::1]:6443", "https://[::1]:6443"),
+            ("https://kube.example", "https://kube.example"),
+        ];
+        for (raw, want) in ok {
+            assert_eq!(server_url(raw).as_deref(), Ok(want), "{raw}");
+        }
+        for raw in [
+            "not-a-url",
+            "http://[::1",
+            "https://",
+            "::::",
+            "",
+            "127.0.0.1",
+            "host:99999",
+            ":6443",
+            "ftp://host:21",
+            "https://exa mple",
+        ] {
+            assert!(server_url(raw).is_err(), "{raw}");
         }
     }
 

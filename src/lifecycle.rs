@@ -11,15 +11,17 @@
 //! Both give the same `metav1.Status` message on failure, which the commands wrap.
 
 use std::io::IsTerminal;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kube::Client;
 use kube::api::Api;
 use serde_json::{Map, Value, json};
+use tokio::time::Instant;
 use virt_reconciler::intent::{self, IntentError};
 use virt_reconciler::{VirtualMachine, VirtualMachineInstance, execute};
 
 use crate::client::{Connection, error_chain};
+use crate::names::path_segment;
 
 /// The API group of the lifecycle subresources.
 pub const SUBRESOURCE_GROUP: &str = "subresources.kubevirt.io";
@@ -117,10 +119,7 @@ pub async fn send(
     dry_run: bool,
 ) -> Result<Transport, RequestError> {
     let (client, ns) = (&conn.client, conn.namespace.as_str());
-    let path = format!(
-        "/apis/{SUBRESOURCE_GROUP}/v1/namespaces/{ns}/virtualmachines/{name}/{}",
-        action.verb()
-    );
+    let path = subresource_path("virtualmachines", ns, name, action.verb());
     let body = serde_json::to_vec(&action.body(dry_run)).expect("a JSON value serializes");
     let request = http::Request::put(path.as_str())
         .header(http::header::CONTENT_TYPE, "application/json")
@@ -154,6 +153,17 @@ pub async fn send(
     }
 }
 
+/// `/apis/subresources.kubevirt.io/v1/namespaces/{ns}/{plural}/{name}/{verb}`, each segment
+/// percent-encoded so that no name can turn into another path or a query.
+fn subresource_path(plural: &str, ns: &str, name: &str, verb: &str) -> String {
+    format!(
+        "/apis/{SUBRESOURCE_GROUP}/v1/namespaces/{}/{plural}/{}/{}",
+        path_segment(ns),
+        path_segment(name),
+        path_segment(verb)
+    )
+}
+
 /// Why a VMI subresource request (pause, unpause) failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VmiRequestError {
@@ -172,10 +182,7 @@ pub async fn send_vmi(
     verb: &str,
     dry_run: bool,
 ) -> Result<(), VmiRequestError> {
-    let ns = conn.namespace.as_str();
-    let path = format!(
-        "/apis/{SUBRESOURCE_GROUP}/v1/namespaces/{ns}/virtualmachineinstances/{name}/{verb}"
-    );
+    let path = subresource_path("virtualmachineinstances", &conn.namespace, name, verb);
     let body = if dry_run {
         json!({"dryRun": ["All"]})
     } else {
@@ -297,31 +304,60 @@ pub async fn current_vmi_uid(client: &Client, ns: &str, name: &str) -> Option<St
         .and_then(|v| v.metadata.uid)
 }
 
-/// Polls the VM and its VMI until `goal` holds, or fails after `timeout` with the last status
-/// seen. Status changes are shown on stderr when it is a terminal.
+/// What a waiting command says when its deadline passes.
+pub fn timed_out(name: &str, goal: &Goal, timeout: Duration, last: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "timed out after {} waiting for VM {name} to be {}; last status: {last}",
+        humantime::format_duration(timeout),
+        goal.describe()
+    )
+}
+
+/// The last status when the API server did not answer before the deadline.
+pub const NO_ANSWER: &str = "no answer from the API server";
+
+/// `timeout` from now; a timeout too long for the clock means no deadline in practice.
+pub fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
+}
+
+/// `request`, unless `deadline` passes first (then `None`); no deadline, no limit.
+pub async fn within<F: Future>(deadline: Option<Instant>, request: F) -> Option<F::Output> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, request).await.ok(),
+        None => Some(request.await),
+    }
+}
+
+/// Polls the VM and its VMI until `goal` holds, or fails at `deadline` (`timeout` after the
+/// command began) with the last status seen; every request ends by the deadline too. Status
+/// changes are shown on stderr when it is a terminal.
 pub async fn wait(
     client: &Client,
     ns: &str,
     name: &str,
     goal: &Goal,
     timeout: Duration,
+    deadline: Instant,
 ) -> anyhow::Result<()> {
     let progress = std::io::stderr().is_terminal();
     let vms: Api<VirtualMachine> = Api::namespaced(client.clone(), ns);
     let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
-    let started = Instant::now();
     let mut last = String::from("unknown");
     loop {
-        let vm = vms.get_opt(name).await;
-        let vmi = vmis.get_opt(name).await;
+        let vm = within(Some(deadline), vms.get_opt(name)).await;
+        let vmi = within(Some(deadline), vmis.get_opt(name)).await;
         let status = match &vm {
-            Ok(Some(vm)) => vm
+            Some(Ok(Some(vm))) => vm
                 .status
                 .as_ref()
                 .and_then(|s| s.printable_status.clone())
                 .unwrap_or_else(|| "Unknown".to_string()),
-            Ok(None) => "NotFound".to_string(),
-            Err(e) => format!("unreachable ({})", kube_message(e)),
+            Some(Ok(None)) => "NotFound".to_string(),
+            Some(Err(e)) => format!("unreachable ({})", kube_message(e)),
+            None => NO_ANSWER.to_string(),
         };
         if status != last {
             if progress {
@@ -329,7 +365,7 @@ pub async fn wait(
             }
             last = status.clone();
         }
-        let vmi = vmi.ok().flatten();
+        let vmi = vmi.and_then(Result::ok).flatten();
         let done = match goal {
             Goal::Running { not_uid, paused } => {
                 let want = if *paused { "Paused" } else { "Running" };
@@ -343,21 +379,17 @@ pub async fn wait(
         if done {
             return Ok(());
         }
-        if matches!(vm, Ok(None)) {
+        if matches!(vm, Some(Ok(None))) {
             anyhow::bail!(
                 "VM {name} was deleted while waiting for it to be {}",
                 goal.describe()
             );
         }
-        let elapsed = started.elapsed();
-        if elapsed >= timeout {
-            anyhow::bail!(
-                "timed out after {} waiting for VM {name} to be {}; last status: {last}",
-                humantime::format_duration(timeout),
-                goal.describe()
-            );
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(timed_out(name, goal, timeout, &last));
         }
-        tokio::time::sleep((timeout - elapsed).min(Duration::from_millis(250))).await;
+        tokio::time::sleep((deadline - now).min(Duration::from_millis(250))).await;
     }
 }
 
@@ -391,6 +423,18 @@ mod tests {
             }
             .body(false),
             json!({"gracePeriodSeconds": 0})
+        );
+    }
+
+    #[test]
+    fn subresource_paths_encode_every_segment() {
+        assert_eq!(
+            subresource_path("virtualmachines", "default", "vm1", "start"),
+            "/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachines/vm1/start"
+        );
+        assert_eq!(
+            subresource_path("virtualmachines", "a/b", "vm1/start?", "stop"),
+            "/apis/subresources.kubevirt.io/v1/namespaces/a%2Fb/virtualmachines/vm1%2Fstart%3F/stop"
         );
     }
 }

@@ -10,6 +10,7 @@ mod commands;
 #[cfg(test)]
 mod docs;
 mod lifecycle;
+mod names;
 mod version_skew;
 
 use std::ffi::OsString;
@@ -20,6 +21,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::client::ConnectOptions;
+use crate::names::NameKind;
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
@@ -55,7 +57,8 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli, command, plugin)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if let Some(warning) = runtime.block_on(version_skew::check(&conn)) {
+            let input_error = e.downcast_ref::<commands::InputError>().is_some();
+            if !input_error && let Some(warning) = runtime.block_on(version_skew::check(&conn)) {
                 eprintln!("{warning}");
             }
             let message = format!("{e:#}");
@@ -188,20 +191,21 @@ pub(crate) fn connect_options(g: &GlobalArgs) -> ConnectOptions {
 
 /// The VM name of start/stop/restart: exactly one argument, as cobra checks it, or the seed
 /// document's form with the type first (`virtctl start vm vm-cirros`). Two arguments were an
-/// error before, so accepting the type word changes no valid command.
+/// error before, so accepting the type word changes no valid command. The name is checked.
 fn vm_name_arg(args: &[String]) -> anyhow::Result<String> {
-    match args {
-        [name] => Ok(name.clone()),
+    let typed = match args {
+        [name] => name,
         [kind, name]
             if matches!(
                 kind.to_ascii_lowercase().as_str(),
                 "vm" | "vms" | "virtualmachine" | "virtualmachines"
             ) =>
         {
-            Ok(name.clone())
+            name
         }
         _ => anyhow::bail!("accepts 1 arg(s), received {}", args.len()),
-    }
+    };
+    names::resource_name(NameKind::VirtualMachine, typed)
 }
 
 /// cobra's argument-count rule: exactly `n` positional arguments.
@@ -275,10 +279,11 @@ async fn run(cli: Cli, mut command: clap::Command, plugin: bool) -> anyhow::Resu
         }
         Command::Pause(a) => {
             exact_args(&a.args, 2)?;
+            let target = commands::pause::Target::parse(&a.args[0])?;
             let opts = commands::pause::PauseOptions {
                 action: commands::pause::PauseAction::Pause,
-                target: commands::pause::Target::parse(&a.args[0])?,
-                name: a.args[1].clone(),
+                target,
+                name: names::resource_name(target.name_kind(), &a.args[1])?,
                 dry_run: a.dry_run,
             };
             commands::pause::run(&conn, &opts).await
@@ -286,11 +291,16 @@ async fn run(cli: Cli, mut command: clap::Command, plugin: bool) -> anyhow::Resu
         Command::Unpause(a) => {
             exact_args(&a.args, 2)?;
             let target = commands::pause::Target::parse(&a.args[0])?;
-            commands::unpause::run(&conn, target, &a.args[1], a.dry_run).await
+            let name = names::resource_name(target.name_kind(), &a.args[1])?;
+            commands::unpause::run(&conn, target, &name, a.dry_run).await
         }
         Command::Status(a) => {
             let opts = commands::status::StatusOptions {
-                names: a.names,
+                names: a
+                    .names
+                    .iter()
+                    .map(|n| names::resource_name(NameKind::VirtualMachine, n))
+                    .collect::<anyhow::Result<_>>()?,
                 all_namespaces: a.all_namespaces,
                 output: match a.output {
                     None => commands::status::Output::Table,

@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::client::{ConnectOptions, connect};
 use crate::commands::version::CLIENT_VERSION;
 use crate::lifecycle::SUBRESOURCE_GROUP;
+use crate::names::path_segment;
 
 /// The whole check (connection and both requests) gives up after this long, silently.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -58,7 +59,14 @@ async fn server_version(opts: ConnectOptions) -> Option<String> {
         .as_str()
         .or_else(|| group["versions"][0]["groupVersion"].as_str())?
         .to_string();
-    let info = get_json(&conn.client, &format!("/apis/{group_version}/version")).await?;
+    // The server's answer goes into a URL: each of its two segments is encoded.
+    let (group, version) = group_version.split_once('/')?;
+    let path = format!(
+        "/apis/{}/{}/version",
+        path_segment(group),
+        path_segment(version)
+    );
+    let info = get_json(&conn.client, &path).await?;
     info["gitVersion"].as_str().map(str::to_string)
 }
 

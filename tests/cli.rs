@@ -94,6 +94,34 @@ fn bad_input_is_one_line_and_exit_one() {
         let all: Vec<&str> = offline.iter().chain(args).copied().collect();
         virtctl_raw(&all, &[]).fails_with("Must both use --force=true and set --grace-period.");
     }
+    // A negative grace period is refused before any request, in the server's words.
+    let negative: &[(&[&str], &str)] = &[
+        (
+            &["stop", "vm1", "--force", "--grace-period=-5"],
+            "error force stopping VirtualMachine: gracePeriod has to be greater or equal to 0",
+        ),
+        (
+            &[
+                "stop",
+                "vm1",
+                "--force",
+                "--grace-period",
+                "-1",
+                "--dry-run",
+            ],
+            "error force stopping VirtualMachine: gracePeriod has to be greater or equal to 0",
+        ),
+        (
+            &["restart", "vm1", "--force", "--grace-period=-5"],
+            "error force restarting VirtualMachine: gracePeriod has to be greater or equal to 0",
+        ),
+    ];
+    for (args, msg) in negative {
+        let all: Vec<&str> = offline.iter().chain(*args).copied().collect();
+        let out = virtctl_raw(&all, &[]);
+        assert_eq!(out.code, 1, "{out:#?}");
+        assert_eq!(out.stderr.trim_end(), *msg, "{out:#?}");
+    }
 }
 
 #[test]

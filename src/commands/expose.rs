@@ -15,6 +15,7 @@ use virt_reconciler::{
 };
 
 use crate::client::{ConnectOptions, connect, error_chain};
+use crate::names::{self, NameKind};
 
 /// The kind of object to expose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +36,14 @@ impl Kind {
             | "virtualmachineinstancereplicaset"
             | "virtualmachineinstancereplicasets" => Ok(Kind::Vmirs),
             other => bail!("unsupported resource type: {other}"),
+        }
+    }
+
+    fn name_kind(self) -> NameKind {
+        match self {
+            Kind::Vmi => NameKind::VirtualMachineInstance,
+            Kind::Vm => NameKind::VirtualMachine,
+            Kind::Vmirs => NameKind::VirtualMachineInstanceReplicaSet,
         }
     }
 
@@ -83,10 +92,13 @@ pub struct ExposeOptions {
     pub dry_run: bool,
 }
 
-/// Step 2 of Part B §3.1: parse the flag values (protocol, type, IP families, policy).
+/// Step 2 of Part B §3.1: parse the flag values (protocol, type, IP families, policy), and
+/// check both names.
 pub fn resolve(flags: &ExposeFlags) -> anyhow::Result<ExposeOptions> {
     let type_name = flags.resource_type.to_lowercase();
     let kind = Kind::parse(&type_name)?;
+    let name = names::resource_name(kind.name_kind(), &flags.name)?;
+    let service_name = names::resource_name(NameKind::Service, &flags.service_name)?;
     let protocol = match flags.protocol.to_lowercase().as_str() {
         "tcp" => "TCP",
         "udp" => "UDP",
@@ -125,8 +137,8 @@ pub fn resolve(flags: &ExposeFlags) -> anyhow::Result<ExposeOptions> {
     Ok(ExposeOptions {
         type_name,
         kind,
-        name: flags.name.clone(),
-        service_name: flags.service_name.clone(),
+        name,
+        service_name,
         port,
         service_type: service_type.to_string(),
         cluster_ip: flags.cluster_ip.clone(),

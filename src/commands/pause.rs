@@ -9,6 +9,7 @@ use virt_reconciler::run_strategy::{self, RunStrategy};
 
 use crate::client::{ConnectOptions, connect, error_chain};
 use crate::lifecycle::{self, SUBRESOURCE_GROUP, VmiRequestError};
+use crate::names::NameKind;
 
 /// Pause or unpause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,14 @@ impl Target {
             "vm" | "virtualmachine" => Ok(Target::Vm),
             "vmi" | "virtualmachineinstance" => Ok(Target::Vmi),
             _ => bail!("unsupported resource type: {type_name}"),
+        }
+    }
+
+    /// The kind whose naming rule the NAME follows.
+    pub fn name_kind(self) -> NameKind {
+        match self {
+            Target::Vm => NameKind::VirtualMachine,
+            Target::Vmi => NameKind::VirtualMachineInstance,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use crate::client::{ConnectOptions, connect};
-use crate::lifecycle::{self, Action, Goal};
+use crate::lifecycle::{self, Action, Goal, NO_ANSWER, within};
 
 /// The resolved options of `restart`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,7 @@ pub async fn run(connect_opts: &ConnectOptions, opts: &RestartOptions) -> anyhow
         println!("Dry Run execution");
     }
     super::check_force_and_grace(opts.force, opts.grace_period)?;
+    super::check_grace_not_negative(opts.grace_period, "error force restarting VirtualMachine")?;
     // Only `--grace-period=0` is accepted (Part A §5); other values are refused by the
     // server (or the client-side plan) with its own message, so no warning for them.
     if opts.force && opts.grace_period == Some(0) {
@@ -43,31 +44,49 @@ pub async fn run(connect_opts: &ConnectOptions, opts: &RestartOptions) -> anyhow
             );
         }
     }
-    let before = match opts.wait {
-        Some(_) if !opts.dry_run => {
-            lifecycle::current_vmi_uid(&conn.client, &conn.namespace, &opts.name).await
-        }
-        _ => None,
+    let wait = opts.wait.filter(|_| !opts.dry_run);
+    // --timeout bounds every request from here on (not the confirmation prompt).
+    let deadline = wait.map(lifecycle::deadline_after);
+    let before = match deadline {
+        Some(_) => within(
+            deadline,
+            lifecycle::current_vmi_uid(&conn.client, &conn.namespace, &opts.name),
+        )
+        .await
+        .flatten(),
+        None => None,
+    };
+    let goal = Goal::Running {
+        not_uid: before,
+        paused: false,
     };
     let action = Action::Restart {
         grace_period_seconds: if opts.force { opts.grace_period } else { None },
     };
-    lifecycle::send(&conn, &opts.name, action, opts.dry_run)
-        .await
-        .map_err(|e| {
-            if opts.force {
-                anyhow::anyhow!("error force restarting VirtualMachine: {}", e.message)
-            } else {
-                anyhow::anyhow!("error restarting VirtualMachine: {}", e.message)
-            }
-        })?;
+    within(
+        deadline,
+        lifecycle::send(&conn, &opts.name, action, opts.dry_run),
+    )
+    .await
+    .ok_or_else(|| lifecycle::timed_out(&opts.name, &goal, wait.unwrap_or_default(), NO_ANSWER))?
+    .map_err(|e| {
+        if opts.force {
+            anyhow::anyhow!("error force restarting VirtualMachine: {}", e.message)
+        } else {
+            anyhow::anyhow!("error restarting VirtualMachine: {}", e.message)
+        }
+    })?;
     println!("VM {} was scheduled to restart", opts.name);
-    if let Some(timeout) = opts.wait.filter(|_| !opts.dry_run) {
-        let goal = Goal::Running {
-            not_uid: before,
-            paused: false,
-        };
-        lifecycle::wait(&conn.client, &conn.namespace, &opts.name, &goal, timeout).await?;
+    if let (Some(timeout), Some(deadline)) = (wait, deadline) {
+        lifecycle::wait(
+            &conn.client,
+            &conn.namespace,
+            &opts.name,
+            &goal,
+            timeout,
+            deadline,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::client::{ConnectOptions, connect};
-use crate::lifecycle::{self, Action, Goal};
+use crate::lifecycle::{self, Action, Goal, NO_ANSWER, within};
 
 /// The resolved options of `start`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,25 +20,43 @@ pub async fn run(connect_opts: &ConnectOptions, opts: &StartOptions) -> anyhow::
     if opts.dry_run {
         println!("Dry Run execution");
     }
-    let before = match opts.wait {
-        Some(_) if !opts.dry_run => {
-            lifecycle::current_vmi_uid(&conn.client, &conn.namespace, &opts.name).await
-        }
-        _ => None,
+    let wait = opts.wait.filter(|_| !opts.dry_run);
+    // --timeout bounds the whole command, so every request, from the first one.
+    let deadline = wait.map(lifecycle::deadline_after);
+    let before = match deadline {
+        Some(_) => within(
+            deadline,
+            lifecycle::current_vmi_uid(&conn.client, &conn.namespace, &opts.name),
+        )
+        .await
+        .flatten(),
+        None => None,
+    };
+    let goal = Goal::Running {
+        not_uid: before,
+        paused: opts.paused,
     };
     let action = Action::Start {
         paused: opts.paused,
     };
-    lifecycle::send(&conn, &opts.name, action, opts.dry_run)
-        .await
-        .map_err(|e| anyhow::anyhow!("Error starting VirtualMachine {}", e.message))?;
+    within(
+        deadline,
+        lifecycle::send(&conn, &opts.name, action, opts.dry_run),
+    )
+    .await
+    .ok_or_else(|| lifecycle::timed_out(&opts.name, &goal, wait.unwrap_or_default(), NO_ANSWER))?
+    .map_err(|e| anyhow::anyhow!("Error starting VirtualMachine {}", e.message))?;
     println!("VM {} was scheduled to start", opts.name);
-    if let Some(timeout) = opts.wait.filter(|_| !opts.dry_run) {
-        let goal = Goal::Running {
-            not_uid: before,
-            paused: opts.paused,
-        };
-        lifecycle::wait(&conn.client, &conn.namespace, &opts.name, &goal, timeout).await?;
+    if let (Some(timeout), Some(deadline)) = (wait, deadline) {
+        lifecycle::wait(
+            &conn.client,
+            &conn.namespace,
+            &opts.name,
+            &goal,
+            timeout,
+            deadline,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -80,6 +80,8 @@ pub fn virtctl_raw(args: &[&str], env: &[(&str, &str)]) -> Out {
 enum Backend {
     /// Killed when dropped.
     Process(test_support::Playground),
+    /// A `localkube` process; killed when dropped.
+    Localkube(ChildProcess, tempfile::TempDir),
     InProcess(Option<localkube::Server>, tempfile::TempDir),
 }
 
@@ -99,48 +101,62 @@ fn target_debug_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// A child process killed on drop.
+pub struct ChildProcess(std::process::Child);
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Builds the `virt-controller` binary once per test process and returns its path.
 fn virt_controller_binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            let mut cargo = Command::new(env!("CARGO"));
-            // Cargo sets these for the test only; ring's build script tracks some of them, so
-            // passing them on would rebuild the TLS stack, and everything above it, every run.
-            for (key, _) in std::env::vars_os() {
-                let key = key.to_string_lossy();
-                let per_test = [
-                    "CARGO_PKG_",
-                    "CARGO_MANIFEST_",
-                    "CARGO_CRATE_",
-                    "CARGO_BIN_",
-                ]
-                .iter()
-                .any(|p| key.starts_with(p))
-                    || key == "CARGO_PRIMARY_PACKAGE"
-                    || key == "CARGO_TARGET_TMPDIR";
-                if per_test {
-                    cargo.env_remove(key.as_ref());
-                }
-            }
-            let status = cargo
-                .args([
-                    "build",
-                    "--quiet",
-                    "-p",
-                    "virt-controller",
-                    "--bin",
-                    "virt-controller",
-                ])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "cargo build -p virt-controller failed");
-            let path = target_debug_dir().join("virt-controller");
-            assert!(path.exists(), "{} is missing", path.display());
-            path
-        })
+        .get_or_init(|| workspace_binary("virt-controller", "virt-controller"))
         .clone()
+}
+
+/// Builds the `localkube` binary once per test process and returns its path.
+fn localkube_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| workspace_binary("localkube", "localkube"))
+        .clone()
+}
+
+/// Builds binary `bin` of workspace package `package` and returns its path.
+fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    let mut cargo = Command::new(env!("CARGO"));
+    // Cargo sets these for the test only; ring's build script tracks some of them, so
+    // passing them on would rebuild the TLS stack, and everything above it, every run.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let per_test = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p))
+            || key == "CARGO_PRIMARY_PACKAGE"
+            || key == "CARGO_TARGET_TMPDIR";
+        if per_test {
+            cargo.env_remove(key.as_ref());
+        }
+    }
+    let status = cargo
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build -p {package} failed");
+    let path = target_debug_dir().join(bin);
+    assert!(path.exists(), "{} is missing", path.display());
+    path
 }
 
 async fn client_for(kubeconfig: &Path) -> kube::Client {
@@ -176,6 +192,64 @@ impl Cluster {
         }
     }
 
+    /// The `localkube` binary as its own process (so that a test can freeze it), with the
+    /// CRDs only and no simulated node.
+    pub async fn localkube_process() -> Cluster {
+        let binary = tokio::task::spawn_blocking(localkube_binary).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        let mut child = Command::new(&binary)
+            .args(["--listen", "127.0.0.1:0", "--no-node", "--kubeconfig-out"])
+            .arg(&kubeconfig)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let child = ChildProcess(child);
+        let ready = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut line = String::new();
+            std::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .unwrap();
+            line
+        })
+        .await
+        .unwrap();
+        assert!(ready.starts_with("localkube ready at "), "{ready:?}");
+        let client = client_for(&kubeconfig).await;
+        let cluster = Cluster {
+            kubeconfig,
+            client,
+            backend: Backend::Localkube(child, dir),
+        };
+        cluster.install_crds().await;
+        cluster
+    }
+
+    /// The server's process id, when it runs in a process of its own.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.backend {
+            Backend::Process(p) => Some(p.child.id()),
+            Backend::Localkube(c, _) => Some(c.0.id()),
+            Backend::InProcess(..) => None,
+        }
+    }
+
+    async fn install_crds(&self) {
+        let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        for (_, crd) in virt_reconciler::crds::all() {
+            crds.create(&PostParams::default(), &crd).await.unwrap();
+        }
+        // The CRDs are served once discovery lists them.
+        self.eventually("the KubeVirt CRDs to be served", async || {
+            let vms: Api<VirtualMachine> = Api::namespaced(self.client.clone(), "default");
+            vms.list(&Default::default()).await.ok().map(|_| ())
+        })
+        .await;
+    }
+
     /// localkube with the CRDs only: no subresource API, no controllers.
     pub async fn plain() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
@@ -187,22 +261,12 @@ impl Cluster {
             .await
             .unwrap();
         let client = server.client().await.unwrap();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for (_, crd) in virt_reconciler::crds::all() {
-            crds.create(&PostParams::default(), &crd).await.unwrap();
-        }
         let cluster = Cluster {
             kubeconfig,
             client,
             backend: Backend::InProcess(Some(server), dir),
         };
-        // The CRDs are served once discovery lists them.
-        cluster
-            .eventually("the KubeVirt CRDs to be served", async || {
-                let vms: Api<VirtualMachine> = Api::namespaced(cluster.client.clone(), "default");
-                vms.list(&Default::default()).await.ok().map(|_| ())
-            })
-            .await;
+        cluster.install_crds().await;
         cluster
     }
 
