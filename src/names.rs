@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use virt_reconciler::names::is_dns1123_label_chars as is_label;
+
 use crate::commands::InputError;
 
 /// The kinds whose names virtctl is given on the command line.
@@ -57,17 +59,6 @@ characters or '-', start with an alphabetic character, and end with an alphanume
 
 /// kubectl's words for an empty name.
 pub const EMPTY_NAME: &str = "resource name may not be empty";
-
-fn is_label(part: &str) -> bool {
-    let bytes = part.as_bytes();
-    let edge = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    match (bytes.first(), bytes.last()) {
-        (Some(first), Some(last)) => {
-            edge(first) && edge(last) && bytes.iter().all(|b| edge(b) || *b == b'-')
-        }
-        _ => false,
-    }
-}
 
 /// Why `value` is not a DNS-1123 subdomain (the rule for KubeVirt's objects), if it is not.
 pub fn subdomain_problem(value: &str) -> Option<String> {

@@ -18,20 +18,23 @@ pub fn dns1123_subdomain_problems(name: &str) -> Vec<&'static str> {
     if name.len() > 253 {
         problems.push(TOO_LONG_MESSAGE);
     }
-    let label_ok = |label: &str| {
-        let bytes = label.as_bytes();
-        let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-        match (bytes.first(), bytes.last()) {
-            (Some(first), Some(last)) => {
-                alnum(first) && alnum(last) && bytes.iter().all(|b| alnum(b) || *b == b'-')
-            }
-            _ => false,
-        }
-    };
-    if !name.split('.').all(label_ok) {
+    if !name.split('.').all(is_dns1123_label_chars) {
         problems.push(DNS1123_SUBDOMAIN_MESSAGE);
     }
     problems
+}
+
+/// Whether `label` has the characters of a lowercase RFC 1123 label: lowercase alphanumerics
+/// and '-', starting and ending alphanumeric (its length is not checked).
+pub fn is_dns1123_label_chars(label: &str) -> bool {
+    let bytes = label.as_bytes();
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) => {
+            alnum(first) && alnum(last) && bytes.iter().all(|b| alnum(b) || *b == b'-')
+        }
+        _ => false,
+    }
 }
 
 /// Whether `name` can name a VM or VMI.
