@@ -517,12 +517,52 @@ fn openapi_doc(core: &Core, group: &str, version: &str) -> Response {
     ok(&openapi_document(core, group, version))
 }
 
+/// How much of an HTTP/2 request body over the limit the server still reads, and for how
+/// long, so that the client can finish sending and read the 413.
+const DRAIN_BYTES: usize = 64 * 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(30);
+
 async fn read_body(req: Request) -> ApiResult<Bytes> {
-    match axum::body::to_bytes(req.into_body(), MAX_BODY + 1).await {
-        Ok(b) if b.len() > MAX_BODY => Err(ApiError::too_large(MAX_BODY)),
-        Ok(b) => Ok(b),
-        Err(_) => Err(ApiError::too_large(MAX_BODY)),
+    use futures::StreamExt;
+    let h2 = req.version() == http::Version::HTTP_2;
+    let expected = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = req.into_body().into_data_stream();
+    let mut out = Vec::with_capacity(expected.min(MAX_BODY));
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(format!("the request body could not be read: {e}"))
+        })?;
+        if out.len() + chunk.len() > MAX_BODY {
+            if h2 {
+                // Dropping the body now would reset the stream while the client is still
+                // sending, and clients such as curl then lose the response.
+                tokio::spawn(drain(body));
+            }
+            return Err(ApiError::too_large(MAX_BODY));
+        }
+        out.extend_from_slice(&chunk);
     }
+    Ok(Bytes::from(out))
+}
+
+/// Reads and drops the rest of a refused body, up to `DRAIN_BYTES` and `DRAIN_TIME`.
+async fn drain(mut body: axum::body::BodyDataStream) {
+    use futures::StreamExt;
+    let _ = tokio::time::timeout(DRAIN_TIME, async move {
+        let mut left = DRAIN_BYTES;
+        while let Some(Ok(chunk)) = body.next().await {
+            if chunk.len() >= left {
+                return;
+            }
+            left -= chunk.len();
+        }
+    })
+    .await;
 }
 
 fn content_type(headers: &HeaderMap) -> String {

@@ -255,3 +255,156 @@ async fn watch_from_a_compacted_version_is_gone() {
     assert_eq!(ev["object"]["code"], 410);
     assert_eq!(ev["object"]["reason"], "Expired");
 }
+
+/// Sends requests over one HTTP/2 connection (ALPN h2 over TLS), as kubectl and client-go do.
+struct H2 {
+    send: hyper::client::conn::http2::SendRequest<axum::body::Body>,
+    token: String,
+}
+
+impl H2 {
+    async fn connect(server: &localkube::Server) -> H2 {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, ServerName};
+        use std::sync::Arc;
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(server.ca_pem.as_bytes()).unwrap())
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (send, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tls),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        H2 {
+            send,
+            token: server.token.clone(),
+        }
+    }
+
+    /// Sends a request; returns the HTTP code and the body, or the transport error.
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: impl Into<axum::body::Body>,
+    ) -> Result<(u16, Value), String> {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(format!("https://127.0.0.1{path}"))
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("content-type", content_type)
+            .body(body.into())
+            .unwrap();
+        self.send.ready().await.map_err(|e| e.to_string())?;
+        let resp = self
+            .send
+            .send_request(req)
+            .await
+            .map_err(|e| format!("no response: {e}"))?;
+        let code = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(axum::body::Body::new(resp.into_body()), 1 << 20)
+            .await
+            .map_err(|e| format!("{code} with a broken body: {e}"))?;
+        let v = serde_json::from_slice(&bytes).map_err(|e| format!("{code}: {e}"))?;
+        Ok((code, v))
+    }
+}
+
+/// A request body sent in chunks, which tells how much of it the client got to send.
+struct CountedBody {
+    chunks: std::vec::IntoIter<bytes::Bytes>,
+    sent: usize,
+    done: Option<tokio::sync::oneshot::Sender<usize>>,
+}
+
+impl CountedBody {
+    fn new(total: usize) -> (Self, tokio::sync::oneshot::Receiver<usize>) {
+        let chunk = bytes::Bytes::from(vec![b' '; 64 * 1024]);
+        let chunks: Vec<_> = (0..total / chunk.len()).map(|_| chunk.clone()).collect();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let body = CountedBody {
+            chunks: chunks.into_iter(),
+            sent: 0,
+            done: Some(tx),
+        };
+        (body, rx)
+    }
+}
+
+impl futures::Stream for CountedBody {
+    type Item = Result<bytes::Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let next = self.chunks.next();
+        if let Some(c) = &next {
+            self.sent += c.len();
+        }
+        std::task::Poll::Ready(next.map(Ok))
+    }
+}
+
+impl Drop for CountedBody {
+    fn drop(&mut self) {
+        if let Some(tx) = self.done.take() {
+            let _ = tx.send(self.sent);
+        }
+    }
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_a_413_status_over_http2_too() {
+    let f = fixture().await;
+    let mut h2 = H2::connect(&f.server).await;
+    for (method, path, ct) in [
+        ("POST", CMS.to_string(), "application/json"),
+        ("PATCH", format!("{CMS}/x"), "application/merge-patch+json"),
+        ("PUT", format!("{CMS}/x"), "application/json"),
+    ] {
+        // 8 MiB: far more than the server reads before it refuses, and than h2's windows.
+        let total = 8 * 1024 * 1024;
+        let (body, sent) = CountedBody::new(total);
+        let (code, status) = h2
+            .send(method, &path, ct, axum::body::Body::from_stream(body))
+            .await
+            .unwrap_or_else(|e| panic!("{method} over HTTP/2: {e}"));
+        assert_eq!(code, 413, "{status}");
+        assert_eq!(status["reason"], "RequestEntityTooLarge");
+        assert_eq!(
+            status["message"],
+            "Request entity too large: limit is 3145728"
+        );
+        // The server reads the rest rather than resetting the stream mid-upload, which
+        // clients such as curl report as a broken stream instead of the 413.
+        assert_eq!(
+            sent.await.unwrap(),
+            total,
+            "{method}: the upload was cut off"
+        );
+    }
+    // The connection still serves.
+    let (code, _) = h2
+        .send("GET", CMS, "application/json", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
+}
