@@ -1350,7 +1350,7 @@ impl Core {
                     match apply_json_patch(&mut doc, ops, MAX_JSON_PATCH_COPY_BYTES) {
                         Ok(()) => doc,
                         // kube-apiserver answers with a generic 422 that drops the reason.
-                        Err(JsonPatchError::CopyLimit { .. }) => {
+                        Err(JsonPatchError::CopyLimit) => {
                             return Err(ApiError::unprocessable());
                         }
                         Err(JsonPatchError::Op(e)) => {
