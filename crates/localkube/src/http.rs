@@ -629,7 +629,7 @@ fn yaml_error_message(e: &serde_saphyr::Error) -> String {
         }
         E::DuplicateMappingKey { key, location } => {
             let at = if location.line() > 0 {
-                format!(" at line {} column {}", location.line(), location.column())
+                format!(" at line {}, column {}", location.line(), location.column())
             } else {
                 String::new()
             };
@@ -638,7 +638,19 @@ fn yaml_error_message(e: &serde_saphyr::Error) -> String {
                 None => format!("the YAML document has a duplicate key{at}"),
             }
         }
-        _ => format!("the request body is not valid YAML: {e}"),
+        _ => {
+            // The message alone: the default rendering adds a multi-line source snippet.
+            let text = inner.to_string();
+            // serde_json's maps need string keys, and the parser words a null one for Rust.
+            if text.starts_with("cannot deserialize null into string") {
+                let at = inner
+                    .location()
+                    .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+                    .unwrap_or_default();
+                return format!("the YAML document has an empty mapping key{at}");
+            }
+            format!("the request body is not valid YAML: {text}")
+        }
     }
 }
 

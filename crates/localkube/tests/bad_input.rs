@@ -982,6 +982,15 @@ async fn yaml_errors_are_one_sentence_about_the_input() {
     let dup = format!("{head}  name: z\n");
     for (body, want) in [
         (
+            "metadata: [unclosed".to_string(),
+            "the request body is not valid YAML: unclosed bracket '[' at line 1, column 11"
+                .to_string(),
+        ),
+        (
+            format!("{head}data:\n  : v\n"),
+            "the YAML document has an empty mapping key at line 6, column 3".to_string(),
+        ),
+        (
             many,
             "the YAML document is too large: more than 250000 nodes".to_string(),
         ),
@@ -991,7 +1000,7 @@ async fn yaml_errors_are_one_sentence_about_the_input() {
         ),
         (
             dup,
-            "the YAML document has a duplicate key \"name\" at line 5 column 3".to_string(),
+            "the YAML document has a duplicate key \"name\" at line 5, column 3".to_string(),
         ),
     ] {
         let status = f.refused(post(CMS, yaml, body)).await;
