@@ -15,7 +15,10 @@ use crate::registry::{Registry, ResourceType, View};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult, Cause};
 use crate::store::{Store, StoreError, Stored, field_text, selectable_fields};
-use crate::validation::{check_labels_and_annotations, check_name, generate_name, name_rule};
+use crate::validation::{
+    check_builtin_spec, check_labels_and_annotations, check_name, generate_name, go_quote,
+    name_rule,
+};
 use crate::{apply, builtin, crd, events, openapi, schema, strategic};
 
 /// The largest request body the server reads (kube-apiserver's limit is 3 MiB).
@@ -332,6 +335,46 @@ fn same_content(a: &Value, b: &Value) -> bool {
         && a.iter()
             .filter(|(k, _)| k.as_str() != "metadata")
             .all(|(k, v)| b.get(k) == Some(v))
+}
+
+/// kube-apiserver's answer to an update that changes metadata.uid. It validates object
+/// metadata twice on update and lists the cause twice (the message has it once).
+fn uid_immutable(rt: &ResourceType, name: &str, uid: &str) -> ApiError {
+    let mut e = ApiError::invalid_field(
+        &rt.group,
+        &rt.kind,
+        name,
+        "metadata.uid",
+        "FieldValueInvalid",
+        format!("Invalid value: {}: field is immutable", go_quote(uid)),
+    );
+    if let Some(causes) = e
+        .details
+        .as_mut()
+        .and_then(|d| d.get_mut("causes"))
+        .and_then(Value::as_array_mut)
+    {
+        causes.extend(causes.clone());
+    }
+    e
+}
+
+/// Where kube-apiserver keeps an object in etcd, which its storage errors name.
+fn storage_key(rt: &ResourceType, ns: &str, name: &str) -> String {
+    let mut key = if rt.is_custom() {
+        format!("/registry/{}/{}", rt.group, rt.plural)
+    } else if rt.store == ("".to_string(), "services".to_string()) {
+        "/registry/services/specs".to_string()
+    } else {
+        format!("/registry/{}", rt.plural)
+    };
+    if !ns.is_empty() {
+        key.push('/');
+        key.push_str(ns);
+    }
+    key.push('/');
+    key.push_str(name);
+    key
 }
 
 fn store_err(rt: &ResourceType, name: &str, e: StoreError) -> ApiError {
@@ -710,7 +753,7 @@ impl Core {
         for problem in check_name(name, name_rule(&rt.group, &rt.plural)) {
             causes.push(Cause {
                 reason: "FieldValueInvalid".into(),
-                message: format!("Invalid value: {name:?}: {problem}"),
+                message: format!("Invalid value: {}: {problem}", go_quote(name)),
                 field: "metadata.name".into(),
             });
         }
@@ -731,6 +774,24 @@ impl Core {
             return Err(ApiError::invalid(&rt.group, &rt.kind, name, causes));
         }
         Ok(())
+    }
+
+    /// What kube-apiserver validates in built-in objects beyond their types; runs after the
+    /// types are checked, as kube decodes before it validates.
+    fn check_spec(&self, rt: &ResourceType, obj: &Value) -> ApiResult<()> {
+        if rt.is_custom() {
+            return Ok(());
+        }
+        let causes = check_builtin_spec(&rt.group, &rt.kind, obj);
+        if causes.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::invalid(
+            &rt.group,
+            &rt.kind,
+            meta_str(obj, "name"),
+            causes,
+        ))
     }
 
     fn services_in_use(&self, except: Option<(&str, &str)>) -> (HashSet<String>, HashSet<i64>) {
@@ -845,6 +906,7 @@ impl Core {
         let name = meta_str(&obj, "name").to_string();
         self.check_metadata(rt, &obj)?;
         let warnings = self.check_schema(rt, &mut obj, opts.field_validation, &name)?;
+        self.check_spec(rt, &obj)?;
         if rt.status_subresource
             && rt.is_custom()
             && let Some(m) = obj.as_object_mut()
@@ -962,9 +1024,9 @@ impl Core {
         }
         let body_ns = meta_str(&obj, "namespace");
         if rt.namespaced && !body_ns.is_empty() && body_ns != ns {
-            return Err(ApiError::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
-            ));
+            return Err(ApiError::bad_request(format!(
+                "the namespace of the object ({body_ns}) does not match the namespace on the request ({ns})"
+            )));
         }
         let key_ns = if rt.namespaced { ns } else { "" };
         let rv = meta_str(&obj, "resourceVersion").to_string();
@@ -976,6 +1038,20 @@ impl Core {
                 .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
             if !rv.is_empty() && rv.parse::<u64>().ok() != Some(current.rv()) {
                 return Err(ApiError::stale(&rt.group, &rt.plural, name));
+            }
+            // A uid in the body of a PUT is a precondition, as kube's storage treats it.
+            let uid = meta_str(&obj, "uid");
+            if !uid.is_empty() && uid != current.uid() {
+                return Err(ApiError::conflict(
+                    &rt.group,
+                    &rt.plural,
+                    name,
+                    format!(
+                        "StorageError: invalid object, Code: 4, Key: {}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        storage_key(rt, key_ns, name),
+                        current.uid()
+                    ),
+                ));
             }
             match self.replace(
                 rt,
@@ -1033,6 +1109,10 @@ impl Core {
                 }
             }
         }
+        let uid = meta_str(&obj, "uid");
+        if !uid.is_empty() && uid != meta_str(&current_view, "uid") {
+            return Err(uid_immutable(rt, name, uid));
+        }
         {
             let cur_meta = meta(&current_view).clone();
             let m = obj["metadata"]
@@ -1062,6 +1142,7 @@ impl Core {
         }
         self.check_metadata(rt, &obj)?;
         let warnings = self.check_schema(rt, &mut obj, opts.field_validation, name)?;
+        self.check_spec(rt, &obj)?;
         if !rt.is_custom() && rt.store.1 == "services" {
             // The cluster IP is immutable; keep the allocated one when the update omits it.
             for f in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
@@ -1190,6 +1271,27 @@ impl Core {
                 "PATCH, application/apply-patch+yaml requires fieldManager to be set",
             ));
         }
+        if patch_type == PatchType::Apply {
+            // kube-apiserver's words for an apply configuration that is not an object.
+            let not = match patch {
+                Value::Object(_) => None,
+                Value::Null => {
+                    return Err(ApiError::bad_request(format!(
+                        "Incorrect version specified in apply patch. Specified patch version: , expected: {}",
+                        rt.api_version()
+                    )));
+                }
+                Value::Array(_) => Some("array"),
+                Value::String(_) => Some("string"),
+                Value::Number(_) => Some("number"),
+                Value::Bool(_) => Some("bool"),
+            };
+            if let Some(what) = not {
+                return Err(ApiError::bad_request(format!(
+                    "error decoding YAML: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {what} into Go value of type map[string]interface {{}}"
+                )));
+            }
+        }
         if patch_type != PatchType::Apply && opts.force {
             return Err(ApiError::bad_request(
                 "force may not be set for non-apply patch",
@@ -1235,12 +1337,23 @@ impl Core {
             let mut managed_override = None;
             let patched = match patch_type {
                 PatchType::Json => {
+                    if let Some(n) = patch.as_array().map(Vec::len)
+                        && n > MAX_JSON_PATCH_OPS
+                    {
+                        return Err(ApiError::entity_too_large(format!(
+                            "The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPS}, got {n}"
+                        )));
+                    }
                     let ops: json_patch::Patch = serde_json::from_value(patch.clone())
                         .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
                     let mut doc = current_view.clone();
-                    match apply_json_patch(&mut doc, ops) {
+                    match apply_json_patch(&mut doc, ops, MAX_JSON_PATCH_COPY_BYTES) {
                         Ok(()) => doc,
-                        Err(e) => {
+                        // kube-apiserver answers with a generic 422 that drops the reason.
+                        Err(JsonPatchError::CopyLimit) => {
+                            return Err(ApiError::unprocessable());
+                        }
+                        Err(JsonPatchError::Op(e)) => {
                             if matches!(e.kind, json_patch::PatchErrorKind::TestFailed) {
                                 return Err(ApiError::conflict(
                                     &rt.group,
@@ -1280,6 +1393,11 @@ impl Core {
                 PatchType::Apply => {
                     let mut applied = patch.clone();
                     self.check_type(rt, &mut applied)?;
+                    // The apply result keeps the live uid; a different one is a change of it.
+                    let uid = meta_str(&applied, "uid");
+                    if !uid.is_empty() && uid != current.uid() {
+                        return Err(uid_immutable(rt, name, uid));
+                    }
                     let out = apply::server_side_apply(
                         Some(&current_view),
                         &applied,
@@ -1296,6 +1414,25 @@ impl Core {
             };
             if !patched.is_object() {
                 return Err(ApiError::bad_request("the patched object is not an object"));
+            }
+            let size = json_len(&patched);
+            if size > MAX_PATCHED_OBJECT {
+                return Err(ApiError::entity_too_large(format!(
+                    "the patched object is {size} bytes of JSON, more than the limit of {MAX_PATCHED_OBJECT} bytes"
+                )));
+            }
+            // A patch may not move or rename the object.
+            let patched_name = meta_str(&patched, "name");
+            if patched_name != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({patched_name}) does not match the name on the URL ({name})"
+                )));
+            }
+            let patched_ns = meta_str(&patched, "namespace");
+            if rt.namespaced && !patched_ns.is_empty() && patched_ns != key_ns {
+                return Err(ApiError::bad_request(format!(
+                    "the namespace of the object ({patched_ns}) does not match the namespace on the request ({key_ns})"
+                )));
             }
             // A resourceVersion in the patch is a precondition.
             let conditional = patch_sets_resource_version(patch_type, patch);
@@ -1672,14 +1809,76 @@ fn apply_error(rt: &ResourceType, name: &str, e: apply::ApplyError) -> ApiError 
     }
 }
 
+/// The most operations a JSON patch may have, as in kube-apiserver.
+const MAX_JSON_PATCH_OPS: usize = 10_000;
+
+/// How many bytes of JSON the `copy` operations of one JSON patch may add, as kube-apiserver
+/// allows: without a bound, a copy of a value into itself doubles the document each time.
+const MAX_JSON_PATCH_COPY_BYTES: usize = MAX_BODY;
+
+/// The largest object, in bytes of JSON, that a patch may produce.
+const MAX_PATCHED_OBJECT: usize = MAX_BODY;
+
+/// Counts bytes written, for the size of a value's JSON without keeping the JSON.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The size of a value's compact JSON.
+fn json_len(v: &Value) -> usize {
+    let mut count = ByteCount(0);
+    // Counting cannot fail.
+    let _ = serde_json::to_writer(&mut count, v);
+    count.0
+}
+
+/// Why a JSON patch was not applied.
+#[derive(Debug)]
+enum JsonPatchError {
+    Op(json_patch::PatchError),
+    /// The `copy` operations would add more than the limit of bytes in all.
+    CopyLimit,
+}
+
+impl From<json_patch::PatchError> for JsonPatchError {
+    fn from(e: json_patch::PatchError) -> Self {
+        JsonPatchError::Op(e)
+    }
+}
+
 /// Applies RFC 6902 operations one by one, with the leniencies of the json-patch library
 /// kube-apiserver uses (evanphx/json-patch v4), which clients rely on:
 /// - a `test` for `null` passes when the path does not exist (kube-rs's finalizer helper);
 /// - a `replace` of a missing key of an existing object acts as an `add` (KubeVirt's
 ///   test-then-replace patches on fields that may be unset).
-fn apply_json_patch(doc: &mut Value, ops: json_patch::Patch) -> Result<(), json_patch::PatchError> {
+///
+/// Like that library as kube-apiserver sets it up, the values that `copy` operations add may
+/// total at most `copy_limit` bytes of JSON; the check comes before each copy is made.
+fn apply_json_patch(
+    doc: &mut Value,
+    ops: json_patch::Patch,
+    copy_limit: usize,
+) -> Result<(), JsonPatchError> {
     use json_patch::{AddOperation, PatchOperation};
+    let mut copied = 0usize;
     for op in ops.0 {
+        if let PatchOperation::Copy(c) = &op
+            && let Some(from) = doc.pointer(c.from.as_str())
+        {
+            copied = copied.saturating_add(json_len(from));
+            if copied > copy_limit {
+                return Err(JsonPatchError::CopyLimit);
+            }
+        }
         let op = match op {
             PatchOperation::Test(t)
                 if t.value.is_null() && doc.pointer(t.path.as_str()).is_none() =>
@@ -1756,17 +1955,17 @@ mod tests {
             {"op": "replace", "path": "/metadata/finalizers", "value": ["a"]},
         ]))
         .unwrap();
-        apply_json_patch(&mut doc, ops).unwrap();
+        apply_json_patch(&mut doc, ops, MAX_JSON_PATCH_COPY_BYTES).unwrap();
         assert_eq!(doc["metadata"]["finalizers"], json!(["a"]));
         let bad: json_patch::Patch =
             serde_json::from_value(json!([{"op": "replace", "path": "/nope/x", "value": 1}]))
                 .unwrap();
-        assert!(apply_json_patch(&mut doc, bad).is_err());
+        assert!(apply_json_patch(&mut doc, bad, MAX_JSON_PATCH_COPY_BYTES).is_err());
         let failing: json_patch::Patch = serde_json::from_value(
             json!([{"op": "test", "path": "/metadata/name", "value": null}]),
         )
         .unwrap();
-        assert!(apply_json_patch(&mut doc, failing).is_err());
+        assert!(apply_json_patch(&mut doc, failing, MAX_JSON_PATCH_COPY_BYTES).is_err());
     }
 
     #[test]

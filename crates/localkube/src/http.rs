@@ -21,9 +21,10 @@ use crate::discovery;
 use crate::openapi;
 use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector, parse_field_selector, parse_label_selector};
-use crate::status::{ApiError, ApiResult};
+use crate::status::{ApiError, ApiResult, Cause};
 use crate::store::{Change, EventType, Stored, watch_line};
 use crate::table;
+use crate::validation::{NameRule, check_name, go_quote};
 
 pub struct AppState {
     pub core: Arc<Core>,
@@ -53,8 +54,70 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A boolean parameter as kube-apiserver reads one: present and neither `0` nor `false`.
     fn bool(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true") | Some("1"))
+        self.get(key)
+            .is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"))
+    }
+
+    /// An integer parameter, refused with Go's words as kube-apiserver does. An empty value
+    /// counts as absent.
+    fn int(&self, key: &str) -> ApiResult<Option<i64>> {
+        let Some(v) = self.get(key).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        v.parse::<i64>().map(Some).map_err(|e| {
+            let why = match e.kind() {
+                std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                    "value out of range"
+                }
+                _ => "invalid syntax",
+            };
+            ApiError::bad_request(format!("strconv.ParseInt: parsing {}: {why}", go_quote(v)))
+        })
+    }
+
+    /// kube-apiserver's checks of a list's options (a watch has its own).
+    fn check_list_options(&self) -> ApiResult<()> {
+        let Some(m) = self.get("resourceVersionMatch").filter(|m| !m.is_empty()) else {
+            return Ok(());
+        };
+        let rv = self.get("resourceVersion").unwrap_or("");
+        let forbidden = |why: &str| Cause {
+            reason: "FieldValueForbidden".into(),
+            message: format!("Forbidden: {why}"),
+            field: "resourceVersionMatch".into(),
+        };
+        let mut causes = Vec::new();
+        if rv.is_empty() {
+            causes.push(forbidden(
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
+        }
+        if self.get("continue").is_some_and(|c| !c.is_empty()) {
+            causes.push(forbidden(
+                "resourceVersionMatch is forbidden when continue is provided",
+            ));
+        }
+        if m != "Exact" && m != "NotOlderThan" {
+            causes.push(Cause {
+                reason: "FieldValueNotSupported".into(),
+                message: format!(
+                    "Unsupported value: {}: supported values: \"Exact\", \"NotOlderThan\", \"\"",
+                    go_quote(m)
+                ),
+                field: "resourceVersionMatch".into(),
+            });
+        }
+        if m == "Exact" && rv == "0" {
+            causes.push(forbidden(
+                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            ));
+        }
+        if causes.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", causes))
     }
 
     fn dry_run(&self) -> ApiResult<bool> {
@@ -288,17 +351,53 @@ fn resolve_target(core: &Core, group: &str, version: &str, rest: &[&str]) -> Api
         }
         _ => return Err(ApiError::not_found_path()),
     };
-    if let Some(n) = &t.name
-        && n.is_empty()
-    {
-        return Err(ApiError::not_found_path());
+    if let Some(n) = &t.name {
+        if n.is_empty() {
+            return Err(ApiError::not_found_path());
+        }
+        // No stored object has such a name; kube-apiserver refuses it before looking.
+        let problems = check_name(n, NameRule::PathSegment);
+        if !problems.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "Name parameter invalid: {}: {}",
+                go_quote(n),
+                problems.join(";")
+            )));
+        }
     }
     Ok(t)
 }
 
+/// The request path with its percent-escapes decoded, as kube-apiserver routes on it: an
+/// escaped `/` separates segments like a plain one.
+fn decode_path(raw: &str) -> ApiResult<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "the request path {raw:?} has an invalid percent-escape"
+                    ))
+                })?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
 async fn dispatch(state: &Arc<AppState>, req: Request) -> ApiResult<Response> {
     let core = &state.core;
-    let path = req.uri().path().to_string();
+    let path = decode_path(req.uri().path())?;
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
     let headers = req.headers().clone();
@@ -418,12 +517,52 @@ fn openapi_doc(core: &Core, group: &str, version: &str) -> Response {
     ok(&openapi_document(core, group, version))
 }
 
+/// How much of an HTTP/2 request body over the limit the server still reads, and for how
+/// long, so that the client can finish sending and read the 413.
+const DRAIN_BYTES: usize = 64 * 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(30);
+
 async fn read_body(req: Request) -> ApiResult<Bytes> {
-    match axum::body::to_bytes(req.into_body(), MAX_BODY + 1).await {
-        Ok(b) if b.len() > MAX_BODY => Err(ApiError::too_large(MAX_BODY)),
-        Ok(b) => Ok(b),
-        Err(_) => Err(ApiError::too_large(MAX_BODY)),
+    use futures::StreamExt;
+    let h2 = req.version() == http::Version::HTTP_2;
+    let expected = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = req.into_body().into_data_stream();
+    let mut out = Vec::with_capacity(expected.min(MAX_BODY));
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(format!("the request body could not be read: {e}"))
+        })?;
+        if out.len() + chunk.len() > MAX_BODY {
+            if h2 {
+                // Dropping the body now would reset the stream while the client is still
+                // sending, and clients such as curl then lose the response.
+                tokio::spawn(drain(body));
+            }
+            return Err(ApiError::too_large(MAX_BODY));
+        }
+        out.extend_from_slice(&chunk);
     }
+    Ok(Bytes::from(out))
+}
+
+/// Reads and drops the rest of a refused body, up to `DRAIN_BYTES` and `DRAIN_TIME`.
+async fn drain(mut body: axum::body::BodyDataStream) {
+    use futures::StreamExt;
+    let _ = tokio::time::timeout(DRAIN_TIME, async move {
+        let mut left = DRAIN_BYTES;
+        while let Some(Ok(chunk)) = body.next().await {
+            if chunk.len() >= left {
+                return;
+            }
+            left -= chunk.len();
+        }
+    })
+    .await;
 }
 
 fn content_type(headers: &HeaderMap) -> String {
@@ -447,9 +586,70 @@ fn parse_document(bytes: &[u8], yaml: bool) -> ApiResult<Value> {
         Err(_) => {
             let text = std::str::from_utf8(bytes)
                 .map_err(|_| ApiError::bad_request("the request body is not valid UTF-8"))?;
-            serde_saphyr::from_str::<Value>(text).map_err(|e| {
-                ApiError::bad_request(format!("the request body is not valid YAML: {e}"))
-            })
+            serde_saphyr::from_str::<Value>(text)
+                .map_err(|e| ApiError::bad_request(yaml_error_message(&e)))
+        }
+    }
+}
+
+/// One sentence about what is wrong with a YAML body, without the parser's internals.
+fn yaml_error_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::Error as E;
+    use serde_saphyr::budget::BudgetBreach as B;
+    let mut inner = e;
+    while let E::WithSnippet { error, .. } | E::AliasError { error, .. } = inner {
+        inner = error;
+    }
+    let budget = serde_saphyr::Budget::default();
+    match inner {
+        E::Budget { breach, .. } => match breach {
+            B::Nodes { .. } | B::Events { .. } => format!(
+                "the YAML document is too large: more than {} nodes",
+                budget.max_nodes
+            ),
+            B::Depth { .. } => format!(
+                "the YAML document nests deeper than {} levels",
+                budget.max_depth
+            ),
+            B::Aliases { .. }
+            | B::Anchors { .. }
+            | B::AliasAnchorRatio { .. }
+            | B::RecordedAnchorEvents { .. }
+            | B::RecordedAnchorBytes { .. }
+            | B::MergeKeys { .. } => {
+                "the YAML document uses too many anchors, aliases or merge keys".to_string()
+            }
+            B::Documents { .. } => "the YAML body has too many documents".to_string(),
+            _ => "the YAML document is too large".to_string(),
+        },
+        E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. } => {
+            "the YAML document expands its aliases too far".to_string()
+        }
+        E::DuplicateMappingKey { key, location } => {
+            let at = if location.line() > 0 {
+                format!(" at line {}, column {}", location.line(), location.column())
+            } else {
+                String::new()
+            };
+            match key {
+                Some(k) => format!("the YAML document has a duplicate key {k:?}{at}"),
+                None => format!("the YAML document has a duplicate key{at}"),
+            }
+        }
+        _ => {
+            // The message alone: the default rendering adds a multi-line source snippet.
+            let text = inner.to_string();
+            // serde_json's maps need string keys, and the parser words a null one for Rust.
+            if text.starts_with("cannot deserialize null into string") {
+                let at = inner
+                    .location()
+                    .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+                    .unwrap_or_default();
+                return format!("the YAML document has an empty mapping key{at}");
+            }
+            format!("the request body is not valid YAML: {text}")
         }
     }
 }
@@ -587,13 +787,13 @@ async fn resource_request(
                 return watch(state, &rt, target.namespace.as_deref(), &q, how).await;
             }
             let (labels, fields) = q.selectors()?;
+            q.int("timeoutSeconds")?;
+            // A limit of zero or less is no limit.
             let limit = q
-                .get("limit")
-                .map(|l| {
-                    l.parse::<usize>()
-                        .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))
-                })
-                .transpose()?;
+                .int("limit")?
+                .and_then(|l| usize::try_from(l).ok())
+                .filter(|l| *l > 0);
+            q.check_list_options()?;
             if let Some(rv) = q.get("resourceVersion")
                 && !rv.is_empty()
             {
@@ -722,7 +922,12 @@ async fn resource_request(
                 .ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
             let opts = write_options(&headers, &q)?;
             let bytes = read_body(req).await?;
-            let patch = parse_document(&bytes, pt == PatchType::Apply)?;
+            // kube-apiserver reads an empty apply body as null (and refuses it as such).
+            let patch = if pt == PatchType::Apply && bytes.iter().all(u8::is_ascii_whitespace) {
+                Value::Null
+            } else {
+                parse_document(&bytes, pt == PatchType::Apply)?
+            };
             let mut w = core.patch(&rt, &ns, name, pt, &patch, &opts, status_only)?;
             warnings.append(&mut w.warnings);
             let code = if w.created {
@@ -836,11 +1041,8 @@ fn delete_options(q: &Query, content_type: &str, body: &[u8]) -> ApiResult<Delet
         dry_run: q.dry_run()?,
         ..Default::default()
     };
-    if let Some(g) = q.get("gracePeriodSeconds") {
-        opts.grace_period = Some(
-            g.parse()
-                .map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}")))?,
-        );
+    if let Some(g) = q.int("gracePeriodSeconds")? {
+        opts.grace_period = Some(g);
     }
     if let Some(p) = q.get("propagationPolicy") {
         opts.propagation = Some(parse_propagation(p)?);
@@ -926,12 +1128,8 @@ async fn watch(
     let bookmarks = q.bool("allowWatchBookmarks");
     let send_initial = q.get("sendInitialEvents").map(|v| v == "true");
     let timeout = q
-        .get("timeoutSeconds")
-        .map(|t| {
-            t.parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))
-        })
-        .transpose()?
+        .int("timeoutSeconds")?
+        .and_then(|t| u64::try_from(t).ok())
         .filter(|t| *t > 0)
         .unwrap_or(1800)
         .min(MAX_WATCH_SECONDS);

@@ -51,14 +51,16 @@ impl ApiError {
     }
 
     fn with_details(mut self, group: &str, kind_or_plural: &str, name: &str) -> Self {
-        let mut d = json!({ "name": name, "kind": kind_or_plural });
+        // In kube-apiserver's order: name, group, kind.
+        let mut d = serde_json::Map::new();
+        if !name.is_empty() {
+            d.insert("name".into(), json!(name));
+        }
         if !group.is_empty() {
-            d["group"] = json!(group);
+            d.insert("group".into(), json!(group));
         }
-        if name.is_empty() {
-            d.as_object_mut().unwrap().remove("name");
-        }
-        self.details = Some(d);
+        d.insert("kind".into(), json!(kind_or_plural));
+        self.details = Some(Value::Object(d));
         self
     }
 
@@ -72,11 +74,14 @@ impl ApiError {
     }
 
     pub fn not_found_path() -> Self {
-        Self::new(
+        let mut e = Self::new(
             404,
             "NotFound",
             "the server could not find the requested resource",
-        )
+        );
+        // kube-apiserver sends this one with empty details.
+        e.details = Some(json!({}));
+        e
     }
 
     pub fn already_exists(group: &str, plural: &str, name: &str) -> Self {
@@ -205,8 +210,28 @@ impl ApiError {
         Self::new(
             413,
             "RequestEntityTooLarge",
-            format!("the request body is larger than the limit of {limit} bytes"),
+            format!("Request entity too large: limit is {limit}"),
         )
+    }
+
+    /// kube-apiserver's 413 for a request that is too much to handle, not only by its size.
+    pub fn entity_too_large(message: impl std::fmt::Display) -> Self {
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: {message}"),
+        )
+    }
+
+    /// kube-apiserver's generic 422, which says nothing of the cause.
+    pub fn unprocessable() -> Self {
+        let mut e = Self::new(
+            422,
+            "Invalid",
+            "the server rejected our request due to an error in our request",
+        );
+        e.details = Some(json!({}));
+        e
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -222,11 +247,12 @@ impl ApiError {
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
-            "code": self.code,
         });
+        // In kube-apiserver's order: details, then code.
         if let Some(d) = &self.details {
             s["details"] = d.clone();
         }
+        s["code"] = json!(self.code);
         s
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::LazyLock;
 
 use regex::Regex;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::status::Cause;
 
@@ -147,6 +147,314 @@ pub fn check_labels_and_annotations(meta: &Value, prefix: &str) -> Vec<Cause> {
             });
         }
     }
+    causes
+}
+
+/// A string quoted as Go's `%q` does, which kube's messages use for values.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+static CONFIG_KEY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[-._a-zA-Z0-9]+$").expect("static regex"));
+static PORT_NAME_CHARS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[-a-z0-9]+$").expect("static regex"));
+
+/// Problems with a ConfigMap or Secret key, as kube words them.
+pub fn check_config_key(key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if key.len() > 253 {
+        out.push("must be no more than 253 characters".to_string());
+    }
+    if !CONFIG_KEY.is_match(key) {
+        out.push("a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')".to_string());
+    }
+    if key == "." {
+        out.push("must not be '.'".to_string());
+    } else if key == ".." {
+        out.push("must not be '..'".to_string());
+    } else if key.starts_with("..") {
+        out.push("must not start with '..'".to_string());
+    }
+    out
+}
+
+/// Problems with a port number.
+pub fn check_port_number(port: i64) -> Vec<String> {
+    if (1..=65535).contains(&port) {
+        Vec::new()
+    } else {
+        vec!["must be between 1 and 65535, inclusive".to_string()]
+    }
+}
+
+/// Problems with a named port (an IANA_SVC_NAME).
+pub fn check_port_name(name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if name.len() > 15 {
+        out.push("must be no more than 15 characters".to_string());
+    }
+    if !PORT_NAME_CHARS.is_match(name) {
+        out.push(
+            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string(),
+        );
+    }
+    if !name.bytes().any(|b| b.is_ascii_lowercase()) {
+        out.push("must contain at least one letter (a-z)".to_string());
+    }
+    if name.contains("--") {
+        out.push("must not contain consecutive hyphens".to_string());
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        out.push("must not begin or end with a hyphen".to_string());
+    }
+    out
+}
+
+/// A value as kube's `Invalid value: ...` messages print it.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(s) => go_quote(s),
+        Value::Null => "null".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn invalid(field: String, value: &Value, problem: &str) -> Cause {
+    Cause {
+        reason: "FieldValueInvalid".into(),
+        message: format!("Invalid value: {}: {problem}", shown(value)),
+        field,
+    }
+}
+
+/// What kube-apiserver validates in the spec of a built-in kind, beyond its schema's types.
+/// `obj` is the object as written, before defaults.
+pub fn check_builtin_spec(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
+    match (group, kind) {
+        ("", "ConfigMap") => check_config_map(obj),
+        ("", "Secret") => check_secret(obj),
+        ("", "Service") => check_service(obj),
+        ("", "Pod") => check_pod_spec(obj.get("spec").unwrap_or(&Value::Null), "spec"),
+        _ => Vec::new(),
+    }
+}
+
+fn object_keys<'a>(obj: &'a Value, field: &str) -> Vec<&'a String> {
+    obj.get(field)
+        .and_then(Value::as_object)
+        .map(|m| m.keys().collect())
+        .unwrap_or_default()
+}
+
+fn check_config_map(obj: &Value) -> Vec<Cause> {
+    let data = object_keys(obj, "data");
+    let binary = object_keys(obj, "binaryData");
+    let mut causes = Vec::new();
+    for (field, keys, other, other_name) in [
+        ("data", &data, &binary, "binaryData"),
+        ("binaryData", &binary, &data, "data"),
+    ] {
+        for key in keys {
+            let value = Value::String(key.to_string());
+            for problem in check_config_key(key) {
+                causes.push(invalid(format!("{field}[{key}]"), &value, &problem));
+            }
+            if other.contains(key) {
+                causes.push(invalid(
+                    format!("{field}[{key}]"),
+                    &value,
+                    &format!("duplicate of key present in {other_name}"),
+                ));
+            }
+        }
+    }
+    // The values may hold 1 MiB in all (binaryData counts its decoded bytes).
+    let text: usize = obj
+        .get("data")
+        .and_then(Value::as_object)
+        .map(|m| m.values().filter_map(Value::as_str).map(str::len).sum())
+        .unwrap_or(0);
+    let binary: usize = obj
+        .get("binaryData")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.values()
+                .filter_map(Value::as_str)
+                .map(|b| b.trim_end_matches('=').len() * 3 / 4)
+                .sum()
+        })
+        .unwrap_or(0);
+    if text + binary > MAX_CONFIG_MAP_BYTES {
+        causes.push(Cause {
+            reason: "FieldValueTooLong".into(),
+            message: format!("Too long: must have at most {MAX_CONFIG_MAP_BYTES} bytes"),
+            field: "[]".into(),
+        });
+    }
+    causes
+}
+
+/// The most bytes of values a ConfigMap may hold, as kube allows.
+const MAX_CONFIG_MAP_BYTES: usize = 1024 * 1024;
+
+fn check_secret(obj: &Value) -> Vec<Cause> {
+    // stringData is merged into data before kube validates, so its keys are data's.
+    let mut keys = object_keys(obj, "data");
+    for k in object_keys(obj, "stringData") {
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let mut causes = Vec::new();
+    for key in keys {
+        for problem in check_config_key(key) {
+            causes.push(invalid(
+                format!("data[{key}]"),
+                &Value::String(key.to_string()),
+                &problem,
+            ));
+        }
+    }
+    causes
+}
+
+fn check_service(obj: &Value) -> Vec<Cause> {
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let kind = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP");
+    let ports = spec
+        .get("ports")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let require_name = ports.len() > 1;
+    let mut names: Vec<&str> = Vec::new();
+    let mut causes = Vec::new();
+    for (i, p) in ports.iter().enumerate() {
+        let at = |f: &str| format!("spec.ports[{i}].{f}");
+        let name = p.get("name").and_then(Value::as_str).unwrap_or("");
+        if name.is_empty() {
+            if require_name {
+                causes.push(Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "Required value".into(),
+                    field: at("name"),
+                });
+            }
+        } else {
+            for problem in check_name(name, NameRule::Dns1123Label) {
+                causes.push(invalid(at("name"), &json!(name), &problem));
+            }
+            if names.contains(&name) {
+                causes.push(Cause {
+                    reason: "FieldValueDuplicate".into(),
+                    message: format!("Duplicate value: {}", go_quote(name)),
+                    field: at("name"),
+                });
+            } else {
+                names.push(name);
+            }
+        }
+        let port = p.get("port").cloned().unwrap_or(json!(0));
+        for problem in check_port_number(port.as_i64().unwrap_or(0)) {
+            causes.push(invalid(at("port"), &port, &problem));
+        }
+        if let Some(proto) = p.get("protocol").and_then(Value::as_str)
+            && !["SCTP", "TCP", "UDP"].contains(&proto)
+        {
+            causes.push(Cause {
+                reason: "FieldValueNotSupported".into(),
+                message: format!(
+                    "Unsupported value: {}: supported values: \"SCTP\", \"TCP\", \"UDP\"",
+                    go_quote(proto)
+                ),
+                field: at("protocol"),
+            });
+        }
+        // kube validates after defaults: an unset, empty or zero targetPort is the port.
+        match p.get("targetPort") {
+            Some(Value::String(s)) if !s.is_empty() => {
+                for problem in check_port_name(s) {
+                    causes.push(invalid(at("targetPort"), &json!(s), &problem));
+                }
+            }
+            Some(Value::Number(n)) if n.as_i64() != Some(0) => {
+                for problem in check_port_number(n.as_i64().unwrap_or(0)) {
+                    causes.push(invalid(
+                        at("targetPort"),
+                        &Value::Number(n.clone()),
+                        &problem,
+                    ));
+                }
+            }
+            _ => {
+                for problem in check_port_number(port.as_i64().unwrap_or(0)) {
+                    causes.push(invalid(at("targetPort"), &port, &problem));
+                }
+            }
+        }
+        if let Some(node_port) = p.get("nodePort").and_then(Value::as_i64)
+            && node_port != 0
+        {
+            if kind == "ClusterIP" {
+                causes.push(Cause {
+                    reason: "FieldValueForbidden".into(),
+                    message: "Forbidden: may not be used when `type` is 'ClusterIP'".into(),
+                    field: at("nodePort"),
+                });
+            } else if matches!(kind, "NodePort" | "LoadBalancer")
+                && !(30000..=32767).contains(&node_port)
+            {
+                causes.push(invalid(
+                    at("nodePort"),
+                    &json!(node_port),
+                    "provided port is not in the valid range. The range of valid ports is 30000-32767",
+                ));
+            }
+        }
+    }
+    causes
+}
+
+/// Checks a pod spec (`path` is where it sits).
+fn check_pod_spec(spec: &Value, path: &str) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    if let Some(v) = spec.get("activeDeadlineSeconds").filter(|v| !v.is_null())
+        && !v
+            .as_i64()
+            .is_some_and(|n| (1..=i64::from(i32::MAX)).contains(&n))
+    {
+        causes.push(invalid(
+            format!("{path}.activeDeadlineSeconds"),
+            v,
+            "must be between 1 and 2147483647, inclusive",
+        ));
+    }
+    // A negative terminationGracePeriodSeconds passes: kube-apiserver 1.24 stores it as given.
     causes
 }
 
