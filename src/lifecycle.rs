@@ -5,8 +5,8 @@
 //!   `/apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachines/{name}/{action}` with
 //!   the body KubeVirt's virtctl sends (Part B §2.1 step 5).
 //! - **Client side.** When that PUT gets a 404 and discovery confirms that the cluster does not
-//!   serve `subresources.kubevirt.io/v1`, virtctl runs the same plan itself: GET the VM and the
-//!   VMI, `virt_reconciler::intent`, `virt_reconciler::execute`.
+//!   serve `subresources.kubevirt.io/v1`, virtctl hands the same request to the same executor
+//!   the subresource API runs (`virt_reconciler::execute::lifecycle`).
 //!
 //! Both give the same `metav1.Status` message on failure, which the commands wrap.
 
@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use kube::Client;
 use kube::api::Api;
-use serde_json::{Map, Value, json};
 use tokio::time::Instant;
-use virt_reconciler::intent::{self, IntentError};
+use virt_reconciler::intent::IntentError;
+use virt_reconciler::request::{LifecycleRequest, VmiRequest};
 use virt_reconciler::{VirtualMachine, VirtualMachineInstance, execute};
 
 use crate::client::{Connection, error_chain};
@@ -28,61 +28,6 @@ pub const SUBRESOURCE_GROUP: &str = "subresources.kubevirt.io";
 
 /// How long `--wait` waits without `--timeout`.
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// One lifecycle request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Start {
-        paused: bool,
-    },
-    /// `grace_period` is sent only with `--force`.
-    Stop {
-        grace_period: Option<i64>,
-    },
-    /// `grace_period_seconds` is sent only with `--force`.
-    Restart {
-        grace_period_seconds: Option<i64>,
-    },
-}
-
-impl Action {
-    /// The subresource name, which is also the verb of the success line.
-    pub fn verb(&self) -> &'static str {
-        match self {
-            Action::Start { .. } => "start",
-            Action::Stop { .. } => "stop",
-            Action::Restart { .. } => "restart",
-        }
-    }
-
-    /// The JSON body KubeVirt's virtctl sends: empty and unset fields are left out.
-    pub fn body(&self, dry_run: bool) -> Value {
-        let mut body = Map::new();
-        match *self {
-            Action::Start { paused } => {
-                if paused {
-                    body.insert("paused".into(), json!(true));
-                }
-            }
-            Action::Stop { grace_period } => {
-                if let Some(g) = grace_period {
-                    body.insert("gracePeriod".into(), json!(g));
-                }
-            }
-            Action::Restart {
-                grace_period_seconds,
-            } => {
-                if let Some(g) = grace_period_seconds {
-                    body.insert("gracePeriodSeconds".into(), json!(g));
-                }
-            }
-        }
-        if dry_run {
-            body.insert("dryRun".into(), json!(["All"]));
-        }
-        Value::Object(body)
-    }
-}
 
 /// How the request was carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,24 +55,22 @@ fn kube_message(e: &kube::Error) -> String {
     }
 }
 
-/// Sends `action` for VM `name` in `ns`, through the subresource API when the cluster serves
+/// Sends `request` for VM `name` in `ns`, through the subresource API when the cluster serves
 /// it and from the client otherwise.
 pub async fn send(
     conn: &Connection,
     name: &str,
-    action: Action,
-    dry_run: bool,
+    request: &LifecycleRequest,
 ) -> Result<Transport, RequestError> {
     let (client, ns) = (&conn.client, conn.namespace.as_str());
-    let path = subresource_path("virtualmachines", ns, name, action.verb());
-    let body = serde_json::to_vec(&action.body(dry_run)).expect("a JSON value serializes");
-    let request = http::Request::put(path.as_str())
+    let path = subresource_path("virtualmachines", ns, name, request.verb());
+    let put = http::Request::put(path.as_str())
         .header(http::header::CONTENT_TYPE, "application/json")
-        .body(body)
+        .body(request.body())
         .map_err(|e| RequestError {
             message: format!("invalid request: {e}"),
         })?;
-    match client.request_text(request).await {
+    match client.request_text(put).await {
         Ok(_) => Ok(Transport::Subresource),
         Err(kube::Error::Api(status)) if status.code == 404 => {
             if group_served(client).await {
@@ -135,7 +78,7 @@ pub async fn send(
                     message: status.message.clone(),
                 })
             } else {
-                client_side(client, ns, name, action, dry_run).await?;
+                execute::lifecycle(client, ns, name, request).await?;
                 Ok(Transport::ClientSide)
             }
         }
@@ -179,20 +122,19 @@ pub enum VmiRequestError {
 pub async fn send_vmi(
     conn: &Connection,
     name: &str,
-    verb: &str,
-    dry_run: bool,
+    request: &VmiRequest,
 ) -> Result<(), VmiRequestError> {
-    let path = subresource_path("virtualmachineinstances", &conn.namespace, name, verb);
-    let body = if dry_run {
-        json!({"dryRun": ["All"]})
-    } else {
-        json!({})
-    };
-    let request = http::Request::put(path.as_str())
+    let path = subresource_path(
+        "virtualmachineinstances",
+        &conn.namespace,
+        name,
+        request.verb(),
+    );
+    let put = http::Request::put(path.as_str())
         .header(http::header::CONTENT_TYPE, "application/json")
-        .body(body.to_string().into_bytes())
+        .body(request.body())
         .map_err(|e| VmiRequestError::Other(format!("invalid request: {e}")))?;
-    match conn.client.request_text(request).await {
+    match conn.client.request_text(put).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => {
             if group_served(&conn.client).await {
@@ -220,55 +162,6 @@ async fn group_served(client: &Client) -> bool {
         client.request_text(request).await,
         Err(kube::Error::Api(status)) if status.code == 404
     )
-}
-
-/// The client-side transport: the same checks, in the same order, as the subresource API.
-pub async fn client_side(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    action: Action,
-    dry_run: bool,
-) -> Result<(), RequestError> {
-    // Grace periods are checked before anything is fetched, as the subresource API does.
-    match action {
-        Action::Stop { grace_period } => intent::check_stop_options(&intent::StopOptions {
-            grace_period,
-            dry_run,
-        })?,
-        Action::Restart {
-            grace_period_seconds,
-        } => intent::check_restart_options(&intent::RestartOptions {
-            grace_period_seconds,
-            dry_run,
-        })?,
-        Action::Start { .. } => {}
-    }
-    execute::run(client, ns, name, |vm, vmi| match action {
-        Action::Start { paused } => {
-            intent::start(vm, vmi, &intent::StartOptions { paused, dry_run })
-        }
-        Action::Stop { grace_period } => intent::stop(
-            vm,
-            vmi,
-            &intent::StopOptions {
-                grace_period,
-                dry_run,
-            },
-        ),
-        Action::Restart {
-            grace_period_seconds,
-        } => intent::restart(
-            vm,
-            vmi,
-            &intent::RestartOptions {
-                grace_period_seconds,
-                dry_run,
-            },
-        ),
-    })
-    .await?;
-    Ok(())
 }
 
 /// What `--wait` waits for.
@@ -396,35 +289,6 @@ pub async fn wait(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bodies_match_kubevirt() {
-        let start = Action::Start { paused: false };
-        assert_eq!(start.body(false), json!({}));
-        assert_eq!(
-            Action::Start { paused: true }.body(false),
-            json!({"paused": true})
-        );
-        assert_eq!(start.body(true), json!({"dryRun": ["All"]}));
-        assert_eq!(
-            Action::Stop {
-                grace_period: Some(0)
-            }
-            .body(false),
-            json!({"gracePeriod": 0})
-        );
-        assert_eq!(
-            Action::Stop { grace_period: None }.body(true),
-            json!({"dryRun": ["All"]})
-        );
-        assert_eq!(
-            Action::Restart {
-                grace_period_seconds: Some(0)
-            }
-            .body(false),
-            json!({"gracePeriodSeconds": 0})
-        );
-    }
 
     #[test]
     fn subresource_paths_encode_every_segment() {

@@ -8,6 +8,8 @@ use virt_reconciler::VirtualMachine;
 use virt_reconciler::run_strategy::{self, RunStrategy};
 
 use crate::client::{ConnectOptions, connect, error_chain};
+use virt_reconciler::request::{self, VmiRequest};
+
 use crate::lifecycle::{self, SUBRESOURCE_GROUP, VmiRequestError};
 use crate::names::NameKind;
 
@@ -90,7 +92,12 @@ pub async fn run(connect_opts: &ConnectOptions, opts: &PauseOptions) -> anyhow::
     if opts.dry_run {
         println!("Dry Run execution");
     }
-    match lifecycle::send_vmi(&conn, name, verb, opts.dry_run).await {
+    let dry_run = request::dry_run_values(opts.dry_run);
+    let request = match opts.action {
+        PauseAction::Pause => VmiRequest::Pause(request::PauseOptions { dry_run }),
+        PauseAction::Unpause => VmiRequest::Unpause(request::UnpauseOptions { dry_run }),
+    };
+    match lifecycle::send_vmi(&conn, name, &request).await {
         Ok(()) => {
             println!("VMI {name} was scheduled to {verb}");
             Ok(())

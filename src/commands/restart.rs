@@ -5,7 +5,9 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use crate::client::{ConnectOptions, connect};
-use crate::lifecycle::{self, Action, Goal, NO_ANSWER, within};
+use virt_reconciler::request::{self, LifecycleRequest};
+
+use crate::lifecycle::{self, Goal, NO_ANSWER, within};
 
 /// The resolved options of `restart`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,22 +62,22 @@ pub async fn run(connect_opts: &ConnectOptions, opts: &RestartOptions) -> anyhow
         not_uid: before,
         paused: false,
     };
-    let action = Action::Restart {
+    let request = LifecycleRequest::Restart(request::RestartOptions {
         grace_period_seconds: if opts.force { opts.grace_period } else { None },
-    };
-    within(
-        deadline,
-        lifecycle::send(&conn, &opts.name, action, opts.dry_run),
-    )
-    .await
-    .ok_or_else(|| lifecycle::timed_out(&opts.name, &goal, wait.unwrap_or_default(), NO_ANSWER))?
-    .map_err(|e| {
-        if opts.force {
-            anyhow::anyhow!("error force restarting VirtualMachine: {}", e.message)
-        } else {
-            anyhow::anyhow!("error restarting VirtualMachine: {}", e.message)
-        }
-    })?;
+        dry_run: request::dry_run_values(opts.dry_run),
+    });
+    within(deadline, lifecycle::send(&conn, &opts.name, &request))
+        .await
+        .ok_or_else(|| {
+            lifecycle::timed_out(&opts.name, &goal, wait.unwrap_or_default(), NO_ANSWER)
+        })?
+        .map_err(|e| {
+            if opts.force {
+                anyhow::anyhow!("error force restarting VirtualMachine: {}", e.message)
+            } else {
+                anyhow::anyhow!("error restarting VirtualMachine: {}", e.message)
+            }
+        })?;
     println!("VM {} was scheduled to restart", opts.name);
     if let (Some(timeout), Some(deadline)) = (wait, deadline) {
         lifecycle::wait(

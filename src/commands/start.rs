@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use crate::client::{ConnectOptions, connect};
-use crate::lifecycle::{self, Action, Goal, NO_ANSWER, within};
+use virt_reconciler::request::{self, LifecycleRequest};
+
+use crate::lifecycle::{self, Goal, NO_ANSWER, within};
 
 /// The resolved options of `start`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,16 +38,16 @@ pub async fn run(connect_opts: &ConnectOptions, opts: &StartOptions) -> anyhow::
         not_uid: before,
         paused: opts.paused,
     };
-    let action = Action::Start {
+    let request = LifecycleRequest::Start(request::StartOptions {
         paused: opts.paused,
-    };
-    within(
-        deadline,
-        lifecycle::send(&conn, &opts.name, action, opts.dry_run),
-    )
-    .await
-    .ok_or_else(|| lifecycle::timed_out(&opts.name, &goal, wait.unwrap_or_default(), NO_ANSWER))?
-    .map_err(|e| anyhow::anyhow!("Error starting VirtualMachine {}", e.message))?;
+        dry_run: request::dry_run_values(opts.dry_run),
+    });
+    within(deadline, lifecycle::send(&conn, &opts.name, &request))
+        .await
+        .ok_or_else(|| {
+            lifecycle::timed_out(&opts.name, &goal, wait.unwrap_or_default(), NO_ANSWER)
+        })?
+        .map_err(|e| anyhow::anyhow!("Error starting VirtualMachine {}", e.message))?;
     println!("VM {} was scheduled to start", opts.name);
     if let (Some(timeout), Some(deadline)) = (wait, deadline) {
         lifecycle::wait(

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use crate::client::{ConnectOptions, connect};
-use crate::lifecycle::{self, Action, Goal, NO_ANSWER, within};
+use virt_reconciler::request::{self, LifecycleRequest};
+
+use crate::lifecycle::{self, Goal, NO_ANSWER, within};
 
 /// The resolved options of `stop`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,32 +26,30 @@ pub async fn run(connect_opts: &ConnectOptions, opts: &StopOptions) -> anyhow::R
     }
     super::check_force_and_grace(opts.force, opts.grace_period)?;
     super::check_grace_not_negative(opts.grace_period, "error force stopping VirtualMachine")?;
-    let action = Action::Stop {
+    let request = LifecycleRequest::Stop(request::StopOptions {
         grace_period: if opts.force { opts.grace_period } else { None },
-    };
+        dry_run: request::dry_run_values(opts.dry_run),
+    });
     let wait = opts.wait.filter(|_| !opts.dry_run);
     // --timeout bounds the whole command, so every request, from the first one.
     let deadline = wait.map(lifecycle::deadline_after);
-    within(
-        deadline,
-        lifecycle::send(&conn, &opts.name, action, opts.dry_run),
-    )
-    .await
-    .ok_or_else(|| {
-        lifecycle::timed_out(
-            &opts.name,
-            &Goal::Stopped,
-            wait.unwrap_or_default(),
-            NO_ANSWER,
-        )
-    })?
-    .map_err(|e| {
-        if opts.force {
-            anyhow::anyhow!("error force stopping VirtualMachine: {}", e.message)
-        } else {
-            anyhow::anyhow!("error stopping VirtualMachine {}", e.message)
-        }
-    })?;
+    within(deadline, lifecycle::send(&conn, &opts.name, &request))
+        .await
+        .ok_or_else(|| {
+            lifecycle::timed_out(
+                &opts.name,
+                &Goal::Stopped,
+                wait.unwrap_or_default(),
+                NO_ANSWER,
+            )
+        })?
+        .map_err(|e| {
+            if opts.force {
+                anyhow::anyhow!("error force stopping VirtualMachine: {}", e.message)
+            } else {
+                anyhow::anyhow!("error stopping VirtualMachine {}", e.message)
+            }
+        })?;
     println!("VM {} was scheduled to stop", opts.name);
     if let (Some(timeout), Some(deadline)) = (wait, deadline) {
         lifecycle::wait(

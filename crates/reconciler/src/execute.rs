@@ -6,43 +6,48 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 
-use crate::intent::{IntentError, PatchTarget, Plan};
+use crate::intent::{self, IntentError, PatchTarget, Plan};
+use crate::kube_error::message as api_message;
 use crate::names;
+use crate::request::{LifecycleRequest, VmiRequest};
 use crate::types::{VirtualMachine, VirtualMachineInstance};
 
-/// The group-resource KubeVirt names in its messages.
-const VM_RESOURCE: &str = "virtualmachine.kubevirt.io";
-
-/// Maps an API error from a plan's write to the status KubeVirt's virt-api answers with: a
-/// failed JSON-patch `test` is a 409 (localkube answers it with 409, kube-apiserver with 422;
-/// the plans' patches are otherwise valid, so a 422 means a failed test); anything else is a 500.
+/// Maps an API error from a plan's write to what virt-api answers:
+/// - a failed JSON-patch `test` is a 409 Conflict (localkube answers it with 409,
+///   kube-apiserver with 422 and no detail; the plans' patches are otherwise valid, so a 422
+///   means a failed test, or a field another writer removed in between: a lost race too);
+/// - any other refusal of the API server keeps its code and message (a 404 stays a 404);
+/// - a server error or a failed connection is a 500 with the server's message, as
+///   `NewInternalError` words it.
 pub fn map_error(vm_name: &str, e: kube::Error) -> IntentError {
     match e {
-        kube::Error::Api(s) if s.code == 409 || s.code == 422 => IntentError {
-            code: 409,
-            reason: "Conflict",
-            message: format!(
-                "Operation cannot be fulfilled on {VM_RESOURCE} \"{vm_name}\": {}",
-                s.message
-            ),
+        kube::Error::Api(s) if s.code == 409 || s.code == 422 => {
+            IntentError::conflict(vm_name, &s.message)
+        }
+        kube::Error::Api(s) if (400..500).contains(&s.code) => IntentError {
+            code: s.code,
+            reason: reason_of(s.code),
+            message: s.message.clone(),
+            details: None,
         },
-        kube::Error::Api(s) if s.code == 404 => IntentError {
-            code: 404,
-            reason: "NotFound",
-            message: format!("{VM_RESOURCE} \"{vm_name}\" not found"),
-        },
-        other => IntentError {
-            code: 500,
-            reason: "InternalError",
-            message: format!("Internal error occurred: {other}"),
-        },
+        other => IntentError::internal(api_message(&other)),
     }
 }
 
-fn api_message(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
-        other => other.to_string(),
+/// The `metav1.Status` reason of a 4xx code.
+fn reason_of(code: u16) -> &'static str {
+    match code {
+        400 => "BadRequest",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        405 => "MethodNotAllowed",
+        406 => "NotAcceptable",
+        410 => "Gone",
+        413 => "RequestEntityTooLarge",
+        415 => "UnsupportedMediaType",
+        429 => "TooManyRequests",
+        _ => "",
     }
 }
 
@@ -81,11 +86,7 @@ pub async fn fetch(
     name: &str,
 ) -> Result<(VirtualMachine, Option<VirtualMachineInstance>), IntentError> {
     let Some(vm) = get_opt::<VirtualMachine>(client, ns, "vm", name).await? else {
-        return Err(IntentError {
-            code: 404,
-            reason: "NotFound",
-            message: format!("{VM_RESOURCE} \"{name}\" not found"),
-        });
+        return Err(IntentError::not_found("virtualmachine", name));
     };
     let vmi = get_opt::<VirtualMachineInstance>(client, ns, "vmi", name).await?;
     Ok((vm, vmi))
@@ -116,6 +117,84 @@ pub async fn run(
             done => return done.map_err(|(e, _)| e),
         }
     }
+}
+
+/// Carries out the lifecycle `request` on the VM `name`: the one entry that the subresource
+/// API and virtctl's client-side transport both call. stop and restart check their body before
+/// anything is fetched (Part B §2.4–§2.5); start reads it after the VM's state (§2.3).
+pub async fn lifecycle(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    request: &LifecycleRequest,
+) -> Result<(), IntentError> {
+    match request {
+        LifecycleRequest::Stop(o) => _ = intent::check_stop_options(o)?,
+        LifecycleRequest::Restart(o) => _ = intent::check_restart_options(o)?,
+        LifecycleRequest::Start(_) => {}
+    }
+    run(client, ns, name, |vm, vmi| match request {
+        LifecycleRequest::Start(o) => intent::start(vm, vmi, o),
+        LifecycleRequest::Stop(o) => intent::stop(vm, vmi, o),
+        LifecycleRequest::Restart(o) => intent::restart(vm, vmi, o),
+    })
+    .await
+}
+
+/// [`lifecycle`] for the PUT body of `verb` as it came (`None` for a verb there is no such
+/// subresource for). A body that does not decode is a 400, but for start only after the checks
+/// virt-api makes first: the VM exists (404) and is not running (409).
+pub async fn lifecycle_body(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    verb: &str,
+    body: &[u8],
+) -> Option<Result<(), IntentError>> {
+    let decoded = LifecycleRequest::decode(verb, body)?;
+    Some(match decoded {
+        Ok(request) => lifecycle(client, ns, name, &request).await,
+        Err(undecodable) if verb == "start" => match fetch(client, ns, name).await {
+            Ok((vm, vmi)) => intent::check_start_state(&vm, vmi.as_ref()).and(Err(undecodable)),
+            Err(missing) => Err(missing),
+        },
+        Err(undecodable) => Err(undecodable),
+    })
+}
+
+/// Carries out `pause` or `unpause` of the VMI `name`; `now` stamps the Paused condition.
+pub async fn vmi_request(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    request: &VmiRequest,
+    now: &str,
+) -> Result<(), IntentError> {
+    let vmi = get_opt::<VirtualMachineInstance>(client, ns, "vmi", name).await?;
+    let plan = match request {
+        VmiRequest::Pause(o) => intent::pause(name, vmi.as_ref(), o, now)?,
+        VmiRequest::Unpause(o) => {
+            let vm = get_opt::<VirtualMachine>(client, ns, "vm", name).await?;
+            intent::unpause(name, vm.as_ref(), vmi.as_ref(), o)?
+        }
+    };
+    execute(client, ns, name, &plan).await
+}
+
+/// [`vmi_request`] for the PUT body of `verb` as it came (`None` for no such subresource).
+pub async fn vmi_request_body(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    verb: &str,
+    body: &[u8],
+    now: &str,
+) -> Option<Result<(), IntentError>> {
+    let decoded = VmiRequest::decode(verb, body)?;
+    Some(match decoded {
+        Ok(request) => vmi_request(client, ns, name, &request, now).await,
+        Err(undecodable) => Err(undecodable),
+    })
 }
 
 /// Runs `plan` for the VM `vm_name` in `ns`.
@@ -180,4 +259,79 @@ async fn execute_counting(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    fn api(code: u16, reason: &str, message: &str) -> kube::Error {
+        kube::Error::Api(Status::failure(message, reason).with_code(code).boxed())
+    }
+
+    #[test]
+    fn write_errors_map_as_virt_api_maps_them() {
+        let table = [
+            // A failed `test`: localkube's 409, kube-apiserver's bare 422.
+            (
+                api(409, "Conflict", "the test operation failed"),
+                (
+                    409,
+                    "Conflict",
+                    "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"vm1\": the test operation failed",
+                ),
+            ),
+            (
+                api(422, "Invalid", "the server rejected our request"),
+                (
+                    409,
+                    "Conflict",
+                    "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"vm1\": the server rejected our request",
+                ),
+            ),
+            // Other refusals keep their code and the server's message.
+            (
+                api(
+                    404,
+                    "NotFound",
+                    "virtualmachineinstances.kubevirt.io \"vm1\" not found",
+                ),
+                (
+                    404,
+                    "NotFound",
+                    "virtualmachineinstances.kubevirt.io \"vm1\" not found",
+                ),
+            ),
+            (
+                api(403, "Forbidden", "forbidden: no"),
+                (403, "Forbidden", "forbidden: no"),
+            ),
+            // Server errors and failed connections are 500s with the message, never Debug.
+            (
+                api(503, "ServiceUnavailable", "etcd is down"),
+                (
+                    500,
+                    "InternalError",
+                    "Internal error occurred: etcd is down",
+                ),
+            ),
+            (
+                kube::Error::ReadEvents(std::io::Error::other("reset")),
+                (
+                    500,
+                    "InternalError",
+                    "Internal error occurred: Error reading events stream: reset",
+                ),
+            ),
+        ];
+        for (error, (code, reason, message)) in table {
+            let got = map_error("vm1", error);
+            assert_eq!(
+                (got.code, got.reason, got.message.as_str()),
+                (code, reason, message)
+            );
+            assert!(!got.message.contains("Status {"), "{got:?}");
+        }
+    }
 }

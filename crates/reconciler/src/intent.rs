@@ -12,11 +12,12 @@
 
 use serde_json::{Value, json};
 
+use crate::request;
 use crate::run_strategy::{self, RunStrategy};
 use crate::types::{StateChangeRequest, VirtualMachine, VirtualMachineInstance};
 
 pub mod pause;
-pub use pause::{PauseOptions, pause, unpause};
+pub use pause::{PauseOptions, UnpauseOptions, pause, unpause};
 
 /// The group-resource string KubeVirt puts in its conflict messages.
 pub const GROUP_RESOURCE: &str = "virtualmachine.kubevirt.io";
@@ -50,29 +51,7 @@ pub const CONDITION_MANUAL_RECOVERY_REQUIRED: &str = "ManualRecoveryRequired";
 /// VM condition that blocks `restart` (the VMI condition name, reused on the VM).
 pub const CONDITION_VOLUMES_CHANGE: &str = "VolumesChange";
 
-/// Options of `start` (the subresource body `{paused?, dryRun?}`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StartOptions {
-    /// Start the guest paused: the Start request carries `{"paused":"true"}`.
-    pub paused: bool,
-    pub dry_run: bool,
-}
-
-/// Options of `stop` (the subresource body `{gracePeriod?, dryRun?}`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StopOptions {
-    /// virtctl's `--force --grace-period N`: the new `terminationGracePeriodSeconds` of the VMI.
-    pub grace_period: Option<i64>,
-    pub dry_run: bool,
-}
-
-/// Options of `restart` (the subresource body `{gracePeriodSeconds?, dryRun?}`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RestartOptions {
-    /// `Some(0)` is a force restart. Any other value is rejected with 400.
-    pub grace_period_seconds: Option<i64>,
-    pub dry_run: bool,
-}
+pub use crate::request::{RestartOptions, StartOptions, StopOptions};
 
 /// The object a [`PatchStep`] applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -140,17 +119,47 @@ pub struct IntentError {
     pub reason: &'static str,
     /// The full `metav1.Status` message.
     pub message: String,
+    /// The object the refusal is about (`metav1.StatusDetails`), for conflicts and not-found.
+    pub details: Option<StatusDetails>,
 }
+
+/// `metav1.StatusDetails` as virt-api fills them: the object's name and KubeVirt's
+/// group-resource (`kubevirt.io`, `virtualmachine` or `virtualmachineinstance`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusDetails {
+    pub name: String,
+    pub group: &'static str,
+    pub kind: &'static str,
+}
+
+/// KubeVirt's API group, as virt-api names it in Status details.
+pub const KUBEVIRT_GROUP: &str = "kubevirt.io";
 
 impl IntentError {
     /// 409: `Operation cannot be fulfilled on virtualmachine.kubevirt.io "<name>": <reason>`.
     pub fn conflict(name: &str, reason: impl std::fmt::Display) -> Self {
+        Self::conflict_on("virtualmachine", name, reason)
+    }
+
+    /// 409 on the KubeVirt resource `resource` (`virtualmachine`, `virtualmachineinstance`).
+    pub fn conflict_on(resource: &'static str, name: &str, reason: impl std::fmt::Display) -> Self {
         IntentError {
             code: 409,
             reason: "Conflict",
             message: format!(
-                "Operation cannot be fulfilled on {GROUP_RESOURCE} \"{name}\": {reason}"
+                "Operation cannot be fulfilled on {resource}.{KUBEVIRT_GROUP} \"{name}\": {reason}"
             ),
+            details: Some(StatusDetails::of(resource, name)),
+        }
+    }
+
+    /// 404: `<resource>.kubevirt.io "<name>" not found`.
+    pub fn not_found(resource: &'static str, name: &str) -> Self {
+        IntentError {
+            code: 404,
+            reason: "NotFound",
+            message: format!("{resource}.{KUBEVIRT_GROUP} \"{name}\" not found"),
+            details: Some(StatusDetails::of(resource, name)),
         }
     }
 
@@ -160,6 +169,7 @@ impl IntentError {
             code: 400,
             reason: "BadRequest",
             message: reason.into(),
+            details: None,
         }
     }
 
@@ -169,8 +179,39 @@ impl IntentError {
             code: 500,
             reason: "InternalError",
             message: format!("Internal error occurred: {reason}"),
+            details: None,
         }
     }
+}
+
+impl StatusDetails {
+    pub fn of(resource: &'static str, name: &str) -> Self {
+        StatusDetails {
+            name: name.to_string(),
+            group: KUBEVIRT_GROUP,
+            kind: resource,
+        }
+    }
+}
+
+/// The checks `start` makes of the objects before it reads its body: an active VMI, then the
+/// `ManualRecoveryRequired` condition (both 409). A start with a malformed body still gets these
+/// first, as from virt-api.
+pub fn check_start_state(
+    vm: &VirtualMachine,
+    vmi: Option<&VirtualMachineInstance>,
+) -> Result<(), IntentError> {
+    let name = vm_name(vm);
+    if run_strategy::is_active(vmi) {
+        return Err(IntentError::conflict(name, VM_ALREADY_RUNNING));
+    }
+    if run_strategy::has_true_condition(
+        run_strategy::vm_conditions(vm),
+        CONDITION_MANUAL_RECOVERY_REQUIRED,
+    ) {
+        return Err(IntentError::conflict(name, RECOVERY_REQUIRED));
+    }
+    Ok(())
 }
 
 /// `start` (Part B §2.3).
@@ -183,15 +224,9 @@ pub fn start(
     opts: &StartOptions,
 ) -> Result<Plan, IntentError> {
     let name = vm_name(vm);
-    if run_strategy::is_active(vmi) {
-        return Err(IntentError::conflict(name, VM_ALREADY_RUNNING));
-    }
-    if run_strategy::has_true_condition(
-        run_strategy::vm_conditions(vm),
-        CONDITION_MANUAL_RECOVERY_REQUIRED,
-    ) {
-        return Err(IntentError::conflict(name, RECOVERY_REQUIRED));
-    }
+    check_start_state(vm, vmi)?;
+    // virt-api decodes the body here, after the state checks.
+    let dry_run = request::dry_run(&opts.dry_run)?;
     let request = if opts.paused {
         StateChangeRequest::start_paused()
     } else {
@@ -199,7 +234,7 @@ pub fn start(
     };
     let strategy = effective_strategy(vm)?;
 
-    let mut plan = Plan::new(opts.dry_run);
+    let mut plan = Plan::new(dry_run);
     let phase = vmi.map(VirtualMachineInstance::phase);
     match strategy {
         // A paused start always goes through a Start request (the controller then switches the
@@ -232,12 +267,14 @@ pub fn start(
     Ok(plan)
 }
 
-/// The checks stop makes before it looks at any object: a negative grace period is refused with
-/// restart's 400. (KubeVirt takes it, and the guest is killed at once; Part A.)
-pub fn check_stop_options(opts: &StopOptions) -> Result<(), IntentError> {
+/// The checks stop makes before it looks at any object, giving the dry-run flag: `dryRun` other
+/// than `["All"]` (400), and a negative grace period, refused with restart's 400 (KubeVirt takes
+/// it, and the guest is killed at once; Part A).
+pub fn check_stop_options(opts: &StopOptions) -> Result<bool, IntentError> {
+    let dry_run = request::dry_run(&opts.dry_run)?;
     match opts.grace_period {
         Some(g) if g < 0 => Err(IntentError::bad_request(NEGATIVE_GRACE_PERIOD)),
-        _ => Ok(()),
+        _ => Ok(dry_run),
     }
 }
 
@@ -259,13 +296,13 @@ pub fn stop(
     vmi: Option<&VirtualMachineInstance>,
     opts: &StopOptions,
 ) -> Result<Plan, IntentError> {
-    check_stop_options(opts)?;
+    let dry_run = check_stop_options(opts)?;
     let name = vm_name(vm);
     let strategy = effective_strategy(vm)?;
     // For stop, Unknown and unset phases count as running: only a final VMI is "not running".
     let live = vmi.filter(|v| !run_strategy::is_final(v));
 
-    let mut plan = Plan::new(opts.dry_run);
+    let mut plan = Plan::new(dry_run);
     // Dropping the queued Starts comes first: it triggers nothing, and a race lost there is
     // lost before anything is written, so the request can simply be decided again.
     if matches!(strategy, RunStrategy::Always | RunStrategy::Once)
@@ -310,13 +347,15 @@ pub fn stop(
     Ok(plan)
 }
 
-/// The checks restart makes before it looks at any object (Part B §2.5 step 2), so that
-/// callers that fetch objects first can answer a bad grace period with the same 400.
-pub fn check_restart_options(opts: &RestartOptions) -> Result<(), IntentError> {
+/// The checks restart makes before it looks at any object (Part B §2.5 steps 1–2), giving the
+/// dry-run flag, so that callers that fetch objects first can answer a bad `dryRun` or grace
+/// period with the same 400.
+pub fn check_restart_options(opts: &RestartOptions) -> Result<bool, IntentError> {
+    let dry_run = request::dry_run(&opts.dry_run)?;
     match opts.grace_period_seconds {
         Some(g) if g > 0 => Err(IntentError::bad_request(FORCE_RESTART_ONLY_ZERO)),
         Some(g) if g < 0 => Err(IntentError::bad_request(NEGATIVE_GRACE_PERIOD)),
-        _ => Ok(()),
+        _ => Ok(dry_run),
     }
 }
 
@@ -334,7 +373,7 @@ pub fn restart(
     vmi: Option<&VirtualMachineInstance>,
     opts: &RestartOptions,
 ) -> Result<Plan, IntentError> {
-    check_restart_options(opts)?;
+    let dry_run = check_restart_options(opts)?;
     let name = vm_name(vm);
     if run_strategy::has_true_condition(run_strategy::vm_conditions(vm), CONDITION_VOLUMES_CHANGE) {
         return Err(IntentError::conflict(name, RECOVERY_REQUIRED));
@@ -352,7 +391,7 @@ pub fn restart(
     };
     let uid = vmi_uid(vmi);
 
-    let mut plan = Plan::new(opts.dry_run);
+    let mut plan = Plan::new(dry_run);
     let changes = [StateChangeRequest::stop(uid), StateChangeRequest::start()];
     plan.push(PatchTarget::VmStatus, state_change_patch(vm, &changes)?);
     if opts.grace_period_seconds == Some(0) {
@@ -893,7 +932,7 @@ mod tests {
     fn paused() -> StartOptions {
         StartOptions {
             paused: true,
-            dry_run: false,
+            dry_run: vec![],
         }
     }
 
@@ -972,7 +1011,7 @@ mod tests {
     fn grace(n: i64) -> StopOptions {
         StopOptions {
             grace_period: Some(n),
-            dry_run: false,
+            dry_run: vec![],
         }
     }
 
@@ -1187,7 +1226,7 @@ mod tests {
         let vm = with_pending(vm("Always"), pending_start());
         let opts = RestartOptions {
             grace_period_seconds: Some(0),
-            dry_run: false,
+            dry_run: vec![],
         };
         let got = restart(&vm, Some(&vmi("Running")), &opts);
         check(
@@ -1374,8 +1413,8 @@ mod tests {
             check_stop_options(&grace(-1)),
             Err(IntentError::bad_request(NEGATIVE_GRACE_PERIOD))
         );
-        assert_eq!(check_stop_options(&grace(0)), Ok(()));
-        assert_eq!(check_stop_options(&StopOptions::default()), Ok(()));
+        assert_eq!(check_stop_options(&grace(0)), Ok(false));
+        assert_eq!(check_stop_options(&StopOptions::default()), Ok(false));
     }
 
     // ---- status shape: empty status, startFailure ------------------------------------------
@@ -1610,7 +1649,7 @@ mod tests {
         );
         let opts = RestartOptions {
             grace_period_seconds: Some(3),
-            dry_run: false,
+            dry_run: vec![],
         };
         let got = restart(&vm, Some(&vmi("Running")), &opts);
         check(
@@ -1684,7 +1723,7 @@ mod tests {
         // ...but after the grace-period validation.
         let opts = RestartOptions {
             grace_period_seconds: Some(-1),
-            dry_run: false,
+            dry_run: vec![],
         };
         let got = restart(&vm, None, &opts);
         check(
@@ -1728,7 +1767,7 @@ mod tests {
     fn restart_grace(n: i64) -> RestartOptions {
         RestartOptions {
             grace_period_seconds: Some(n),
-            dry_run: false,
+            dry_run: vec![],
         }
     }
 
@@ -1821,7 +1860,7 @@ mod tests {
     fn force_restart_dry_run_is_carried() {
         let opts = RestartOptions {
             grace_period_seconds: Some(0),
-            dry_run: true,
+            dry_run: crate::request::dry_run_values(true),
         };
         let plan = restart(&vm("Manual"), Some(&vmi("Running")), &opts).expect("a plan");
         assert!(plan.dry_run);
@@ -1833,26 +1872,27 @@ mod tests {
     #[test]
     fn dry_run_is_carried_in_every_plan() {
         for dry_run in [false, true] {
+            let values = || crate::request::dry_run_values(dry_run);
             let plan = start(
                 &vm("Halted"),
                 None,
                 &StartOptions {
                     paused: false,
-                    dry_run,
+                    dry_run: values(),
                 },
             )
             .expect("start plan");
             assert_eq!(plan.dry_run, dry_run, "start × Halted × dry_run={dry_run}");
             let opts = StopOptions {
                 grace_period: Some(0),
-                dry_run,
+                dry_run: values(),
             };
             let plan = stop(&vm("Always"), Some(&vmi("Running")), &opts).expect("stop plan");
             assert_eq!(plan.dry_run, dry_run, "stop × Always × dry_run={dry_run}");
             assert_eq!(plan.steps.len(), 2);
             let opts = RestartOptions {
                 grace_period_seconds: None,
-                dry_run,
+                dry_run: values(),
             };
             let plan = restart(&vm("Always"), Some(&vmi("Running")), &opts).expect("restart plan");
             assert_eq!(
@@ -1863,10 +1903,45 @@ mod tests {
     }
 
     #[test]
+    fn a_dry_run_other_than_all_is_refused_before_any_plan() {
+        let lower = || vec!["all".to_string()];
+        let refused = |got: Result<Plan, IntentError>| {
+            let e = got.expect_err("refused");
+            assert_eq!(e.code, 400, "{e:?}");
+            assert_eq!(
+                e.message,
+                "dryRun: Unsupported value: \"all\": supported values: \"All\""
+            );
+        };
+        let start_opts = StartOptions {
+            paused: false,
+            dry_run: lower(),
+        };
+        refused(start(&vm("Halted"), None, &start_opts));
+        let stop_opts = StopOptions {
+            grace_period: None,
+            dry_run: lower(),
+        };
+        refused(stop(&vm("Always"), Some(&vmi("Running")), &stop_opts));
+        let restart_opts = RestartOptions {
+            grace_period_seconds: None,
+            dry_run: lower(),
+        };
+        refused(restart(&vm("Always"), Some(&vmi("Running")), &restart_opts));
+        // start decodes its body after its state checks, as virt-api does.
+        let got = start(&vm("Halted"), Some(&vmi("Running")), &start_opts);
+        check(
+            "start dryRun [all] × VMI Running",
+            got,
+            conflict(VM_ALREADY_RUNNING),
+        );
+    }
+
+    #[test]
     fn dry_run_does_not_change_the_patches() {
         let opts = StartOptions {
             paused: false,
-            dry_run: true,
+            dry_run: crate::request::dry_run_values(true),
         };
         let got = start(&vm("Manual"), None, &opts);
         check(

@@ -7,10 +7,13 @@ pub mod crds;
 pub mod execute;
 pub mod firmware;
 pub mod intent;
+pub mod kube_error;
 pub mod names;
+pub mod request;
 pub mod run_strategy;
 pub mod status;
 pub mod types;
+pub mod version;
 pub mod vmi;
 
 pub use types::*;

@@ -1,7 +1,8 @@
 //! The subresource API `subresources.kubevirt.io` (Part A §4): PUT
 //! `.../namespaces/{ns}/virtualmachines/{name}/{start|stop|restart}` and
 //! `.../virtualmachineinstances/{name}/{pause|unpause}`, wire-compatible with KubeVirt's virt-api
-//! and backed by `virt_reconciler::intent`.
+//! and backed by `virt_reconciler::execute`, the executor virtctl's client-side transport runs
+//! too. The handlers only route and answer.
 
 use std::sync::Arc;
 
@@ -12,14 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::put;
 use http::StatusCode;
 use kube::Client;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
-use virt_reconciler::intent::{
-    self, IntentError, PauseOptions, RestartOptions, StartOptions, StopOptions,
-};
-use virt_reconciler::types::{VirtualMachine, VirtualMachineInstance};
-use virt_reconciler::{controller, execute};
+use virt_reconciler::intent::IntentError;
+use virt_reconciler::{controller, execute, version};
 
 pub const GROUP: &str = "subresources.kubevirt.io";
 
@@ -29,12 +26,18 @@ pub struct SubresourceState {
     pub client: OnceCell<Client>,
 }
 
-fn status(code: u16, reason: &str, message: &str) -> Response {
-    let body = json!({
+/// The refusal as the `metav1.Status` virt-api writes: details carry the object's name and
+/// KubeVirt's group-resource for conflicts and not-found.
+fn from_intent(e: IntentError) -> Response {
+    let mut body = json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {},
-        "status": "Failure", "message": message, "reason": reason, "code": code,
+        "status": "Failure", "message": e.message, "reason": e.reason,
     });
-    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(d) = &e.details {
+        body["details"] = json!({"name": d.name, "group": d.group, "kind": d.kind});
+    }
+    body["code"] = json!(e.code);
+    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (
         code,
         [(http::header::CONTENT_TYPE, "application/json")],
@@ -43,66 +46,24 @@ fn status(code: u16, reason: &str, message: &str) -> Response {
         .into_response()
 }
 
-fn from_intent(e: IntentError) -> Response {
-    status(e.code, e.reason, &e.message)
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct Body {
-    #[serde(default)]
-    paused: Option<bool>,
-    #[serde(default)]
-    grace_period: Option<i64>,
-    #[serde(default)]
-    grace_period_seconds: Option<i64>,
-    #[serde(default)]
-    dry_run: Option<Vec<String>>,
-}
-
-/// Bodies are optional JSON or YAML; a malformed one is a 400 in virt-api's words.
-fn decode(bytes: &[u8]) -> Result<Body, IntentError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Body::default());
-    }
-    let parsed = serde_json::from_slice::<Body>(bytes).or_else(|json_err| {
-        std::str::from_utf8(bytes)
-            .map_err(|_| json_err.to_string())
-            .and_then(|t| serde_saphyr::from_str::<Body>(t).map_err(|e| e.to_string()))
-    });
-    parsed.map_err(|e| {
-        IntentError::bad_request(format!(
-            "Can not unmarshal Request body to struct, error: {e}"
-        ))
-    })
-}
-
-fn dry_run(body: &Body) -> bool {
-    body.dry_run
-        .as_ref()
-        .is_some_and(|d| d.iter().any(|v| v == "All"))
-}
-
 /// 404 for an action this API does not have.
 fn no_such_action() -> IntentError {
     IntentError {
         code: 404,
         reason: "NotFound",
         message: "the server could not find the requested resource".into(),
+        details: None,
     }
 }
 
-/// What every handler starts with: the client, once the API server is up, and the decoded body.
-fn prepare<'a>(
-    state: &'a SubresourceState,
-    body: &[u8],
-) -> Result<(&'a Client, Body), IntentError> {
-    let client = state.client.get().ok_or(IntentError {
+/// The client the handlers act with, once the API server is up.
+fn client(state: &SubresourceState) -> Result<&Client, IntentError> {
+    state.client.get().ok_or(IntentError {
         code: 503,
         reason: "ServiceUnavailable",
         message: "the subresource API is starting".into(),
-    })?;
-    Ok((client, decode(body)?))
+        details: None,
+    })
 }
 
 /// The response: `ok` with no body, or the refusal as a `metav1.Status`.
@@ -119,48 +80,13 @@ async fn lifecycle(
     Path((ns, name, action)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    respond(
-        run_lifecycle(&state, &ns, &name, &action, &body).await,
-        StatusCode::ACCEPTED,
-    )
-}
-
-async fn run_lifecycle(
-    state: &SubresourceState,
-    ns: &str,
-    name: &str,
-    action: &str,
-    body: &[u8],
-) -> Result<(), IntentError> {
-    if !matches!(action, "start" | "stop" | "restart") {
-        return Err(no_such_action());
-    }
-    let (client, body) = prepare(state, body)?;
-    let dry = dry_run(&body);
-    let restart = RestartOptions {
-        grace_period_seconds: body.grace_period_seconds,
-        dry_run: dry,
+    let result = match client(&state) {
+        Ok(client) => execute::lifecycle_body(client, &ns, &name, &action, &body)
+            .await
+            .unwrap_or(Err(no_such_action())),
+        Err(e) => Err(e),
     };
-    let start = StartOptions {
-        paused: body.paused.unwrap_or(false),
-        dry_run: dry,
-    };
-    let stop = StopOptions {
-        grace_period: body.grace_period,
-        dry_run: dry,
-    };
-    // Grace periods are checked before anything is fetched (Part B §2.5).
-    match action {
-        "restart" => intent::check_restart_options(&restart)?,
-        "stop" => intent::check_stop_options(&stop)?,
-        _ => {}
-    }
-    execute::run(client, ns, name, |vm, vmi| match action {
-        "start" => intent::start(vm, vmi, &start),
-        "stop" => intent::stop(vm, vmi, &stop),
-        _ => intent::restart(vm, vmi, &restart),
-    })
-    .await
+    respond(result, StatusCode::ACCEPTED)
 }
 
 /// PUT `.../virtualmachineinstances/{name}/{pause|unpause}`: 200 on success (not 202).
@@ -169,39 +95,20 @@ async fn pause_or_unpause(
     Path((ns, name, action)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    respond(
-        run_pause_or_unpause(&state, &ns, &name, &action, &body).await,
-        StatusCode::OK,
-    )
-}
-
-async fn run_pause_or_unpause(
-    state: &SubresourceState,
-    ns: &str,
-    name: &str,
-    action: &str,
-    body: &[u8],
-) -> Result<(), IntentError> {
-    if !matches!(action, "pause" | "unpause") {
-        return Err(no_such_action());
-    }
-    let (client, body) = prepare(state, body)?;
-    let opts = PauseOptions {
-        dry_run: dry_run(&body),
+    let result = match client(&state) {
+        Ok(client) => {
+            execute::vmi_request_body(client, &ns, &name, &action, &body, &controller::now())
+                .await
+                .unwrap_or(Err(no_such_action()))
+        }
+        Err(e) => Err(e),
     };
-    let vmi = execute::get_opt::<VirtualMachineInstance>(client, ns, "vmi", name).await?;
-    let plan = if action == "pause" {
-        intent::pause(name, vmi.as_ref(), &opts, &controller::now())?
-    } else {
-        let vm = execute::get_opt::<VirtualMachine>(client, ns, "vm", name).await?;
-        intent::unpause(name, vm.as_ref(), vmi.as_ref(), &opts)?
-    };
-    execute::execute(client, ns, name, &plan).await
+    respond(result, StatusCode::OK)
 }
 
 async fn version() -> axum::Json<Value> {
     axum::Json(json!({
-        "gitVersion": concat!("v", env!("CARGO_PKG_VERSION")),
+        "gitVersion": version::kubevirt_compatible(),
         "gitCommit": "",
         "gitTreeState": "clean",
         "buildDate": "1970-01-01T00:00:00Z",

@@ -844,6 +844,90 @@ async fn names_with_query_or_slash_address_no_other_vm() {
     );
 }
 
+/// A raw PUT to the subresource API: the HTTP code and the body as JSON (`null` when empty).
+async fn put_raw(client: &Client, path: &str, body: &'static [u8]) -> (u16, Value) {
+    let req = Request::put(path)
+        .header("content-type", "application/json")
+        .body(kube::client::Body::from(body.to_vec()))
+        .unwrap();
+    let resp = client.send(req).await.unwrap();
+    let code = resp.status().as_u16();
+    let bytes = resp.into_body().collect_bytes().await.unwrap();
+    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// virt-api's answers: a `dryRun` other than `["All"]` is refused and writes nothing; start
+/// reads its body after the VM's state, stop before; conflicts and not-found carry details;
+/// the version is KubeVirt's release with this build as metadata.
+#[tokio::test(flavor = "multi_thread")]
+async fn subresource_refusals_follow_virt_api() {
+    let env = Env::start().await;
+    let vmi = env.running_vm(vm_with_strategy("vm1", "Always")).await;
+    let path = |vm: &str, verb: &str| {
+        format!("/apis/subresources.kubevirt.io/v1/namespaces/{NS}/virtualmachines/{vm}/{verb}")
+    };
+
+    // dryRun: anything but ["All"] is a 400, and the VM keeps running.
+    for verb in ["stop", "restart"] {
+        let (code, status) =
+            put_raw(&env.client, &path("vm1", verb), br#"{"dryRun":["all"]}"#).await;
+        assert_eq!(code, 400, "{verb}: {status}");
+        assert_eq!(
+            status["message"],
+            "dryRun: Unsupported value: \"all\": supported values: \"All\""
+        );
+    }
+    let err = env
+        .put_vmi("vm1", "pause", json!({"dryRun": ["all"]}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.0, 400, "{err:?}");
+    env.stays_without_vmi_change("vm1", &vmi.uid().unwrap(), "Running")
+        .await;
+    assert_eq!(
+        env.vm("vm1").await.spec.run_strategy.as_deref(),
+        Some("Always")
+    );
+
+    // A malformed body: start answers for the VM first, stop for the body first.
+    let (code, status) = put_raw(&env.client, &path("nope", "start"), b"{not json").await;
+    assert_eq!(code, 404, "{status}");
+    assert_eq!(
+        status["details"],
+        json!({"name": "nope", "group": "kubevirt.io", "kind": "virtualmachine"})
+    );
+    let (code, status) = put_raw(&env.client, &path("vm1", "start"), b"{not json").await;
+    assert_eq!(code, 409, "{status}");
+    assert_eq!(
+        status["message"],
+        "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"vm1\": VM is already running"
+    );
+    assert_eq!(
+        status["details"],
+        json!({"name": "vm1", "group": "kubevirt.io", "kind": "virtualmachine"})
+    );
+    let (code, status) = put_raw(&env.client, &path("nope", "stop"), b"{not json").await;
+    assert_eq!(code, 400, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Can not unmarshal Request body to struct, error: "),
+        "{status}"
+    );
+    assert_eq!(status.get("details"), None, "{status}");
+
+    // The version KubeVirt's virtctl compares its own with.
+    let req = Request::get("/apis/subresources.kubevirt.io/v1/version")
+        .body(Vec::new())
+        .unwrap();
+    let version: Value = env.client.request(req).await.unwrap();
+    assert_eq!(
+        version["gitVersion"],
+        format!("v1.9.0+virt-toolkit.{}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
 /// A negative grace period is refused with restart's message, before anything is written.
 #[tokio::test(flavor = "multi_thread")]
 async fn stop_with_negative_grace_is_refused() {

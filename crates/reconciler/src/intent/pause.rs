@@ -7,7 +7,8 @@
 
 use serde_json::{Value, json};
 
-use super::{IntentError, PatchTarget, Plan};
+use super::{IntentError, PatchTarget, Plan, StatusDetails};
+use crate::request;
 use crate::status::{self, condition_type};
 use crate::types::{VirtualMachine, VirtualMachineInstance};
 use crate::vmi::vmi_reason;
@@ -27,28 +28,17 @@ pub const LIVENESS_PROBE_UNSUPPORTED: &str =
 /// The message of the `Paused` condition.
 pub const PAUSED_MESSAGE: &str = "VMI was paused by user";
 
-/// Options of `pause` and `unpause` (the subresource body `{dryRun?}`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PauseOptions {
-    pub dry_run: bool,
-}
+pub use crate::request::{PauseOptions, UnpauseOptions};
+
+/// KubeVirt's resource name for VMIs in Status messages and details.
+const VMI_RESOURCE: &str = "virtualmachineinstance";
 
 fn vmi_conflict(name: &str, reason: &str) -> IntentError {
-    IntentError {
-        code: 409,
-        reason: "Conflict",
-        message: format!(
-            "Operation cannot be fulfilled on {VMI_GROUP_RESOURCE} \"{name}\": {reason}"
-        ),
-    }
+    IntentError::conflict_on(VMI_RESOURCE, name, reason)
 }
 
 fn vmi_not_found(name: &str) -> IntentError {
-    IntentError {
-        code: 404,
-        reason: "NotFound",
-        message: format!("{VMI_GROUP_RESOURCE} \"{name}\" not found"),
-    }
+    IntentError::not_found(VMI_RESOURCE, name)
 }
 
 /// The index of the VMI's `Paused` condition, if it has one. virt-api looks at the type only.
@@ -100,11 +90,13 @@ pub fn pause(
             message: format!(
                 "{VMI_GROUP_RESOURCE} \"{name}\" is forbidden: {LIVENESS_PROBE_UNSUPPORTED}"
             ),
+            details: Some(StatusDetails::of(VMI_RESOURCE, name)),
         });
     }
     if paused_index(vmi).is_some() {
         return Err(vmi_conflict(name, ALREADY_PAUSED));
     }
+    let dry_run = request::dry_run(&opts.dry_run)?;
     let condition = status::new_condition(
         condition_type::PAUSED,
         "True",
@@ -118,7 +110,7 @@ pub fn pause(
         .map(|s| s.conditions.clone())
         .unwrap_or_default();
     conditions.push(condition);
-    let mut plan = Plan::new(opts.dry_run);
+    let mut plan = Plan::new(dry_run);
     plan.push(
         PatchTarget::Vmi,
         json!([
@@ -137,7 +129,7 @@ pub fn unpause(
     name: &str,
     vm: Option<&VirtualMachine>,
     vmi: Option<&VirtualMachineInstance>,
-    opts: &PauseOptions,
+    opts: &UnpauseOptions,
 ) -> Result<Plan, IntentError> {
     let snapshotting = vm
         .and_then(|vm| vm.status.as_ref())
@@ -153,8 +145,9 @@ pub fn unpause(
     let Some(index) = paused_index(vmi) else {
         return Err(vmi_conflict(name, NOT_PAUSED));
     };
+    let dry_run = request::dry_run(&opts.dry_run)?;
     let path = format!("/status/conditions/{index}");
-    let mut plan = Plan::new(opts.dry_run);
+    let mut plan = Plan::new(dry_run);
     plan.push(
         PatchTarget::Vmi,
         json!([
@@ -204,7 +197,12 @@ mod tests {
         (e.code, e.reason, e.message)
     }
 
-    const OPTS: PauseOptions = PauseOptions { dry_run: false };
+    const OPTS: PauseOptions = PauseOptions {
+        dry_run: Vec::new(),
+    };
+    const UNPAUSE: UnpauseOptions = UnpauseOptions {
+        dry_run: Vec::new(),
+    };
 
     #[test]
     fn pause_refusals_in_virt_api_order() {
@@ -266,7 +264,15 @@ mod tests {
         v.spec
             .extra
             .insert("livenessProbe".into(), json!({"guestAgentPing": {}}));
-        let plan = pause("vm1", Some(&v), &PauseOptions { dry_run: true }, NOW).unwrap();
+        let plan = pause(
+            "vm1",
+            Some(&v),
+            &PauseOptions {
+                dry_run: request::dry_run_values(true),
+            },
+            NOW,
+        )
+        .unwrap();
         assert!(plan.dry_run);
         assert_eq!(plan.delete_pods, None);
         assert_eq!(plan.steps.len(), 1);
@@ -295,7 +301,7 @@ mod tests {
         // virt-api looks at the condition's type only.
         let v = vmi("Running", vec![cond("Paused", "False")]);
         assert_eq!(err(pause("vm1", Some(&v), &OPTS, NOW)).0, 409);
-        assert!(unpause("vm1", None, Some(&v), &OPTS).is_ok());
+        assert!(unpause("vm1", None, Some(&v), &UNPAUSE).is_ok());
     }
 
     #[test]
@@ -309,20 +315,20 @@ mod tests {
             .insert("snapshotInProgress".into(), json!("snap1"));
         // The snapshot check comes before the VMI is even looked at.
         assert_eq!(
-            err(unpause("vm1", Some(&vm), None, &OPTS)).2,
+            err(unpause("vm1", Some(&vm), None, &UNPAUSE)).2,
             "Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io \"vm1\": \
              VM snapshot is in progress"
         );
-        assert_eq!(err(unpause("vm1", None, None, &OPTS)).0, 404);
+        assert_eq!(err(unpause("vm1", None, None, &UNPAUSE)).0, 404);
         let stopped = vmi("Succeeded", vec![cond("Paused", "True")]);
         assert_eq!(
-            err(unpause("vm1", None, Some(&stopped), &OPTS)).2,
+            err(unpause("vm1", None, Some(&stopped), &UNPAUSE)).2,
             "Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io \"vm1\": \
              VMI is not running"
         );
         let running = vmi("Running", vec![cond("Ready", "True")]);
         assert_eq!(
-            err(unpause("vm1", None, Some(&running), &OPTS)).2,
+            err(unpause("vm1", None, Some(&running), &UNPAUSE)).2,
             "Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io \"vm1\": \
              VMI is not paused"
         );
@@ -330,7 +336,7 @@ mod tests {
 
     #[test]
     fn unpause_removes_the_paused_condition_at_its_index() {
-        let plan = unpause("vm1", None, Some(&paused_vmi()), &OPTS).unwrap();
+        let plan = unpause("vm1", None, Some(&paused_vmi()), &UNPAUSE).unwrap();
         assert!(!plan.dry_run);
         assert_eq!(
             plan.steps,
