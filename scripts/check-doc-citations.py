@@ -22,9 +22,7 @@ tracked = subprocess.run(["git", "-C", str(root), "ls-files", "*.rs"], capture_o
 for f in (root / t for t in tracked):
     text = f.read_text(errors="ignore").replace("\n", " ")
     text = re.sub(r"\s*//[/!]?\s*", " ", text)  # join comment lines so "Part A\n//! §4" reads whole
-    # "Part A §4, §5 and §8" -> each number belongs to the Part named before it
-    for m in re.finditer(r"(?:Part ([AB])\s*)?(§[0-9]+(?:\.[0-9]+)*)((?:\s*steps?\s*[0-9]+(?:\s*(?:[-–,]|and)\s*[0-9]+)*)?)", text):
-        pass
+    # "Part A §4, §5 and §8": each number belongs to the Part named before it
     part, last_end = "B", -1
     for m in re.finditer(r"Part ([AB])|§([0-9]+(?:\.[0-9]+)*)(\s+steps?\s+([0-9]+(?:\s*(?:[-–,]|and)\s*[0-9]+)*))?", text):
         if m.group(1):
