@@ -144,7 +144,7 @@ fn typed_before(words: &[OsString], plugin: bool) -> Typed {
         .map(|values| values.cloned().collect())
         .unwrap_or_default();
     Typed {
-        connect: crate::connect_options(&global),
+        connect: crate::settings::connect_options_unchecked(&global),
         positionals,
         descriptions: true,
     }

@@ -198,3 +198,55 @@ fn version_without_a_server_still_prints_the_client() {
         "{out:#?}"
     );
 }
+
+#[test]
+fn bad_combinations_fail_before_any_connection() {
+    // A server that accepts TCP connections (the kernel's backlog) but never answers: a
+    // command that reached it would hang. The kubeconfig does not exist: reading it would fail.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = format!("https://{}", listener.local_addr().unwrap());
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["restart", "vm1", "--force"],
+            "Must both use --force=true and set --grace-period.",
+        ),
+        (
+            &["restart", "vm1", "--grace-period=0", "--dry-run"],
+            "Must both use --force=true and set --grace-period.",
+        ),
+        (
+            &["stop", "vm1", "--force", "--grace-period=-5"],
+            "error force stopping VirtualMachine: gracePeriod has to be greater or equal to 0",
+        ),
+        (
+            &["status", "vm1", "-A"],
+            "a resource cannot be retrieved by name across all namespaces",
+        ),
+        (
+            &["expose", "vm", "vm1", "--name", "svc", "--protocol", "sctp"],
+            "unknown protocol: sctp",
+        ),
+        (&["pause", "vms", "vm1"], "unsupported resource type: vms"),
+    ];
+    for (args, message) in cases {
+        let started = std::time::Instant::now();
+        let all: Vec<&str> = ["-s", &server, "--kubeconfig", "/nonexistent/kubeconfig"]
+            .iter()
+            .chain(*args)
+            .copied()
+            .collect();
+        let out = virtctl_raw(&all, &[]);
+        out.fails_with(message);
+        assert_eq!(out.stdout, "", "{out:#?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{args:?}"
+        );
+    }
+    listener.set_nonblocking(true).unwrap();
+    let accepted = listener.accept();
+    assert!(
+        matches!(&accepted, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the listener saw a connection: {accepted:?}"
+    );
+}

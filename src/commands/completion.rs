@@ -3,18 +3,18 @@
 
 use std::io::Write;
 
-pub use clap_complete::Shell;
+use crate::settings::CompletionSettings;
 
-/// Writes the completion script for `shell`, for the command invoked as `bin_name`; with
-/// `descriptions`, the completions show what each subcommand, flag or VM is (where the shell
-/// can show it).
-pub fn run(
-    bin_name: &str,
-    shell: Shell,
-    descriptions: bool,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    crate::cluster_completion::registration_script(shell, bin_name, descriptions, out)?;
+/// Writes the completion script for `settings.shell`, for the command invoked as
+/// `settings.bin`; with `descriptions`, the completions show what each subcommand, flag or VM
+/// is (where the shell can show it).
+pub fn run(settings: &CompletionSettings, out: &mut dyn Write) -> anyhow::Result<()> {
+    let CompletionSettings {
+        bin,
+        shell,
+        descriptions,
+    } = *settings;
+    crate::cluster_completion::registration_script(shell, bin, descriptions, out)?;
     out.flush()?;
     Ok(())
 }

@@ -1,21 +1,10 @@
 //! `virtctl start VM`: ask for the VM to run (Part B §2.1, Part A §4 and §8).
 
-use std::time::Duration;
-
 use crate::client::{ConnectOptions, connect};
 use crate::lifecycle::{self, Action, Goal, NO_ANSWER, within};
+use crate::settings::StartSettings;
 
-/// The resolved options of `start`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartOptions {
-    pub name: String,
-    pub paused: bool,
-    pub dry_run: bool,
-    /// Wait at most this long for the VM to be Running.
-    pub wait: Option<Duration>,
-}
-
-pub async fn run(connect_opts: &ConnectOptions, opts: &StartOptions) -> anyhow::Result<()> {
+pub async fn run(connect_opts: &ConnectOptions, opts: &StartSettings) -> anyhow::Result<()> {
     let conn = connect(connect_opts).await?;
     if opts.dry_run {
         println!("Dry Run execution");

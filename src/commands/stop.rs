@@ -1,31 +1,16 @@
 //! `virtctl stop VM`: ask for the VM to stop (Part B §2.1, Part A §4 and §8).
 
-use std::time::Duration;
-
 use crate::client::{ConnectOptions, connect};
 use crate::lifecycle::{self, Action, Goal, NO_ANSWER, within};
+use crate::settings::StopSettings;
 
-/// The resolved options of `stop`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StopOptions {
-    pub name: String,
-    pub force: bool,
-    /// `Some` only when `--grace-period` was given.
-    pub grace_period: Option<i64>,
-    pub dry_run: bool,
-    /// Wait at most this long for the VM to be Stopped.
-    pub wait: Option<Duration>,
-}
-
-pub async fn run(connect_opts: &ConnectOptions, opts: &StopOptions) -> anyhow::Result<()> {
+pub async fn run(connect_opts: &ConnectOptions, opts: &StopSettings) -> anyhow::Result<()> {
     let conn = connect(connect_opts).await?;
     if opts.dry_run {
         println!("Dry Run execution");
     }
-    super::check_force_and_grace(opts.force, opts.grace_period)?;
-    super::check_grace_not_negative(opts.grace_period, "error force stopping VirtualMachine")?;
     let action = Action::Stop {
-        grace_period: if opts.force { opts.grace_period } else { None },
+        grace_period: opts.grace_period,
     };
     let wait = opts.wait.filter(|_| !opts.dry_run);
     // --timeout bounds the whole command, so every request, from the first one.
@@ -44,7 +29,7 @@ pub async fn run(connect_opts: &ConnectOptions, opts: &StopOptions) -> anyhow::R
         )
     })?
     .map_err(|e| {
-        if opts.force {
+        if opts.force() {
             anyhow::anyhow!("error force stopping VirtualMachine: {}", e.message)
         } else {
             anyhow::anyhow!("error stopping VirtualMachine {}", e.message)
