@@ -22,7 +22,8 @@ use clap::FromArgMatches;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 use crate::cli::Cli;
-use crate::settings::{CommandSettings, PauseAction, Settings};
+use crate::client::LazyConnection;
+use crate::settings::{CommandSettings, PauseAction};
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
@@ -62,11 +63,12 @@ fn main() -> ExitCode {
         }
     };
     let proxy_url = settings.connect.proxy_url.clone();
-    let conn = settings.connect.clone();
-    match runtime.block_on(run(settings, command)) {
+    // Built only when a command first needs it; the skew check reuses it.
+    let connection = LazyConnection::new(settings.connect);
+    match runtime.block_on(run(settings.command, &connection, command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if let Some(warning) = runtime.block_on(version_skew::check(&conn)) {
+            if let Some(warning) = runtime.block_on(version_skew::check(&connection)) {
                 eprintln!("{warning}");
             }
             let message = format!("{e:#}");
@@ -172,9 +174,12 @@ fn clap_message(err: &clap::Error) -> String {
         .to_string()
 }
 
-async fn run(settings: Settings, mut command: clap::Command) -> anyhow::Result<()> {
-    let conn = &settings.connect;
-    match settings.command {
+async fn run(
+    settings: CommandSettings,
+    conn: &LazyConnection,
+    mut command: clap::Command,
+) -> anyhow::Result<()> {
+    match settings {
         CommandSettings::Usage => {
             // The root command alone prints its usage and succeeds.
             command.print_help()?;

@@ -83,3 +83,21 @@ fn a_slow_version_answer_is_not_waited_for() {
         started.elapsed()
     );
 }
+
+#[test]
+fn the_command_and_the_check_share_one_connection() {
+    let server = kubevirt(Some("v1.8.0"), Duration::ZERO);
+    let out = virtctl_raw(&["-s", &server.url, "start", "vm1"], &[]);
+    out.fails_containing("Warning: virtctl ");
+    out.fails_containing(ERROR);
+    let lines: Vec<String> = server.requests().into_iter().map(|r| r.line).collect();
+    assert_eq!(
+        lines,
+        [
+            "PUT /apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachines/vm1/start",
+            "GET /apis/subresources.kubevirt.io",
+            "GET /apis/subresources.kubevirt.io/v1/version",
+        ],
+    );
+    assert_eq!(server.connections(), 1);
+}

@@ -13,11 +13,12 @@ use virt_reconciler::{
     VirtualMachineInstanceSpec,
 };
 
-use crate::client::{ConnectOptions, connect, error_chain};
+use crate::client::{LazyConnection, error_chain};
 use crate::settings::{ExposeKind, ExposeSettings};
 
-pub async fn run(connect_opts: &ConnectOptions, opts: &ExposeSettings) -> anyhow::Result<()> {
-    let conn = connect(connect_opts)
+pub async fn run(connection: &LazyConnection, opts: &ExposeSettings) -> anyhow::Result<()> {
+    let conn = connection
+        .get()
         .await
         .map_err(|e| anyhow!("cannot obtain KubeVirt client: {e:#}"))?;
     let target = fetch(&conn.client, &conn.namespace, opts).await?;

@@ -7,7 +7,7 @@ use kube::api::Api;
 use virt_reconciler::VirtualMachine;
 use virt_reconciler::run_strategy::{self, RunStrategy};
 
-use crate::client::{ConnectOptions, connect, error_chain};
+use crate::client::{LazyConnection, error_chain};
 use crate::lifecycle::{self, SUBRESOURCE_GROUP, VmiRequestError};
 use crate::settings::{PauseAction, PauseSettings, PauseTarget};
 
@@ -26,8 +26,9 @@ fn gerund(action: PauseAction) -> &'static str {
     }
 }
 
-pub async fn run(connect_opts: &ConnectOptions, opts: &PauseSettings) -> anyhow::Result<()> {
-    let conn = connect(connect_opts)
+pub async fn run(connection: &LazyConnection, opts: &PauseSettings) -> anyhow::Result<()> {
+    let conn = connection
+        .get()
         .await
         .map_err(|e| anyhow::anyhow!("Cannot obtain KubeVirt client: {e:#}"))?;
     let name = opts.name.as_str();
@@ -46,7 +47,7 @@ pub async fn run(connect_opts: &ConnectOptions, opts: &PauseSettings) -> anyhow:
     if opts.dry_run {
         println!("Dry Run execution");
     }
-    match lifecycle::send_vmi(&conn, name, verb, opts.dry_run).await {
+    match lifecycle::send_vmi(conn, name, verb, opts.dry_run).await {
         Ok(()) => {
             println!("VMI {name} was scheduled to {verb}");
             Ok(())

@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use crate::client::{ConnectOptions, connect};
+use crate::client::LazyConnection;
 use crate::lifecycle::{self, Action, Goal, NO_ANSWER, within};
 use crate::settings::RestartSettings;
 
@@ -11,8 +11,8 @@ use crate::settings::RestartSettings;
 pub const FORCE_WARNING: &str = "Warning: a force restart kills the running instance at once, \
 without a clean shutdown of the guest. The guest's data may be corrupted.";
 
-pub async fn run(connect_opts: &ConnectOptions, opts: &RestartSettings) -> anyhow::Result<()> {
-    let conn = connect(connect_opts).await?;
+pub async fn run(connection: &LazyConnection, opts: &RestartSettings) -> anyhow::Result<()> {
+    let conn = connection.get().await?;
     if opts.dry_run {
         println!("Dry Run execution");
     }
@@ -49,7 +49,7 @@ pub async fn run(connect_opts: &ConnectOptions, opts: &RestartSettings) -> anyho
     };
     within(
         deadline,
-        lifecycle::send(&conn, &opts.name, action, opts.dry_run),
+        lifecycle::send(conn, &opts.name, action, opts.dry_run),
     )
     .await
     .ok_or_else(|| lifecycle::timed_out(&opts.name, &goal, wait.unwrap_or_default(), NO_ANSWER))?

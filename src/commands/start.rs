@@ -1,11 +1,11 @@
 //! `virtctl start VM`: ask for the VM to run (Part B §2.1, Part A §4 and §8).
 
-use crate::client::{ConnectOptions, connect};
+use crate::client::LazyConnection;
 use crate::lifecycle::{self, Action, Goal, NO_ANSWER, within};
 use crate::settings::StartSettings;
 
-pub async fn run(connect_opts: &ConnectOptions, opts: &StartSettings) -> anyhow::Result<()> {
-    let conn = connect(connect_opts).await?;
+pub async fn run(connection: &LazyConnection, opts: &StartSettings) -> anyhow::Result<()> {
+    let conn = connection.get().await?;
     if opts.dry_run {
         println!("Dry Run execution");
     }
@@ -30,7 +30,7 @@ pub async fn run(connect_opts: &ConnectOptions, opts: &StartSettings) -> anyhow:
     };
     within(
         deadline,
-        lifecycle::send(&conn, &opts.name, action, opts.dry_run),
+        lifecycle::send(conn, &opts.name, action, opts.dry_run),
     )
     .await
     .ok_or_else(|| lifecycle::timed_out(&opts.name, &goal, wait.unwrap_or_default(), NO_ANSWER))?

@@ -10,7 +10,7 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde_json::{Value, json};
 use virt_reconciler::{VirtualMachine, VirtualMachineInstance};
 
-use crate::client::{ConnectOptions, connect, error_chain};
+use crate::client::{LazyConnection, error_chain};
 use crate::settings::{StatusOutput, StatusSettings};
 
 /// What kubectl prints for a value that is not there.
@@ -146,8 +146,8 @@ fn server_error(e: &kube::Error) -> String {
     }
 }
 
-pub async fn run(connect_opts: &ConnectOptions, opts: &StatusSettings) -> anyhow::Result<()> {
-    let conn = connect(connect_opts).await?;
+pub async fn run(connection: &LazyConnection, opts: &StatusSettings) -> anyhow::Result<()> {
+    let conn = connection.get().await?;
     let vm_resource = ApiResource::erase::<VirtualMachine>(&());
     let (vms, vmis): (Api<DynamicObject>, Api<VirtualMachineInstance>) = if opts.all_namespaces {
         (

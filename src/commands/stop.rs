@@ -1,11 +1,11 @@
 //! `virtctl stop VM`: ask for the VM to stop (Part B §2.1, Part A §4 and §8).
 
-use crate::client::{ConnectOptions, connect};
+use crate::client::LazyConnection;
 use crate::lifecycle::{self, Action, Goal, NO_ANSWER, within};
 use crate::settings::StopSettings;
 
-pub async fn run(connect_opts: &ConnectOptions, opts: &StopSettings) -> anyhow::Result<()> {
-    let conn = connect(connect_opts).await?;
+pub async fn run(connection: &LazyConnection, opts: &StopSettings) -> anyhow::Result<()> {
+    let conn = connection.get().await?;
     if opts.dry_run {
         println!("Dry Run execution");
     }
@@ -17,7 +17,7 @@ pub async fn run(connect_opts: &ConnectOptions, opts: &StopSettings) -> anyhow::
     let deadline = wait.map(lifecycle::deadline_after);
     within(
         deadline,
-        lifecycle::send(&conn, &opts.name, action, opts.dry_run),
+        lifecycle::send(conn, &opts.name, action, opts.dry_run),
     )
     .await
     .ok_or_else(|| {

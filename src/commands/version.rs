@@ -1,13 +1,13 @@
 //! `virtctl version`: the client's version, and the server's when it answers.
 
-use crate::client::{ConnectOptions, connect, error_chain};
+use crate::client::{LazyConnection, error_chain};
 
 /// The version of this build, as `v<semver>`.
 pub const CLIENT_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 
-pub async fn run(connect_opts: &ConnectOptions) -> anyhow::Result<()> {
+pub async fn run(connection: &LazyConnection) -> anyhow::Result<()> {
     println!("Client Version: {CLIENT_VERSION}");
-    let server = match connect(connect_opts).await {
+    let server = match connection.get().await {
         Ok(conn) => conn
             .client
             .apiserver_version()
