@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_default();
     let plugin = cli::is_plugin(&argv0);
-    if let Some(code) = cluster_completion::complete_if_asked(plugin) {
+    if let Some(code) = commands::completion::complete_if_asked(plugin) {
         return code;
     }
     let command = cli::command(plugin);
