@@ -10,6 +10,7 @@ mod cluster_completion;
 mod commands;
 #[cfg(test)]
 mod docs;
+mod kubevirt_version;
 mod lifecycle;
 mod names;
 mod settings;
@@ -65,10 +66,15 @@ fn main() -> ExitCode {
     let proxy_url = settings.connect.proxy_url.clone();
     // Built only when a command first needs it; the skew check reuses it.
     let connection = LazyConnection::new(settings.connect);
+    let checks_skew = settings.command.checks_version_skew();
     match runtime.block_on(run(settings.command, &connection, command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if let Some(warning) = runtime.block_on(version_skew::check(&connection)) {
+            let skew = match checks_skew {
+                true => runtime.block_on(version_skew::check(&connection)),
+                false => None,
+            };
+            if let Some(warning) = skew {
                 eprintln!("{warning}");
             }
             let message = format!("{e:#}");
@@ -195,7 +201,7 @@ async fn run(
             PauseAction::Unpause => commands::unpause::run(conn, &s).await,
         },
         CommandSettings::Status(s) => commands::status::run(conn, &s).await,
-        CommandSettings::Version(_) => commands::version::run(conn).await,
+        CommandSettings::Version(s) => commands::version::run(conn, &s).await,
         CommandSettings::Completion(s) => {
             let mut stdout = std::io::stdout().lock();
             commands::completion::run(&s, &mut stdout)

@@ -36,6 +36,14 @@ pub enum CommandSettings {
     Completion(CompletionSettings),
 }
 
+impl CommandSettings {
+    /// Whether a failure is followed by the version-skew check: not for `version`, which
+    /// shows both versions itself.
+    pub fn checks_version_skew(&self) -> bool {
+        !matches!(self, CommandSettings::Version(_))
+    }
+}
+
 /// `start`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StartSettings {
@@ -326,7 +334,9 @@ fn command_settings(command: Command, plugin: bool) -> anyhow::Result<CommandSet
                 },
             })
         }
-        Command::Version => CommandSettings::Version(VersionSettings::default()),
+        Command::Version(a) => CommandSettings::Version(VersionSettings {
+            client_only: a.client,
+        }),
         Command::Completion(a) => CommandSettings::Completion(CompletionSettings {
             bin: if plugin { "kubectl-virt" } else { "virtctl" },
             shell: a.shell,
@@ -603,6 +613,14 @@ mod tests {
                 all_namespaces: true,
                 output: StatusOutput::Json,
             })
+        );
+        assert_eq!(
+            command("version -c"),
+            CommandSettings::Version(VersionSettings { client_only: true })
+        );
+        assert_eq!(
+            command("version --client=false"),
+            CommandSettings::Version(VersionSettings { client_only: false })
         );
         let settings = resolve_line("-n ns/dev -s 127.0.0.1:6443 version").unwrap();
         assert_eq!(settings.connect.namespace.as_deref(), Some("dev"));

@@ -4,12 +4,8 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::client::LazyConnection;
-use crate::commands::version::CLIENT_VERSION;
-use crate::lifecycle::SUBRESOURCE_GROUP;
-use crate::names::path_segment;
+use crate::kubevirt_version::{self, CLIENT_VERSION};
 
 /// The whole check (both requests) gives up after this long, silently.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -38,35 +34,12 @@ fn major_minor(version: &str) -> Option<(u64, u64)> {
 /// Asks the cluster through the command's connection; `None` when the command built none, on
 /// any failure, or when the versions agree.
 pub async fn check(connection: &LazyConnection) -> Option<String> {
-    let client = &connection.built()?.client;
-    let server = tokio::time::timeout(CHECK_TIMEOUT, server_version(client))
+    let conn = connection.built()?;
+    let server = tokio::time::timeout(CHECK_TIMEOUT, kubevirt_version::server(conn))
         .await
-        .ok()
-        .flatten()?;
-    warning(CLIENT_VERSION, &server)
-}
-
-async fn get_json(client: &kube::Client, path: &str) -> Option<Value> {
-    let request = http::Request::get(path).body(Vec::new()).ok()?;
-    client.request::<Value>(request).await.ok()
-}
-
-/// `gitVersion` from `/apis/<preferred version of the subresource group>/version`.
-async fn server_version(client: &kube::Client) -> Option<String> {
-    let group = get_json(client, &format!("/apis/{SUBRESOURCE_GROUP}")).await?;
-    let group_version = group["preferredVersion"]["groupVersion"]
-        .as_str()
-        .or_else(|| group["versions"][0]["groupVersion"].as_str())?
-        .to_string();
-    // The server's answer goes into a URL: each of its two segments is encoded.
-    let (group, version) = group_version.split_once('/')?;
-    let path = format!(
-        "/apis/{}/{}/version",
-        path_segment(group),
-        path_segment(version)
-    );
-    let info = get_json(client, &path).await?;
-    info["gitVersion"].as_str().map(str::to_string)
+        .ok()?
+        .ok()?;
+    warning(CLIENT_VERSION, &server.git_version)
 }
 
 #[cfg(test)]
