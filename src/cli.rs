@@ -154,8 +154,11 @@ Examples:
 
 const VERSION_AFTER_HELP: &str = "\
 Examples:
-  # Print the client's version and the server's:
-  virtctl version";
+  # Print the client's version and the KubeVirt version of the cluster:
+  virtctl version
+
+  # Print only the client's version, without asking the cluster:
+  virtctl version --client";
 
 const COMPLETION_AFTER_HELP: &str = "\
 Examples:
@@ -339,7 +342,7 @@ Without --port, the ports are those declared on the interface of the pod network
 
     /// Print the client and server version information.
     #[command(after_help = VERSION_AFTER_HELP)]
-    Version,
+    Version(VersionArgs),
 
     /// Print a shell completion script (bash, zsh, fish, powershell or elvish).
     #[command(after_help = COMPLETION_AFTER_HELP)]
@@ -526,6 +529,14 @@ pub struct StatusArgs {
 pub enum OutputFormat {
     Yaml,
     Json,
+}
+
+/// `virtctl version`.
+#[derive(Args, Debug, Clone)]
+pub struct VersionArgs {
+    /// Client version only (no server required).
+    #[arg(short = 'c', long, kubectl_bool(), default_value = "false")]
+    pub client: bool,
 }
 
 /// `virtctl completion`.

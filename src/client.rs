@@ -127,6 +127,37 @@ pub async fn connect(opts: &ConnectOptions) -> anyhow::Result<Connection> {
     })
 }
 
+/// The one connection of a run, built when first asked for: a command that needs none never
+/// reads the kubeconfig, and the version-skew check after a failure reuses the command's.
+pub struct LazyConnection {
+    options: ConnectOptions,
+    /// The outcome of the one attempt; an error is kept as its message.
+    built: tokio::sync::OnceCell<Result<Connection, String>>,
+}
+
+impl LazyConnection {
+    pub fn new(options: ConnectOptions) -> LazyConnection {
+        LazyConnection {
+            options,
+            built: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The connection, built on the first call; later calls give the same one (or error).
+    pub async fn get(&self) -> anyhow::Result<&Connection> {
+        let built = self
+            .built
+            .get_or_init(|| async { connect(&self.options).await.map_err(|e| format!("{e:#}")) })
+            .await;
+        built.as_ref().map_err(|e| anyhow!("{e}"))
+    }
+
+    /// The connection if a command has built one, without building it.
+    pub fn built(&self) -> Option<&Connection> {
+        self.built.get().and_then(|b| b.as_ref().ok())
+    }
+}
+
 /// Part B §5's order: `--namespace`, the context's namespace, in a pod `POD_NAMESPACE` or the
 /// service account's namespace, then `default`.
 fn resolve_namespace(

@@ -17,8 +17,12 @@ pub fn generated() -> Vec<(PathBuf, Vec<u8>)> {
         (Shell::Elvish, "virtctl.elv"),
     ] {
         let mut buf = Vec::new();
-        crate::commands::completion::run("virtctl", shell, true, &mut buf)
-            .expect("every shell has a script");
+        let settings = crate::settings::CompletionSettings {
+            bin: "virtctl",
+            shell,
+            descriptions: true,
+        };
+        crate::commands::completion::run(&settings, &mut buf).expect("every shell has a script");
         out.push((Path::new("completions").join(file), buf));
     }
     let cmd = crate::cli::command(false);

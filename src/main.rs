@@ -1,7 +1,8 @@
 //! virtctl: start, stop, restart and expose KubeVirt virtual machines.
 //!
-//! `main` parses the command line, resolves each command's options, runs it, and prints an
-//! error once on stderr with exit code 1 (Part B §5). Help and `--version` exit 0.
+//! `main` parses the command line, resolves it into checked settings (`settings.rs`) before
+//! any I/O, runs the command, and prints an error once on stderr with exit code 1 (Part B
+//! §5). Help and `--version` exit 0.
 
 mod cli;
 mod client;
@@ -9,8 +10,10 @@ mod cluster_completion;
 mod commands;
 #[cfg(test)]
 mod docs;
+mod kubevirt_version;
 mod lifecycle;
 mod names;
+mod settings;
 mod version_skew;
 
 use std::ffi::OsString;
@@ -19,9 +22,9 @@ use std::process::ExitCode;
 use clap::FromArgMatches;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
-use crate::cli::{Cli, Command, GlobalArgs};
-use crate::client::ConnectOptions;
-use crate::names::NameKind;
+use crate::cli::Cli;
+use crate::client::LazyConnection;
+use crate::settings::{CommandSettings, PauseAction};
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
@@ -30,7 +33,7 @@ fn main() -> ExitCode {
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_default();
     let plugin = cli::is_plugin(&argv0);
-    if let Some(code) = cluster_completion::complete_if_asked(plugin) {
+    if let Some(code) = commands::completion::complete_if_asked(plugin) {
         return code;
     }
     let command = cli::command(plugin);
@@ -42,6 +45,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return clap_failure(&err),
     };
+    // Every argument is checked before any I/O.
+    let settings = match settings::resolve(cli, plugin) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -52,13 +63,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let proxy_url = cli.global.proxy_url.clone();
-    let conn = connect_options(&cli.global);
-    match runtime.block_on(run(cli, command, plugin)) {
+    let proxy_url = settings.connect.proxy_url.clone();
+    // Built only when a command first needs it; the skew check reuses it.
+    let connection = LazyConnection::new(settings.connect);
+    let checks_skew = settings.command.checks_version_skew();
+    match runtime.block_on(run(settings.command, &connection, command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let input_error = e.downcast_ref::<commands::InputError>().is_some();
-            if !input_error && let Some(warning) = runtime.block_on(version_skew::check(&conn)) {
+            let skew = match checks_skew {
+                true => runtime.block_on(version_skew::check(&connection)),
+                false => None,
+            };
+            if let Some(warning) = skew {
                 eprintln!("{warning}");
             }
             let message = format!("{e:#}");
@@ -164,157 +180,31 @@ fn clap_message(err: &clap::Error) -> String {
         .to_string()
 }
 
-pub(crate) fn connect_options(g: &GlobalArgs) -> ConnectOptions {
-    ConnectOptions {
-        kubeconfig: g.kubeconfig.clone(),
-        context: g.context.clone(),
-        cluster: g.cluster.clone(),
-        user: g.user.clone(),
-        namespace: g.namespace.clone(),
-        server: g.server.clone(),
-        token: g.token.clone(),
-        certificate_authority: g.certificate_authority.clone(),
-        client_certificate: g.client_certificate.clone(),
-        client_key: g.client_key.clone(),
-        insecure_skip_tls_verify: g.insecure_skip_tls_verify,
-        tls_server_name: g.tls_server_name.clone(),
-        request_timeout: g.request_timeout.0,
-        impersonate: g.as_user.clone(),
-        impersonate_groups: g.as_group.clone(),
-        impersonate_uid: g.as_uid.clone(),
-        username: g.username.clone(),
-        password: g.password.clone(),
-        proxy_url: g.proxy_url.clone(),
-        disable_compression: g.disable_compression,
-    }
-}
-
-/// The VM name of start/stop/restart: exactly one argument, as cobra checks it, or the seed
-/// document's form with the type first (`virtctl start vm vm-cirros`). Two arguments were an
-/// error before, so accepting the type word changes no valid command. The name is checked.
-fn vm_name_arg(args: &[String]) -> anyhow::Result<String> {
-    let typed = match args {
-        [name] => name,
-        [kind, name]
-            if matches!(
-                kind.to_ascii_lowercase().as_str(),
-                "vm" | "vms" | "virtualmachine" | "virtualmachines"
-            ) =>
-        {
-            name
+async fn run(
+    settings: CommandSettings,
+    conn: &LazyConnection,
+    mut command: clap::Command,
+) -> anyhow::Result<()> {
+    match settings {
+        CommandSettings::Usage => {
+            // The root command alone prints its usage and succeeds.
+            command.print_help()?;
+            println!();
+            Ok(())
         }
-        _ => anyhow::bail!("accepts 1 arg(s), received {}", args.len()),
-    };
-    names::resource_name(NameKind::VirtualMachine, typed)
-}
-
-/// cobra's argument-count rule: exactly `n` positional arguments.
-fn exact_args(args: &[String], n: usize) -> anyhow::Result<()> {
-    if args.len() != n {
-        anyhow::bail!("accepts {n} arg(s), received {}", args.len());
-    }
-    Ok(())
-}
-
-async fn run(cli: Cli, mut command: clap::Command, plugin: bool) -> anyhow::Result<()> {
-    let conn = connect_options(&cli.global);
-    let Some(sub) = cli.command else {
-        // The root command alone prints its usage and succeeds.
-        command.print_help()?;
-        println!();
-        return Ok(());
-    };
-    match sub {
-        Command::Start(a) => {
-            let name = vm_name_arg(&a.args)?;
-            let opts = commands::start::StartOptions {
-                name,
-                paused: a.paused,
-                dry_run: a.dry_run,
-                wait: commands::wait_timeout(a.wait.wait, a.wait.timeout),
-            };
-            commands::start::run(&conn, &opts).await
-        }
-        Command::Stop(a) => {
-            let name = vm_name_arg(&a.args)?;
-            let opts = commands::stop::StopOptions {
-                name,
-                force: a.force,
-                grace_period: a.grace_period,
-                dry_run: a.dry_run,
-                wait: commands::wait_timeout(a.wait.wait, a.wait.timeout),
-            };
-            commands::stop::run(&conn, &opts).await
-        }
-        Command::Restart(a) => {
-            let name = vm_name_arg(&a.args)?;
-            let opts = commands::restart::RestartOptions {
-                name,
-                force: a.force,
-                grace_period: a.grace_period,
-                dry_run: a.dry_run,
-                yes: a.yes,
-                wait: commands::wait_timeout(a.wait.wait, a.wait.timeout),
-            };
-            commands::restart::run(&conn, &opts).await
-        }
-        Command::Expose(a) => {
-            exact_args(&a.args, 2)?;
-            let flags = commands::expose::ExposeFlags {
-                resource_type: a.args[0].clone(),
-                name: a.args[1].clone(),
-                service_name: a.name,
-                port: a.port,
-                target_port: a.target_port,
-                protocol: a.protocol,
-                port_name: a.port_name,
-                service_type: a.service_type,
-                cluster_ip: a.cluster_ip,
-                external_ip: a.external_ip,
-                ip_family: a.ip_family,
-                ip_family_policy: a.ip_family_policy,
-                dry_run: a.dry_run,
-            };
-            commands::expose::run(&conn, &flags).await
-        }
-        Command::Pause(a) => {
-            exact_args(&a.args, 2)?;
-            let target = commands::pause::Target::parse(&a.args[0])?;
-            let opts = commands::pause::PauseOptions {
-                action: commands::pause::PauseAction::Pause,
-                target,
-                name: names::resource_name(target.name_kind(), &a.args[1])?,
-                dry_run: a.dry_run,
-            };
-            commands::pause::run(&conn, &opts).await
-        }
-        Command::Unpause(a) => {
-            exact_args(&a.args, 2)?;
-            let target = commands::pause::Target::parse(&a.args[0])?;
-            let name = names::resource_name(target.name_kind(), &a.args[1])?;
-            commands::unpause::run(&conn, target, &name, a.dry_run).await
-        }
-        Command::Status(a) => {
-            let opts = commands::status::StatusOptions {
-                names: a
-                    .names
-                    .iter()
-                    .map(|n| names::resource_name(NameKind::VirtualMachine, n))
-                    .collect::<anyhow::Result<_>>()?,
-                all_namespaces: a.all_namespaces,
-                output: match a.output {
-                    None => commands::status::Output::Table,
-                    Some(cli::OutputFormat::Yaml) => commands::status::Output::Yaml,
-                    Some(cli::OutputFormat::Json) => commands::status::Output::Json,
-                },
-            };
-            commands::status::run(&conn, &opts).await
-        }
-        Command::Version => commands::version::run(&conn).await,
-        Command::Completion(a) => {
-            let bin = if plugin { "kubectl-virt" } else { "virtctl" };
+        CommandSettings::Start(s) => commands::start::run(conn, &s).await,
+        CommandSettings::Stop(s) => commands::stop::run(conn, &s).await,
+        CommandSettings::Restart(s) => commands::restart::run(conn, &s).await,
+        CommandSettings::Expose(s) => commands::expose::run(conn, &s).await,
+        CommandSettings::Pause(s) => match s.action {
+            PauseAction::Pause => commands::pause::run(conn, &s).await,
+            PauseAction::Unpause => commands::unpause::run(conn, &s).await,
+        },
+        CommandSettings::Status(s) => commands::status::run(conn, &s).await,
+        CommandSettings::Version(s) => commands::version::run(conn, &s).await,
+        CommandSettings::Completion(s) => {
             let mut stdout = std::io::stdout().lock();
-            commands::completion::run(bin, a.shell, !a.no_descriptions, &mut stdout)
+            commands::completion::run(&s, &mut stdout)
         }
     }
 }

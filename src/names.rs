@@ -5,8 +5,6 @@ use std::fmt::Write;
 
 use virt_reconciler::names::is_dns1123_label_chars as is_label;
 
-use crate::commands::InputError;
-
 /// The kinds whose names virtctl is given on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameKind {
@@ -89,16 +87,17 @@ pub fn dns1035_problem(value: &str) -> Option<String> {
 pub fn resource_name(kind: NameKind, typed: &str) -> anyhow::Result<String> {
     let name = strip_type_prefix(kind, typed);
     if name.is_empty() {
-        return Err(InputError(EMPTY_NAME.to_string()).into());
+        return Err(anyhow::anyhow!(EMPTY_NAME));
     }
     let problem = match kind {
         NameKind::Service => dns1035_problem(name),
         _ => subdomain_problem(name),
     };
     match problem {
-        Some(why) => {
-            Err(InputError(format!("invalid {} name {typed:?}: {why}", kind.api_kind())).into())
-        }
+        Some(why) => Err(anyhow::anyhow!(
+            "invalid {} name {typed:?}: {why}",
+            kind.api_kind()
+        )),
         None => Ok(name.to_string()),
     }
 }
@@ -106,7 +105,7 @@ pub fn resource_name(kind: NameKind, typed: &str) -> anyhow::Result<String> {
 /// The namespace, checked: it goes into every URL.
 pub fn check_namespace(namespace: &str) -> anyhow::Result<()> {
     match label_problem(namespace) {
-        Some(why) => Err(InputError(format!("invalid namespace {namespace:?}: {why}")).into()),
+        Some(why) => Err(anyhow::anyhow!("invalid namespace {namespace:?}: {why}")),
         None => Ok(()),
     }
 }

@@ -4,14 +4,10 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use crate::client::LazyConnection;
+use crate::kubevirt_version::{self, CLIENT_VERSION};
 
-use crate::client::{ConnectOptions, connect};
-use crate::commands::version::CLIENT_VERSION;
-use crate::lifecycle::SUBRESOURCE_GROUP;
-use crate::names::path_segment;
-
-/// The whole check (connection and both requests) gives up after this long, silently.
+/// The whole check (both requests) gives up after this long, silently.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The warning for a server version, or `None` when major and minor agree or either version
@@ -35,39 +31,15 @@ fn major_minor(version: &str) -> Option<(u64, u64)> {
     Some((major, minor))
 }
 
-/// Asks the cluster; `None` on any failure or when the versions agree.
-pub async fn check(opts: &ConnectOptions) -> Option<String> {
-    let mut opts = opts.clone();
-    opts.request_timeout = Some(CHECK_TIMEOUT);
-    let server = tokio::time::timeout(CHECK_TIMEOUT, server_version(opts))
+/// Asks the cluster through the command's connection; `None` when the command built none, on
+/// any failure, or when the versions agree.
+pub async fn check(connection: &LazyConnection) -> Option<String> {
+    let conn = connection.built()?;
+    let server = tokio::time::timeout(CHECK_TIMEOUT, kubevirt_version::server(conn))
         .await
-        .ok()
-        .flatten()?;
-    warning(CLIENT_VERSION, &server)
-}
-
-async fn get_json(client: &kube::Client, path: &str) -> Option<Value> {
-    let request = http::Request::get(path).body(Vec::new()).ok()?;
-    client.request::<Value>(request).await.ok()
-}
-
-/// `gitVersion` from `/apis/<preferred version of the subresource group>/version`.
-async fn server_version(opts: ConnectOptions) -> Option<String> {
-    let conn = connect(&opts).await.ok()?;
-    let group = get_json(&conn.client, &format!("/apis/{SUBRESOURCE_GROUP}")).await?;
-    let group_version = group["preferredVersion"]["groupVersion"]
-        .as_str()
-        .or_else(|| group["versions"][0]["groupVersion"].as_str())?
-        .to_string();
-    // The server's answer goes into a URL: each of its two segments is encoded.
-    let (group, version) = group_version.split_once('/')?;
-    let path = format!(
-        "/apis/{}/{}/version",
-        path_segment(group),
-        path_segment(version)
-    );
-    let info = get_json(&conn.client, &path).await?;
-    info["gitVersion"].as_str().map(str::to_string)
+        .ok()?
+        .ok()?;
+    warning(CLIENT_VERSION, &server.git_version)
 }
 
 #[cfg(test)]

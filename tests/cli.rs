@@ -187,16 +187,149 @@ fn connection_problems_are_reported_once() {
     out.fails_containing("/namespaces/team/virtualmachines/vm1/start");
 }
 
+/// `virtctl version`'s first line: KubeVirt's `version.Info` in Go syntax, with the KubeVirt
+/// release we follow and our build in the metadata.
+fn client_version_line() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!(
+        "Client Version: version.Info{{GitVersion:\"v1.9.0+virt-toolkit.{}\", GitCommit:\"\", \
+         GitTreeState:\"\", BuildDate:\"1970-01-01T00:00:00Z\", GoVersion:\"none (Rust)\", \
+         Compiler:\"rustc\", Platform:\"{}/{arch}\"}}\n",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS
+    )
+}
+
+// Changed on purpose (issue 10): an unreachable server made `version` exit 0 with
+// "Server Version: unavailable"; as KubeVirt's virtctl, it now fails.
 #[test]
-fn version_without_a_server_still_prints_the_client() {
+fn version_without_a_server_prints_the_client_and_fails() {
     let out = virtctl_raw(&["-s", "http://127.0.0.1:1", "version"], &[]);
-    assert_eq!(out.code, 0, "{out:#?}");
-    assert_eq!(
-        out.stdout,
-        format!("Client Version: v{}\n", env!("CARGO_PKG_VERSION"))
-    );
+    out.fails_containing("");
+    assert_eq!(out.stdout, client_version_line(), "{out:#?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:#?}");
     assert!(
-        out.stderr.contains("Server Version: unavailable"),
+        out.stderr.starts_with(
+            "cannot get the server's KubeVirt version: Get \"http://127.0.0.1:1/apis/subresources.kubevirt.io\": "
+        ),
         "{out:#?}"
+    );
+    // No kubeconfig at all: the same first words, then why.
+    let out = virtctl_raw(&["version"], &[]);
+    out.fails_containing("cannot get the server's KubeVirt version: invalid configuration: ");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:#?}");
+}
+
+#[test]
+fn version_client_only_makes_no_request() {
+    let server = common::fake::FakeServer::start(|_| (500, String::new()));
+    for flag in ["-c", "--client", "--client=true"] {
+        let out = virtctl_raw(
+            &[
+                "-s",
+                &server.url,
+                "--kubeconfig",
+                "/nonexistent",
+                "version",
+                flag,
+            ],
+            &[],
+        );
+        assert_eq!(out.code, 0, "{out:#?}");
+        assert_eq!(out.stdout, client_version_line(), "{out:#?}");
+        assert_eq!(out.stderr, "", "{out:#?}");
+    }
+    assert_eq!(server.connections(), 0);
+}
+
+#[test]
+fn version_prints_the_servers_kubevirt_version_info() {
+    let server = common::fake::FakeServer::start(|r| {
+        match r.line.as_str() {
+        "GET /apis/subresources.kubevirt.io" => (
+            200,
+            serde_json::json!({
+                "kind": "APIGroup", "apiVersion": "v1", "name": "subresources.kubevirt.io",
+                "versions": [{"groupVersion": "subresources.kubevirt.io/v1", "version": "v1"}],
+                "preferredVersion": {"groupVersion": "subresources.kubevirt.io/v1", "version": "v1"},
+            })
+            .to_string(),
+        ),
+        "GET /apis/subresources.kubevirt.io/v1/version" => (
+            200,
+            serde_json::json!({
+                "gitVersion": "v1.8.2", "gitCommit": "0123abc", "gitTreeState": "clean",
+                "buildDate": "2026-05-01T10:00:00Z", "goVersion": "go1.24.4",
+                "compiler": "gc", "platform": "linux/arm64",
+            })
+            .to_string(),
+        ),
+        _ => (404, String::new()),
+    }
+    });
+    let out = virtctl_raw(&["-s", &server.url, "version"], &[]);
+    out.ok(&format!(
+        "{}Server Version: version.Info{{GitVersion:\"v1.8.2\", GitCommit:\"0123abc\", \
+         GitTreeState:\"clean\", BuildDate:\"2026-05-01T10:00:00Z\", GoVersion:\"go1.24.4\", \
+         Compiler:\"gc\", Platform:\"linux/arm64\"}}\n",
+        client_version_line()
+    ));
+    // Another minor version: `version` shows both and warns about nothing.
+    assert_eq!(out.stderr, "", "{out:#?}");
+}
+
+#[test]
+fn bad_combinations_fail_before_any_connection() {
+    // A server that accepts TCP connections (the kernel's backlog) but never answers: a
+    // command that reached it would hang. The kubeconfig does not exist: reading it would fail.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = format!("https://{}", listener.local_addr().unwrap());
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["restart", "vm1", "--force"],
+            "Must both use --force=true and set --grace-period.",
+        ),
+        (
+            &["restart", "vm1", "--grace-period=0", "--dry-run"],
+            "Must both use --force=true and set --grace-period.",
+        ),
+        (
+            &["stop", "vm1", "--force", "--grace-period=-5"],
+            "error force stopping VirtualMachine: gracePeriod has to be greater or equal to 0",
+        ),
+        (
+            &["status", "vm1", "-A"],
+            "a resource cannot be retrieved by name across all namespaces",
+        ),
+        (
+            &["expose", "vm", "vm1", "--name", "svc", "--protocol", "sctp"],
+            "unknown protocol: sctp",
+        ),
+        (&["pause", "vms", "vm1"], "unsupported resource type: vms"),
+    ];
+    for (args, message) in cases {
+        let started = std::time::Instant::now();
+        let all: Vec<&str> = ["-s", &server, "--kubeconfig", "/nonexistent/kubeconfig"]
+            .iter()
+            .chain(*args)
+            .copied()
+            .collect();
+        let out = virtctl_raw(&all, &[]);
+        out.fails_with(message);
+        assert_eq!(out.stdout, "", "{out:#?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{args:?}"
+        );
+    }
+    listener.set_nonblocking(true).unwrap();
+    let accepted = listener.accept();
+    assert!(
+        matches!(&accepted, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the listener saw a connection: {accepted:?}"
     );
 }

@@ -116,11 +116,23 @@ async fn start_restart_stop_with_wait() {
 async fn manual_force_stop_namespaces_and_backoff() {
     let c = Cluster::playground().await;
 
-    // version shows the server's version when it answers.
+    // version shows the playground's KubeVirt version.Info after the client's.
     let out = c.virtctl(&["version"]).await;
     assert_eq!(out.code, 0, "{out:#?}");
-    assert!(out.stdout.contains("Client Version: v"), "{out:#?}");
-    assert!(out.stdout.contains("Server Version: v"), "{out:#?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{out:#?}");
+    assert!(
+        lines[0].starts_with("Client Version: version.Info{GitVersion:\"v1.9.0+virt-toolkit."),
+        "{out:#?}"
+    );
+    assert!(
+        lines[1].starts_with("Server Version: version.Info{GitVersion:\"v"),
+        "{out:#?}"
+    );
+    assert!(
+        lines[1].contains(", Compiler:\"rustc\", Platform:\""),
+        "{out:#?}"
+    );
 
     // Scenario 35: `-n ns/foo`.
     c.create_namespace("foo").await;

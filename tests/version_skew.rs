@@ -1,6 +1,7 @@
 //! The version-skew warning (Part B §5): when a command fails against a cluster whose KubeVirt
 //! has another major or minor version, a warning with both versions comes before the error.
-//! A fake server plays that cluster; the playground serves virtctl's own version.
+//! A fake server plays that cluster. virtctl's own version is KubeVirt's v1.9.0 with our build
+//! in the metadata (`v1.9.0+virt-toolkit.<ours>`), so KubeVirt 1.9 shows no skew.
 
 mod common;
 
@@ -43,10 +44,10 @@ const ERROR: &str = "Error starting VirtualMachine Operation cannot be fulfilled
 
 #[test]
 fn another_minor_version_warns_before_the_error() {
-    let server = kubevirt(Some("v1.9.0"), Duration::ZERO);
+    let server = kubevirt(Some("v1.8.0"), Duration::ZERO);
     let out = virtctl_raw(&["-s", &server.url, "start", "vm1"], &[]);
     out.fails_with(&format!(
-        "Warning: virtctl v{} is not the version of KubeVirt in the cluster (v1.9.0); commands may not work as expected.\n{ERROR}",
+        "Warning: virtctl v1.9.0+virt-toolkit.{} is not the version of KubeVirt in the cluster (v1.8.0); commands may not work as expected.\n{ERROR}",
         env!("CARGO_PKG_VERSION")
     ));
     assert_eq!(out.stdout, "");
@@ -54,13 +55,10 @@ fn another_minor_version_warns_before_the_error() {
 
 #[test]
 fn the_same_minor_version_or_no_kubevirt_gives_the_error_alone() {
-    let (major, minor) = {
-        let mut parts = env!("CARGO_PKG_VERSION").split('.');
-        (parts.next().unwrap(), parts.next().unwrap())
-    };
-    let same: &'static str = Box::leak(format!("v{major}.{minor}.99").into_boxed_str());
-    let server = kubevirt(Some(same), Duration::ZERO);
-    virtctl_raw(&["-s", &server.url, "start", "vm1"], &[]).fails_with(ERROR);
+    for same in ["v1.9.0", "v1.9.7", "v1.9.0+virt-toolkit.0.1.0"] {
+        let server = kubevirt(Some(same), Duration::ZERO);
+        virtctl_raw(&["-s", &server.url, "start", "vm1"], &[]).fails_with(ERROR);
+    }
     // No subresource group: the client-side path reads the VM, which is not there.
     let server = kubevirt(None, Duration::ZERO);
     let out = virtctl_raw(&["-s", &server.url, "start", "vm1"], &[]);
@@ -74,7 +72,7 @@ fn the_same_minor_version_or_no_kubevirt_gives_the_error_alone() {
 
 #[test]
 fn a_slow_version_answer_is_not_waited_for() {
-    let server = kubevirt(Some("v1.9.0"), Duration::from_secs(20));
+    let server = kubevirt(Some("v1.8.0"), Duration::from_secs(20));
     let started = Instant::now();
     virtctl_raw(&["-s", &server.url, "start", "vm1"], &[]).fails_with(ERROR);
     assert!(
@@ -82,4 +80,22 @@ fn a_slow_version_answer_is_not_waited_for() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn the_command_and_the_check_share_one_connection() {
+    let server = kubevirt(Some("v1.8.0"), Duration::ZERO);
+    let out = virtctl_raw(&["-s", &server.url, "start", "vm1"], &[]);
+    out.fails_containing("Warning: virtctl ");
+    out.fails_containing(ERROR);
+    let lines: Vec<String> = server.requests().into_iter().map(|r| r.line).collect();
+    assert_eq!(
+        lines,
+        [
+            "PUT /apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachines/vm1/start",
+            "GET /apis/subresources.kubevirt.io",
+            "GET /apis/subresources.kubevirt.io/v1/version",
+        ],
+    );
+    assert_eq!(server.connections(), 1);
 }

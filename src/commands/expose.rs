@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use anyhow::{anyhow, bail};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, PostParams};
 use serde_json::Value;
 use virt_reconciler::{
@@ -14,156 +13,16 @@ use virt_reconciler::{
     VirtualMachineInstanceSpec,
 };
 
-use crate::client::{ConnectOptions, connect, error_chain};
-use crate::names::{self, NameKind};
+use crate::client::{LazyConnection, error_chain};
+use crate::settings::{ExposeKind, ExposeSettings};
 
-/// The kind of object to expose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Vmi,
-    Vm,
-    Vmirs,
-}
-
-impl Kind {
-    /// TYPE, lowercased, with KubeVirt's aliases.
-    pub fn parse(lowercased: &str) -> anyhow::Result<Kind> {
-        match lowercased {
-            "vmi" | "vmis" | "virtualmachineinstance" | "virtualmachineinstances" => Ok(Kind::Vmi),
-            "vm" | "vms" | "virtualmachine" | "virtualmachines" => Ok(Kind::Vm),
-            "vmirs"
-            | "vmirss"
-            | "virtualmachineinstancereplicaset"
-            | "virtualmachineinstancereplicasets" => Ok(Kind::Vmirs),
-            other => bail!("unsupported resource type: {other}"),
-        }
-    }
-
-    fn name_kind(self) -> NameKind {
-        match self {
-            Kind::Vmi => NameKind::VirtualMachineInstance,
-            Kind::Vm => NameKind::VirtualMachine,
-            Kind::Vmirs => NameKind::VirtualMachineInstanceReplicaSet,
-        }
-    }
-
-    fn api_kind(self) -> &'static str {
-        match self {
-            Kind::Vmi => "VirtualMachineInstance",
-            Kind::Vm => "VirtualMachine",
-            Kind::Vmirs => "VirtualMachineInstanceReplicaSet",
-        }
-    }
-}
-
-/// The flags of `expose`, as typed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExposeFlags {
-    pub resource_type: String,
-    pub name: String,
-    pub service_name: String,
-    pub port: i32,
-    pub target_port: String,
-    pub protocol: String,
-    pub port_name: String,
-    pub service_type: String,
-    pub cluster_ip: String,
-    pub external_ip: String,
-    pub ip_family: String,
-    pub ip_family_policy: String,
-    pub dry_run: bool,
-}
-
-/// The flags, checked and turned into what the Service needs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExposeOptions {
-    /// TYPE as typed, lowercased (for the success line).
-    pub type_name: String,
-    pub kind: Kind,
-    pub name: String,
-    pub service_name: String,
-    /// With `--port`: the one port, replacing introspection.
-    pub port: Option<ServicePort>,
-    pub service_type: String,
-    pub cluster_ip: String,
-    pub external_ip: String,
-    pub ip_families: Vec<String>,
-    pub ip_family_policy: Option<String>,
-    pub dry_run: bool,
-}
-
-/// Step 2 of Part B §3.1: parse the flag values (protocol, type, IP families, policy), and
-/// check both names.
-pub fn resolve(flags: &ExposeFlags) -> anyhow::Result<ExposeOptions> {
-    let type_name = flags.resource_type.to_lowercase();
-    let kind = Kind::parse(&type_name)?;
-    let name = names::resource_name(kind.name_kind(), &flags.name)?;
-    let service_name = names::resource_name(NameKind::Service, &flags.service_name)?;
-    let protocol = match flags.protocol.to_lowercase().as_str() {
-        "tcp" => "TCP",
-        "udp" => "UDP",
-        _ => bail!("unknown protocol: {}", flags.protocol),
-    };
-    let service_type = match flags.service_type.to_lowercase().as_str() {
-        "clusterip" => "ClusterIP",
-        "nodeport" => "NodePort",
-        "loadbalancer" => "LoadBalancer",
-        "externalname" => bail!("type: {} not supported", flags.service_type),
-        _ => bail!("unknown service type: {}", flags.service_type),
-    };
-    let ip_families: Vec<String> = match flags.ip_family.to_lowercase().as_str() {
-        "" => vec![],
-        "ipv4" => vec!["IPv4".into()],
-        "ipv6" => vec!["IPv6".into()],
-        "ipv4,ipv6" => vec!["IPv4".into(), "IPv6".into()],
-        "ipv6,ipv4" => vec!["IPv6".into(), "IPv4".into()],
-        _ => bail!("unknown IPFamily/s: {}", flags.ip_family),
-    };
-    let ip_family_policy = match flags.ip_family_policy.to_lowercase().as_str() {
-        "" if ip_families.len() == 2 => Some("PreferDualStack"),
-        "" => None,
-        "singlestack" => Some("SingleStack"),
-        "preferdualstack" => Some("PreferDualStack"),
-        "requiredualstack" => Some("RequireDualStack"),
-        _ => bail!("unknown IPFamilyPolicy/s: {}", flags.ip_family_policy),
-    };
-    let port = (flags.port != 0).then(|| ServicePort {
-        name: Some(flags.port_name.clone()).filter(|n| !n.is_empty()),
-        protocol: Some(protocol.to_string()),
-        port: flags.port,
-        target_port: Some(int_or_string(&flags.target_port)),
-        ..Default::default()
-    });
-    Ok(ExposeOptions {
-        type_name,
-        kind,
-        name,
-        service_name,
-        port,
-        service_type: service_type.to_string(),
-        cluster_ip: flags.cluster_ip.clone(),
-        external_ip: flags.external_ip.clone(),
-        ip_families,
-        ip_family_policy: ip_family_policy.map(str::to_string),
-        dry_run: flags.dry_run,
-    })
-}
-
-/// A number is a port number; anything else (even "") is a port name.
-fn int_or_string(value: &str) -> IntOrString {
-    match value.parse::<i32>() {
-        Ok(n) => IntOrString::Int(n),
-        Err(_) => IntOrString::String(value.to_string()),
-    }
-}
-
-pub async fn run(connect_opts: &ConnectOptions, flags: &ExposeFlags) -> anyhow::Result<()> {
-    let opts = resolve(flags)?;
-    let conn = connect(connect_opts)
+pub async fn run(connection: &LazyConnection, opts: &ExposeSettings) -> anyhow::Result<()> {
+    let conn = connection
+        .get()
         .await
         .map_err(|e| anyhow!("cannot obtain KubeVirt client: {e:#}"))?;
-    let target = fetch(&conn.client, &conn.namespace, &opts).await?;
-    let service = build_service(&opts, &conn.namespace, target)?;
+    let target = fetch(&conn.client, &conn.namespace, opts).await?;
+    let service = build_service(opts, &conn.namespace, target)?;
     if opts.dry_run {
         let yaml = serde_saphyr::to_string(&service)
             .map_err(|e| anyhow!("cannot print the Service as YAML: {e}"))?;
@@ -208,10 +67,10 @@ fn id_selector(name: &str) -> BTreeMap<String, String> {
     .into()
 }
 
-async fn fetch(client: &kube::Client, ns: &str, opts: &ExposeOptions) -> anyhow::Result<Target> {
+async fn fetch(client: &kube::Client, ns: &str, opts: &ExposeSettings) -> anyhow::Result<Target> {
     let name = opts.name.as_str();
     match opts.kind {
-        Kind::Vmi => {
+        ExposeKind::Vmi => {
             let api: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
             let vmi = api
                 .get(name)
@@ -223,7 +82,7 @@ async fn fetch(client: &kube::Client, ns: &str, opts: &ExposeOptions) -> anyhow:
                 ports: pod_network_ports(&vmi.spec),
             })
         }
-        Kind::Vm => {
+        ExposeKind::Vm => {
             let api: Api<VirtualMachine> = Api::namespaced(client.clone(), ns);
             let vm = api
                 .get(name)
@@ -235,7 +94,7 @@ async fn fetch(client: &kube::Client, ns: &str, opts: &ExposeOptions) -> anyhow:
                 ports: pod_network_ports(&vm.spec.template.spec),
             })
         }
-        Kind::Vmirs => {
+        ExposeKind::Vmirs => {
             let api: Api<VirtualMachineInstanceReplicaSet> = Api::namespaced(client.clone(), ns);
             let rs = api.get(name).await.map_err(|e| {
                 anyhow!(
@@ -315,7 +174,7 @@ pub fn pod_network_ports(spec: &VirtualMachineInstanceSpec) -> Option<Vec<Servic
 }
 
 /// The Service of Part B §3.3.
-pub fn build_service(opts: &ExposeOptions, ns: &str, target: Target) -> anyhow::Result<Service> {
+pub fn build_service(opts: &ExposeSettings, ns: &str, target: Target) -> anyhow::Result<Service> {
     let ports = match &opts.port {
         Some(p) => vec![p.clone()],
         None => target.ports.unwrap_or_default(),
@@ -355,61 +214,6 @@ pub fn build_service(opts: &ExposeOptions, ns: &str, target: Target) -> anyhow::
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn flags() -> ExposeFlags {
-        ExposeFlags {
-            resource_type: "VM".into(),
-            name: "vm1".into(),
-            service_name: "svc".into(),
-            protocol: "TCP".into(),
-            service_type: "ClusterIP".into(),
-            ..Default::default()
-        }
-    }
-
-    fn err(f: ExposeFlags) -> String {
-        resolve(&f).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn validation_messages() {
-        let mut f = flags();
-        f.resource_type = "Kaboom".into();
-        assert_eq!(err(f), "unsupported resource type: kaboom");
-        let mut f = flags();
-        f.service_type = "externalname".into();
-        assert_eq!(err(f), "type: externalname not supported");
-        let mut f = flags();
-        f.service_type = "weird".into();
-        assert_eq!(err(f), "unknown service type: weird");
-        let mut f = flags();
-        f.protocol = "sctp".into();
-        assert_eq!(err(f), "unknown protocol: sctp");
-        let mut f = flags();
-        f.ip_family = "ipv5".into();
-        assert_eq!(err(f), "unknown IPFamily/s: ipv5");
-        let mut f = flags();
-        f.ip_family_policy = "sometimes".into();
-        assert_eq!(err(f), "unknown IPFamilyPolicy/s: sometimes");
-    }
-
-    #[test]
-    fn dual_stack_defaults_to_prefer() {
-        let mut f = flags();
-        f.ip_family = "ipv4,ipv6".into();
-        let o = resolve(&f).unwrap();
-        assert_eq!(o.ip_families, vec!["IPv4", "IPv6"]);
-        assert_eq!(o.ip_family_policy.as_deref(), Some("PreferDualStack"));
-        f.ip_family = "IPv6".into();
-        assert_eq!(resolve(&f).unwrap().ip_family_policy, None);
-    }
-
-    #[test]
-    fn target_port_is_int_or_string() {
-        assert_eq!(int_or_string("8080"), IntOrString::Int(8080));
-        assert_eq!(int_or_string("http"), IntOrString::String("http".into()));
-        assert_eq!(int_or_string(""), IntOrString::String(String::new()));
-    }
 
     #[test]
     fn replica_set_selectors() {

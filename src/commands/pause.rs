@@ -7,87 +7,44 @@ use kube::api::Api;
 use virt_reconciler::VirtualMachine;
 use virt_reconciler::run_strategy::{self, RunStrategy};
 
-use crate::client::{ConnectOptions, connect, error_chain};
 use virt_reconciler::request::{self, VmiRequest};
 
+use crate::client::{LazyConnection, error_chain};
 use crate::lifecycle::{self, SUBRESOURCE_GROUP, VmiRequestError};
-use crate::names::NameKind;
+use crate::settings::{PauseAction, PauseSettings, PauseTarget};
 
-/// Pause or unpause.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PauseAction {
-    Pause,
-    Unpause,
-}
-
-impl PauseAction {
-    fn verb(self) -> &'static str {
-        match self {
-            PauseAction::Pause => "pause",
-            PauseAction::Unpause => "unpause",
-        }
-    }
-
-    /// The word in error messages: "pausing" or "unpausing".
-    fn gerund(self) -> &'static str {
-        match self {
-            PauseAction::Pause => "pausing",
-            PauseAction::Unpause => "unpausing",
-        }
+fn verb(action: PauseAction) -> &'static str {
+    match action {
+        PauseAction::Pause => "pause",
+        PauseAction::Unpause => "unpause",
     }
 }
 
-/// What is named: a VM (its instance of the same name is paused) or a VMI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    Vm,
-    Vmi,
-}
-
-impl Target {
-    /// TYPE, lowercased; only the singular forms, as KubeVirt's virtctl.
-    pub fn parse(type_name: &str) -> anyhow::Result<Target> {
-        match type_name.to_lowercase().as_str() {
-            "vm" | "virtualmachine" => Ok(Target::Vm),
-            "vmi" | "virtualmachineinstance" => Ok(Target::Vmi),
-            _ => bail!("unsupported resource type: {type_name}"),
-        }
-    }
-
-    /// The kind whose naming rule the NAME follows.
-    pub fn name_kind(self) -> NameKind {
-        match self {
-            Target::Vm => NameKind::VirtualMachine,
-            Target::Vmi => NameKind::VirtualMachineInstance,
-        }
+/// The word in error messages: "pausing" or "unpausing".
+fn gerund(action: PauseAction) -> &'static str {
+    match action {
+        PauseAction::Pause => "pausing",
+        PauseAction::Unpause => "unpausing",
     }
 }
 
-/// The resolved options of `pause` and `unpause`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PauseOptions {
-    pub action: PauseAction,
-    pub target: Target,
-    pub name: String,
-    pub dry_run: bool,
-}
-
-pub async fn run(connect_opts: &ConnectOptions, opts: &PauseOptions) -> anyhow::Result<()> {
-    let conn = connect(connect_opts)
+pub async fn run(connection: &LazyConnection, opts: &PauseSettings) -> anyhow::Result<()> {
+    let conn = connection
+        .get()
         .await
         .map_err(|e| anyhow::anyhow!("Cannot obtain KubeVirt client: {e:#}"))?;
     let name = opts.name.as_str();
-    let (verb, gerund) = (opts.action.verb(), opts.action.gerund());
+    let (verb, gerund) = (verb(opts.action), gerund(opts.action));
     let prefix = format!("Error {gerund} VirtualMachineInstance {name}");
     let vm = match opts.target {
-        Target::Vm => {
+        PauseTarget::Vm => {
             let vms: Api<VirtualMachine> = Api::namespaced(conn.client.clone(), &conn.namespace);
             let vm = vms.get(name).await.map_err(|e| {
                 anyhow::anyhow!("Error getting VirtualMachine {name}: {}", message(&e))
             })?;
             Some(vm)
         }
-        Target::Vmi => None,
+        PauseTarget::Vmi => None,
     };
     if opts.dry_run {
         println!("Dry Run execution");
@@ -97,7 +54,7 @@ pub async fn run(connect_opts: &ConnectOptions, opts: &PauseOptions) -> anyhow::
         PauseAction::Pause => VmiRequest::Pause(request::PauseOptions { dry_run }),
         PauseAction::Unpause => VmiRequest::Unpause(request::UnpauseOptions { dry_run }),
     };
-    match lifecycle::send_vmi(&conn, name, &request).await {
+    match lifecycle::send_vmi(conn, name, &request).await {
         Ok(()) => {
             println!("VMI {name} was scheduled to {verb}");
             Ok(())
@@ -126,25 +83,5 @@ fn message(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
         other => error_chain(other),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_singular_types() {
-        assert_eq!(Target::parse("VM").unwrap(), Target::Vm);
-        assert_eq!(Target::parse("virtualmachine").unwrap(), Target::Vm);
-        assert_eq!(Target::parse("vmi").unwrap(), Target::Vmi);
-        assert_eq!(
-            Target::parse("VirtualMachineInstance").unwrap(),
-            Target::Vmi
-        );
-        assert_eq!(
-            Target::parse("vms").unwrap_err().to_string(),
-            "unsupported resource type: vms"
-        );
     }
 }

@@ -2,41 +2,25 @@
 //! §4, §5 and §8).
 
 use std::io::IsTerminal;
-use std::time::Duration;
 
-use crate::client::{ConnectOptions, connect};
 use virt_reconciler::request::{self, LifecycleRequest};
 
+use crate::client::LazyConnection;
 use crate::lifecycle::{self, Goal, NO_ANSWER, within};
-
-/// The resolved options of `restart`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RestartOptions {
-    pub name: String,
-    pub force: bool,
-    /// `Some` only when `--grace-period` was given.
-    pub grace_period: Option<i64>,
-    pub dry_run: bool,
-    /// Skip the force-restart confirmation.
-    pub yes: bool,
-    /// Wait at most this long for a new instance to be Running.
-    pub wait: Option<Duration>,
-}
+use crate::settings::RestartSettings;
 
 /// Shown before every force restart that the server can accept.
 pub const FORCE_WARNING: &str = "Warning: a force restart kills the running instance at once, \
 without a clean shutdown of the guest. The guest's data may be corrupted.";
 
-pub async fn run(connect_opts: &ConnectOptions, opts: &RestartOptions) -> anyhow::Result<()> {
-    let conn = connect(connect_opts).await?;
+pub async fn run(connection: &LazyConnection, opts: &RestartSettings) -> anyhow::Result<()> {
+    let conn = connection.get().await?;
     if opts.dry_run {
         println!("Dry Run execution");
     }
-    super::check_force_and_grace(opts.force, opts.grace_period)?;
-    super::check_grace_not_negative(opts.grace_period, "error force restarting VirtualMachine")?;
     // Only `--grace-period=0` is accepted (Part A §5); other values are refused by the
     // server (or the client-side plan) with its own message, so no warning for them.
-    if opts.force && opts.grace_period == Some(0) {
+    if opts.grace_period == Some(0) {
         eprintln!("{FORCE_WARNING}");
         let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
         if interactive && !opts.yes && !opts.dry_run && !confirm(&opts.name)? {
@@ -63,16 +47,16 @@ pub async fn run(connect_opts: &ConnectOptions, opts: &RestartOptions) -> anyhow
         paused: false,
     };
     let request = LifecycleRequest::Restart(request::RestartOptions {
-        grace_period_seconds: if opts.force { opts.grace_period } else { None },
+        grace_period_seconds: opts.grace_period,
         dry_run: request::dry_run_values(opts.dry_run),
     });
-    within(deadline, lifecycle::send(&conn, &opts.name, &request))
+    within(deadline, lifecycle::send(conn, &opts.name, &request))
         .await
         .ok_or_else(|| {
             lifecycle::timed_out(&opts.name, &goal, wait.unwrap_or_default(), NO_ANSWER)
         })?
         .map_err(|e| {
-            if opts.force {
+            if opts.force() {
                 anyhow::anyhow!("error force restarting VirtualMachine: {}", e.message)
             } else {
                 anyhow::anyhow!("error restarting VirtualMachine: {}", e.message)

@@ -1,24 +1,13 @@
 //! `virtctl start VM`: ask for the VM to run (Part B §2.1, Part A §4 and §8).
 
-use std::time::Duration;
-
-use crate::client::{ConnectOptions, connect};
 use virt_reconciler::request::{self, LifecycleRequest};
 
+use crate::client::LazyConnection;
 use crate::lifecycle::{self, Goal, NO_ANSWER, within};
+use crate::settings::StartSettings;
 
-/// The resolved options of `start`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartOptions {
-    pub name: String,
-    pub paused: bool,
-    pub dry_run: bool,
-    /// Wait at most this long for the VM to be Running.
-    pub wait: Option<Duration>,
-}
-
-pub async fn run(connect_opts: &ConnectOptions, opts: &StartOptions) -> anyhow::Result<()> {
-    let conn = connect(connect_opts).await?;
+pub async fn run(connection: &LazyConnection, opts: &StartSettings) -> anyhow::Result<()> {
+    let conn = connection.get().await?;
     if opts.dry_run {
         println!("Dry Run execution");
     }
@@ -42,7 +31,7 @@ pub async fn run(connect_opts: &ConnectOptions, opts: &StartOptions) -> anyhow::
         paused: opts.paused,
         dry_run: request::dry_run_values(opts.dry_run),
     });
-    within(deadline, lifecycle::send(&conn, &opts.name, &request))
+    within(deadline, lifecycle::send(conn, &opts.name, &request))
         .await
         .ok_or_else(|| {
             lifecycle::timed_out(&opts.name, &goal, wait.unwrap_or_default(), NO_ANSWER)

@@ -10,25 +10,8 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde_json::{Value, json};
 use virt_reconciler::{VirtualMachine, VirtualMachineInstance};
 
-use crate::client::{ConnectOptions, connect, error_chain};
-
-/// How the VMs are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Output {
-    #[default]
-    Table,
-    Yaml,
-    Json,
-}
-
-/// The resolved options of `status`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct StatusOptions {
-    /// No names: every VM of the namespace (or of all namespaces).
-    pub names: Vec<String>,
-    pub all_namespaces: bool,
-    pub output: Output,
-}
+use crate::client::{LazyConnection, error_chain};
+use crate::settings::{StatusOutput, StatusSettings};
 
 /// What kubectl prints for a value that is not there.
 const NONE: &str = "<none>";
@@ -163,11 +146,8 @@ fn server_error(e: &kube::Error) -> String {
     }
 }
 
-pub async fn run(connect_opts: &ConnectOptions, opts: &StatusOptions) -> anyhow::Result<()> {
-    if opts.all_namespaces && !opts.names.is_empty() {
-        anyhow::bail!("a resource cannot be retrieved by name across all namespaces");
-    }
-    let conn = connect(connect_opts).await?;
+pub async fn run(connection: &LazyConnection, opts: &StatusSettings) -> anyhow::Result<()> {
+    let conn = connection.get().await?;
     let vm_resource = ApiResource::erase::<VirtualMachine>(&());
     let (vms, vmis): (Api<DynamicObject>, Api<VirtualMachineInstance>) = if opts.all_namespaces {
         (
@@ -200,16 +180,16 @@ pub async fn run(connect_opts: &ConnectOptions, opts: &StatusOptions) -> anyhow:
         }
     }
     match opts.output {
-        Output::Json | Output::Yaml => print_objects(&found, opts)?,
-        Output::Table if found.is_empty() && errors.is_empty() => {
+        StatusOutput::Json | StatusOutput::Yaml => print_objects(&found, opts)?,
+        StatusOutput::Table if found.is_empty() && errors.is_empty() => {
             if opts.all_namespaces {
                 eprintln!("No resources found");
             } else {
                 eprintln!("No resources found in {} namespace.", conn.namespace);
             }
         }
-        Output::Table if found.is_empty() => {}
-        Output::Table => {
+        StatusOutput::Table if found.is_empty() => {}
+        StatusOutput::Table => {
             let instances: HashMap<(String, String), VirtualMachineInstance> = vmis
                 .list(&ListParams::default())
                 .await
@@ -261,7 +241,7 @@ fn object_value(obj: DynamicObject, resource: &ApiResource) -> anyhow::Result<Va
 }
 
 /// One name: the object itself. Otherwise a `List`, as kubectl prints it.
-fn print_objects(found: &[Value], opts: &StatusOptions) -> anyhow::Result<()> {
+fn print_objects(found: &[Value], opts: &StatusSettings) -> anyhow::Result<()> {
     let doc = if opts.names.len() == 1 && found.len() == 1 {
         found[0].clone()
     } else {
@@ -276,7 +256,7 @@ fn print_objects(found: &[Value], opts: &StatusOptions) -> anyhow::Result<()> {
         return Ok(());
     }
     let text = match opts.output {
-        Output::Json => serde_json::to_string_pretty(&doc)?,
+        StatusOutput::Json => serde_json::to_string_pretty(&doc)?,
         _ => serde_saphyr::to_string(&doc).map_err(|e| anyhow!("cannot print YAML: {e}"))?,
     };
     print!("{text}");

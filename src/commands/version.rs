@@ -1,24 +1,21 @@
-//! `virtctl version`: the client's version, and the server's when it answers.
+//! `virtctl version [-c]`: the client's version and the server's KubeVirt version (virt-api's
+//! `version` endpoint, not Kubernetes' `/version`), as KubeVirt's virtctl prints them.
 
-use crate::client::{ConnectOptions, connect, error_chain};
+use crate::client::LazyConnection;
+use crate::kubevirt_version::{self, VersionInfo};
+use crate::settings::VersionSettings;
 
-/// The version of this build, as `v<semver>`.
-pub const CLIENT_VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
-
-pub async fn run(connect_opts: &ConnectOptions) -> anyhow::Result<()> {
-    println!("Client Version: {CLIENT_VERSION}");
-    let server = match connect(connect_opts).await {
-        Ok(conn) => conn
-            .client
-            .apiserver_version()
-            .await
-            .map(|info| info.git_version)
-            .map_err(|e| error_chain(&e)),
-        Err(e) => Err(format!("{e:#}")),
-    };
-    match server {
-        Ok(v) => println!("Server Version: {v}"),
-        Err(e) => eprintln!("Server Version: unavailable ({e})"),
+pub async fn run(connection: &LazyConnection, settings: &VersionSettings) -> anyhow::Result<()> {
+    println!("Client Version: {}", VersionInfo::client().go_syntax());
+    if settings.client_only {
+        return Ok(());
     }
+    let failed = |e| anyhow::anyhow!("cannot get the server's KubeVirt version: {e}");
+    let conn = connection
+        .get()
+        .await
+        .map_err(|e| failed(format!("{e:#}")))?;
+    let server = kubevirt_version::server(conn).await.map_err(failed)?;
+    println!("Server Version: {}", server.go_syntax());
     Ok(())
 }

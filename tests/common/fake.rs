@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One request as it arrived.
@@ -31,6 +32,7 @@ pub struct FakeServer {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    connections: Arc<AtomicUsize>,
 }
 
 impl FakeServer {
@@ -41,18 +43,30 @@ impl FakeServer {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let respond: Arc<Responder> = Arc::new(respond);
         let seen = requests.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = connections.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let (seen, respond) = (seen.clone(), respond.clone());
                 std::thread::spawn(move || serve(stream, &seen, &*respond));
             }
         });
-        FakeServer { url, requests }
+        FakeServer {
+            url,
+            requests,
+            connections,
+        }
     }
 
     /// Every request so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// How many TCP connections were accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 }
 
