@@ -3,6 +3,7 @@
 
 pub mod expectations;
 pub mod queue;
+pub mod retry;
 pub mod vm;
 pub mod vmi;
 
@@ -31,14 +32,17 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 
+/// Why a reconcile failed. Shown as one sentence: the API server's message, never a dump.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{0}")]
+    #[error("{}", retry::server_message(.0))]
     Kube(#[from] kube::Error),
     #[error("encoding: {0}")]
     Serde(serde_json::Error),
-    #[error("{0}")]
-    Sync(String),
+    /// What the reconcile wrote into the Failure condition, and whether trying again, with
+    /// nothing changed, may help.
+    #[error("{message}")]
+    Sync { message: String, transient: bool },
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -282,19 +286,47 @@ fn key<K: kube::Resource>(obj: &K) -> String {
 }
 
 /// Runs one reconcile of `obj` for `controller`: takes it off the queue-depth mirror, then
-/// counts it, its duration and its failure.
+/// counts it, its duration and its failure. A success resets the key's retry backoff.
 async fn measured<K: kube::Resource>(
     controller: &str,
     metrics: &Metrics,
     queue: &queue::QueueDepth,
+    backoff: &retry::Backoff,
     obj: &K,
     reconcile: impl Future<Output = Result<Action, Error>>,
 ) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    queue.remove(&key(obj));
+    let key = key(obj);
+    queue.remove(&key);
     let result = reconcile.await;
     metrics.reconciled(controller, started.elapsed(), result.is_err());
+    if result.is_ok() {
+        backoff.succeeded(&key);
+    }
     result
+}
+
+/// The error policy of both controllers: a transient error is retried after the key's
+/// backoff, a permanent one waits for the object to change. Logged with the object's key.
+fn after_error<K: kube::Resource>(
+    kind: &str,
+    backoff: &retry::Backoff,
+    obj: &K,
+    err: &Error,
+) -> Action {
+    let key = key(obj);
+    match retry::classify(err) {
+        retry::ErrorClass::Transient => {
+            let wait = backoff.failed(&key, Instant::now());
+            tracing::warn!("{kind} {key}: {err}; retrying in {} ms", wait.as_millis());
+            Action::requeue(wait)
+        }
+        retry::ErrorClass::Permanent => {
+            backoff.succeeded(&key);
+            tracing::warn!("{kind} {key}: {err}; waiting for a change");
+            Action::await_change()
+        }
+    }
 }
 
 /// Cached objects carry no managed fields: they are the largest part of a small object and

@@ -15,6 +15,7 @@ use kube::{Client, ResourceExt};
 
 use super::expectations::{Expectations, Observed};
 use super::queue::QueueDepth;
+use super::retry::Backoff;
 use super::{Error, Metrics, finalizer_patch, key, now};
 use crate::run_strategy::{is_deleting, is_final};
 use crate::types::VirtualMachineInstance;
@@ -33,6 +34,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     pub queue: Arc<QueueDepth>,
+    pub backoff: Backoff,
 }
 
 async fn event(
@@ -69,6 +71,7 @@ pub async fn reconcile(
         "vmi",
         &ctx.metrics,
         &ctx.queue,
+        &ctx.backoff,
         &*vmi,
         reconcile_inner(&vmi, &ctx),
     )
@@ -197,9 +200,8 @@ async fn reconcile_inner(vmi: &VirtualMachineInstance, ctx: &Context) -> Result<
     Ok(Action::await_change())
 }
 
-fn error_policy(_vmi: Arc<VirtualMachineInstance>, err: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::debug!("vmi reconcile failed: {err}");
-    Action::requeue(Duration::from_millis(500))
+fn error_policy(vmi: Arc<VirtualMachineInstance>, err: &Error, ctx: Arc<Context>) -> Action {
+    super::after_error("VMI", &ctx.backoff, &*vmi, err)
 }
 
 /// Runs the VMI controller until `shutdown` resolves. `vmis` is the VMI cache shared with the
@@ -241,6 +243,7 @@ pub(super) async fn run(
             },
         ),
         queue: queue.clone(),
+        backoff: Backoff::default(),
     });
     let cached = vmis.clone();
     Controller::for_stream(vmi_events.map(Ok::<_, watcher::Error>), vmis)
