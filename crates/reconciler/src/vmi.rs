@@ -190,11 +190,21 @@ pub fn build_vmi(vm: &VirtualMachine, start_paused: bool) -> VirtualMachineInsta
     }
 }
 
+/// The label selector of every launcher Pod (the VMI controller's Pod watch).
+pub fn all_launcher_pods_selector() -> String {
+    format!("{APP_LABEL}={VIRT_LAUNCHER}")
+}
+
 /// The label selector of a VMI's launcher Pods (also used by force restart, Part A §5).
 pub fn launcher_pod_selector(vmi: &VirtualMachineInstance) -> String {
+    launcher_pod_selector_of_uid(vmi.metadata.uid.as_deref().unwrap_or_default())
+}
+
+/// [`launcher_pod_selector`] of the VMI with this UID: the one spelling of that selector.
+pub fn launcher_pod_selector_of_uid(vmi_uid: &str) -> String {
     format!(
-        "{APP_LABEL}={VIRT_LAUNCHER},{CREATED_BY_LABEL}={}",
-        vmi.metadata.uid.as_deref().unwrap_or_default()
+        "{},{CREATED_BY_LABEL}={vmi_uid}",
+        all_launcher_pods_selector()
     )
 }
 

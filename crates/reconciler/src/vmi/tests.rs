@@ -227,6 +227,11 @@ fn launcher_pod_has_the_labels_owner_and_container() {
         launcher_pod_selector(&vmi),
         "kubevirt.io=virt-launcher,kubevirt.io/created-by=vmi-uid-1"
     );
+    assert_eq!(
+        launcher_pod_selector_of_uid("vmi-uid-1"),
+        launcher_pod_selector(&vmi)
+    );
+    assert_eq!(all_launcher_pods_selector(), "kubevirt.io=virt-launcher");
 }
 
 #[test]
