@@ -488,6 +488,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_transient_error_retries_sooner_than_a_permanent_one_which_waits_for_a_change() {
+        let backoff = retry::Backoff::default();
+        let mut vm = crate::types::VirtualMachine::new("vm1", Default::default());
+        vm.metadata.namespace = Some("default".into());
+        let conflict = Error::Kube(kube::Error::Api(Box::new(kube::core::Status {
+            code: 409,
+            message: "the object has been modified".into(),
+            ..Default::default()
+        })));
+        let ms = |n| Action::requeue(Duration::from_millis(n));
+        assert_eq!(after_error("VM", &backoff, &vm, &conflict), ms(5));
+        assert_eq!(after_error("VM", &backoff, &vm, &conflict), ms(10));
+        let cannot_run = Error::Sync {
+            message: "runStrategy WaitAsReceiver is not supported".into(),
+            transient: false,
+        };
+        assert_eq!(
+            after_error("VM", &backoff, &vm, &cannot_run),
+            Action::await_change()
+        );
+        assert_eq!(
+            after_error("VM", &backoff, &vm, &conflict),
+            ms(5),
+            "a permanent error ends the run of transient ones"
+        );
+    }
+
+    #[test]
+    fn a_successful_reconcile_resets_the_backoff_of_its_key() {
+        let backoff = retry::Backoff::default();
+        let metrics = Metrics::default();
+        let queue = metrics.queue("vm");
+        let mut vm = crate::types::VirtualMachine::new("vm1", Default::default());
+        vm.metadata.namespace = Some("default".into());
+        let timeout = Error::Kube(kube::Error::Api(Box::new(kube::core::Status {
+            code: 504,
+            ..Default::default()
+        })));
+        after_error("VM", &backoff, &vm, &timeout);
+        after_error("VM", &backoff, &vm, &timeout);
+        let ok = async { Ok(Action::await_change()) };
+        futures::executor::block_on(measured("vm", &metrics, &queue, &backoff, &vm, ok))
+            .expect("the reconcile succeeds");
+        assert_eq!(
+            after_error("VM", &backoff, &vm, &timeout),
+            Action::requeue(Duration::from_millis(5))
+        );
+    }
+
+    #[test]
     fn a_watch_fails_from_its_first_failure_until_its_next_success() {
         let health = WatchHealth::default();
         assert_eq!(health.longest_failure(), None);
