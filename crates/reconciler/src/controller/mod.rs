@@ -42,7 +42,10 @@ pub enum Error {
     /// What the reconcile wrote into the Failure condition, and whether trying again, with
     /// nothing changed, may help.
     #[error("{message}")]
-    Sync { message: String, transient: bool },
+    Sync {
+        message: String,
+        class: retry::ErrorClass,
+    },
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -316,8 +319,11 @@ fn after_error<K: kube::Resource>(
 ) -> Action {
     let key = key(obj);
     match retry::classify(err) {
-        retry::ErrorClass::Transient => {
-            let wait = backoff.failed(&key, Instant::now());
+        class @ (retry::ErrorClass::Transient | retry::ErrorClass::Stale) => {
+            let mut wait = backoff.failed(&key, Instant::now());
+            if class == retry::ErrorClass::Stale {
+                wait = wait.max(retry::STALE_RETRY_FLOOR);
+            }
             tracing::warn!("{kind} {key}: {err}; retrying in {} ms", wait.as_millis());
             Action::requeue(wait)
         }
@@ -492,26 +498,52 @@ mod tests {
         let backoff = retry::Backoff::default();
         let mut vm = crate::types::VirtualMachine::new("vm1", Default::default());
         vm.metadata.namespace = Some("default".into());
-        let conflict = Error::Kube(kube::Error::Api(Box::new(kube::core::Status {
-            code: 409,
-            message: "the object has been modified".into(),
+        let unavailable = Error::Kube(kube::Error::Api(Box::new(kube::core::Status {
+            code: 503,
+            message: "the server is currently unable to handle the request".into(),
             ..Default::default()
         })));
         let ms = |n| Action::requeue(Duration::from_millis(n));
-        assert_eq!(after_error("VM", &backoff, &vm, &conflict), ms(5));
-        assert_eq!(after_error("VM", &backoff, &vm, &conflict), ms(10));
+        assert_eq!(after_error("VM", &backoff, &vm, &unavailable), ms(5));
+        assert_eq!(after_error("VM", &backoff, &vm, &unavailable), ms(10));
         let cannot_run = Error::Sync {
             message: "runStrategy WaitAsReceiver is not supported".into(),
-            transient: false,
+            class: retry::ErrorClass::Permanent,
         };
         assert_eq!(
             after_error("VM", &backoff, &vm, &cannot_run),
             Action::await_change()
         );
         assert_eq!(
-            after_error("VM", &backoff, &vm, &conflict),
+            after_error("VM", &backoff, &vm, &unavailable),
             ms(5),
             "a permanent error ends the run of transient ones"
+        );
+    }
+
+    #[test]
+    fn a_conflict_is_retried_no_sooner_than_its_newer_version_arrives() {
+        let backoff = retry::Backoff::default();
+        let mut vm = crate::types::VirtualMachine::new("vm1", Default::default());
+        vm.metadata.namespace = Some("default".into());
+        let conflict = Error::Kube(kube::Error::Api(Box::new(kube::core::Status {
+            code: 409,
+            message: "the object has been modified".into(),
+            ..Default::default()
+        })));
+        for _ in 0..3 {
+            assert_eq!(
+                after_error("VM", &backoff, &vm, &conflict),
+                Action::requeue(retry::STALE_RETRY_FLOOR)
+            );
+        }
+        for _ in 0..4 {
+            after_error("VM", &backoff, &vm, &conflict);
+        }
+        assert_eq!(
+            after_error("VM", &backoff, &vm, &conflict),
+            Action::requeue(Duration::from_millis(640)),
+            "beyond the floor, conflicts back off like any transient error"
         );
     }
 

@@ -1,7 +1,8 @@
 //! What a controller does after a failed reconcile: transient errors (conflicts, timeouts,
 //! throttling, server errors, lost connections) are retried with a per-key exponential
-//! backoff, as KubeVirt's workqueue does; permanent ones (a request the server rejects as
-//! invalid, a VM that cannot run as it is) wait for the object to change.
+//! backoff, as KubeVirt's workqueue does (conflicts no sooner than their newer version
+//! arrives); permanent ones (a request the server rejects as invalid, a VM that cannot run as
+//! it is) wait for the object to change.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -14,6 +15,10 @@ use super::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
     Transient,
+    /// A conflict (409): the object changed since the cache read it. Transient, but the watch
+    /// event of the newer version triggers the next reconcile by itself; a retry before it
+    /// only sends the stale object again (each attempt a write).
+    Stale,
     Permanent,
 }
 
@@ -26,6 +31,7 @@ const PERMANENT_CODES: [u16; 5] = [400, 405, 413, 415, 422];
 pub fn classify_kube(err: &kube::Error) -> ErrorClass {
     match err {
         kube::Error::Api(status) if PERMANENT_CODES.contains(&status.code) => ErrorClass::Permanent,
+        kube::Error::Api(status) if status.code == 409 => ErrorClass::Stale,
         _ => ErrorClass::Transient,
     }
 }
@@ -35,12 +41,7 @@ pub fn classify(err: &Error) -> ErrorClass {
     match err {
         Error::Kube(e) => classify_kube(e),
         Error::Serde(_) => ErrorClass::Permanent,
-        Error::Sync {
-            transient: true, ..
-        } => ErrorClass::Transient,
-        Error::Sync {
-            transient: false, ..
-        } => ErrorClass::Permanent,
+        Error::Sync { class, .. } => *class,
     }
 }
 
@@ -61,6 +62,9 @@ pub const BASE_DELAY: Duration = Duration::from_millis(5);
 /// after the API server recovers (the end-to-end tests poll with deadlines of about that),
 /// and one retry per 30 s per key is still no load.
 pub const MAX_DELAY: Duration = Duration::from_secs(30);
+/// The earliest retry after a conflict: by then the newer version has normally arrived, and
+/// its own reconcile has run (the controllers' retry delay before this backoff existed).
+pub const STALE_RETRY_FLOOR: Duration = Duration::from_millis(500);
 /// A key that has not failed for this long starts again from [`BASE_DELAY`], and is dropped.
 pub const FORGET_AFTER: Duration = Duration::from_secs(300);
 
@@ -125,16 +129,16 @@ mod tests {
         }))
     }
 
-    fn sync(transient: bool) -> Error {
+    fn sync(class: ErrorClass) -> Error {
         Error::Sync {
             message: "m".into(),
-            transient,
+            class,
         }
     }
 
     #[test]
     fn errors_are_transient_unless_the_request_itself_is_wrong() {
-        use ErrorClass::{Permanent, Transient};
+        use ErrorClass::{Permanent, Stale, Transient};
         let table: Vec<(&str, Error, ErrorClass)> = vec![
             ("400 bad request", Error::Kube(api(400)), Permanent),
             ("422 invalid", Error::Kube(api(422)), Permanent),
@@ -145,7 +149,7 @@ mod tests {
             ("403 forbidden", Error::Kube(api(403)), Transient),
             ("404 not found", Error::Kube(api(404)), Transient),
             ("408 timeout", Error::Kube(api(408)), Transient),
-            ("409 conflict", Error::Kube(api(409)), Transient),
+            ("409 conflict", Error::Kube(api(409)), Stale),
             ("410 gone", Error::Kube(api(410)), Transient),
             ("429 throttled", Error::Kube(api(429)), Transient),
             ("500 internal", Error::Kube(api(500)), Transient),
@@ -161,8 +165,9 @@ mod tests {
                 Error::Serde(serde_json::from_str::<u8>("x").expect_err("not JSON")),
                 Permanent,
             ),
-            ("failed create, server busy", sync(true), Transient),
-            ("a VM that cannot run", sync(false), Permanent),
+            ("failed create, server busy", sync(Transient), Transient),
+            ("failed restart, queue changed", sync(Stale), Stale),
+            ("a VM that cannot run", sync(Permanent), Permanent),
         ];
         for (case, err, want) in table {
             assert_eq!(classify(&err), want, "{case}");

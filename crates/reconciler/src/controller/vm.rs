@@ -57,7 +57,7 @@ async fn event(ctx: &Context, vm: &VirtualMachine, warning: bool, reason: &str, 
 struct SyncFailure {
     reason: String,
     message: String,
-    transient: bool,
+    class: ErrorClass,
 }
 
 impl SyncFailure {
@@ -65,7 +65,7 @@ impl SyncFailure {
         SyncFailure {
             reason: reason.to_string(),
             message,
-            transient: classify_kube(cause) == ErrorClass::Transient,
+            class: classify_kube(cause),
         }
     }
 }
@@ -229,7 +229,7 @@ async fn execute(
         Decision::Fail { reason, message } => Some(SyncFailure {
             reason,
             message,
-            transient: false,
+            class: ErrorClass::Permanent,
         }),
     };
     Ok((failure, None))
@@ -378,7 +378,7 @@ async fn reconcile_inner(vm: &VirtualMachine, ctx: &Context) -> Result<Action, E
     if let Some(f) = sync_err {
         return Err(Error::Sync {
             message: f.message,
-            transient: f.transient,
+            class: f.class,
         });
     }
     Ok(match requeue {
