@@ -4,6 +4,7 @@
 
 pub mod controller;
 pub mod crds;
+pub mod decide;
 pub mod execute;
 pub mod firmware;
 pub mod intent;

@@ -3,6 +3,7 @@
 
 pub mod expectations;
 pub mod queue;
+pub mod retry;
 pub mod vm;
 pub mod vmi;
 
@@ -31,14 +32,20 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 
+/// Why a reconcile failed. Shown as one sentence: the API server's message, never a dump.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{0}")]
+    #[error("{}", retry::server_message(.0))]
     Kube(#[from] kube::Error),
     #[error("encoding: {0}")]
     Serde(serde_json::Error),
-    #[error("{0}")]
-    Sync(String),
+    /// What the reconcile wrote into the Failure condition, and whether trying again, with
+    /// nothing changed, may help.
+    #[error("{message}")]
+    Sync {
+        message: String,
+        class: retry::ErrorClass,
+    },
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -282,19 +289,50 @@ fn key<K: kube::Resource>(obj: &K) -> String {
 }
 
 /// Runs one reconcile of `obj` for `controller`: takes it off the queue-depth mirror, then
-/// counts it, its duration and its failure.
+/// counts it, its duration and its failure. A success resets the key's retry backoff.
 async fn measured<K: kube::Resource>(
     controller: &str,
     metrics: &Metrics,
     queue: &queue::QueueDepth,
+    backoff: &retry::Backoff,
     obj: &K,
     reconcile: impl Future<Output = Result<Action, Error>>,
 ) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    queue.remove(&key(obj));
+    let key = key(obj);
+    queue.remove(&key);
     let result = reconcile.await;
     metrics.reconciled(controller, started.elapsed(), result.is_err());
+    if result.is_ok() {
+        backoff.succeeded(&key);
+    }
     result
+}
+
+/// The error policy of both controllers: a transient error is retried after the key's
+/// backoff, a permanent one waits for the object to change. Logged with the object's key.
+fn after_error<K: kube::Resource>(
+    kind: &str,
+    backoff: &retry::Backoff,
+    obj: &K,
+    err: &Error,
+) -> Action {
+    let key = key(obj);
+    match retry::classify(err) {
+        class @ (retry::ErrorClass::Transient | retry::ErrorClass::Stale) => {
+            let mut wait = backoff.failed(&key, Instant::now());
+            if class == retry::ErrorClass::Stale {
+                wait = wait.max(retry::STALE_RETRY_FLOOR);
+            }
+            tracing::warn!("{kind} {key}: {err}; retrying in {} ms", wait.as_millis());
+            Action::requeue(wait)
+        }
+        retry::ErrorClass::Permanent => {
+            backoff.succeeded(&key);
+            tracing::warn!("{kind} {key}: {err}; waiting for a change");
+            Action::await_change()
+        }
+    }
 }
 
 /// Cached objects carry no managed fields: they are the largest part of a small object and
@@ -454,6 +492,82 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transient_error_retries_sooner_than_a_permanent_one_which_waits_for_a_change() {
+        let backoff = retry::Backoff::default();
+        let mut vm = crate::types::VirtualMachine::new("vm1", Default::default());
+        vm.metadata.namespace = Some("default".into());
+        let unavailable = Error::Kube(kube::Error::Api(Box::new(kube::core::Status {
+            code: 503,
+            message: "the server is currently unable to handle the request".into(),
+            ..Default::default()
+        })));
+        let ms = |n| Action::requeue(Duration::from_millis(n));
+        assert_eq!(after_error("VM", &backoff, &vm, &unavailable), ms(5));
+        assert_eq!(after_error("VM", &backoff, &vm, &unavailable), ms(10));
+        let cannot_run = Error::Sync {
+            message: "runStrategy WaitAsReceiver is not supported".into(),
+            class: retry::ErrorClass::Permanent,
+        };
+        assert_eq!(
+            after_error("VM", &backoff, &vm, &cannot_run),
+            Action::await_change()
+        );
+        assert_eq!(
+            after_error("VM", &backoff, &vm, &unavailable),
+            ms(5),
+            "a permanent error ends the run of transient ones"
+        );
+    }
+
+    #[test]
+    fn a_conflict_is_retried_no_sooner_than_its_newer_version_arrives() {
+        let backoff = retry::Backoff::default();
+        let mut vm = crate::types::VirtualMachine::new("vm1", Default::default());
+        vm.metadata.namespace = Some("default".into());
+        let conflict = Error::Kube(kube::Error::Api(Box::new(kube::core::Status {
+            code: 409,
+            message: "the object has been modified".into(),
+            ..Default::default()
+        })));
+        for _ in 0..3 {
+            assert_eq!(
+                after_error("VM", &backoff, &vm, &conflict),
+                Action::requeue(retry::STALE_RETRY_FLOOR)
+            );
+        }
+        for _ in 0..4 {
+            after_error("VM", &backoff, &vm, &conflict);
+        }
+        assert_eq!(
+            after_error("VM", &backoff, &vm, &conflict),
+            Action::requeue(Duration::from_millis(640)),
+            "beyond the floor, conflicts back off like any transient error"
+        );
+    }
+
+    #[test]
+    fn a_successful_reconcile_resets_the_backoff_of_its_key() {
+        let backoff = retry::Backoff::default();
+        let metrics = Metrics::default();
+        let queue = metrics.queue("vm");
+        let mut vm = crate::types::VirtualMachine::new("vm1", Default::default());
+        vm.metadata.namespace = Some("default".into());
+        let timeout = Error::Kube(kube::Error::Api(Box::new(kube::core::Status {
+            code: 504,
+            ..Default::default()
+        })));
+        after_error("VM", &backoff, &vm, &timeout);
+        after_error("VM", &backoff, &vm, &timeout);
+        let ok = async { Ok(Action::await_change()) };
+        futures::executor::block_on(measured("vm", &metrics, &queue, &backoff, &vm, ok))
+            .expect("the reconcile succeeds");
+        assert_eq!(
+            after_error("VM", &backoff, &vm, &timeout),
+            Action::requeue(Duration::from_millis(5))
+        );
+    }
 
     #[test]
     fn a_watch_fails_from_its_first_failure_until_its_next_success() {

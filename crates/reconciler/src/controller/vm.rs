@@ -1,7 +1,7 @@
 //! The VirtualMachine controller (Part B §4, within Part A's scope): keeps each VM's VMI
 //! created or deleted as its run strategy and state-change requests say, and reports status.
 //!
-//! The decisions are the pure functions of `run_strategy`, `status`, `vmi` and `firmware`;
+//! The decisions are the pure functions of `decide::vm`, `status`, `vmi` and `firmware`;
 //! this module fetches, calls them, and sends the writes.
 
 use std::sync::Arc;
@@ -20,9 +20,11 @@ use serde_json::{Value, json};
 
 use super::expectations::{Expectations, Observed};
 use super::queue::QueueDepth;
+use super::retry::{Backoff, ErrorClass, classify_kube, server_message};
 use super::{Error, Metrics, finalizer_patch, key, now};
-use crate::run_strategy::{self, RunStrategy, is_deleting, is_final};
-use crate::types::{StateChangeRequest, VirtualMachine, VirtualMachineInstance};
+use crate::decide::vm::{Decision, ORPHAN_FINALIZER, decide};
+use crate::run_strategy::{is_deleting, is_final};
+use crate::types::{VirtualMachine, VirtualMachineInstance};
 use crate::{firmware, status, vmi as vmi_rules};
 
 /// The finalizer the VM controller keeps on VMs and on the VMIs it creates.
@@ -35,6 +37,7 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub queue: Arc<QueueDepth>,
+    pub backoff: Backoff,
 }
 
 fn controller_of(vmi: &VirtualMachineInstance) -> Option<&OwnerReference> {
@@ -49,8 +52,28 @@ async fn event(ctx: &Context, vm: &VirtualMachine, warning: bool, reason: &str, 
     super::record_event(&ctx.recorder, vm, warning, reason, note).await;
 }
 
-/// What one reconcile found wrong, for the Failure condition.
-type SyncError = Option<(String, String)>;
+/// What one reconcile found wrong: the Failure condition's reason and message, and whether
+/// trying again may help without a change to the VM.
+struct SyncFailure {
+    reason: String,
+    message: String,
+    class: ErrorClass,
+}
+
+impl SyncFailure {
+    fn of(reason: &str, message: String, cause: &kube::Error) -> Self {
+        SyncFailure {
+            reason: reason.to_string(),
+            message,
+            class: classify_kube(cause),
+        }
+    }
+}
+
+/// The clock for the decision, to the nanosecond: it sets how long a backoff waits.
+fn precise_now() -> String {
+    Utc::now().to_rfc3339()
+}
 
 /// Claims the cached VMI of the same name (Part B §4.2 step 3): ours, someone else's (ignored),
 /// or an orphan to adopt.
@@ -97,39 +120,36 @@ async fn claim(
     }
 }
 
-async fn stop_vmi(
-    ctx: &Context,
-    vm: &VirtualMachine,
-    vmi: Option<&VirtualMachineInstance>,
-    sync_err: &mut SyncError,
-) {
-    let Some(vmi) = vmi else { return };
-    if is_deleting(vmi) {
-        return;
-    }
-    let uid = vmi.uid().unwrap_or_default();
-    ctx.expectations.expect_delete(&key(vm), &uid);
+/// Deletes the VM's VMI of this UID; a failure is returned for the Failure condition.
+async fn delete_vmi(ctx: &Context, vm: &VirtualMachine, uid: &str) -> Option<SyncFailure> {
+    ctx.expectations.expect_delete(&key(vm), uid);
     let vmis: Api<VirtualMachineInstance> =
         Api::namespaced(ctx.client.clone(), &vm.namespace().unwrap_or_default());
     ctx.metrics.write("vmi", "delete");
-    match vmis.delete(&vmi.name_any(), &DeleteParams::default()).await {
+    // The VMI has the VM's name (see `claim`).
+    match vmis.delete(&vm.name_any(), &DeleteParams::default()).await {
         Ok(_) => {
             let note = format!(
                 "Stopped the virtual machine by deleting the virtual machine instance {uid}"
             );
             event(ctx, vm, false, "SuccessfulDelete", note).await;
+            None
         }
-        Err(kube::Error::Api(e)) if e.code == 404 => ctx.expectations.forget(&key(vm)),
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            ctx.expectations.forget(&key(vm));
+            None
+        }
         Err(e) => {
             ctx.expectations.forget(&key(vm));
-            let msg = format!("Failure attempting to delete VMI: {e}");
+            let msg = format!("Failure attempting to delete VMI: {}", server_message(&e));
             event(ctx, vm, true, "FailedDelete", msg.clone()).await;
-            *sync_err = Some(("FailedDelete".into(), msg));
+            Some(SyncFailure::of(status::reason::FAILED_DELETE, msg, &e))
         }
     }
 }
 
-async fn start_vmi(ctx: &Context, vm: &VirtualMachine, paused: bool, sync_err: &mut SyncError) {
+/// Creates the VM's VMI; a failure is returned for the Failure condition.
+async fn create_vmi(ctx: &Context, vm: &VirtualMachine, paused: bool) -> Option<SyncFailure> {
     let vmi = vmi_rules::build_vmi(vm, paused);
     let vmis: Api<VirtualMachineInstance> =
         Api::namespaced(ctx.client.clone(), &vm.namespace().unwrap_or_default());
@@ -143,162 +163,76 @@ async fn start_vmi(ctx: &Context, vm: &VirtualMachine, paused: bool, sync_err: &
                 created.name_any()
             );
             event(ctx, vm, false, "SuccessfulCreate", note).await;
+            None
         }
         // The cache is behind: the next event brings the VMI.
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => None,
         Err(e) => {
-            let msg = format!("Failure while starting VMI: {e}");
-            event(
-                ctx,
-                vm,
-                true,
-                "FailedCreate",
-                format!("Error creating virtual machine instance: {e}"),
-            )
-            .await;
-            *sync_err = Some(("FailedCreate".into(), msg));
+            let message = server_message(&e);
+            let note = format!("Error creating virtual machine instance: {message}");
+            event(ctx, vm, true, "FailedCreate", note).await;
+            let msg = format!("Failure while starting VMI: {message}");
+            Some(SyncFailure::of(status::reason::FAILED_CREATE, msg, &e))
         }
     }
 }
 
-/// Seconds until a crash-looping VM may start again, if it must wait.
-fn backoff_remaining(vm: &VirtualMachine) -> Option<Duration> {
-    let at = vm
-        .status
-        .as_ref()?
-        .start_failure
-        .as_ref()?
-        .retry_after_timestamp
-        .as_deref()?;
-    let at = chrono::DateTime::parse_from_rfc3339(at).ok()?;
-    let left = at.with_timezone(&Utc) - Utc::now();
-    left.to_std().ok().filter(|d| !d.is_zero())
-}
-
-fn head(vm: &VirtualMachine) -> Option<&StateChangeRequest> {
-    vm.status.as_ref()?.state_change_requests.first()
-}
-
-fn stop_requested(vm: &VirtualMachine, vmi: &VirtualMachineInstance) -> bool {
-    head(vm).is_some_and(|r| r.is_stop() && r.uid.is_some() && r.uid == vmi.uid())
-}
-
-/// Part B §4.4 for the strategies in scope. Returns when to look again, if the VM must wait.
-async fn sync_run_strategy(
+/// Sends a JSON patch to the VM (`status` or not); a failure is returned for the Failure
+/// condition, with `reason` and the message after `what`.
+async fn patch_vm(
     ctx: &Context,
     vm: &VirtualMachine,
-    vmi: Option<&VirtualMachineInstance>,
-    strategy: RunStrategy,
-    sync_err: &mut SyncError,
-) -> Result<Option<Duration>, Error> {
-    let start_req = head(vm).is_some_and(StateChangeRequest::is_start);
-    let paused = head(vm).is_some_and(StateChangeRequest::is_paused_start);
-    let ns = vm.namespace().unwrap_or_default();
-    match (strategy, vmi) {
-        (RunStrategy::Always, Some(v)) => {
-            if stop_requested(vm, v) || is_final(v) {
-                stop_vmi(ctx, vm, Some(v), sync_err).await;
-            }
+    on_status: bool,
+    patch: Value,
+    (reason, what): (&str, &str),
+) -> Result<Option<SyncFailure>, Error> {
+    let vms: Api<VirtualMachine> =
+        Api::namespaced(ctx.client.clone(), &vm.namespace().unwrap_or_default());
+    let patch = Patch::<()>::Json(serde_json::from_value(patch).map_err(Error::Serde)?);
+    let params = PatchParams::default();
+    let sent = if on_status {
+        ctx.metrics.write("vm/status", "patch");
+        vms.patch_status(&vm.name_any(), &params, &patch).await
+    } else {
+        ctx.metrics.write("vm", "patch");
+        vms.patch(&vm.name_any(), &params, &patch).await
+    };
+    Ok(sent.err().map(|e| {
+        let msg = format!("{what}: {}", server_message(&e));
+        SyncFailure::of(reason, msg, &e)
+    }))
+}
+
+/// Executes the decision; returns what failed, if anything, and when to look again.
+async fn execute(
+    ctx: &Context,
+    vm: &VirtualMachine,
+    decision: Decision,
+) -> Result<(Option<SyncFailure>, Option<Duration>), Error> {
+    let failure = match decision {
+        Decision::Nothing => None,
+        Decision::Wait(wait) => return Ok((None, Some(wait))),
+        Decision::CreateVmi { paused } => create_vmi(ctx, vm, paused).await,
+        Decision::DeleteVmi { uid } => delete_vmi(ctx, vm, &uid).await,
+        Decision::RerunVmi { uid, queue_start } => {
+            let deleted = delete_vmi(ctx, vm, &uid).await;
+            let why = (
+                status::reason::FAILED_DELETE,
+                "Failure attempting to restart VMI",
+            );
+            patch_vm(ctx, vm, true, queue_start, why).await?.or(deleted)
         }
-        (RunStrategy::Always, None) | (RunStrategy::RerunOnFailure, None) => {
-            let wants = strategy == RunStrategy::Always
-                || start_req
-                || vm.status.as_ref().and_then(|s| s.run_strategy.as_deref())
-                    != Some("RerunOnFailure");
-            if wants {
-                if let Some(wait) = backoff_remaining(vm) {
-                    return Ok(Some(wait));
-                }
-                start_vmi(ctx, vm, paused, sync_err).await;
-            }
+        Decision::PatchVmSpec { patch } => {
+            let why = (status::reason::FAILED_CREATE, "Failure while starting VMI");
+            patch_vm(ctx, vm, false, patch, why).await?
         }
-        (RunStrategy::RerunOnFailure, Some(v)) => {
-            if is_deleting(v) {
-                return Ok(None);
-            }
-            let failed = v.phase() == "Failed";
-            if stop_requested(vm, v) || is_final(v) {
-                stop_vmi(ctx, vm, Some(v), sync_err).await;
-            }
-            if failed {
-                let current = vm
-                    .status
-                    .as_ref()
-                    .map(|s| s.state_change_requests.clone())
-                    .unwrap_or_default();
-                let mut next = current.clone();
-                next.push(StateChangeRequest::start());
-                let patch = json!([
-                    {"op": "test", "path": "/status/stateChangeRequests", "value": if current.is_empty() { Value::Null } else { json!(current) }},
-                    {"op": "add", "path": "/status/stateChangeRequests", "value": next},
-                ]);
-                let vms: Api<VirtualMachine> = Api::namespaced(ctx.client.clone(), &ns);
-                ctx.metrics.write("vm/status", "patch");
-                if let Err(e) = vms
-                    .patch_status(
-                        &vm.name_any(),
-                        &PatchParams::default(),
-                        &Patch::<()>::Json(serde_json::from_value(patch).map_err(Error::Serde)?),
-                    )
-                    .await
-                {
-                    *sync_err = Some((
-                        "FailedDelete".into(),
-                        format!("Failure attempting to restart VMI: {e}"),
-                    ));
-                }
-            }
-        }
-        (RunStrategy::Manual, Some(v)) => {
-            if stop_requested(vm, v) {
-                stop_vmi(ctx, vm, Some(v), sync_err).await;
-            }
-        }
-        (RunStrategy::Manual, None) => {
-            if start_req {
-                start_vmi(ctx, vm, paused, sync_err).await;
-            }
-        }
-        (RunStrategy::Halted, Some(v)) => stop_vmi(ctx, vm, Some(v), sync_err).await,
-        (RunStrategy::Halted, None) => {
-            if start_req {
-                // A paused start on a Halted VM turns the VM on; the Start request stays first,
-                // so the next reconcile creates the VMI paused.
-                let (path, old, new) = match &vm.spec.run_strategy {
-                    Some(s) => ("/spec/runStrategy", json!(s), json!("Always")),
-                    None => ("/spec/running", json!(vm.spec.running), json!(true)),
-                };
-                let patch = json!([
-                    {"op": "test", "path": path, "value": old},
-                    {"op": "replace", "path": path, "value": new},
-                ]);
-                let vms: Api<VirtualMachine> = Api::namespaced(ctx.client.clone(), &ns);
-                ctx.metrics.write("vm", "patch");
-                if let Err(e) = vms
-                    .patch(
-                        &vm.name_any(),
-                        &PatchParams::default(),
-                        &Patch::<()>::Json(serde_json::from_value(patch).map_err(Error::Serde)?),
-                    )
-                    .await
-                {
-                    *sync_err = Some((
-                        "FailedCreate".into(),
-                        format!("Failure while starting VMI: {e}"),
-                    ));
-                }
-            }
-        }
-        (RunStrategy::Once, None) => start_vmi(ctx, vm, paused, sync_err).await,
-        (RunStrategy::Once, Some(_)) => {}
-        (RunStrategy::WaitAsReceiver, _) => {
-            *sync_err = Some((
-                "FailedCreate".into(),
-                "runStrategy WaitAsReceiver (decentralized live migration) is not supported".into(),
-            ));
-        }
-    }
-    Ok(None)
+        Decision::Fail { reason, message } => Some(SyncFailure {
+            reason,
+            message,
+            class: ErrorClass::Permanent,
+        }),
+    };
+    Ok((failure, None))
 }
 
 pub async fn reconcile(vm: Arc<VirtualMachine>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -306,6 +240,7 @@ pub async fn reconcile(vm: Arc<VirtualMachine>, ctx: Arc<Context>) -> Result<Act
         "vm",
         &ctx.metrics,
         &ctx.queue,
+        &ctx.backoff,
         &*vm,
         reconcile_inner(&vm, &ctx),
     )
@@ -332,12 +267,10 @@ async fn reconcile_inner(vm: &VirtualMachine, ctx: &Context) -> Result<Action, E
             deleting: vmi.is_some_and(is_deleting),
         },
     );
-    let mut sync_err: SyncError = None;
-    let mut requeue = None;
     let finalizers = vm.finalizers().to_vec();
 
     if vm.metadata.deletion_timestamp.is_some() {
-        if vmi.is_none() || finalizers.iter().any(|f| f == "orphan") {
+        if vmi.is_none() || finalizers.iter().any(|f| f == ORPHAN_FINALIZER) {
             if finalizers.iter().any(|f| f == FINALIZER) {
                 let kept: Vec<String> = finalizers
                     .iter()
@@ -354,7 +287,6 @@ async fn reconcile_inner(vm: &VirtualMachine, ctx: &Context) -> Result<Action, E
             }
             return Ok(Action::await_change());
         }
-        stop_vmi(ctx, vm, vmi, &mut sync_err).await;
     } else {
         // One patch adds the finalizer and the firmware UUID when either is missing.
         let mut ops: Vec<Value> = Vec::new();
@@ -380,15 +312,13 @@ async fn reconcile_inner(vm: &VirtualMachine, ctx: &Context) -> Result<Action, E
             // The update event brings the VM back with both in place.
             return Ok(Action::await_change());
         }
-        if !create_expected && !delete_expected {
-            match run_strategy::effective(vm) {
-                Ok(strategy) => {
-                    requeue = sync_run_strategy(ctx, vm, vmi, strategy, &mut sync_err).await?;
-                }
-                Err(e) => sync_err = Some(("FailedCreate".into(), e.to_string())),
-            }
-        }
     }
+    let pending = status::Expectations {
+        create_expected,
+        delete_expected,
+    };
+    let decision = decide(vm, vmi, pending, &precise_now());
+    let (sync_err, requeue) = execute(ctx, vm, decision).await?;
 
     let (create_expected, delete_expected) = ctx.expectations.observe(
         &key(vm),
@@ -403,7 +333,9 @@ async fn reconcile_inner(vm: &VirtualMachine, ctx: &Context) -> Result<Action, E
             create_expected,
             delete_expected,
         },
-        sync_error: sync_err.clone(),
+        sync_error: sync_err
+            .as_ref()
+            .map(|f| (f.reason.clone(), f.message.clone())),
     };
     // The reconcile that just created the VMI leaves the status to the next one, which the
     // VMI's arrival triggers at once: one write per start saved.
@@ -443,8 +375,11 @@ async fn reconcile_inner(vm: &VirtualMachine, ctx: &Context) -> Result<Action, E
         )
         .await?;
     }
-    if let Some((_, message)) = sync_err {
-        return Err(Error::Sync(message));
+    if let Some(f) = sync_err {
+        return Err(Error::Sync {
+            message: f.message,
+            class: f.class,
+        });
     }
     Ok(match requeue {
         Some(wait) => Action::requeue(wait),
@@ -452,9 +387,8 @@ async fn reconcile_inner(vm: &VirtualMachine, ctx: &Context) -> Result<Action, E
     })
 }
 
-fn error_policy(_vm: Arc<VirtualMachine>, err: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::debug!("vm reconcile failed: {err}");
-    Action::requeue(Duration::from_millis(500))
+fn error_policy(vm: Arc<VirtualMachine>, err: &Error, ctx: Arc<Context>) -> Action {
+    super::after_error("VM", &ctx.backoff, &*vm, err)
 }
 
 /// Runs the VM controller until `shutdown` resolves. `vmis` is the VMI cache shared with the
@@ -495,6 +429,7 @@ pub(super) async fn run(
         ),
         metrics,
         queue: queue.clone(),
+        backoff: Backoff::default(),
     });
     let vms = reader.clone();
     Controller::for_stream(vm_events, reader)

@@ -1,5 +1,7 @@
 //! The VirtualMachineInstance controller (Part A §6): one virt-launcher Pod per VMI, the Pod's
 //! state mapped onto the VMI's status, and deletion with the VMI's grace period.
+//!
+//! The decisions are `decide::vmi`'s; this module fetches, calls it, and sends the writes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,16 +17,15 @@ use kube::{Client, ResourceExt};
 
 use super::expectations::{Expectations, Observed};
 use super::queue::QueueDepth;
+use super::retry::Backoff;
+use super::retry::server_message;
 use super::{Error, Metrics, finalizer_patch, key, now};
-use crate::run_strategy::{is_deleting, is_final};
+use crate::decide::vmi::{Decision, decide, newest_pod};
 use crate::types::VirtualMachineInstance;
 use crate::vmi as vmi_rules;
 
 /// The finalizer that keeps a VMI until its launcher Pod is gone.
 pub const FINALIZER: &str = crate::vmi::VMI_CONTROLLER_FINALIZER;
-
-/// Labels that identify launcher Pods.
-pub const LAUNCHER_SELECTOR: &str = "kubevirt.io=virt-launcher";
 
 pub struct Context {
     pub client: Client,
@@ -33,6 +34,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     pub queue: Arc<QueueDepth>,
+    pub backoff: Backoff,
 }
 
 async fn event(
@@ -45,20 +47,10 @@ async fn event(
     super::record_event(&ctx.recorder, vmi, warning, reason, note).await;
 }
 
-/// The launcher Pods of a VMI, newest first.
+/// The launcher Pods of a VMI in the cache.
 fn launcher_pods(pods: &Store<Pod>, vmi: &VirtualMachineInstance) -> Vec<Arc<Pod>> {
-    let uid = vmi.uid().unwrap_or_default();
-    let ns = vmi.namespace().unwrap_or_default();
-    let mut found = pods.state_filter(|p| {
-        p.namespace().as_deref() == Some(ns.as_str())
-            && p.labels().get("kubevirt.io/created-by") == Some(&uid)
-    });
-    found.sort_by(|a, b| {
-        b.metadata
-            .creation_timestamp
-            .cmp(&a.metadata.creation_timestamp)
-    });
-    found
+    let ns = vmi.namespace();
+    pods.state_filter(|p| p.namespace() == ns && vmi_rules::is_launcher_pod_of(p, vmi))
 }
 
 pub async fn reconcile(
@@ -69,6 +61,7 @@ pub async fn reconcile(
         "vmi",
         &ctx.metrics,
         &ctx.queue,
+        &ctx.backoff,
         &*vmi,
         reconcile_inner(&vmi, &ctx),
     )
@@ -85,121 +78,81 @@ async fn reconcile_inner(vmi: &VirtualMachineInstance, ctx: &Context) -> Result<
     let name = vmi.name_any();
     let vmis: Api<VirtualMachineInstance> = Api::namespaced(ctx.client.clone(), &ns);
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let pods = launcher_pods(&ctx.pods, vmi);
-    let pod = pods.first().map(|p| p.as_ref());
+    let cached = launcher_pods(&ctx.pods, vmi);
+    let pods: Vec<&Pod> = cached.iter().map(|p| p.as_ref()).collect();
     let (create_expected, _) = ctx.expectations.observe(
         &key(vmi),
         Observed {
-            uid: pod.and_then(|p| p.metadata.uid.as_deref()),
+            uid: newest_pod(&pods).and_then(|p| p.metadata.uid.as_deref()),
             deleting: false,
         },
     );
-    let finalizers = vmi.finalizers().to_vec();
-
-    if is_deleting(vmi) {
-        let grace = vmi
-            .spec
-            .termination_grace_period_seconds
-            .unwrap_or(30)
-            .max(0);
-        for p in pods
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-        {
-            let note = format!("Deleted virtual machine pod {}", p.name_any());
-            event(ctx, vmi, false, "SuccessfulDelete", note).await;
-            ctx.metrics.write("pod", "delete");
-            let dp = DeleteParams {
-                grace_period_seconds: Some(grace as u32),
-                ..Default::default()
-            };
-            match pod_api.delete(&p.name_any(), &dp).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
+    match decide(vmi, &pods, create_expected, &now()) {
+        Decision::Nothing => {}
+        Decision::AddFinalizer => {
+            let finalizers = vmi.finalizers();
+            let mut with = finalizers.to_vec();
+            with.push(FINALIZER.to_string());
+            ctx.metrics.write("vmi", "patch");
+            vmis.patch(
+                &name,
+                &kube::api::PatchParams::default(),
+                &finalizer_patch(finalizers, &with)?,
+            )
+            .await?;
+        }
+        Decision::CreatePod(launcher) => {
+            ctx.metrics.write("pod", "create");
+            match pod_api.create(&PostParams::default(), &launcher).await {
+                Ok(created) => {
+                    ctx.expectations
+                        .expect_create(&key(vmi), &created.uid().unwrap_or_default());
+                    let note = format!("Created virtual machine pod {}", created.name_any());
+                    event(ctx, vmi, false, "SuccessfulCreate", note).await;
+                }
+                Err(e) => {
+                    let note = format!("Error creating pod: {}", server_message(&e));
+                    event(ctx, vmi, true, "FailedCreate", note).await;
+                    return Err(e.into());
+                }
             }
         }
-        if !pods.is_empty() {
-            return Ok(Action::await_change());
+        Decision::DeletePods {
+            names,
+            grace_period_seconds,
+        } => {
+            for pod in names {
+                let note = format!("Deleted virtual machine pod {pod}");
+                event(ctx, vmi, false, "SuccessfulDelete", note).await;
+                ctx.metrics.write("pod", "delete");
+                let dp = DeleteParams {
+                    grace_period_seconds: Some(grace_period_seconds),
+                    ..Default::default()
+                };
+                match pod_api.delete(&pod, &dp).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
-        // The Pod is gone: the VMI ends, and lets go.
-        let mut next = vmi.clone();
-        if !is_final(vmi) {
-            next.status = Some(vmi_rules::vmi_status_after_shutdown(vmi, &now()));
+        Decision::Release(update) => {
+            if let Some(next) = update {
+                ctx.metrics.write("vmi", "update");
+                vmis.replace(&name, &PostParams::default(), &next).await?;
+            }
+            ctx.expectations.forget(&key(vmi));
         }
-        if finalizers.iter().any(|f| f == FINALIZER) {
-            next.metadata.finalizers = Some(
-                finalizers
-                    .iter()
-                    .filter(|f| *f != FINALIZER)
-                    .cloned()
-                    .collect(),
-            );
-        }
-        if next != *vmi {
+        Decision::UpdateStatus(next) => {
             ctx.metrics.write("vmi", "update");
             vmis.replace(&name, &PostParams::default(), &next).await?;
         }
-        ctx.expectations.forget(&key(vmi));
-        return Ok(Action::await_change());
-    }
-
-    if !finalizers.iter().any(|f| f == FINALIZER) {
-        let mut with = finalizers.clone();
-        with.push(FINALIZER.to_string());
-        ctx.metrics.write("vmi", "patch");
-        vmis.patch(
-            &name,
-            &kube::api::PatchParams::default(),
-            &finalizer_patch(&finalizers, &with)?,
-        )
-        .await?;
-        return Ok(Action::await_change());
-    }
-
-    if pod.is_none() && !create_expected && !is_final(vmi) && matches!(vmi.phase(), "" | "Pending")
-    {
-        let launcher = vmi_rules::build_launcher_pod(vmi);
-        ctx.metrics.write("pod", "create");
-        match pod_api.create(&PostParams::default(), &launcher).await {
-            Ok(created) => {
-                ctx.expectations
-                    .expect_create(&key(vmi), &created.uid().unwrap_or_default());
-                let note = format!("Created virtual machine pod {}", created.name_any());
-                event(ctx, vmi, false, "SuccessfulCreate", note).await;
-            }
-            Err(e) => {
-                let note = format!("Error creating pod: {e}");
-                event(ctx, vmi, true, "FailedCreate", note).await;
-                return Err(e.into());
-            }
-        }
-    }
-    let (create_expected, _) = ctx.expectations.observe(
-        &key(vmi),
-        Observed {
-            uid: pod.and_then(|p| p.metadata.uid.as_deref()),
-            deleting: false,
-        },
-    );
-    // Until the new launcher Pod shows up in the cache, there is nothing new to report; its
-    // arrival triggers the next reconcile at once (one write per start saved).
-    if pod.is_none() && create_expected {
-        return Ok(Action::await_change());
-    }
-    let status = vmi_rules::vmi_status_from_pod(vmi, pod, create_expected, &now());
-    if vmi.status.as_ref() != Some(&status) {
-        let mut next = vmi.clone();
-        next.status = Some(status);
-        ctx.metrics.write("vmi", "update");
-        vmis.replace(&name, &PostParams::default(), &next).await?;
     }
     Ok(Action::await_change())
 }
 
-fn error_policy(_vmi: Arc<VirtualMachineInstance>, err: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::debug!("vmi reconcile failed: {err}");
-    Action::requeue(Duration::from_millis(500))
+fn error_policy(vmi: Arc<VirtualMachineInstance>, err: &Error, ctx: Arc<Context>) -> Action {
+    super::after_error("VMI", &ctx.backoff, &*vmi, err)
 }
 
 /// Runs the VMI controller until `shutdown` resolves. `vmis` is the VMI cache shared with the
@@ -221,7 +174,7 @@ pub(super) async fn run(
         metrics.clone(),
         watcher(
             pod_api,
-            watcher::Config::default().labels(LAUNCHER_SELECTOR),
+            watcher::Config::default().labels(&vmi_rules::all_launcher_pods_selector()),
         )
         .default_backoff()
         .modify(strip_pod)
@@ -241,6 +194,7 @@ pub(super) async fn run(
             },
         ),
         queue: queue.clone(),
+        backoff: Backoff::default(),
     });
     let cached = vmis.clone();
     Controller::for_stream(vmi_events.map(Ok::<_, watcher::Error>), vmis)
@@ -282,9 +236,6 @@ pub async fn list_launcher_pods(
     vmi: &VirtualMachineInstance,
 ) -> Result<Vec<Pod>, Error> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &vmi.namespace().unwrap_or_default());
-    let lp = ListParams::default().labels(&format!(
-        "{LAUNCHER_SELECTOR},kubevirt.io/created-by={}",
-        vmi.uid().unwrap_or_default()
-    ));
+    let lp = ListParams::default().labels(&vmi_rules::launcher_pod_selector(vmi));
     Ok(api.list(&lp).await?.items)
 }

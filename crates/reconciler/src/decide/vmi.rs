@@ -1,0 +1,130 @@
+//! What the VMI controller does about a VMI's launcher Pod (Part A §6), as a pure function of
+//! the VMI, its launcher Pods, the controller's pending Pod creation and the clock.
+
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::run_strategy::{is_deleting, is_final};
+use crate::types::VirtualMachineInstance;
+use crate::vmi::{
+    DEFAULT_GRACE_PERIOD_SECONDS, VMI_CONTROLLER_FINALIZER, build_launcher_pod,
+    vmi_status_after_shutdown, vmi_status_from_pod,
+};
+
+/// The one thing the VMI controller does in a reconcile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Nothing to do until the VMI or its Pod changes.
+    Nothing,
+    /// Add the VMI controller's finalizer, before any Pod exists.
+    AddFinalizer,
+    /// Create this launcher Pod.
+    CreatePod(Box<Pod>),
+    /// The VMI is deleted: delete these launcher Pods (by name), with the VMI's grace period.
+    DeletePods {
+        names: Vec<String>,
+        grace_period_seconds: u32,
+    },
+    /// The VMI is deleted and its Pods are gone: write it final and without the finalizer
+    /// (`None` when it already is), and forget the Pod it waited for.
+    Release(Option<Box<VirtualMachineInstance>>),
+    /// Write the VMI with its status read off the Pod.
+    UpdateStatus(Box<VirtualMachineInstance>),
+}
+
+/// The newest of a VMI's launcher Pods (the first one, on equal creation times).
+pub fn newest_pod<'a>(pods: &[&'a Pod]) -> Option<&'a Pod> {
+    pods.iter().copied().reduce(|best, p| {
+        if p.metadata.creation_timestamp > best.metadata.creation_timestamp {
+            p
+        } else {
+            best
+        }
+    })
+}
+
+fn has_finalizer(vmi: &VirtualMachineInstance) -> bool {
+    vmi.metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == VMI_CONTROLLER_FINALIZER)
+}
+
+/// What the VMI controller does about `vmi` (Part A §6).
+///
+/// `pods` are the VMI's launcher Pods (see [`crate::vmi::is_launcher_pod_of`]), in any order;
+/// `pod_create_expected` says a Pod creation was issued that `pods` does not show yet; `now`
+/// is the clock (RFC 3339), written into conditions.
+///
+/// - A deleted VMI: its Pods that are not going yet are deleted with the VMI's grace period
+///   (default 30 s); once none is left, it is written final and loses the finalizer.
+/// - The finalizer goes on first.
+/// - A VMI not yet started (phase unset or Pending, no Pod, none expected) gets its Pod.
+/// - While a new Pod is not seen yet, nothing.
+/// - Otherwise the status is read off the newest Pod ([`vmi_status_from_pod`]), and written
+///   when it changed.
+pub fn decide(
+    vmi: &VirtualMachineInstance,
+    pods: &[&Pod],
+    pod_create_expected: bool,
+    now: &str,
+) -> Decision {
+    if is_deleting(vmi) {
+        if !pods.is_empty() {
+            let names: Vec<String> = pods
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .map(|p| p.metadata.name.clone().unwrap_or_default())
+                .collect();
+            if names.is_empty() {
+                return Decision::Nothing;
+            }
+            let grace = vmi
+                .spec
+                .termination_grace_period_seconds
+                .unwrap_or(DEFAULT_GRACE_PERIOD_SECONDS)
+                .clamp(0, i64::from(u32::MAX));
+            return Decision::DeletePods {
+                names,
+                grace_period_seconds: u32::try_from(grace).unwrap_or(u32::MAX),
+            };
+        }
+        let mut next = vmi.clone();
+        if !is_final(vmi) {
+            next.status = Some(vmi_status_after_shutdown(vmi, now));
+        }
+        if has_finalizer(vmi) {
+            next.metadata.finalizers = Some(
+                vmi.metadata
+                    .finalizers
+                    .iter()
+                    .flatten()
+                    .filter(|f| *f != VMI_CONTROLLER_FINALIZER)
+                    .cloned()
+                    .collect(),
+            );
+        }
+        return Decision::Release((next != *vmi).then(|| Box::new(next)));
+    }
+    if !has_finalizer(vmi) {
+        return Decision::AddFinalizer;
+    }
+    let pod = newest_pod(pods);
+    if pod.is_none() && pod_create_expected {
+        // Its arrival triggers the next reconcile at once: one write per start saved.
+        return Decision::Nothing;
+    }
+    if pod.is_none() && !is_final(vmi) && matches!(vmi.phase(), "" | "Pending") {
+        return Decision::CreatePod(Box::new(build_launcher_pod(vmi)));
+    }
+    let status = vmi_status_from_pod(vmi, pod, pod_create_expected, now);
+    if vmi.status.as_ref() == Some(&status) {
+        return Decision::Nothing;
+    }
+    let mut next = vmi.clone();
+    next.status = Some(status);
+    Decision::UpdateStatus(Box::new(next))
+}
+
+#[cfg(test)]
+mod tests;
