@@ -403,7 +403,7 @@ pub fn restart(
 /// The running virt-launcher Pods of the VMI with this UID, deleted at once.
 pub fn launcher_pod_deletion(vmi_uid: &str) -> PodDeletion {
     PodDeletion {
-        label_selector: format!("kubevirt.io=virt-launcher,kubevirt.io/created-by={vmi_uid}"),
+        label_selector: crate::vmi::launcher_pod_selector_of_uid(vmi_uid),
         field_selector: "status.phase=Running".to_string(),
         grace_period_seconds: 0,
     }

@@ -1,7 +1,7 @@
 //! The VirtualMachine status rules (Part B §1.4, §4.7, §4.8), as pure functions.
 //!
 //! Everything that would make these rules impure is an explicit input: the clock (`now`), the
-//! controller's pending creations and deletions ([`Expectations`]), the sync error of the
+//! controller's pending creations and deletions ([`PendingVmiWrites`]), the sync error of the
 //! reconcile, and the random source of the start backoff.
 //!
 //! `now` is an RFC 3339 timestamp, best in the form Kubernetes writes `metav1.Time`
@@ -69,7 +69,7 @@ pub const MAX_START_BACKOFF_SECONDS: i64 = 300;
 /// The controller's pending work for one VM (Part B §4.1): a VMI creation it issued and has not
 /// seen yet, a VMI deletion it issued and has not seen yet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Expectations {
+pub struct PendingVmiWrites {
     pub create_expected: bool,
     pub delete_expected: bool,
 }
@@ -175,7 +175,7 @@ fn backoff_applies(strategy: Option<RunStrategy>) -> bool {
 pub fn printable_status(
     vm: &VirtualMachine,
     vmi: Option<&VirtualMachineInstance>,
-    expectations: Expectations,
+    expectations: PendingVmiWrites,
     now: &str,
 ) -> &'static str {
     let strategy = run_strategy::effective(vm).ok();
@@ -475,7 +475,7 @@ pub struct StatusInputs {
     /// The clock, RFC 3339 (see the module documentation).
     pub now: String,
     /// VMI creations and deletions issued but not seen yet.
-    pub expectations: Expectations,
+    pub expectations: PendingVmiWrites,
     /// The sync error of this reconcile, as `(reason, message)`, e.g. `FailedCreate`.
     pub sync_error: Option<(String, String)>,
 }

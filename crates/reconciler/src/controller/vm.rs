@@ -313,7 +313,7 @@ async fn reconcile_inner(vm: &VirtualMachine, ctx: &Context) -> Result<Action, E
             return Ok(Action::await_change());
         }
     }
-    let pending = status::Expectations {
+    let pending = status::PendingVmiWrites {
         create_expected,
         delete_expected,
     };
@@ -329,7 +329,7 @@ async fn reconcile_inner(vm: &VirtualMachine, ctx: &Context) -> Result<Action, E
     );
     let inputs = status::StatusInputs {
         now: now(),
-        expectations: status::Expectations {
+        expectations: status::PendingVmiWrites {
             create_expected,
             delete_expected,
         },

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::run_strategy::{self, RunStrategy, is_deleting, is_final};
-use crate::status::{self, Expectations};
+use crate::status::{self, PendingVmiWrites};
 use crate::types::{StateChangeRequest, VirtualMachine, VirtualMachineInstance};
 
 /// The finalizer that keeps a VM's VMI when the VM is deleted with `propagationPolicy: Orphan`.
@@ -102,7 +102,7 @@ fn turn_on(vm: &VirtualMachine) -> Value {
 pub fn decide(
     vm: &VirtualMachine,
     vmi: Option<&VirtualMachineInstance>,
-    expectations: Expectations,
+    expectations: PendingVmiWrites,
     now: &str,
 ) -> Decision {
     if vm.metadata.deletion_timestamp.is_some() {

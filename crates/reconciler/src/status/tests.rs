@@ -75,20 +75,24 @@ fn ran(mut vmi: VirtualMachineInstance) -> VirtualMachineInstance {
     vmi
 }
 
-const NONE: Expectations = Expectations {
+const NONE: PendingVmiWrites = PendingVmiWrites {
     create_expected: false,
     delete_expected: false,
 };
-const CREATE: Expectations = Expectations {
+const CREATE: PendingVmiWrites = PendingVmiWrites {
     create_expected: true,
     delete_expected: false,
 };
-const DELETE: Expectations = Expectations {
+const DELETE: PendingVmiWrites = PendingVmiWrites {
     create_expected: false,
     delete_expected: true,
 };
 
-fn ps(vm: &VirtualMachine, vmi: Option<&VirtualMachineInstance>, e: Expectations) -> &'static str {
+fn ps(
+    vm: &VirtualMachine,
+    vmi: Option<&VirtualMachineInstance>,
+    e: PendingVmiWrites,
+) -> &'static str {
     printable_status(vm, vmi, e, now())
 }
 
@@ -692,7 +696,7 @@ fn mirror_copies_and_prunes_only_while_a_vmi_exists() {
 
 // --- compute_status: the sequences of Part B §4.10 ---
 
-fn inputs(expectations: Expectations) -> StatusInputs {
+fn inputs(expectations: PendingVmiWrites) -> StatusInputs {
     StatusInputs {
         now: now().into(),
         expectations,

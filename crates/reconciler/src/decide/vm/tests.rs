@@ -94,7 +94,7 @@ fn run(strategy: &str, state: Vmi, queue: Queue) -> Decision {
     decide(
         &vm(strategy, queue),
         vmi(state).as_ref(),
-        Expectations::default(),
+        PendingVmiWrites::default(),
         NOW,
     )
 }
@@ -417,7 +417,10 @@ matrix! {
 fn a_vm_that_never_ran_under_rerun_on_failure_starts_without_a_request() {
     let mut fresh = vm("RerunOnFailure", Queue::Empty);
     fresh.status = None;
-    assert_eq!(decide(&fresh, None, Expectations::default(), NOW), create());
+    assert_eq!(
+        decide(&fresh, None, PendingVmiWrites::default(), NOW),
+        create()
+    );
 }
 
 #[test]
@@ -426,7 +429,7 @@ fn a_halted_vm_with_running_false_is_turned_on_with_running_true() {
     halted.spec.run_strategy = None;
     halted.spec.running = Some(false);
     assert_eq!(
-        decide(&halted, None, Expectations::default(), NOW),
+        decide(&halted, None, PendingVmiWrites::default(), NOW),
         Decision::PatchVmSpec {
             patch: json!([
                 {"op": "test", "path": "/spec/running", "value": false},
@@ -454,7 +457,7 @@ fn a_start_waits_out_the_crash_loop_backoff_to_the_millisecond() {
             decide(
                 &in_backoff(strategy, "2026-08-01T12:00:40Z"),
                 None,
-                Expectations::default(),
+                PendingVmiWrites::default(),
                 now
             ),
             Decision::Wait(Duration::from_millis(20_250)),
@@ -466,7 +469,10 @@ fn a_start_waits_out_the_crash_loop_backoff_to_the_millisecond() {
 #[test]
 fn a_start_proceeds_once_the_backoff_has_passed() {
     let vm = in_backoff("Always", "2026-08-01T12:00:00Z");
-    assert_eq!(decide(&vm, None, Expectations::default(), NOW), create());
+    assert_eq!(
+        decide(&vm, None, PendingVmiWrites::default(), NOW),
+        create()
+    );
 }
 
 #[test]
@@ -474,7 +480,7 @@ fn once_and_manual_starts_ignore_the_backoff() {
     for strategy in ["Once", "Manual"] {
         let vm = in_backoff(strategy, "2026-08-01T12:05:00Z");
         assert_eq!(
-            decide(&vm, None, Expectations::default(), NOW),
+            decide(&vm, None, PendingVmiWrites::default(), NOW),
             create(),
             "{strategy}"
         );
@@ -484,11 +490,11 @@ fn once_and_manual_starts_ignore_the_backoff() {
 #[test]
 fn nothing_is_done_while_a_creation_or_deletion_is_pending() {
     for expectations in [
-        Expectations {
+        PendingVmiWrites {
             create_expected: true,
             delete_expected: false,
         },
-        Expectations {
+        PendingVmiWrites {
             create_expected: false,
             delete_expected: true,
         },
@@ -509,7 +515,7 @@ fn being_deleted(mut vm: VirtualMachine, finalizers: &[&str]) -> VirtualMachine 
 #[test]
 fn a_vm_being_deleted_deletes_its_vmi_whatever_its_strategy_or_pending_work() {
     let vm = being_deleted(vm("Always", Queue::Empty), &[]);
-    let pending = Expectations {
+    let pending = PendingVmiWrites {
         create_expected: true,
         delete_expected: true,
     };
@@ -530,7 +536,7 @@ fn a_vm_deleted_with_orphan_keeps_its_vmi() {
     let vm = being_deleted(vm("Always", Queue::Empty), &["orphan"]);
     let vmi = vmi(Vmi::Running);
     assert_eq!(
-        decide(&vm, vmi.as_ref(), Expectations::default(), NOW),
+        decide(&vm, vmi.as_ref(), PendingVmiWrites::default(), NOW),
         nothing()
     );
 }
@@ -540,7 +546,7 @@ fn a_vm_without_a_valid_run_strategy_fails_with_the_reason() {
     let mut both = vm("Always", Queue::Empty);
     both.spec.running = Some(true);
     assert_eq!(
-        decide(&both, None, Expectations::default(), NOW),
+        decide(&both, None, PendingVmiWrites::default(), NOW),
         Decision::Fail {
             reason: "FailedCreate".into(),
             message: "running and runstrategy are mutually exclusive".into(),
@@ -548,7 +554,7 @@ fn a_vm_without_a_valid_run_strategy_fails_with_the_reason() {
     );
     let unknown = vm("Sometimes", Queue::Empty);
     assert_eq!(
-        decide(&unknown, None, Expectations::default(), NOW),
+        decide(&unknown, None, PendingVmiWrites::default(), NOW),
         Decision::Fail {
             reason: "FailedCreate".into(),
             message: "unknown runstrategy: Sometimes".into(),
