@@ -13,7 +13,7 @@
 //! reason `StartError` (like a container that cannot be created). This simulates workloads
 //! that crash-loop before they ever run.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -61,6 +61,8 @@ struct NodeState {
     next_ip: AtomicU32,
     /// Pods (by uid and step) with a timer in flight.
     in_flight: Mutex<HashSet<(String, &'static str)>>,
+    /// The grace period of each terminating pod (by uid), which a second delete may shorten.
+    terminating: Mutex<HashMap<String, tokio::sync::watch::Sender<u64>>>,
     scheduler: Recorder,
     kubelet: Recorder,
 }
@@ -157,6 +159,7 @@ pub async fn run(client: Client, cfg: NodeConfig) -> anyhow::Result<()> {
         cfg: cfg.clone(),
         next_ip: AtomicU32::new(u32::from(Ipv4Addr::new(10, 244, 0, 2))),
         in_flight: Mutex::new(HashSet::new()),
+        terminating: Mutex::new(HashMap::new()),
         scheduler: Recorder::new(
             client.clone(),
             Reporter {
@@ -222,8 +225,24 @@ fn handle_pod(state: &Arc<NodeState>, pod: Pod) {
         .unwrap_or_default();
     let ours = node == state.cfg.name;
     if pod.metadata.deletion_timestamp.is_some() {
-        if ours && once(state, &pod, "delete") {
-            tokio::spawn(terminate(state.clone(), pod));
+        if !ours {
+            return;
+        }
+        let grace = deletion_grace(&pod);
+        if once(state, &pod, "delete") {
+            let (cut, grace_now) = tokio::sync::watch::channel(grace);
+            let uid = pod.uid().unwrap_or_default();
+            state.terminating.lock().insert(uid, cut);
+            tokio::spawn(terminate(state.clone(), pod, grace_now));
+        } else if let Some(cut) = state.terminating.lock().get(&pod.uid().unwrap_or_default()) {
+            // As kubelet: a second delete may only shorten the grace period.
+            cut.send_if_modified(|g| {
+                let shorter = grace < *g;
+                if shorter {
+                    *g = grace;
+                }
+                shorter
+            });
         }
         return;
     }
@@ -470,21 +489,46 @@ async fn exit_loop(
     }
 }
 
-async fn terminate(state: Arc<NodeState>, pod: Pod) {
-    let uid = pod.uid().unwrap_or_default();
-    let grace = pod
-        .metadata
+/// The grace period a deleted pod was given, in seconds (negative counts as 0).
+fn deletion_grace(pod: &Pod) -> u64 {
+    pod.metadata
         .deletion_grace_period_seconds
         .unwrap_or(0)
-        .max(0) as u64;
+        .max(0) as u64
+}
+
+/// Stops a deleted pod's containers within its grace period (at most the node's shutdown
+/// time), then removes the pod. A second delete with a shorter grace period, sent on
+/// `grace_now`, brings the end forward.
+async fn terminate(
+    state: Arc<NodeState>,
+    pod: Pod,
+    mut grace_now: tokio::sync::watch::Receiver<u64>,
+) {
+    let uid = pod.uid().unwrap_or_default();
+    let grace = *grace_now.borrow_and_update();
     if grace > 0 {
         for (name, _) in container_names(&pod) {
             let note = format!("Stopping container {name}");
             record(&state.kubelet, &pod, "Killing", "Killing", note).await;
         }
     }
-    let wait = Duration::from_secs(grace).min(state.cfg.shutdown_time);
-    tokio::time::sleep(wait).await;
+    let started = tokio::time::Instant::now();
+    let end = |grace: u64| started + Duration::from_secs(grace).min(state.cfg.shutdown_time);
+    let mut deadline = end(grace);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => break,
+            cut = grace_now.changed() => match cut {
+                Ok(()) => deadline = deadline.min(end(*grace_now.borrow_and_update())),
+                Err(_) => {
+                    tokio::time::sleep_until(deadline).await;
+                    break;
+                }
+            },
+        }
+    }
+    state.terminating.lock().remove(&uid);
     let api: Api<Pod> = Api::namespaced(state.client.clone(), &pod.namespace().unwrap_or_default());
     let dp = DeleteParams {
         grace_period_seconds: Some(0),

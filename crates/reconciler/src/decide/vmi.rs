@@ -56,8 +56,9 @@ fn has_finalizer(vmi: &VirtualMachineInstance) -> bool {
 /// `pod_create_expected` says a Pod creation was issued that `pods` does not show yet; `now`
 /// is the clock (RFC 3339), written into conditions.
 ///
-/// - A deleted VMI: its Pods that are not going yet are deleted with the VMI's grace period
-///   (default 30 s); once none is left, it is written final and loses the finalizer.
+/// - A deleted VMI: its Pods that are not going yet, or going with a longer grace period than
+///   the VMI's now is, are deleted with the VMI's grace period (default 30 s); once none is
+///   left, it is written final and loses the finalizer.
 /// - The finalizer goes on first.
 /// - A VMI not yet started (phase unset or Pending, no Pod, none expected) gets its Pod.
 /// - While a new Pod is not seen yet, nothing.
@@ -71,19 +72,27 @@ pub fn decide(
 ) -> Decision {
     if is_deleting(vmi) {
         if !pods.is_empty() {
-            let names: Vec<String> = pods
-                .iter()
-                .filter(|p| p.metadata.deletion_timestamp.is_none())
-                .map(|p| p.metadata.name.clone().unwrap_or_default())
-                .collect();
-            if names.is_empty() {
-                return Decision::Nothing;
-            }
             let grace = vmi
                 .spec
                 .termination_grace_period_seconds
                 .unwrap_or(DEFAULT_GRACE_PERIOD_SECONDS)
                 .clamp(0, i64::from(u32::MAX));
+            // A Pod already going is deleted again when the VMI's grace period was cut since
+            // (a second, shorter stop): the API server then shortens the Pod's.
+            let names: Vec<String> = pods
+                .iter()
+                .filter(|p| match &p.metadata.deletion_timestamp {
+                    None => true,
+                    Some(_) => p
+                        .metadata
+                        .deletion_grace_period_seconds
+                        .is_some_and(|going| going > grace),
+                })
+                .map(|p| p.metadata.name.clone().unwrap_or_default())
+                .collect();
+            if names.is_empty() {
+                return Decision::Nothing;
+            }
             return Decision::DeletePods {
                 names,
                 grace_period_seconds: u32::try_from(grace).unwrap_or(u32::MAX),

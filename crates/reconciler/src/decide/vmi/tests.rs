@@ -275,6 +275,26 @@ fn a_deleted_vmis_pods_go_with_its_own_grace_period() {
 }
 
 #[test]
+fn a_pod_going_with_a_longer_grace_goes_again_with_the_vmis_shorter_one() {
+    let mut deleted = vmi(Vmi::Deleting);
+    let mut going = pod(LauncherPod::Terminating).expect("a pod");
+    going.metadata.deletion_grace_period_seconds = Some(30);
+    assert_eq!(
+        summary(&decide(&deleted, &[&going], false, NOW)),
+        "nothing",
+        "the VMI's default grace is the Pod's: it is going as it should"
+    );
+    deleted.spec.termination_grace_period_seconds = Some(0);
+    assert_eq!(
+        summary(&decide(&deleted, &[&going], false, NOW)),
+        "delete virt-launcher-vm1-abcde grace 0",
+        "a second, shorter stop cut the VMI's grace"
+    );
+    going.metadata.deletion_grace_period_seconds = Some(0);
+    assert_eq!(summary(&decide(&deleted, &[&going], false, NOW)), "nothing");
+}
+
+#[test]
 fn the_status_is_read_off_the_newest_pod() {
     let old = pod(LauncherPod::Failed).expect("a pod");
     let mut new = pod(LauncherPod::Running).expect("a pod");
