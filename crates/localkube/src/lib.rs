@@ -19,6 +19,7 @@ pub mod discovery;
 pub mod events;
 pub mod gc;
 pub mod http;
+pub(crate) mod jsonpath;
 pub mod kubeconfig;
 pub mod node;
 pub mod object_index;
