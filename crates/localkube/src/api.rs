@@ -2,19 +2,18 @@
 //! delete, with defaulting, validation, pruning, managed fields, finalizers and dry runs.
 
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
-use parking_lot::Mutex;
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 
-use crate::registry::{Registry, ResourceType, View};
+pub use crate::state::{Core, now_rfc3339};
+
+use crate::registry::{ResourceType, View};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult, Cause};
-use crate::store::{Store, StoreError, Stored, field_text, selectable_fields};
+use crate::store::{StoreError, Stored, field_text, selectable_fields};
 use crate::validation::{
     check_builtin_spec, check_labels_and_annotations, check_name, generate_name, go_quote,
     name_rule,
@@ -23,10 +22,6 @@ use crate::{apply, builtin, crd, events, openapi, schema, strategic};
 
 /// The largest request body the server reads (kube-apiserver's limit is 3 MiB).
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
-
-pub fn now_rfc3339() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FieldValidation {
@@ -204,16 +199,6 @@ pub struct ListPage {
     pub remaining: Option<u64>,
 }
 
-pub struct Core {
-    pub store: Store,
-    pub registry: Registry,
-    /// Woken after deletions and finalizer changes, for the garbage collector.
-    pub gc_wake: Notify,
-    pub service_cidr: (Ipv4Addr, u8),
-    /// Serializes service creation so that allocated IPs and ports are unique.
-    alloc_lock: Mutex<()>,
-}
-
 fn meta(obj: &Value) -> &Value {
     obj.get("metadata").unwrap_or(&Value::Null)
 }
@@ -386,16 +371,6 @@ fn store_err(rt: &ResourceType, name: &str, e: StoreError) -> ApiError {
 }
 
 impl Core {
-    pub fn new(watch_window: usize, service_cidr: (Ipv4Addr, u8)) -> Self {
-        Core {
-            store: Store::new(watch_window),
-            registry: Registry::new(),
-            gc_wake: Notify::new(),
-            service_cidr,
-            alloc_lock: Mutex::new(()),
-        }
-    }
-
     /// The stored object as the resource type's view shows it.
     pub fn to_view(&self, rt: &ResourceType, stored: &Value) -> Value {
         match rt.view {

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::api::{Core, now_rfc3339};
 use crate::registry::{Registry, ResourceType, View};
 use crate::schema;
+use crate::state::{Core, now_rfc3339};
 use crate::status::{ApiError, ApiResult, Cause};
 use crate::store::StoreKey;
 

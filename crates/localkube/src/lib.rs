@@ -30,6 +30,7 @@ pub mod protobuf;
 pub mod registry;
 pub mod schema;
 pub mod selectors;
+pub mod state;
 pub mod status;
 pub mod store;
 pub mod strategic;
