@@ -34,6 +34,7 @@ pub mod state;
 pub mod status;
 pub mod store;
 pub mod strategic;
+pub mod strategy;
 pub mod table;
 pub mod tls;
 pub mod validation;

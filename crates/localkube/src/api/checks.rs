@@ -6,9 +6,7 @@ use serde_json::{Value, json};
 use super::{Core, FieldValidation, meta, meta_str};
 use crate::registry::ResourceType;
 use crate::status::{ApiError, ApiResult, Cause};
-use crate::validation::{
-    check_builtin_spec, check_labels_and_annotations, check_name, go_quote, name_rule,
-};
+use crate::validation::{check_labels_and_annotations, check_name, go_quote, name_rule};
 use crate::{openapi, schema};
 
 impl Core {
@@ -164,24 +162,6 @@ impl Core {
                 &trimmed,
             ))),
         }
-    }
-
-    /// What kube-apiserver validates in built-in objects beyond their types; runs after the
-    /// types are checked, as kube decodes before it validates.
-    pub(super) fn check_spec(&self, rt: &ResourceType, obj: &Value) -> ApiResult<()> {
-        if rt.is_custom() {
-            return Ok(());
-        }
-        let causes = check_builtin_spec(&rt.group, &rt.kind, obj);
-        if causes.is_empty() {
-            return Ok(());
-        }
-        Err(ApiError::invalid(
-            &rt.group,
-            &rt.kind,
-            meta_str(obj, "name"),
-            causes,
-        ))
     }
 
     pub(super) fn check_namespace(

@@ -1,19 +1,13 @@
 //! create: a new object, named or generated, defaulted and validated, then stored.
 
-use std::collections::HashSet;
-use std::sync::Arc;
-
 use serde_json::{Value, json};
 
-use super::{
-    Core, WriteOptions, Written, is_crd_type, meta, meta_str, now_rfc3339, store_err,
-    tracks_generation,
-};
+use super::{Core, WriteOptions, Written, meta, meta_str, now_rfc3339, store_err, strategy};
+use crate::apply;
 use crate::registry::ResourceType;
 use crate::status::{ApiError, ApiResult};
-use crate::store::Stored;
+use crate::strategy::Created;
 use crate::validation::generate_name;
-use crate::{apply, builtin, crd};
 
 impl Core {
     pub fn create(
@@ -35,14 +29,9 @@ impl Core {
         opts: &WriteOptions,
         managed_fields: Option<Value>,
     ) -> ApiResult<Written> {
+        let strategy = strategy(rt);
         self.check_type(rt, &mut obj)?;
-        if let Some(crd_name) = &rt.crd
-            && crd::terminating(self, crd_name)
-        {
-            return Err(ApiError::method_not_allowed(format!(
-                "create not allowed while custom resource definition is terminating ({crd_name})"
-            )));
-        }
+        strategy.admit_create(self, rt)?;
         {
             let m = obj["metadata"].as_object_mut().expect("checked");
             let body_ns = m.get("namespace").and_then(Value::as_str).unwrap_or("");
@@ -92,7 +81,7 @@ impl Core {
             ] {
                 m.remove(f);
             }
-            if tracks_generation(rt) {
+            if strategy.tracks_generation() {
                 m.insert("generation".into(), json!(1));
             } else {
                 m.remove("generation");
@@ -101,19 +90,8 @@ impl Core {
         let name = meta_str(&obj, "name").to_string();
         self.check_metadata(rt, &obj)?;
         let warnings = self.check_schema(rt, &mut obj, opts.field_validation, &name)?;
-        self.check_spec(rt, &obj)?;
-        if rt.status_subresource
-            && rt.is_custom()
-            && let Some(m) = obj.as_object_mut()
-        {
-            m.remove("status");
-        }
-        if !rt.is_custom() {
-            builtin::prepare_create(&rt.store.0, &rt.store.1, &mut obj);
-        }
-        if is_crd_type(rt) {
-            crd::prepare(&self.registry, None, &mut obj)?;
-        }
+        strategy.validate_create(self, rt, &obj)?;
+        strategy.prepare_for_create(rt, &mut obj);
         {
             let m = obj["metadata"].as_object_mut().expect("checked");
             m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -133,26 +111,17 @@ impl Core {
         self.check_namespace(rt, ns, true)?;
         let stored = self.to_storage(rt, obj);
         let key_ns = if rt.namespaced { ns } else { "" };
-        let (result, stored) = if rt.store == ("".to_string(), "services".to_string()) {
-            let _guard = self.alloc_lock.lock();
-            let mut stored = stored;
-            let (ips, ports) = self.services_in_use(None);
-            builtin::assign_cluster_ip(&mut stored, self.service_cidr, &ips)?;
-            builtin::assign_node_ports(&mut stored, &ports);
-            self.commit_create(rt, key_ns, &name, stored, opts)?
-        } else {
-            self.commit_create(rt, key_ns, &name, stored, opts)?
-        };
-        if is_crd_type(rt) && !opts.dry_run {
-            crd::established(self, &result)?;
-        }
+        let (result, stored) = strategy.commit_create(self, stored, &mut |stored| {
+            self.commit_create(rt, key_ns, &name, stored, opts)
+        })?;
+        let rewritten = !opts.dry_run && strategy.after_create(self, &result)?;
         if meta(&result).get("ownerReferences").is_some() && !opts.dry_run {
             // The owner may already be gone.
             self.gc_wake.notify_one();
         }
-        let (object, json) = if is_crd_type(rt) && !opts.dry_run {
-            // Established since: show the stored state.
-            match self.store.get(&rt.store, "", &name) {
+        let (object, json) = if rewritten {
+            // Written again since: show the stored state.
+            match self.store.get(&rt.store, key_ns, &name) {
                 Some(o) => self.written_view(rt, o.value(), Some(&o)),
                 None => self.written_view(rt, result, stored.as_ref()),
             }
@@ -174,7 +143,7 @@ impl Core {
         name: &str,
         stored: Value,
         opts: &WriteOptions,
-    ) -> ApiResult<(Value, Option<Arc<Stored>>)> {
+    ) -> ApiResult<Created> {
         if opts.dry_run {
             if self.store.get(&rt.store, ns, name).is_some() {
                 return Err(ApiError::already_exists(&rt.group, &rt.plural, name));
@@ -185,32 +154,5 @@ impl Core {
             .create(&rt.store, ns, name, stored)
             .map(|c| (c.object, Some(c.stored)))
             .map_err(|e| store_err(rt, name, e))
-    }
-
-    fn services_in_use(&self, except: Option<(&str, &str)>) -> (HashSet<String>, HashSet<i64>) {
-        let key = ("".to_string(), "services".to_string());
-        let (all, _) = self.store.list(&key, None);
-        let mut ips = HashSet::new();
-        let mut ports = HashSet::new();
-        for s in all {
-            if except.is_some_and(|(ns, n)| s.namespace() == ns && s.name() == n) {
-                continue;
-            }
-            let s = s.value();
-            if let Some(ip) = s.pointer("/spec/clusterIP").and_then(Value::as_str) {
-                ips.insert(ip.to_string());
-            }
-            for p in s
-                .pointer("/spec/ports")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(np) = p.get("nodePort").and_then(Value::as_i64) {
-                    ports.insert(np);
-                }
-            }
-        }
-        (ips, ports)
     }
 }

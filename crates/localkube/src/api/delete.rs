@@ -7,32 +7,22 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use super::{
-    Core, DeleteOptions, Deleted, Propagation, finalizers, is_crd_type, is_deleting, meta,
-    store_err,
+    Core, DeleteOptions, Deleted, Propagation, finalizers, is_deleting, meta, store_err, strategy,
 };
-use crate::crd;
 use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult};
 use crate::store::Stored;
+use crate::strategy::Strategy;
 
 /// Whether a deleted object whose finalizers are all gone may leave storage now: not while a
-/// grace period runs, nor while a namespace still has spec finalizers.
-pub(super) fn removable_now(rt: &ResourceType, obj: &Value) -> bool {
+/// grace period runs, nor while its type keeps it (a namespace with content).
+pub(super) fn removable_now(strategy: &dyn Strategy, obj: &Value) -> bool {
     let grace = meta(obj)
         .get("deletionGracePeriodSeconds")
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    if grace > 0 {
-        return false;
-    }
-    if rt.store == ("".to_string(), "namespaces".to_string()) {
-        return obj
-            .pointer("/spec/finalizers")
-            .and_then(Value::as_array)
-            .is_none_or(Vec::is_empty);
-    }
-    true
+    grace <= 0 && strategy.may_remove(obj)
 }
 
 impl Core {
@@ -44,13 +34,7 @@ impl Core {
         opts: &DeleteOptions,
     ) -> ApiResult<Deleted> {
         let key_ns = if rt.namespaced { ns } else { "" };
-        if rt.store == ("".to_string(), "namespaces".to_string())
-            && ["default", "kube-system", "kube-public"].contains(&name)
-        {
-            return Err(ApiError::forbidden(format!(
-                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
-            )));
-        }
+        strategy(rt).admit_delete(name)?;
         if let Some(g) = opts.grace_period
             && g < 0
         {
@@ -117,36 +101,9 @@ impl Core {
         let mut fins = finalizers(current);
         let mut changed = false;
         let now = Utc::now();
-        let is_pod = rt.store == ("".to_string(), "pods".to_string());
-        let is_ns = rt.store == ("".to_string(), "namespaces".to_string());
-        // Graceful deletion applies to pods that a node runs.
-        let mut grace = 0i64;
-        if is_pod {
-            let phase = current
-                .pointer("/status/phase")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let bound = current
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .is_some_and(|n| !n.is_empty());
-            grace = opts.grace_period.unwrap_or_else(|| {
-                current
-                    .pointer("/spec/terminationGracePeriodSeconds")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(30)
-            });
-            if !bound || phase == "Succeeded" || phase == "Failed" {
-                grace = 0;
-            }
-            if let Some(existing) = meta(current)
-                .get("deletionGracePeriodSeconds")
-                .and_then(Value::as_i64)
-                && existing < grace
-            {
-                grace = existing;
-            }
-        }
+        let strategy = strategy(rt);
+        let graceful = strategy.grace_period(current, opts.grace_period);
+        let grace = graceful.unwrap_or(0);
         let policy = opts.propagation.unwrap_or(Propagation::Background);
         match policy {
             Propagation::Foreground if !fins.iter().any(|f| f == "foregroundDeletion") => {
@@ -162,15 +119,9 @@ impl Core {
             _ => {}
         }
         let already = is_deleting(current);
-        if is_ns && already {
-            return Err(ApiError::conflict(
-                "",
-                "namespaces",
-                name,
-                "The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
-            ));
-        }
-        let pending = !fins.is_empty() || grace > 0 || is_ns;
+        let stays = strategy.on_delete(name, already, &mut next)?;
+        changed |= stays;
+        let pending = !fins.is_empty() || grace > 0 || stays;
         if !pending {
             let object = self.remove_now(rt, ns, name, stored, opts.dry_run)?;
             return Ok(Deleted { object, gone: true });
@@ -195,18 +146,14 @@ impl Core {
                     )
                 })?;
             let ts = when.to_rfc3339_opts(SecondsFormat::Secs, true);
-            // A pod's grace period may be shortened by a second delete.
-            let shortened = is_pod
+            // A graceful deletion may be shortened by a second delete.
+            let shortened = graceful.is_some()
                 && m.get("deletionGracePeriodSeconds").and_then(Value::as_i64) != Some(grace);
             if !already || shortened {
                 m.insert("deletionTimestamp".into(), json!(ts));
                 m.insert("deletionGracePeriodSeconds".into(), json!(grace));
                 changed = true;
             }
-        }
-        if is_ns && !already {
-            next["status"]["phase"] = json!("Terminating");
-            changed = true;
         }
         if !changed || opts.dry_run {
             return Ok(Deleted {
@@ -243,9 +190,7 @@ impl Core {
             .delete(&rt.store, ns, name, Some(current.rv()))
             .map_err(|e| store_err(rt, name, e))?;
         self.gc_wake.notify_one();
-        if is_crd_type(rt) {
-            crd::unregister(self, &gone.object);
-        }
+        strategy(rt).after_remove(self, &gone.object);
         Ok(self.to_view(rt, &gone.object))
     }
 

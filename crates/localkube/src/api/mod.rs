@@ -10,10 +10,12 @@ use serde_json::Value;
 
 pub use crate::state::{Core, now_rfc3339};
 
-use crate::registry::ResourceType;
+use crate::registry::{ResourceType, StrategyId};
 use crate::status::{ApiError, ApiResult};
 use crate::store::StoreError;
+use crate::strategy::Strategy;
 use crate::validation::go_quote;
+use crate::{builtin, crd};
 
 mod bind;
 mod checks;
@@ -220,21 +222,19 @@ fn is_store_conflict(e: &ApiError) -> bool {
     e.code == 409 && e.reason == "Conflict" && e.message.contains("the object has been modified")
 }
 
-/// The CustomResourceDefinition resource itself (not a custom resource in that group).
-pub fn is_crd_type(rt: &ResourceType) -> bool {
-    !rt.is_custom()
-        && rt.group == "apiextensions.k8s.io"
-        && rt.plural == "customresourcedefinitions"
-}
-
-/// Whether the resource's strategy maintains `metadata.generation`: custom resources and the
-/// built-ins with a desired state that controllers observe.
-fn tracks_generation(rt: &ResourceType) -> bool {
-    rt.is_custom()
-        || matches!(
-            (rt.group.as_str(), rt.plural.as_str()),
-            ("apps", _) | ("apiextensions.k8s.io", _)
-        )
+/// The rules of a resource type.
+fn strategy(rt: &ResourceType) -> &'static dyn Strategy {
+    match rt.strategy {
+        StrategyId::Plain => &builtin::Plain,
+        StrategyId::Pod => &builtin::Pods,
+        StrategyId::Namespace => &builtin::Namespaces,
+        StrategyId::Service => &builtin::Services,
+        StrategyId::ConfigMap => &builtin::ConfigMaps,
+        StrategyId::Secret => &builtin::Secrets,
+        StrategyId::Deployment => &builtin::Deployments,
+        StrategyId::CustomResourceDefinition => &crd::Definitions,
+        StrategyId::CustomResource => &crd::CustomResources,
+    }
 }
 
 /// kube-apiserver's answer to an update that changes metadata.uid. It validates object
@@ -261,13 +261,7 @@ fn uid_immutable(rt: &ResourceType, name: &str, uid: &str) -> ApiError {
 
 /// Where kube-apiserver keeps an object in etcd, which its storage errors name.
 fn storage_key(rt: &ResourceType, ns: &str, name: &str) -> String {
-    let mut key = if rt.is_custom() {
-        format!("/registry/{}/{}", rt.group, rt.plural)
-    } else if rt.store == ("".to_string(), "services".to_string()) {
-        "/registry/services/specs".to_string()
-    } else {
-        format!("/registry/{}", rt.plural)
-    };
+    let mut key = strategy(rt).storage_prefix(rt);
     if !ns.is_empty() {
         key.push('/');
         key.push_str(ns);

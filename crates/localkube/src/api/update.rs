@@ -8,13 +8,13 @@ use serde_json::{Value, json};
 
 use super::delete::removable_now;
 use super::{
-    Core, WriteOptions, Written, finalizers, is_crd_type, is_deleting, is_store_conflict, meta,
-    meta_str, now_rfc3339, storage_key, store_err, tracks_generation, uid_immutable,
+    Core, WriteOptions, Written, finalizers, is_deleting, is_store_conflict, meta, meta_str,
+    now_rfc3339, storage_key, store_err, strategy, uid_immutable,
 };
+use crate::apply;
 use crate::registry::ResourceType;
 use crate::status::{ApiError, ApiResult};
 use crate::store::Stored;
-use crate::{apply, crd};
 
 /// Everything but metadata and status: what `generation` tracks.
 fn spec_part(obj: &Value) -> Value {
@@ -138,6 +138,7 @@ impl Core {
         status_only: bool,
         managed_override: Option<Value>,
     ) -> ApiResult<Written> {
+        let strategy = strategy(rt);
         if status_only {
             // Only the status stanza moves; everything else stays as stored.
             let status = obj.get("status").cloned();
@@ -194,37 +195,9 @@ impl Core {
         }
         self.check_metadata(rt, &obj)?;
         let warnings = self.check_schema(rt, &mut obj, opts.field_validation, name)?;
-        self.check_spec(rt, &obj)?;
-        if !rt.is_custom() && rt.store.1 == "services" {
-            // The cluster IP is immutable; keep the allocated one when the update omits it.
-            for f in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
-                if obj.pointer(&format!("/spec/{f}")).is_none()
-                    && let Some(v) = current_view.pointer(&format!("/spec/{f}"))
-                {
-                    obj["spec"][f] = v.clone();
-                }
-            }
-            let old_ip = current_view.pointer("/spec/clusterIP");
-            if old_ip.is_some() && obj.pointer("/spec/clusterIP") != old_ip {
-                return Err(ApiError::invalid_field(
-                    "",
-                    "Service",
-                    name,
-                    "spec.clusterIPs[0]",
-                    "FieldValueInvalid",
-                    "Invalid value: field is immutable",
-                ));
-            }
-        }
-        if is_crd_type(rt) {
-            crd::prepare(&self.registry, Some(&current_view), &mut obj)?;
-            if let Some(s) = current_view.get("status")
-                && !status_only
-            {
-                obj["status"] = s.clone();
-            }
-        }
-        if tracks_generation(rt) && spec_part(&obj) != spec_part(&current_view) {
+        strategy.validate_update(self, rt, &current_view, &obj)?;
+        strategy.prepare_for_update(&current_view, &mut obj, status_only)?;
+        if strategy.tracks_generation() && spec_part(&obj) != spec_part(&current_view) {
             let gen_ = meta(&current_view)
                 .get("generation")
                 .and_then(Value::as_i64)
@@ -265,7 +238,7 @@ impl Core {
         }
         let stored = self.to_storage(rt, obj);
         let expected = current.rv();
-        if deleting && finalizers(&stored).is_empty() && removable_now(rt, &stored) {
+        if deleting && finalizers(&stored).is_empty() && removable_now(strategy, &stored) {
             let object = if opts.dry_run {
                 self.to_view(rt, &stored)
             } else {
@@ -295,9 +268,7 @@ impl Core {
         if finalizers_changed {
             self.gc_wake.notify_one();
         }
-        if is_crd_type(rt) {
-            crd::register(self, &written.object)?;
-        }
+        strategy.after_update(self, &written.object)?;
         let (object, json) = self.written_view(rt, written.object, Some(&written.stored));
         Ok(Written {
             object,
