@@ -1239,6 +1239,7 @@ pub fn printer_columns_from_crd(cols: &Value) -> Vec<Column> {
 /// Missing values are `null`; integer, number and boolean columns keep their
 /// JSON types; date columns carry the timestamp string; several string results
 /// are joined with ",".
+#[cfg(test)]
 pub fn crd_cells(cols: &Value, obj: &Value) -> Vec<Value> {
     crd_cells_impl(cols, obj, None)
 }

@@ -26,8 +26,6 @@ mod read;
 mod update;
 mod view;
 
-pub use read::ListPage;
-
 /// The largest request body the server reads (kube-apiserver's limit is 3 MiB).
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
 

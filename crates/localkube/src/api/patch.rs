@@ -236,7 +236,6 @@ impl Core {
             Box::new(strategic::JsonMergeMeta)
         } else {
             Box::new(strategic::BuiltinPatchMeta {
-                group: rt.store.0.clone(),
                 kind: rt.kind.clone(),
             })
         }

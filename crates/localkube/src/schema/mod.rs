@@ -27,6 +27,7 @@ pub struct FieldError {
 
 impl FieldError {
     /// `field: message`, as Kubernetes prints field errors.
+    #[cfg(test)]
     pub fn display(&self) -> String {
         if self.field.is_empty() {
             self.message.clone()
