@@ -28,7 +28,7 @@ fn default_field(map: &mut Map<String, Value>, key: &str, value: Value) {
 }
 
 /// Pod spec defaults (also used for pod templates).
-pub fn default_pod_spec(spec: &mut Value) {
+fn default_pod_spec(spec: &mut Value) {
     let Some(map) = spec.as_object_mut() else {
         return;
     };
@@ -333,7 +333,7 @@ impl Strategy for Deployments {
 
 /// A service's cluster IP: the requested one, "None" (headless), or a free one from the CIDR.
 /// `used` are the IPs that other services hold.
-pub fn assign_cluster_ip(
+fn assign_cluster_ip(
     obj: &mut Value,
     cidr: (Ipv4Addr, u8),
     used: &HashSet<String>,
@@ -411,7 +411,7 @@ pub fn assign_cluster_ip(
 }
 
 /// Gives NodePort and LoadBalancer service ports a node port from 30000-32767.
-pub fn assign_node_ports(obj: &mut Value, used: &HashSet<i64>) {
+fn assign_node_ports(obj: &mut Value, used: &HashSet<i64>) {
     let spec = obj_mut(obj, "spec");
     let kind = spec.get("type").and_then(Value::as_str).unwrap_or("");
     if kind != "NodePort" && kind != "LoadBalancer" {

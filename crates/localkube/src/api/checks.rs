@@ -1,5 +1,5 @@
 //! The checks every write runs on the object it is given: type, metadata, schema (with
-//! pruning and defaulting), the per-type rules, and the namespace.
+//! pruning and defaulting), and the namespace. The per-type rules are the strategies'.
 
 use serde_json::{Value, json};
 
