@@ -751,7 +751,6 @@ pub fn patch_meta_for(api_version: &str, kind: &str) -> Box<dyn PatchMeta> {
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     if !group.contains('.') || BUILTIN_GROUPS.contains(&group) {
         Box::new(super::strategic::BuiltinPatchMeta {
-            group: group.to_string(),
             kind: kind.to_string(),
         })
     } else {
@@ -848,7 +847,6 @@ mod tests {
 
     fn deploy_meta() -> BuiltinPatchMeta {
         BuiltinPatchMeta {
-            group: "apps".into(),
             kind: "Deployment".into(),
         }
     }
@@ -1359,7 +1357,6 @@ mod tests {
     #[test]
     fn apply_prunes_set_elements() {
         let meta = BuiltinPatchMeta {
-            group: String::new(),
             kind: "ConfigMap".into(),
         };
         let cm = |finalizers: Value| {

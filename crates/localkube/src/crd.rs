@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::api::{Core, now_rfc3339};
-use crate::registry::{Registry, ResourceType, View};
+use crate::registry::{Registry, ResourceType, StrategyId, View};
 use crate::schema;
+use crate::state::{Core, now_rfc3339};
 use crate::status::{ApiError, ApiResult, Cause};
 use crate::store::StoreKey;
+use crate::strategy::Strategy;
 
 fn invalid(name: &str, field: &str, reason: &str, message: impl Into<String>) -> Cause {
     let _ = name;
@@ -30,9 +31,8 @@ fn protected_group(group: &str) -> bool {
         || group.ends_with(".kubernetes.io")
 }
 
-/// Validates a CRD (against `old` on update) and fills the defaults the API server sets:
-/// singular, listKind, and on create the cleanup finalizer.
-pub fn prepare(registry: &Registry, old: Option<&Value>, crd: &mut Value) -> ApiResult<()> {
+/// Validates a CRD (against `old` on update).
+fn validate(registry: &Registry, old: Option<&Value>, crd: &Value) -> ApiResult<()> {
     let name = crd
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -211,7 +211,18 @@ pub fn prepare(registry: &Registry, old: Option<&Value>, crd: &mut Value) -> Api
             causes,
         ));
     }
-    if old.is_none() {
+    Ok(())
+}
+
+/// Fills the defaults the API server sets on a valid CRD: singular, listKind, and on create the
+/// cleanup finalizer.
+fn set_defaults(creating: bool, crd: &mut Value) {
+    let kind = crd
+        .pointer("/spec/names/kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if creating {
         let fins = crd["metadata"]
             .as_object_mut()
             .map(|m| m.entry("finalizers").or_insert_with(|| json!([])));
@@ -228,11 +239,94 @@ pub fn prepare(registry: &Registry, old: Option<&Value>, crd: &mut Value) -> Api
     if names.get("listKind").is_none() {
         names["listKind"] = json!(format!("{kind}List"));
     }
-    Ok(())
+}
+
+/// The rules of the CustomResourceDefinition type itself.
+pub struct Definitions;
+
+impl Strategy for Definitions {
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+
+    fn validate_create(&self, core: &Core, _rt: &ResourceType, crd: &Value) -> ApiResult<()> {
+        validate(&core.registry, None, crd)
+    }
+
+    fn validate_update(
+        &self,
+        core: &Core,
+        _rt: &ResourceType,
+        old: &Value,
+        crd: &Value,
+    ) -> ApiResult<()> {
+        validate(&core.registry, Some(old), crd)
+    }
+
+    fn prepare_for_create(&self, _rt: &ResourceType, crd: &mut Value) {
+        set_defaults(true, crd);
+    }
+
+    /// The status is the server's: only the status subresource writes it.
+    fn prepare_for_update(&self, old: &Value, crd: &mut Value, status_only: bool) -> ApiResult<()> {
+        set_defaults(false, crd);
+        if let Some(s) = old.get("status")
+            && !status_only
+        {
+            crd["status"] = s.clone();
+        }
+        Ok(())
+    }
+
+    fn after_create(&self, core: &Core, crd: &Value) -> ApiResult<bool> {
+        established(core, crd)?;
+        Ok(true)
+    }
+
+    fn after_update(&self, core: &Core, crd: &Value) -> ApiResult<()> {
+        register(core, crd)
+    }
+
+    fn after_remove(&self, core: &Core, crd: &Value) {
+        unregister(core, crd);
+    }
+}
+
+/// The rules of the resources that CRDs serve.
+pub struct CustomResources;
+
+impl Strategy for CustomResources {
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+
+    fn storage_prefix(&self, rt: &ResourceType) -> String {
+        format!("/registry/{}/{}", rt.group, rt.plural)
+    }
+
+    fn admit_create(&self, core: &Core, rt: &ResourceType) -> ApiResult<()> {
+        if let Some(crd_name) = &rt.crd
+            && terminating(core, crd_name)
+        {
+            return Err(ApiError::method_not_allowed(format!(
+                "create not allowed while custom resource definition is terminating ({crd_name})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// With a status subresource, a create does not set the status.
+    fn prepare_for_create(&self, rt: &ResourceType, obj: &mut Value) {
+        if rt.status_subresource
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.remove("status");
+        }
+    }
 }
 
 /// The resource types a CRD serves, one per served version.
-pub fn types_of(crd: &Value) -> Vec<ResourceType> {
+fn types_of(crd: &Value) -> Vec<ResourceType> {
     let name = crd
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -283,12 +377,13 @@ pub fn types_of(crd: &Value) -> Vec<ResourceType> {
             crd: Some(name.clone()),
             deprecated: v["deprecated"].as_bool().unwrap_or(false),
             deprecation_warning: v["deprecationWarning"].as_str().map(str::to_string),
+            strategy: StrategyId::CustomResource,
         })
         .collect()
 }
 
 /// Starts serving a stored CRD's resources (after create or update).
-pub fn register(core: &Core, crd: &Value) -> ApiResult<()> {
+fn register(core: &Core, crd: &Value) -> ApiResult<()> {
     let name = crd
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -304,7 +399,7 @@ pub fn register(core: &Core, crd: &Value) -> ApiResult<()> {
 }
 
 /// Registers a new CRD and marks it Established and NamesAccepted, as the API server does.
-pub fn established(core: &Core, crd: &Value) -> ApiResult<()> {
+fn established(core: &Core, crd: &Value) -> ApiResult<()> {
     register(core, crd)?;
     let key = (
         "apiextensions.k8s.io".to_string(),
@@ -352,7 +447,7 @@ pub fn store_key(crd: &Value) -> StoreKey {
 
 /// Stops serving a removed CRD's resources. The cleanup finalizer has already seen its
 /// custom resources deleted; anything left (a CRD removed without it) goes too.
-pub fn unregister(core: &Core, crd: &Value) {
+fn unregister(core: &Core, crd: &Value) {
     let name = crd
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -366,7 +461,7 @@ pub fn unregister(core: &Core, crd: &Value) {
 }
 
 /// Whether the CRD that serves a custom resource type is being deleted.
-pub fn terminating(core: &Core, crd_name: &str) -> bool {
+fn terminating(core: &Core, crd_name: &str) -> bool {
     let key = (
         "apiextensions.k8s.io".to_string(),
         "customresourcedefinitions".to_string(),

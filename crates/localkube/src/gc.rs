@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::api::{Core, DeleteOptions, Propagation, WriteOptions};
 use crate::crd;
-use crate::registry::ResourceType;
+use crate::registry::{ResourceType, StrategyId};
 use crate::store::{OwnerRef, StoreKey, Stored};
 
 const RESYNC: std::time::Duration = std::time::Duration::from_secs(5);
@@ -130,13 +130,13 @@ pub fn pass(core: &Core) -> bool {
     }
     let terminating_namespaces: HashSet<&str> = entries
         .iter()
-        .filter(|e| e.rt.store == ("".into(), "namespaces".into()) && e.deleting())
+        .filter(|e| e.rt.strategy == StrategyId::Namespace && e.deleting())
         .map(|e| e.name())
         .collect();
     for e in &entries {
         // Namespaced objects in a terminating namespace go.
         if e.rt.namespaced && terminating_namespaces.contains(e.ns()) {
-            if !e.deleting() || e.rt.store == ("".into(), "pods".into()) {
+            if !e.deleting() || e.rt.strategy == StrategyId::Pod {
                 changed |= !e.deleting() && delete(core, e, Propagation::Background);
             }
             continue;
@@ -188,7 +188,7 @@ pub fn pass(core: &Core) -> bool {
         } else if e.has_finalizer("orphan") && deps.is_empty() {
             changed |= remove_finalizer(core, e, "orphan");
         }
-        if e.rt.store == ("".into(), "namespaces".into()) {
+        if e.rt.strategy == StrategyId::Namespace {
             let left = entries
                 .iter()
                 .any(|x| x.rt.namespaced && x.ns() == e.name());
@@ -196,7 +196,9 @@ pub fn pass(core: &Core) -> bool {
                 changed |= finish_namespace(core, e);
             }
         }
-        if crate::api::is_crd_type(&e.rt) && e.has_finalizer(crd::CLEANUP_FINALIZER) {
+        if e.rt.strategy == StrategyId::CustomResourceDefinition
+            && e.has_finalizer(crd::CLEANUP_FINALIZER)
+        {
             changed |= clean_up_crd(core, e, &entries);
         }
     }

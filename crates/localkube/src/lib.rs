@@ -11,30 +11,33 @@
 //! # let _ = client; Ok(()) }
 //! ```
 
-pub mod api;
-pub mod apply;
-pub mod builtin;
-pub mod crd;
-pub mod discovery;
-pub mod events;
-pub mod gc;
-pub mod http;
-pub mod kubeconfig;
+pub(crate) mod api;
+pub(crate) mod apply;
+pub(crate) mod builtin;
+pub(crate) mod crd;
+pub(crate) mod discovery;
+pub(crate) mod events;
+pub(crate) mod gc;
+pub(crate) mod http;
+pub(crate) mod jsonpath;
+pub(crate) mod kubeconfig;
 pub mod node;
-pub mod object_index;
-pub mod openapi;
+pub(crate) mod object_index;
+pub(crate) mod openapi;
 pub mod packing;
 pub mod process;
-pub mod protobuf;
-pub mod registry;
-pub mod schema;
-pub mod selectors;
-pub mod status;
-pub mod store;
-pub mod strategic;
-pub mod table;
-pub mod tls;
-pub mod validation;
+pub(crate) mod protobuf;
+pub(crate) mod registry;
+pub(crate) mod schema;
+pub(crate) mod selectors;
+pub(crate) mod state;
+pub(crate) mod status;
+pub(crate) mod store;
+pub(crate) mod strategic;
+pub(crate) mod strategy;
+pub(crate) mod table;
+pub(crate) mod tls;
+pub(crate) mod validation;
 
 mod server;
 

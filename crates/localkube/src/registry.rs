@@ -16,6 +16,38 @@ pub enum View {
     EventsV1,
 }
 
+/// Which strategy (`crate::strategy`) holds a type's rules; `api` maps it to the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyId {
+    /// A built-in type with no rules of its own.
+    Plain,
+    Pod,
+    Namespace,
+    Service,
+    ConfigMap,
+    Secret,
+    Deployment,
+    CustomResourceDefinition,
+    /// A resource that a CRD serves.
+    CustomResource,
+}
+
+impl StrategyId {
+    /// The strategy of a built-in type, by where it is stored.
+    fn of_builtin(store_group: &str, plural: &str) -> Self {
+        match (store_group, plural) {
+            ("", "pods") => Self::Pod,
+            ("", "namespaces") => Self::Namespace,
+            ("", "services") => Self::Service,
+            ("", "configmaps") => Self::ConfigMap,
+            ("", "secrets") => Self::Secret,
+            ("apps", "deployments") => Self::Deployment,
+            ("apiextensions.k8s.io", "customresourcedefinitions") => Self::CustomResourceDefinition,
+            _ => Self::Plain,
+        }
+    }
+}
+
 /// One served (group, version, resource).
 #[derive(Debug, Clone)]
 pub struct ResourceType {
@@ -40,6 +72,7 @@ pub struct ResourceType {
     pub crd: Option<String>,
     pub deprecated: bool,
     pub deprecation_warning: Option<String>,
+    pub strategy: StrategyId,
 }
 
 impl ResourceType {
@@ -267,6 +300,7 @@ fn builtin_types() -> Vec<Arc<ResourceType>> {
                 crd: None,
                 deprecated: false,
                 deprecation_warning: None,
+                strategy: StrategyId::of_builtin(store_group, bi.plural),
             })
         })
         .collect()

@@ -38,6 +38,7 @@ pub enum SelectorError {
     #[error("unable to parse requirement: {0}")]
     Requirement(String),
     /// A `metav1.LabelSelector` object that cannot be converted.
+    #[cfg(test)]
     #[error("{0}")]
     InvalidLabelSelector(String),
     /// A field-selector term without a recognised operator.
@@ -219,7 +220,8 @@ pub fn parse_label_selector(s: &str) -> Result<LabelSelector, SelectorError> {
 }
 
 /// Converts a `metav1.LabelSelector` (`matchLabels` and `matchExpressions`)
-/// into a [`LabelSelector`]. `null` and `{}` select everything.
+/// into a [`LabelSelector`]. `null` and `{}` select everything. Only the tests use it so far.
+#[cfg(test)]
 pub fn label_selector_from_object(sel: &Value) -> Result<LabelSelector, SelectorError> {
     let obj = match sel {
         Value::Null => return Ok(LabelSelector::everything()),
@@ -268,6 +270,7 @@ pub fn label_selector_from_object(sel: &Value) -> Result<LabelSelector, Selector
     Ok(LabelSelector::from_requirements(requirements))
 }
 
+#[cfg(test)]
 fn expression_requirement(expr: &Value) -> Result<LabelRequirement, String> {
     let key = expr.get("key").and_then(Value::as_str).unwrap_or_default();
     let op_name = expr
@@ -470,12 +473,14 @@ fn label_value_errors(value: &str) -> Vec<String> {
 
 /// Whether `key` is a valid label key (optional DNS-subdomain prefix and `/`,
 /// then a name of at most 63 characters).
+#[cfg(test)]
 pub fn is_valid_label_key(key: &str) -> bool {
     qualified_name_errors(key).is_empty()
 }
 
 /// Whether `value` is a valid label value (at most 63 characters, possibly
 /// empty).
+#[cfg(test)]
 pub fn is_valid_label_value(value: &str) -> bool {
     label_value_errors(value).is_empty()
 }

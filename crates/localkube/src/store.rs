@@ -29,9 +29,6 @@ use crate::packing::{Body, Dictionary, Trainer};
 /// (core `events` and `events.k8s.io` events).
 pub type StoreKey = (String, String);
 
-/// Key of one object inside a table: (namespace, name); cluster-scoped objects use "".
-pub type ObjKey = (String, String);
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
     Added,

@@ -62,11 +62,9 @@ impl PatchMeta for JsonMergeMeta {
 }
 
 /// Patch metadata of a built-in kind, from a hand-written table of the merge keys declared by
-/// the Kubernetes Go types. The kind decides where pod specs and object metadata are nested;
-/// `group` is informational.
+/// the Kubernetes Go types. The kind decides where pod specs and object metadata are nested.
 #[derive(Debug, Clone, Default)]
 pub struct BuiltinPatchMeta {
-    pub group: String,
     pub kind: String,
 }
 
@@ -513,10 +511,7 @@ mod tests {
     use serde_json::json;
 
     fn meta(kind: &str) -> BuiltinPatchMeta {
-        BuiltinPatchMeta {
-            group: if kind == "Deployment" { "apps" } else { "" }.into(),
-            kind: kind.into(),
-        }
+        BuiltinPatchMeta { kind: kind.into() }
     }
 
     fn merge(kind: &str, original: Value, patch: Value) -> Value {

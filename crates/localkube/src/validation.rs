@@ -249,18 +249,6 @@ fn invalid(field: String, value: &Value, problem: &str) -> Cause {
     }
 }
 
-/// What kube-apiserver validates in the spec of a built-in kind, beyond its schema's types.
-/// `obj` is the object as written, before defaults.
-pub fn check_builtin_spec(group: &str, kind: &str, obj: &Value) -> Vec<Cause> {
-    match (group, kind) {
-        ("", "ConfigMap") => check_config_map(obj),
-        ("", "Secret") => check_secret(obj),
-        ("", "Service") => check_service(obj),
-        ("", "Pod") => check_pod_spec(obj.get("spec").unwrap_or(&Value::Null), "spec"),
-        _ => Vec::new(),
-    }
-}
-
 fn object_keys<'a>(obj: &'a Value, field: &str) -> Vec<&'a String> {
     obj.get(field)
         .and_then(Value::as_object)
@@ -268,7 +256,11 @@ fn object_keys<'a>(obj: &'a Value, field: &str) -> Vec<&'a String> {
         .unwrap_or_default()
 }
 
-fn check_config_map(obj: &Value) -> Vec<Cause> {
+// What kube-apiserver validates in built-in kinds beyond their schema's types, on the object as
+// written, before defaults. The strategies in `builtin` call these.
+
+/// A ConfigMap's keys and size.
+pub fn check_config_map(obj: &Value) -> Vec<Cause> {
     let data = object_keys(obj, "data");
     let binary = object_keys(obj, "binaryData");
     let mut causes = Vec::new();
@@ -319,7 +311,8 @@ fn check_config_map(obj: &Value) -> Vec<Cause> {
 /// The most bytes of values a ConfigMap may hold, as kube allows.
 const MAX_CONFIG_MAP_BYTES: usize = 1024 * 1024;
 
-fn check_secret(obj: &Value) -> Vec<Cause> {
+/// A Secret's keys.
+pub fn check_secret(obj: &Value) -> Vec<Cause> {
     // stringData is merged into data before kube validates, so its keys are data's.
     let mut keys = object_keys(obj, "data");
     for k in object_keys(obj, "stringData") {
@@ -340,7 +333,8 @@ fn check_secret(obj: &Value) -> Vec<Cause> {
     causes
 }
 
-fn check_service(obj: &Value) -> Vec<Cause> {
+/// A Service's ports: names, numbers, protocols and node ports.
+pub fn check_service(obj: &Value) -> Vec<Cause> {
     let spec = obj.get("spec").unwrap_or(&Value::Null);
     let kind = spec
         .get("type")
@@ -441,7 +435,7 @@ fn check_service(obj: &Value) -> Vec<Cause> {
 }
 
 /// Checks a pod spec (`path` is where it sits).
-fn check_pod_spec(spec: &Value, path: &str) -> Vec<Cause> {
+pub fn check_pod_spec(spec: &Value, path: &str) -> Vec<Cause> {
     let mut causes = Vec::new();
     if let Some(v) = spec.get("activeDeadlineSeconds").filter(|v| !v.is_null())
         && !v

@@ -1,0 +1,388 @@
+//! patch: JSON patch, merge patch, strategic merge patch and server-side apply.
+
+use serde_json::{Value, json};
+
+use super::{
+    Core, MAX_BODY, PatchType, WriteOptions, Written, is_store_conflict, meta_str, now_rfc3339,
+    uid_immutable,
+};
+use crate::registry::ResourceType;
+use crate::status::{ApiError, ApiResult};
+use crate::{apply, strategic};
+
+/// Whether a patch carries a resourceVersion, which makes it conditional.
+fn patch_sets_resource_version(patch_type: PatchType, patch: &Value) -> bool {
+    match patch_type {
+        PatchType::Json => patch.as_array().is_some_and(|ops| {
+            ops.iter().any(|op| {
+                op.get("path").and_then(Value::as_str) == Some("/metadata/resourceVersion")
+            })
+        }),
+        _ => patch
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty()),
+    }
+}
+
+impl Core {
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        patch_type: PatchType,
+        patch: &Value,
+        opts: &WriteOptions,
+        status_only: bool,
+    ) -> ApiResult<Written> {
+        if patch_type == PatchType::Apply && opts.field_manager.is_none() {
+            return Err(ApiError::bad_request(
+                "PATCH, application/apply-patch+yaml requires fieldManager to be set",
+            ));
+        }
+        if patch_type == PatchType::Apply {
+            // kube-apiserver's words for an apply configuration that is not an object.
+            let not = match patch {
+                Value::Object(_) => None,
+                Value::Null => {
+                    return Err(ApiError::bad_request(format!(
+                        "Incorrect version specified in apply patch. Specified patch version: , expected: {}",
+                        rt.api_version()
+                    )));
+                }
+                Value::Array(_) => Some("array"),
+                Value::String(_) => Some("string"),
+                Value::Number(_) => Some("number"),
+                Value::Bool(_) => Some("bool"),
+            };
+            if let Some(what) = not {
+                return Err(ApiError::bad_request(format!(
+                    "error decoding YAML: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {what} into Go value of type map[string]interface {{}}"
+                )));
+            }
+        }
+        if patch_type != PatchType::Apply && opts.force {
+            return Err(ApiError::bad_request(
+                "force may not be set for non-apply patch",
+            ));
+        }
+        let key_ns = if rt.namespaced { ns } else { "" };
+        // Patches retry on a concurrent change, as kube-apiserver's do.
+        for _ in 0..16 {
+            let Some(current) = self.store.get(&rt.store, key_ns, name) else {
+                if patch_type == PatchType::Apply {
+                    let mut obj = patch.clone();
+                    self.check_type(rt, &mut obj)?;
+                    let body_name = meta_str(&obj, "name");
+                    if !body_name.is_empty() && body_name != name {
+                        return Err(ApiError::bad_request(format!(
+                            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+                        )));
+                    }
+                    obj["metadata"]["name"] = json!(name);
+                    let applied = apply::server_side_apply(
+                        None,
+                        &obj,
+                        opts.field_manager.as_deref().unwrap_or_default(),
+                        opts.force,
+                        &*self.patch_meta(rt),
+                        &rt.api_version(),
+                        &now_rfc3339(),
+                    )
+                    .map_err(|e| apply_error(rt, name, e))?;
+                    if status_only {
+                        return Err(ApiError::not_found(&rt.group, &rt.plural, name));
+                    }
+                    let managed = applied["metadata"]["managedFields"].clone();
+                    match self.create_with(rt, ns, applied, opts, Some(managed)) {
+                        // Another apply created it first: apply onto that one.
+                        Err(e) if e.reason == "AlreadyExists" => continue,
+                        other => return other,
+                    }
+                }
+                return Err(ApiError::not_found(&rt.group, &rt.plural, name));
+            };
+            let current_view = self.view_of(rt, &current);
+            let mut managed_override = None;
+            let patched = match patch_type {
+                PatchType::Json => {
+                    if let Some(n) = patch.as_array().map(Vec::len)
+                        && n > MAX_JSON_PATCH_OPS
+                    {
+                        return Err(ApiError::entity_too_large(format!(
+                            "The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPS}, got {n}"
+                        )));
+                    }
+                    let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+                        .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+                    let mut doc = current_view.clone();
+                    match apply_json_patch(&mut doc, ops, MAX_JSON_PATCH_COPY_BYTES) {
+                        Ok(()) => doc,
+                        // kube-apiserver answers with a generic 422 that drops the reason.
+                        Err(JsonPatchError::CopyLimit) => {
+                            return Err(ApiError::unprocessable());
+                        }
+                        Err(JsonPatchError::Op(e)) => {
+                            if matches!(e.kind, json_patch::PatchErrorKind::TestFailed) {
+                                return Err(ApiError::conflict(
+                                    &rt.group,
+                                    &rt.plural,
+                                    name,
+                                    format!("the JSON patch test operation failed: {e}"),
+                                ));
+                            }
+                            return Err(ApiError::invalid_field(
+                                &rt.group,
+                                &rt.kind,
+                                name,
+                                "",
+                                "FieldValueInvalid",
+                                format!("the JSON patch could not be applied: {e}"),
+                            ));
+                        }
+                    }
+                }
+                PatchType::Merge => {
+                    if !patch.is_object() {
+                        return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+                    }
+                    let mut doc = current_view.clone();
+                    json_patch::merge(&mut doc, patch);
+                    doc
+                }
+                PatchType::Strategic => {
+                    if rt.is_custom() {
+                        return Err(ApiError::unsupported_media_type(
+                            "application/strategic-merge-patch+json is not supported for custom resources",
+                        ));
+                    }
+                    strategic::strategic_merge(&current_view, patch, &*self.patch_meta(rt))
+                        .map_err(|e| ApiError::bad_request(e.to_string()))?
+                }
+                PatchType::Apply => {
+                    let mut applied = patch.clone();
+                    self.check_type(rt, &mut applied)?;
+                    // The apply result keeps the live uid; a different one is a change of it.
+                    let uid = meta_str(&applied, "uid");
+                    if !uid.is_empty() && uid != current.uid() {
+                        return Err(uid_immutable(rt, name, uid));
+                    }
+                    let out = apply::server_side_apply(
+                        Some(&current_view),
+                        &applied,
+                        opts.field_manager.as_deref().unwrap_or_default(),
+                        opts.force,
+                        &*self.patch_meta(rt),
+                        &rt.api_version(),
+                        &now_rfc3339(),
+                    )
+                    .map_err(|e| apply_error(rt, name, e))?;
+                    managed_override = Some(out["metadata"]["managedFields"].clone());
+                    out
+                }
+            };
+            if !patched.is_object() {
+                return Err(ApiError::bad_request("the patched object is not an object"));
+            }
+            let size = json_len(&patched);
+            if size > MAX_PATCHED_OBJECT {
+                return Err(ApiError::entity_too_large(format!(
+                    "the patched object is {size} bytes of JSON, more than the limit of {MAX_PATCHED_OBJECT} bytes"
+                )));
+            }
+            // A patch may not move or rename the object.
+            let patched_name = meta_str(&patched, "name");
+            if patched_name != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({patched_name}) does not match the name on the URL ({name})"
+                )));
+            }
+            let patched_ns = meta_str(&patched, "namespace");
+            if rt.namespaced && !patched_ns.is_empty() && patched_ns != key_ns {
+                return Err(ApiError::bad_request(format!(
+                    "the namespace of the object ({patched_ns}) does not match the namespace on the request ({key_ns})"
+                )));
+            }
+            // A resourceVersion in the patch is a precondition.
+            let conditional = patch_sets_resource_version(patch_type, patch);
+            let patched_rv = meta_str(&patched, "resourceVersion").to_string();
+            if conditional && patched_rv != meta_str(&current_view, "resourceVersion") {
+                return Err(ApiError::stale(&rt.group, &rt.plural, name));
+            }
+            let mut patched = patched;
+            self.check_type(rt, &mut patched)?;
+            match self.replace(
+                rt,
+                key_ns,
+                name,
+                &current,
+                current_view,
+                patched,
+                opts,
+                status_only,
+                managed_override,
+            ) {
+                Err(e) if is_store_conflict(&e) && !conditional => continue,
+                other => return other,
+            }
+        }
+        Err(ApiError::stale(&rt.group, &rt.plural, name))
+    }
+
+    pub fn patch_meta(&self, rt: &ResourceType) -> Box<dyn strategic::PatchMeta> {
+        if rt.is_custom() {
+            Box::new(strategic::JsonMergeMeta)
+        } else {
+            Box::new(strategic::BuiltinPatchMeta {
+                kind: rt.kind.clone(),
+            })
+        }
+    }
+}
+
+fn apply_error(rt: &ResourceType, name: &str, e: apply::ApplyError) -> ApiError {
+    match e {
+        apply::ApplyError::Conflict(conflicts) => {
+            let lines: Vec<String> = conflicts
+                .iter()
+                .map(|c| format!("conflict with \"{}\": {}", c.manager, c.field))
+                .collect();
+            let mut err = ApiError::conflict(&rt.group, &rt.plural, name, "");
+            err.message = format!(
+                "Apply failed with {} conflict{}: {}",
+                conflicts.len(),
+                if conflicts.len() == 1 { "" } else { "s" },
+                lines.join("\n")
+            );
+            err
+        }
+        other => ApiError::bad_request(other.to_string()),
+    }
+}
+
+/// The most operations a JSON patch may have, as in kube-apiserver.
+const MAX_JSON_PATCH_OPS: usize = 10_000;
+
+/// How many bytes of JSON the `copy` operations of one JSON patch may add, as kube-apiserver
+/// allows: without a bound, a copy of a value into itself doubles the document each time.
+const MAX_JSON_PATCH_COPY_BYTES: usize = MAX_BODY;
+
+/// The largest object, in bytes of JSON, that a patch may produce.
+const MAX_PATCHED_OBJECT: usize = MAX_BODY;
+
+/// Counts bytes written, for the size of a value's JSON without keeping the JSON.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The size of a value's compact JSON.
+fn json_len(v: &Value) -> usize {
+    let mut count = ByteCount(0);
+    // Counting cannot fail.
+    let _ = serde_json::to_writer(&mut count, v);
+    count.0
+}
+
+/// Why a JSON patch was not applied.
+#[derive(Debug)]
+enum JsonPatchError {
+    Op(json_patch::PatchError),
+    /// The `copy` operations would add more than the limit of bytes in all.
+    CopyLimit,
+}
+
+impl From<json_patch::PatchError> for JsonPatchError {
+    fn from(e: json_patch::PatchError) -> Self {
+        JsonPatchError::Op(e)
+    }
+}
+
+/// Applies RFC 6902 operations one by one, with the leniencies of the json-patch library
+/// kube-apiserver uses (evanphx/json-patch v4), which clients rely on:
+/// - a `test` for `null` passes when the path does not exist (kube-rs's finalizer helper);
+/// - a `replace` of a missing key of an existing object acts as an `add` (KubeVirt's
+///   test-then-replace patches on fields that may be unset).
+///
+/// Like that library as kube-apiserver sets it up, the values that `copy` operations add may
+/// total at most `copy_limit` bytes of JSON; the check comes before each copy is made.
+fn apply_json_patch(
+    doc: &mut Value,
+    ops: json_patch::Patch,
+    copy_limit: usize,
+) -> Result<(), JsonPatchError> {
+    use json_patch::{AddOperation, PatchOperation};
+    let mut copied = 0usize;
+    for op in ops.0 {
+        if let PatchOperation::Copy(c) = &op
+            && let Some(from) = doc.pointer(c.from.as_str())
+        {
+            copied = copied.saturating_add(json_len(from));
+            if copied > copy_limit {
+                return Err(JsonPatchError::CopyLimit);
+            }
+        }
+        let op = match op {
+            PatchOperation::Test(t)
+                if t.value.is_null() && doc.pointer(t.path.as_str()).is_none() =>
+            {
+                continue;
+            }
+            PatchOperation::Replace(r) if doc.pointer(r.path.as_str()).is_none() => {
+                let parent_is_object = r
+                    .path
+                    .parent()
+                    .and_then(|p| doc.pointer(p.as_str()))
+                    .is_some_and(Value::is_object);
+                if parent_is_object {
+                    PatchOperation::Add(AddOperation {
+                        path: r.path,
+                        value: r.value,
+                    })
+                } else {
+                    PatchOperation::Replace(r)
+                }
+            }
+            other => other,
+        };
+        json_patch::patch(doc, &[op])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_patch_has_the_go_library_leniencies() {
+        let mut doc = json!({"metadata": {"name": "x"}});
+        let ops: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "replace", "path": "/metadata/finalizers", "value": ["a"]},
+        ]))
+        .unwrap();
+        apply_json_patch(&mut doc, ops, MAX_JSON_PATCH_COPY_BYTES).unwrap();
+        assert_eq!(doc["metadata"]["finalizers"], json!(["a"]));
+        let bad: json_patch::Patch =
+            serde_json::from_value(json!([{"op": "replace", "path": "/nope/x", "value": 1}]))
+                .unwrap();
+        assert!(apply_json_patch(&mut doc, bad, MAX_JSON_PATCH_COPY_BYTES).is_err());
+        let failing: json_patch::Patch = serde_json::from_value(
+            json!([{"op": "test", "path": "/metadata/name", "value": null}]),
+        )
+        .unwrap();
+        assert!(apply_json_patch(&mut doc, failing, MAX_JSON_PATCH_COPY_BYTES).is_err());
+    }
+}
