@@ -348,7 +348,13 @@ pub mod vmi_reason {
     pub const GUEST_NOT_RUNNING: &str = "GuestNotRunning";
     pub const POD_CONDITION_MISSING: &str = "PodConditionMissing";
     pub const PAUSED_BY_USER: &str = "PausedByUser";
+    /// kubelet's reason for a pod whose readiness gates are not all True.
+    pub const READINESS_GATES_NOT_READY: &str = "ReadinessGatesNotReady";
 }
+
+/// KubeVirt's readiness gate on launcher Pods: False while the guest is paused, so that a paused
+/// VM is not Ready and its Pod leaves Service endpoints.
+pub const UNPAUSED_READINESS_GATE: &str = "kubevirt.io/virtual-machine-unpaused";
 
 /// Order of the non-final phases; the phase never moves backwards.
 fn rank(phase: &str) -> u8 {
@@ -474,7 +480,11 @@ fn next_phase(
 }
 
 /// The VMI's `Ready` condition for this Pod and the VMI's new phase.
-fn vmi_ready_condition(pod: Option<&Pod>, new_phase: &str, now: &str) -> Condition {
+/// The VMI's Ready condition, read off its launcher Pod. A paused VMI is not Ready, with the
+/// words the Pod's Ready condition has in KubeVirt once virt-handler sets the
+/// [`UNPAUSED_READINESS_GATE`] False; until a node agent writes that gate here (Part A §6),
+/// the VMI's own `Paused` condition stands in for it, which costs no write at start.
+fn vmi_ready_condition(pod: Option<&Pod>, new_phase: &str, paused: bool, now: &str) -> Condition {
     let not_ready = |reason: &str, message: &str| {
         status::new_condition(condition_type::READY, "False", reason, message, now)
     };
@@ -494,6 +504,14 @@ fn vmi_ready_condition(pod: Option<&Pod>, new_phase: &str, now: &str) -> Conditi
         return not_ready(
             vmi_reason::GUEST_NOT_RUNNING,
             "Guest VM is not reported as running",
+        );
+    }
+    if paused {
+        return not_ready(
+            vmi_reason::READINESS_GATES_NOT_READY,
+            &format!(
+                "the status of pod readiness gate \"{UNPAUSED_READINESS_GATE}\" is not \"True\", but False"
+            ),
         );
     }
     match pod_condition(pod, "Ready") {
@@ -618,8 +636,18 @@ fn status_for(
         first.ip_addresses = ips;
     }
 
+    // A paused start is paused from its first Running status on.
+    let starts_paused = !is_final
+        && new_phase == phase::RUNNING
+        && old_phase != phase::RUNNING
+        && vmi.spec.start_strategy.as_deref() == Some("Paused");
+    let paused = starts_paused
+        || run_strategy::has_true_condition(&status.conditions, condition_type::PAUSED);
     let conditions = &mut status.conditions;
-    set_condition(conditions, vmi_ready_condition(pod, &new_phase, now));
+    set_condition(
+        conditions,
+        vmi_ready_condition(pod, &new_phase, paused, now),
+    );
     if !is_final {
         let unscheduled = pod
             .and_then(|p| pod_condition(p, condition_type::POD_SCHEDULED))
@@ -650,10 +678,7 @@ fn status_for(
     }
     if is_final {
         status::remove_condition(conditions, condition_type::PAUSED);
-    } else if new_phase == phase::RUNNING
-        && old_phase != phase::RUNNING
-        && vmi.spec.start_strategy.as_deref() == Some("Paused")
-    {
+    } else if starts_paused {
         set_condition(
             conditions,
             status::new_condition(

@@ -1582,6 +1582,22 @@ async fn scenario_34_pause_and_unpause() {
             .iter()
             .any(|c| c.type_ == "Paused" && c.status == "True")
     );
+    // A paused VM is not Ready (so `kubectl wait --for=condition=Ready` does not pass).
+    let ready_of = |conditions: &[virt_reconciler::types::Condition]| {
+        conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| (c.status.clone(), c.reason.clone().unwrap_or_default()))
+    };
+    let not_ready = Some(("False".to_string(), "ReadinessGatesNotReady".to_string()));
+    eventually(10, "the paused VM not Ready", async || {
+        let vm = env.vm("vm1").await;
+        let vmi = env.vmi("vm1").await?;
+        let vm_ready = ready_of(&vm.status?.conditions);
+        let vmi_ready = ready_of(&vmi.status?.conditions);
+        (vm_ready == not_ready && vmi_ready == not_ready).then_some(())
+    })
+    .await;
     assert_eq!(
         env.put_vmi("vm1", "pause", json!({})).await,
         Err(vmi_conflict("VMI is already paused"))
@@ -1594,6 +1610,11 @@ async fn scenario_34_pause_and_unpause() {
     env.put_vmi("vm1", "unpause", json!({})).await.unwrap();
     assert_eq!(paused(&env.vmi("vm1").await.unwrap()), None);
     env.printable_becomes("vm1", "Running").await;
+    eventually(10, "the unpaused VM Ready again", async || {
+        let vm = env.vm("vm1").await;
+        (ready_of(&vm.status?.conditions)?.0 == "True").then_some(())
+    })
+    .await;
 
     // A liveness probe other than the guest-agent ping cannot be paused (403).
     env.vmis

@@ -598,6 +598,12 @@ fn paused_start_shows_paused_once_running() {
     assert_eq!(c.status, "True");
     assert_eq!(c.reason.as_deref(), Some("PausedByUser"));
     assert_eq!(c.message.as_deref(), Some("VMI was paused by user"));
+    let ready = cond(&s, "Ready").unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_deref()),
+        ("False", Some("ReadinessGatesNotReady")),
+        "paused from its first Running status on"
+    );
 
     // Unpaused later (condition removed): not added back.
     let mut s2 = s.clone();
@@ -608,6 +614,45 @@ fn paused_start_shows_paused_once_running() {
     };
     let s = vmi_status_from_pod(&vmi, Some(&pod("Running", Some("n"), true)), true, NOW);
     assert!(cond(&s, "Paused").is_none());
+}
+
+#[test]
+fn a_paused_vmi_is_not_ready_and_ready_again_once_unpaused() {
+    let running = with_phase(vmi_named("vm1", "u1"), "Running");
+    let pod = pod("Running", Some("n"), true);
+    let s = vmi_status_from_pod(&running, Some(&pod), true, NOW);
+    assert_eq!(cond(&s, "Ready").unwrap().status, "True");
+
+    let mut paused = VirtualMachineInstance {
+        status: Some(s),
+        ..running
+    };
+    let conditions = &mut paused.status.as_mut().unwrap().conditions;
+    conditions.push(Condition {
+        type_: "Paused".into(),
+        status: "True".into(),
+        reason: Some("PausedByUser".into()),
+        ..Default::default()
+    });
+    let s = vmi_status_from_pod(&paused, Some(&pod), true, NOW);
+    let ready = cond(&s, "Ready").unwrap();
+    assert_eq!(ready.status, "False");
+    assert_eq!(ready.reason.as_deref(), Some("ReadinessGatesNotReady"));
+    assert_eq!(
+        ready.message.as_deref(),
+        Some(
+            "the status of pod readiness gate \"kubevirt.io/virtual-machine-unpaused\" is not \"True\", but False"
+        )
+    );
+
+    let mut unpaused = VirtualMachineInstance {
+        status: Some(s),
+        ..paused
+    };
+    let conditions = &mut unpaused.status.as_mut().unwrap().conditions;
+    conditions.retain(|c| c.type_ != "Paused");
+    let s = vmi_status_from_pod(&unpaused, Some(&pod), true, NOW);
+    assert_eq!(cond(&s, "Ready").unwrap().status, "True");
 }
 
 #[test]
