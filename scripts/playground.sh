@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The playground in one command: starts `virt-controller local` (an embedded API server with a
+# The playground in one command: starts `virt-playground` (an embedded API server with a
 # simulated node, the KubeVirt CRDs, the subresource API and the controllers) and walks the
 # seed's VM through Stopped -> Starting -> Running with the seed's own commands (kubectl and
 # virtctl), then a restart to a new VMI.
@@ -7,11 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v kubectl >/dev/null || { echo "kubectl is needed (https://kubernetes.io/docs/tasks/tools/)" >&2; exit 1; }
-echo "building virt-controller and virtctl (release)..."
-cargo build --release --quiet -p virt-controller -p virtctl
+echo "building virt-playground and virtctl (release)..."
+cargo build --release --quiet -p virt-playground --bin virt-playground -p virtctl --bin virtctl
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-./target/release/virt-controller local --kubeconfig-out "$work/kubeconfig" --node-start-delay 1s >"$work/out" 2>&1 &
+./target/release/virt-playground --kubeconfig-out "$work/kubeconfig" --node-start-delay 1s >"$work/out" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do grep -q 'ready at' "$work/out" 2>/dev/null && break; sleep 0.1; done
 cat "$work/out"
@@ -43,4 +43,4 @@ new=$(kubectl get vmi vm-cirros -o jsonpath='{.metadata.uid}')
 echo; echo "VMI uid before the restart: $old"; echo "VMI uid after the restart:  $new"
 run kubectl describe vm vm-cirros
 echo; echo "The playground stops when this script exits. To keep one running:"
-echo "  ./target/release/virt-controller local --kubeconfig-out ./virt-local.kubeconfig"
+echo "  ./target/release/virt-playground --kubeconfig-out ./virt-local.kubeconfig"

@@ -1,5 +1,7 @@
-//! `virt-controller local`: the playground. One process runs an embedded localkube with its
+//! `virt-playground`: the playground. One process runs an embedded localkube with its
 //! simulated node, installs the CRDs, mounts the subresource API, and runs both controllers.
+
+mod subresources;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,10 +12,36 @@ use anyhow::{Context, bail};
 use kube::api::{Api, PostParams};
 use virt_reconciler::controller::Metrics;
 
-use crate::subresources::{self, SubresourceState};
+use clap::Parser;
+
+use crate::subresources::SubresourceState;
+
+/// The all-in-one playground: an embedded API server with a simulated node, the KubeVirt CRDs,
+/// the subresource API and both controllers, in one process. It writes a kubeconfig for kubectl
+/// and virtctl.
+///
+/// Examples:
+///   virt-playground --kubeconfig-out ./virt-local.kubeconfig
+///   KUBECONFIG=./virt-local.kubeconfig kubectl get vms
+#[derive(Parser, Debug)]
+#[command(
+    name = "virt-playground",
+    version,
+    about,
+    long_about,
+    verbatim_doc_comment
+)]
+struct Cli {
+    #[command(flatten)]
+    args: LocalArgs,
+
+    /// Log more (-v: debug, -vv: trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct LocalArgs {
+struct LocalArgs {
     /// Keep state in this directory (not yet supported: state is in memory).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -46,7 +74,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 0, 250ms, 2s, 1m)"))
 }
 
-pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
+async fn run(args: LocalArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.data_dir {
         bail!(
             "--data-dir {} is not yet supported: this release keeps all state in memory",
@@ -80,24 +108,38 @@ pub async fn run(args: LocalArgs) -> anyhow::Result<()> {
     };
     let node_task = tokio::spawn(async move {
         if let Err(e) = localkube::node::run(node_client, node).await {
-            eprintln!("virt-controller: simulated node stopped: {e:#}");
+            eprintln!("virt-playground: simulated node stopped: {e:#}");
         }
     });
     let metrics = Arc::new(Metrics::default());
     metrics.leader.set(1);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let ready = tokio::sync::watch::channel(true).1;
-    let health = crate::serve_health(args.metrics_addr, metrics.clone(), ready).await?;
-    let controllers = tokio::spawn(crate::run_controllers(client, metrics, 16, stop_rx));
+    let health = virt_controller::serve_health(args.metrics_addr, metrics.clone(), ready).await?;
+    let controllers = tokio::spawn(virt_controller::run_controllers(
+        client, metrics, 16, stop_rx,
+    ));
     println!(
-        "virt-controller local ready at {} (kubeconfig: {}, metrics: http://{health}/metrics)",
+        "virt-playground ready at {} (kubeconfig: {}, metrics: http://{health}/metrics)",
         server.url,
         args.kubeconfig_out.display()
     );
-    crate::shutdown_signal().await;
+    virt_controller::shutdown_signal().await;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), controllers).await;
     node_task.abort();
     server.shutdown().await;
     Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = match cli.verbose {
+        0 => "warn",
+        1 => {
+            "virt_reconciler=debug,virt_controller=debug,virt_playground=debug,localkube=debug,info"
+        }
+        _ => "trace",
+    };
+    virt_controller::run_daemon("virt-playground", filter, run(cli.args));
 }
