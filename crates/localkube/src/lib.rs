@@ -14,6 +14,7 @@
 pub mod api;
 pub mod apply;
 pub mod builtin;
+pub mod cli;
 pub mod crd;
 pub mod discovery;
 pub mod events;

@@ -4,15 +4,14 @@
 mod subresources;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use kube::api::{Api, PostParams};
-use virt_reconciler::controller::Metrics;
-
+use anyhow::Context;
 use clap::Parser;
+use kube::api::{Api, PostParams};
+use localkube::cli::ServerArgs;
+use virt_reconciler::controller::Metrics;
 
 use crate::subresources::SubresourceState;
 
@@ -29,7 +28,8 @@ use crate::subresources::SubresourceState;
     version,
     about,
     long_about,
-    verbatim_doc_comment
+    verbatim_doc_comment,
+    mut_arg("kubeconfig_out", |a| a.default_value("virt-local.kubeconfig"))
 )]
 struct Cli {
     #[command(flatten)]
@@ -42,49 +42,20 @@ struct Cli {
 
 #[derive(clap::Args, Debug, Clone)]
 struct LocalArgs {
-    /// Keep state in this directory (not yet supported: state is in memory).
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-
-    /// Address of the API server; port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
-    listen: SocketAddr,
-
-    /// Where to write the kubeconfig (mode 0600).
-    #[arg(long, default_value = "virt-local.kubeconfig", value_name = "PATH")]
-    kubeconfig_out: PathBuf,
-
-    /// How long the simulated node takes to start a pod, e.g. 0, 500ms, 2s.
-    #[arg(long, default_value = "1s", value_name = "DUR", value_parser = parse_duration)]
-    node_start_delay: Duration,
-
-    /// The longest a deleted pod stays Terminating on the simulated node.
-    #[arg(long, default_value = "1s", value_name = "DUR", value_parser = parse_duration)]
-    node_shutdown_time: Duration,
+    /// The API server's and the simulated node's flags, as localkube's.
+    #[command(flatten)]
+    server: ServerArgs,
 
     /// Where to serve /metrics, /healthz and /readyz (port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
     metrics_addr: SocketAddr,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    if s.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 0, 250ms, 2s, 1m)"))
-}
-
 async fn run(args: LocalArgs) -> anyhow::Result<()> {
-    if let Some(dir) = &args.data_dir {
-        bail!(
-            "--data-dir {} is not yet supported: this release keeps all state in memory",
-            dir.display()
-        );
-    }
     let state = Arc::new(SubresourceState::default());
-    let server = localkube::LocalKube::builder()
-        .listen(args.listen)
-        .kubeconfig_out(&args.kubeconfig_out)
+    let server = args
+        .server
+        .builder()?
         .mount_group(
             subresources::mounted_group(),
             subresources::router(state.clone()),
@@ -101,11 +72,7 @@ async fn run(args: LocalArgs) -> anyhow::Result<()> {
             .context("installing the KubeVirt CRDs")?;
     }
     let node_client = client.clone();
-    let node = localkube::node::NodeConfig {
-        start_delay: args.node_start_delay,
-        shutdown_time: args.node_shutdown_time,
-        ..Default::default()
-    };
+    let node = args.server.node.config();
     let node_task = tokio::spawn(async move {
         if let Err(e) = localkube::node::run(node_client, node).await {
             eprintln!("virt-playground: simulated node stopped: {e:#}");
@@ -122,7 +89,7 @@ async fn run(args: LocalArgs) -> anyhow::Result<()> {
     println!(
         "virt-playground ready at {} (kubeconfig: {}, metrics: http://{health}/metrics)",
         server.url,
-        args.kubeconfig_out.display()
+        args.server.kubeconfig_out.display()
     );
     virt_controller::shutdown_signal().await;
     let _ = stop_tx.send(true);
