@@ -7,7 +7,7 @@
 #   RUNS=10 ./scripts/bench-virtctl.sh    # quicker
 #
 # Transports:
-#   subresource: `virt-controller local` (the subresource API, one PUT per command);
+#   subresource: `virt-playground` (the subresource API, one PUT per command);
 #   client-side: `localkube` + `virt-controller run`, no subresource group (virtctl falls back to
 #                the client-side plan: GET VM, GET VMI, then the patch).
 # The kubectl equivalents: start/stop = `kubectl patch vm --type merge` of spec.running;
@@ -49,7 +49,7 @@ if $KUBECTL version --client 2>/dev/null | grep -q dispatcher; then
     "KUBECTL to the kubectl it runs, e.g. KUBECTL=$(dirname "$(readlink -f "$(command -v "$KUBECTL")")")/kubectl.1.33" >&2
 fi
 
-cargo build --release -p virtctl -p localkube -p virt-controller --bins
+cargo build --release -p virtctl -p localkube -p virt-controller -p virt-playground --bins
 BIN=$(pwd)/target/release
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -137,7 +137,7 @@ bench_transport() {
 }
 
 # 1. The subresource API.
-start_server "$OUT/local.log" "$BIN/virt-controller" local --listen 127.0.0.1:0 \
+start_server "$OUT/local.log" "$BIN/virt-playground" --listen 127.0.0.1:0 \
   --node-start-delay 0 --node-shutdown-time 0 --kubeconfig-out "$OUT/subresource.kubeconfig"
 bench_transport subresource
 

@@ -570,13 +570,7 @@ pub fn strip_namespace_prefix(value: &str) -> &str {
 }
 
 /// A duration such as `90s`, `5m` or `1h30m`; a bare number is seconds.
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    humantime::parse_duration(v).map_err(|e| format!("{e} (examples: 30, 90s, 5m, 1h30m)"))
-}
+pub use cli_duration::parse_duration;
 
 fn parse_request_timeout(value: &str) -> Result<RequestTimeout, String> {
     let d = parse_duration(value)?;

@@ -1,9 +1,9 @@
 //! Test harness: the real `virtctl` binary against two kinds of cluster.
 //!
-//! - [`Cluster::playground`]: the `virt-controller local` binary (localkube + simulated node +
+//! - [`Cluster::playground`]: the `virt-playground` binary (localkube + simulated node +
 //!   controllers + the `subresources.kubevirt.io` API). Cargo only builds a package's own
-//!   binaries for its tests, so the harness runs `cargo build -p virt-controller` once per test
-//!   process (a no-op when it is fresh) and starts `<target>/debug/virt-controller`, found next
+//!   binaries for its tests, so the harness runs `cargo build -p virt-playground` once per test
+//!   process (a no-op when it is fresh) and starts `<target>/debug/virt-playground`, found next
 //!   to the test executable.
 //! - [`Cluster::plain`]: localkube in this process (the `localkube` library, a dev-dependency)
 //!   with the KubeVirt CRDs and nothing else: no subresource group, so virtctl takes its
@@ -111,11 +111,11 @@ impl Drop for ChildProcess {
     }
 }
 
-/// Builds the `virt-controller` binary once per test process and returns its path.
-fn virt_controller_binary() -> PathBuf {
+/// Builds the `virt-playground` binary once per test process and returns its path.
+fn playground_binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
-        .get_or_init(|| workspace_binary("virt-controller", "virt-controller"))
+        .get_or_init(|| workspace_binary("virt-playground", "virt-playground"))
         .clone()
 }
 
@@ -175,7 +175,7 @@ impl Cluster {
 
     /// The playground, with deleted pods Terminating for up to `shutdown` (e.g. `1s`).
     pub async fn playground_with_node_shutdown(shutdown: &'static str) -> Cluster {
-        let binary = tokio::task::spawn_blocking(virt_controller_binary)
+        let binary = tokio::task::spawn_blocking(playground_binary)
             .await
             .unwrap();
         let playground = tokio::task::spawn_blocking(move || {

@@ -14,6 +14,7 @@
 pub(crate) mod api;
 pub(crate) mod apply;
 pub(crate) mod builtin;
+pub mod cli;
 pub(crate) mod crd;
 pub(crate) mod discovery;
 pub(crate) mod events;

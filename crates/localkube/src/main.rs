@@ -1,11 +1,10 @@
 //! The `localkube` binary: the API server with its simulated node, or the node alone.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use localkube::cli::{NodeArgs, ServerArgs};
 
 // jemalloc packs the store's many small long-lived allocations more tightly than glibc's
 // malloc: about 15% less memory per stored object, measured in BENCHMARKS.md.
@@ -27,43 +26,16 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
 
-    /// Address to listen on; port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
-    listen: SocketAddr,
-
-    /// Keep state in this directory (not yet supported: state is in memory).
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-
-    /// Where to write the kubeconfig (mode 0600).
-    #[arg(long, default_value = "localkube.kubeconfig", value_name = "PATH")]
-    kubeconfig_out: PathBuf,
+    #[command(flatten)]
+    server: ServerArgs,
 
     /// Do not run the embedded simulated node.
     #[arg(long)]
     no_node: bool,
 
-    #[command(flatten)]
-    node: NodeArgs,
-
     /// Log more (-v: debug, -vv: trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
-}
-
-#[derive(clap::Args, Debug, Clone)]
-struct NodeArgs {
-    /// How long a pod takes to start running once bound, e.g. 0, 500ms, 2s.
-    #[arg(long, default_value = "1s", value_name = "DUR", value_parser = parse_duration)]
-    node_start_delay: Duration,
-
-    /// The longest a pod stays Terminating; its grace period is used when shorter.
-    #[arg(long, default_value = "1s", value_name = "DUR", value_parser = parse_duration)]
-    node_shutdown_time: Duration,
-
-    /// The simulated node's name.
-    #[arg(long, default_value = "localkube-node", value_name = "NAME")]
-    node_name: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,21 +48,6 @@ enum Command {
         #[command(flatten)]
         node: NodeArgs,
     },
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    if s.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 0, 250ms, 2s, 1m)"))
-}
-
-fn node_config(args: &NodeArgs) -> localkube::node::NodeConfig {
-    localkube::node::NodeConfig {
-        name: args.node_name.clone(),
-        start_delay: args.node_start_delay,
-        shutdown_time: args.node_shutdown_time,
-    }
 }
 
 async fn shutdown_signal() {
@@ -119,7 +76,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             None => kube::Config::infer().await?,
         };
         let client = kube::Client::try_from(config)?;
-        let cfg = node_config(node);
+        let cfg = node.config();
         eprintln!("localkube node {} running", cfg.name);
         tokio::select! {
             r = localkube::node::run(client, cfg) => r?,
@@ -127,21 +84,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    if let Some(dir) = &cli.data_dir {
-        bail!(
-            "--data-dir {} is not yet supported: this release keeps all state in memory",
-            dir.display()
-        );
-    }
-    let server = localkube::LocalKube::builder()
-        .listen(cli.listen)
-        .kubeconfig_out(&cli.kubeconfig_out)
-        .start()
-        .await?;
+    let server = cli.server.builder()?.start().await?;
     let mut node_task = None;
     if !cli.no_node {
         let client = server.client().await?;
-        let cfg = node_config(&cli.node);
+        let cfg = cli.server.node.config();
         node_task = Some(tokio::spawn(async move {
             if let Err(e) = localkube::node::run(client, cfg).await {
                 eprintln!("localkube: simulated node stopped: {e:#}");
@@ -151,7 +98,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     println!(
         "localkube ready at {} (kubeconfig: {})",
         server.url,
-        cli.kubeconfig_out.display()
+        cli.server.kubeconfig_out.display()
     );
     shutdown_signal().await;
     if let Some(t) = node_task {

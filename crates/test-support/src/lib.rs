@@ -1,5 +1,5 @@
 //! Helpers shared by the workspace's end-to-end tests: finding kubectl (with the CI rule), and
-//! running the `virt-controller local` playground on a random port with its own kubeconfig.
+//! running the `virt-playground` binary on a random port with its own kubeconfig.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -30,10 +30,10 @@ pub fn have_kubectl(test: &str) -> bool {
     found
 }
 
-/// The line `virt-controller local` prints once it serves.
-pub const PLAYGROUND_READY: &str = "virt-controller local ready at https://127.0.0.1:";
+/// The line `virt-playground` prints once it serves.
+pub const PLAYGROUND_READY: &str = "virt-playground ready at https://127.0.0.1:";
 
-/// A running `virt-controller local` (node start delay and shutdown time 0); killed on drop.
+/// A running `virt-playground` (node start delay and shutdown time 0); killed on drop.
 pub struct Playground {
     pub child: Child,
     pub kubeconfig: PathBuf,
@@ -43,7 +43,7 @@ pub struct Playground {
 }
 
 impl Playground {
-    /// Starts `binary` (a virt-controller) in local mode on a free port and waits until it is
+    /// Starts `binary` (the `virt-playground` binary) on a free port and waits until it is
     /// ready. Its stderr goes to `stderr`.
     pub fn start(binary: &Path, stderr: Stdio) -> Playground {
         Self::start_with_node_shutdown(binary, stderr, "0")
@@ -56,7 +56,6 @@ impl Playground {
         let kubeconfig = dir.path().join("kubeconfig");
         let mut child = Command::new(binary)
             .args([
-                "local",
                 "--listen",
                 "127.0.0.1:0",
                 "--node-start-delay",

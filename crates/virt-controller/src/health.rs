@@ -78,8 +78,7 @@ pub fn health(
 
 /// A bound given as a duration such as 30s, 2m, 1m30s or 500ms; zero is refused.
 pub fn parse_bound(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{e} (examples: 500ms, 30s, 2m, 1m30s)"))?;
+    let d = cli_duration::parse_duration(s)?;
     if d.is_zero() {
         return Err("must be longer than 0".to_string());
     }

@@ -109,6 +109,32 @@ pub async fn release(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, kube::
     Ok(false)
 }
 
+/// What went wrong, in the API server's words when it answered: never the error's debug dump.
+pub fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+        kube::Error::Api(status) => format!("the API server answered {}", status.code),
+        other => other.to_string(),
+    }
+}
+
+/// Whether `e` is the API server's answer to a write into a namespace that does not exist.
+fn is_missing_namespace(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(status)
+        if status.code == 404 && status.details.as_ref().is_some_and(|d| d.kind == "namespaces"))
+}
+
+/// What to tell the user when the Lease's namespace is missing: what, and the ways out.
+fn missing_namespace_message(cfg: &LeaseConfig) -> String {
+    format!(
+        "virt-controller: namespace \"{ns}\" for the leader Lease does not exist; create it \
+         (kubectl create namespace {ns}) or pass --lease-namespace with an existing namespace, or \
+         run a single replica with --leader-elect=false; standing by and retrying every {every}",
+        ns = cfg.namespace,
+        every = humantime::format_duration(cfg.retry),
+    )
+}
+
 /// Builds a new client from the kubeconfig (or in-cluster config), read again.
 pub type Reconnect =
     Box<dyn Fn() -> futures::future::BoxFuture<'static, anyhow::Result<Client>> + Send + Sync>;
@@ -131,7 +157,7 @@ impl Elector {
         match release(&api, &self.cfg).await {
             Ok(true) => tracing::info!("released lease {}", self.cfg.name),
             Ok(false) => {}
-            Err(e) => tracing::warn!("lease {} not released: {e}", self.cfg.name),
+            Err(e) => tracing::warn!("lease {} not released: {}", self.cfg.name, describe(&e)),
         }
     }
 }
@@ -152,6 +178,8 @@ pub fn run(client: Client, cfg: LeaseConfig, reconnect: Reconnect) -> Elector {
             // Renewals are timed from when they were sent, as the standby sees `renewTime`.
             let renew_deadline = cfg.duration * 2 / 3;
             let mut last_renewal = tokio::time::Instant::now();
+            // The problem last reported: the same one again is retried quietly.
+            let mut reported: Option<String> = None;
             loop {
                 let attempt = tokio::time::Instant::now();
                 let outcome = tokio::time::timeout(cfg.retry, try_acquire(&api, &cfg)).await;
@@ -160,16 +188,32 @@ pub fn run(client: Client, cfg: LeaseConfig, reconnect: Reconnect) -> Elector {
                         if held {
                             last_renewal = attempt;
                         }
+                        reported = None;
                         held
                     }
                     Ok(Err(e)) => {
-                        tracing::warn!("lease {}: {e}", cfg.name);
+                        let problem = if is_missing_namespace(&e) {
+                            missing_namespace_message(&cfg)
+                        } else {
+                            format!("lease {}/{}: {}", cfg.namespace, cfg.name, describe(&e))
+                        };
+                        if reported.as_ref() != Some(&problem) {
+                            if is_missing_namespace(&e) {
+                                eprintln!("{problem}");
+                            } else {
+                                tracing::warn!("{problem}");
+                            }
+                            reported = Some(problem);
+                        } else {
+                            tracing::debug!("{problem}");
+                        }
                         if crate::health::is_credential_failure(&e) {
                             match reconnect().await {
                                 Ok(client) => {
                                     tracing::info!(
-                                        "lease {}: read the kubeconfig again after: {e}",
-                                        cfg.name
+                                        "lease {}: read the kubeconfig again after: {}",
+                                        cfg.name,
+                                        describe(&e)
                                     );
                                     api = Api::namespaced(client, &cfg.namespace);
                                     *shared.lock().unwrap_or_else(|e| e.into_inner()) = api.clone();
@@ -180,7 +224,11 @@ pub fn run(client: Client, cfg: LeaseConfig, reconnect: Reconnect) -> Elector {
                         *tx.borrow() && last_renewal.elapsed() < renew_deadline
                     }
                     Err(_) => {
-                        tracing::warn!("lease {}: no answer within {:?}", cfg.name, cfg.retry);
+                        tracing::warn!(
+                            "lease {}: no answer within {}",
+                            cfg.name,
+                            humantime::format_duration(cfg.retry)
+                        );
                         *tx.borrow() && last_renewal.elapsed() < renew_deadline
                     }
                 };

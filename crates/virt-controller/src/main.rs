@@ -1,11 +1,5 @@
-//! The virt-controller daemon: the VM and VMI controllers against a cluster (`run`), the
-//! all-in-one playground (`local`), and the CRD generator (`crds`).
-
-mod health;
-mod leader;
-mod local;
-mod ratelimit;
-mod subresources;
+//! The virt-controller daemon: the VM and VMI controllers against a cluster (`run`) and the
+//! CRD generator (`crds`). The all-in-one playground is `virt-playground`, its own crate.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,9 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::sync::Notify;
-use virt_reconciler::controller::{self, Metrics};
-
-use health::Bounds;
+use virt_controller::health::{self, Bounds};
+use virt_controller::{leader, ratelimit, run_controllers, serve_probes, shutdown_signal};
+use virt_reconciler::controller::Metrics;
 
 /// Runs the KubeVirt VM and VMI controllers.
 ///
@@ -99,9 +93,6 @@ struct RunArgs {
 enum Command {
     /// Run the controllers against a cluster whose CRDs come from deploy/crds.
     Run(RunArgs),
-    /// Run the all-in-one playground: an embedded API server with a simulated node, the CRDs,
-    /// the subresource API and both controllers, in one process.
-    Local(local::LocalArgs),
     /// Write the CustomResourceDefinitions (one YAML file per CRD) into a directory, or print
     /// them all to stdout.
     Crds {
@@ -131,96 +122,6 @@ fn write_crds(out: Option<PathBuf>) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
-    }
-}
-
-/// Serves /metrics, /healthz and /readyz with the default bounds.
-pub async fn serve_health(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    ready: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<SocketAddr> {
-    serve_probes(addr, metrics, ready, Bounds::default()).await
-}
-
-/// Serves /metrics, /healthz and /readyz: ready while `leading` and the watches work, live
-/// until they have failed for `bounds.unhealthy_after` (see [`health::health`]).
-async fn serve_probes(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    leading: tokio::sync::watch::Receiver<bool>,
-    bounds: Bounds,
-) -> anyhow::Result<SocketAddr> {
-    use axum::routing::get;
-    let mut registry = prometheus_client::registry::Registry::default();
-    metrics.register(&mut registry);
-    let registry = Arc::new(registry);
-    let now_health = {
-        let metrics = metrics.clone();
-        move || {
-            let failure = metrics.watches.longest_failure();
-            health::health(Instant::now(), *leading.borrow(), failure.as_ref(), bounds)
-        }
-    };
-    let answer = |probe: Result<(), String>| match probe {
-        Ok(()) => (http::StatusCode::OK, "ok".to_string()),
-        Err(reason) => (http::StatusCode::SERVICE_UNAVAILABLE, reason),
-    };
-    let live = now_health.clone();
-    let app = axum::Router::new()
-        .route("/healthz", get(move || async move { answer(live().live) }))
-        .route(
-            "/readyz",
-            get(move || async move { answer(now_health().ready) }),
-        )
-        .route(
-            "/metrics",
-            get(move || {
-                let registry = registry.clone();
-                async move {
-                    let mut out = String::new();
-                    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
-                    (
-                        [(
-                            http::header::CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        out,
-                    )
-                }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(bound)
-}
-
-/// Runs both controllers until `stop` fires.
-pub async fn run_controllers(
-    client: kube::Client,
-    metrics: Arc<Metrics>,
-    concurrency: u16,
-    stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut stop = stop;
-    controller::run(client, metrics, concurrency, async move {
-        let _ = stop.wait_for(|s| *s).await;
-    })
-    .await;
 }
 
 /// Reads the kubeconfig at `path`, or infers one (KUBECONFIG, ~/.kube/config, in-cluster).
@@ -401,32 +302,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     result
 }
 
-/// glibc gives threads that allocate at once their own heap arenas (up to eight per core). The
-/// caches are built from several runtime threads, and the arenas' fragmentation costs more
-/// memory than the lock contention they avoid is worth here (1,000 VMs: 54 → 46 MiB peak RSS).
-/// `MALLOC_ARENA_MAX`, when set, still wins.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets an allocator parameter; it runs before any other thread.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
-}
-
 fn main() {
-    limit_malloc_arenas();
     let cli = Cli::parse();
     let filter = match cli.verbose {
         0 => "warn",
         1 => "virt_reconciler=debug,virt_controller=debug,info",
         _ => "trace",
     };
-    localkube::process::run_daemon("virt-controller", filter, async {
+    virt_controller::run_daemon("virt-controller", filter, async {
         match cli.command {
             Some(Command::Crds { out }) => write_crds(out),
-            Some(Command::Local(args)) => local::run(args).await,
             Some(Command::Run(args)) => run(args).await,
             None => run(cli.run).await,
         }

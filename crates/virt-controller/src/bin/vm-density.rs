@@ -43,7 +43,7 @@ struct Args {
     #[arg(long, default_value_t = 200.0)]
     qps: f64,
     /// Give up after this long.
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = cli_duration::parse_duration)]
     timeout: Duration,
 }
 

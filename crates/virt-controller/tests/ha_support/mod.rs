@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -31,18 +32,19 @@ impl Cluster {
     /// An API server with the KubeVirt CRDs and the `kubevirt` namespace; with `node`, also the
     /// simulated node, which starts and stops pods at once.
     pub async fn start(node: bool) -> Cluster {
+        let cluster = Self::without_lease_namespace(node).await;
+        cluster.create_lease_namespace().await;
+        cluster
+    }
+
+    /// [`Cluster::start`], without the `kubevirt` namespace.
+    pub async fn without_lease_namespace(node: bool) -> Cluster {
         let server = localkube::LocalKube::builder().start().await.unwrap();
         let client = server.client().await.unwrap();
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         for (_, crd) in virt_reconciler::crds::all() {
             crds.create(&PostParams::default(), &crd).await.unwrap();
         }
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let ns = serde_json::from_value(json!({"metadata": {"name": LEASE_NAMESPACE}})).unwrap();
-        namespaces
-            .create(&PostParams::default(), &ns)
-            .await
-            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(&kubeconfig, server.kubeconfig()).unwrap();
@@ -68,6 +70,16 @@ impl Cluster {
         }
     }
 
+    /// Creates the namespace of the leader Lease.
+    pub async fn create_lease_namespace(&self) {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let ns = serde_json::from_value(json!({"metadata": {"name": LEASE_NAMESPACE}})).unwrap();
+        namespaces
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap();
+    }
+
     /// Starts `virt-controller run` with leader election as `identity`.
     pub fn controller(&self, identity: &str) -> Controller {
         Controller::spawn(&self.kubeconfig, identity)
@@ -88,6 +100,8 @@ pub struct Controller {
     pub identity: String,
     /// Where it serves /metrics, /healthz and /readyz.
     pub addr: SocketAddr,
+    /// What it wrote to stderr after the line that names `addr`.
+    stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl Controller {
@@ -126,19 +140,28 @@ impl Controller {
             }
             eprint!("[{identity}] {line}");
         };
-        // Keep passing its log on, marked with its identity.
+        // Keep passing its log on, marked with its identity, and keep it for the test.
         let tag = identity.to_string();
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let keep = kept.clone();
         std::thread::spawn(move || {
             for line in stderr.lines() {
                 let Ok(line) = line else { break };
                 eprintln!("[{tag}] {line}");
+                keep.lock().unwrap().push(line);
             }
         });
         Controller {
             child,
             identity: identity.to_string(),
             addr,
+            stderr: kept,
         }
+    }
+
+    /// The lines it has written to stderr since it served its probes.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit code.

@@ -1,4 +1,4 @@
-//! The playground end to end: the real `virt-controller local` binary, driven over HTTP with
+//! The playground end to end: the real `virt-playground` binary, driven over HTTP with
 //! kube-rs, through the seed's VM lifecycle.
 
 use std::path::Path;
@@ -13,7 +13,7 @@ use virt_reconciler::{VirtualMachine, VirtualMachineInstance, firmware};
 
 fn start() -> Playground {
     Playground::start(
-        Path::new(env!("CARGO_BIN_EXE_virt-controller")),
+        Path::new(env!("CARGO_BIN_EXE_virt-playground")),
         Stdio::inherit(),
     )
 }

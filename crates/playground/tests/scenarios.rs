@@ -1,5 +1,5 @@
 //! The controller acceptance scenarios of the lifecycle spec (Part B §6), run against the real
-//! `virt-controller local` playground. Commands go through the subresource API
+//! `virt-playground` binary. Commands go through the subresource API
 //! (`PUT .../virtualmachines/{name}/{start|stop|restart}`, as virtctl sends them) or are plain
 //! object writes; every assertion is on objects in the API server.
 //!
@@ -43,7 +43,7 @@ const HOLD: &str = "scenarios.test/hold";
 
 fn start_playground() -> Playground {
     Playground::start(
-        Path::new(env!("CARGO_BIN_EXE_virt-controller")),
+        Path::new(env!("CARGO_BIN_EXE_virt-playground")),
         Stdio::inherit(),
     )
 }

@@ -1,4 +1,4 @@
-//! The seed's kubectl block, run verbatim against the playground: `virt-controller local` with
+//! The seed's kubectl block, run verbatim against the playground: `virt-playground` with
 //! kubectl as the only client, on the seed's own `vm.yaml`
 //! (`examples/vm-cirros.yaml`).
 //!
@@ -20,7 +20,7 @@ struct Playground(test_support::Playground);
 impl Playground {
     fn start() -> Playground {
         Playground(test_support::Playground::start(
-            Path::new(env!("CARGO_BIN_EXE_virt-controller")),
+            Path::new(env!("CARGO_BIN_EXE_virt-playground")),
             Stdio::inherit(),
         ))
     }

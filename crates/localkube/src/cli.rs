@@ -1,0 +1,75 @@
+//! The command-line flags of a localkube server and its simulated node, defined once: the
+//! `localkube` binary and the playground flatten them into their own command lines.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cli_duration::parse_duration;
+
+use crate::node::NodeConfig;
+use crate::server::Builder;
+
+/// Where the API server listens, where its kubeconfig goes, and its simulated node.
+///
+/// The kubeconfig's default is `localkube.kubeconfig`; a program with another default sets it
+/// with `#[command(mut_arg("kubeconfig_out", |a| a.default_value("...")))]`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Keep state in this directory (not yet supported: state is in memory).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Where to write the kubeconfig (mode 0600).
+    #[arg(long, default_value = "localkube.kubeconfig", value_name = "PATH")]
+    pub kubeconfig_out: PathBuf,
+
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+impl ServerArgs {
+    /// A server builder with these flags, or why they cannot be honoured.
+    pub fn builder(&self) -> anyhow::Result<Builder> {
+        if let Some(dir) = &self.data_dir {
+            anyhow::bail!(
+                "--data-dir {} is not yet supported: this release keeps all state in memory",
+                dir.display()
+            );
+        }
+        Ok(crate::LocalKube::builder()
+            .listen(self.listen)
+            .kubeconfig_out(&self.kubeconfig_out))
+    }
+}
+
+/// The simulated node's flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NodeArgs {
+    /// How long a pod takes to start running once bound, e.g. 0, 500ms, 2s.
+    #[arg(long, default_value = "1s", value_name = "DUR", value_parser = parse_duration)]
+    pub node_start_delay: Duration,
+
+    /// The longest a pod stays Terminating; its grace period is used when shorter.
+    #[arg(long, default_value = "1s", value_name = "DUR", value_parser = parse_duration)]
+    pub node_shutdown_time: Duration,
+
+    /// The simulated node's name.
+    #[arg(long, default_value = "localkube-node", value_name = "NAME")]
+    pub node_name: String,
+}
+
+impl NodeArgs {
+    /// The node these flags describe.
+    pub fn config(&self) -> NodeConfig {
+        NodeConfig {
+            name: self.node_name.clone(),
+            start_delay: self.node_start_delay,
+            shutdown_time: self.node_shutdown_time,
+        }
+    }
+}
