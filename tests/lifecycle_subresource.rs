@@ -1,4 +1,4 @@
-//! start / stop / restart over the subresource API: the `virt-controller local` playground,
+//! start / stop / restart over the subresource API: the `virt-playground`,
 //! with the controllers and the simulated node running, so the VMs really start and stop.
 
 mod common;

@@ -1,5 +1,5 @@
 //! `virtctl pause` / `unpause` (Part B §2.7, scenario 34): the requests and the messages
-//! against a fake KubeVirt API, the whole round trip against the `virt-controller local`
+//! against a fake KubeVirt API, the whole round trip against the `virt-playground`
 //! playground, and the clear error from a cluster without the subresource API.
 
 mod common;

@@ -50,6 +50,7 @@ pub async fn shutdown_signal() {
 /// caches are built from several runtime threads, and the arenas' fragmentation costs more
 /// memory than the lock contention they avoid is worth here (1,000 VMs: 54 → 46 MiB peak RSS).
 /// `MALLOC_ARENA_MAX`, when set, still wins.
+#[allow(unsafe_code)] // The one unsafe call of the workspace: a C allocator setting.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
