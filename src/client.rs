@@ -529,17 +529,7 @@ pub fn explain_proxy_error(message: &str, proxy_url: Option<&str>) -> String {
 /// An error and its causes, joined with `: `, without repeating a cause that the previous
 /// message already contains.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
+    virt_reconciler::kube_error::chain(e)
 }
 
 #[cfg(test)]

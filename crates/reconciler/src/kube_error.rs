@@ -5,11 +5,31 @@
 /// The message of `e` for users, conditions, Status bodies and logs.
 pub fn message(e: &kube::Error) -> String {
     match e {
-        kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
-        kube::Error::Api(s) => format!("the API server answered {} {}", s.code, s.reason)
-            .trim_end()
-            .to_string(),
+        kube::Error::Api(s) => status_message(s),
         other => chain(other),
+    }
+}
+
+/// A Status's message, else its reason, else its code.
+fn status_message(s: &kube::core::Status) -> String {
+    if !s.message.is_empty() {
+        s.message.clone()
+    } else if !s.reason.is_empty() {
+        s.reason.clone()
+    } else {
+        format!("the API server answered {}", s.code)
+    }
+}
+
+/// The message of a watch's error, in the same words as [`message`].
+pub fn watch_message(e: &kube::runtime::watcher::Error) -> String {
+    use kube::runtime::watcher::Error as W;
+    match e {
+        W::InitialListFailed(e) => format!("listing failed: {}", message(e)),
+        W::WatchStartFailed(e) => format!("watching failed to start: {}", message(e)),
+        W::WatchFailed(e) => format!("watching failed: {}", message(e)),
+        W::WatchError(s) => format!("the watch ended: {}", status_message(s)),
+        other => other.to_string(),
     }
 }
 
@@ -48,6 +68,14 @@ mod tests {
         assert_eq!(message(&e), "configmaps \"a\" not found");
         let bare = kube::Error::Api(Status::failure("", "").with_code(503).boxed());
         assert_eq!(message(&bare), "the API server answered 503");
+        let reason_only =
+            kube::Error::Api(Status::failure("", "Unauthorized").with_code(401).boxed());
+        assert_eq!(message(&reason_only), "Unauthorized");
+        let watch = kube::runtime::watcher::Error::InitialListFailed(e);
+        assert_eq!(
+            watch_message(&watch),
+            "listing failed: configmaps \"a\" not found"
+        );
     }
 
     #[test]

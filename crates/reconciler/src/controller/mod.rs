@@ -379,8 +379,9 @@ fn log_errors<K>(
                 Some(Ok(obj))
             }
             Err(e) => {
-                tracing::warn!("{what}: {e}");
-                metrics.watches.failed(what, &e);
+                let why = crate::kube_error::watch_message(&e);
+                tracing::warn!("{what}: {why}");
+                metrics.watches.failed(what, why);
                 None
             }
         })
@@ -433,8 +434,9 @@ pub async fn run(
                     event
                 }
                 Err(e) => {
-                    tracing::warn!("VMI watch: {e}");
-                    health.watches.failed("VMI watch", &e);
+                    let why = crate::kube_error::watch_message(&e);
+                    tracing::warn!("VMI watch: {why}");
+                    health.watches.failed("VMI watch", why);
                     continue;
                 }
             };

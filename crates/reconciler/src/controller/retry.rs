@@ -48,12 +48,7 @@ pub fn classify(err: &Error) -> ErrorClass {
 /// What the API server said: its message for an API error, else the error (a connection
 /// error, a timeout), never the Debug dump of its Status.
 pub fn server_message(err: &kube::Error) -> String {
-    match err {
-        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
-        kube::Error::Api(status) if !status.reason.is_empty() => status.reason.clone(),
-        kube::Error::Api(status) => format!("the API server answered {}", status.code),
-        other => other.to_string(),
-    }
+    crate::kube_error::message(err)
 }
 
 /// The first retry's delay (KubeVirt's workqueue: 5 ms, doubling).
