@@ -17,6 +17,7 @@ use kube::Client;
 use kube::api::Api;
 use tokio::time::Instant;
 use virt_reconciler::intent::IntentError;
+use virt_reconciler::kube_error;
 use virt_reconciler::request::{LifecycleRequest, VmiRequest};
 use virt_reconciler::{VirtualMachine, VirtualMachineInstance, execute};
 
@@ -45,13 +46,6 @@ pub struct RequestError {
 impl From<IntentError> for RequestError {
     fn from(e: IntentError) -> Self {
         RequestError { message: e.message }
-    }
-}
-
-fn kube_message(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
-        other => error_chain(other),
     }
 }
 
@@ -187,11 +181,17 @@ impl Goal {
     }
 }
 
-/// The UID of the VM's current VMI, if any (read before a request that `--wait`s).
-pub async fn current_vmi_uid(client: &Client, ns: &str, name: &str) -> Option<String> {
-    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
-    vmis.get_opt(name)
-        .await
+/// The UID of the VM's current VMI, read before a request that waits (`deadline` set) and
+/// bounded by that deadline; `None` when nothing waits, or there is no VMI.
+pub async fn vmi_uid_before(
+    conn: &Connection,
+    name: &str,
+    deadline: Option<Instant>,
+) -> Option<String> {
+    deadline?;
+    let vmis: Api<VirtualMachineInstance> = Api::namespaced(conn.client.clone(), &conn.namespace);
+    within(deadline, vmis.get_opt(name))
+        .await?
         .ok()
         .flatten()
         .and_then(|v| v.metadata.uid)
@@ -249,7 +249,7 @@ pub async fn wait(
                 .and_then(|s| s.printable_status.clone())
                 .unwrap_or_else(|| "Unknown".to_string()),
             Some(Ok(None)) => "NotFound".to_string(),
-            Some(Err(e)) => format!("unreachable ({})", kube_message(e)),
+            Some(Err(e)) => format!("unreachable ({})", kube_error::message(e)),
             None => NO_ANSWER.to_string(),
         };
         if status != last {

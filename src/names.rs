@@ -63,7 +63,7 @@ pub fn subdomain_problem(value: &str) -> Option<String> {
     if value.len() > SUBDOMAIN_MAX {
         return Some(format!("must be no more than {SUBDOMAIN_MAX} characters"));
     }
-    (!value.split('.').all(is_label)).then(|| SUBDOMAIN_RULE.to_string())
+    (!virt_reconciler::names::is_dns1123_subdomain(value)).then(|| SUBDOMAIN_RULE.to_string())
 }
 
 /// Why `value` is not a DNS-1123 label (the rule for namespaces), if it is not.

@@ -18,7 +18,7 @@ const GRACE: i64 = 60;
 
 async fn launcher_pods(c: &Cluster) -> Vec<Pod> {
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), NS);
-    let lp = ListParams::default().labels("kubevirt.io=virt-launcher");
+    let lp = ListParams::default().labels(&virt_reconciler::vmi::all_launcher_pods_selector());
     pods.list(&lp).await.unwrap().items
 }
 

@@ -8,12 +8,13 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, PostParams};
 use serde_json::Value;
+use virt_reconciler::kube_error;
 use virt_reconciler::{
     VirtualMachine, VirtualMachineInstance, VirtualMachineInstanceReplicaSet,
     VirtualMachineInstanceSpec,
 };
 
-use crate::client::{LazyConnection, error_chain};
+use crate::client::LazyConnection;
 use crate::settings::{ExposeKind, ExposeSettings};
 
 pub async fn run(connection: &LazyConnection, opts: &ExposeSettings) -> anyhow::Result<()> {
@@ -36,7 +37,7 @@ pub async fn run(connection: &LazyConnection, opts: &ExposeSettings) -> anyhow::
     services
         .create(&PostParams::default(), &service)
         .await
-        .map_err(|e| anyhow!("service creation failed: {}", message(&e)))?;
+        .map_err(|e| anyhow!("service creation failed: {}", kube_error::message(&e)))?;
     println!(
         "Service {} successfully created for {} {}",
         opts.service_name, opts.type_name, opts.name
@@ -52,13 +53,6 @@ pub struct Target {
     pub ports: Option<Vec<ServicePort>>,
 }
 
-fn message(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
-        other => error_chain(other),
-    }
-}
-
 fn id_selector(name: &str) -> BTreeMap<String, String> {
     [(
         virt_reconciler::vmi::ID_LABEL.to_string(),
@@ -72,10 +66,12 @@ async fn fetch(client: &kube::Client, ns: &str, opts: &ExposeSettings) -> anyhow
     match opts.kind {
         ExposeKind::Vmi => {
             let api: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), ns);
-            let vmi = api
-                .get(name)
-                .await
-                .map_err(|e| anyhow!("error fetching VirtualMachineInstance: {}", message(&e)))?;
+            let vmi = api.get(name).await.map_err(|e| {
+                anyhow!(
+                    "error fetching VirtualMachineInstance: {}",
+                    kube_error::message(&e)
+                )
+            })?;
             Ok(Target {
                 uid: vmi.metadata.uid.clone().unwrap_or_default(),
                 selector: id_selector(name),
@@ -84,10 +80,9 @@ async fn fetch(client: &kube::Client, ns: &str, opts: &ExposeSettings) -> anyhow
         }
         ExposeKind::Vm => {
             let api: Api<VirtualMachine> = Api::namespaced(client.clone(), ns);
-            let vm = api
-                .get(name)
-                .await
-                .map_err(|e| anyhow!("error fetching VirtualMachine: {}", message(&e)))?;
+            let vm = api.get(name).await.map_err(|e| {
+                anyhow!("error fetching VirtualMachine: {}", kube_error::message(&e))
+            })?;
             Ok(Target {
                 uid: vm.metadata.uid.clone().unwrap_or_default(),
                 selector: id_selector(name),
@@ -99,7 +94,7 @@ async fn fetch(client: &kube::Client, ns: &str, opts: &ExposeSettings) -> anyhow
             let rs = api.get(name).await.map_err(|e| {
                 anyhow!(
                     "error fetching VirtualMachineInstanceReplicaSet: {}",
-                    message(&e)
+                    kube_error::message(&e)
                 )
             })?;
             let selector = replica_set_selector(rs.spec.selector.as_ref())?;

@@ -5,11 +5,12 @@
 use anyhow::bail;
 use kube::api::Api;
 use virt_reconciler::VirtualMachine;
+use virt_reconciler::kube_error;
 use virt_reconciler::run_strategy::{self, RunStrategy};
 
 use virt_reconciler::request::{self, VmiRequest};
 
-use crate::client::{LazyConnection, error_chain};
+use crate::client::LazyConnection;
 use crate::lifecycle::{self, SUBRESOURCE_GROUP, VmiRequestError};
 use crate::settings::{PauseAction, PauseSettings, PauseTarget};
 
@@ -40,7 +41,10 @@ pub async fn run(connection: &LazyConnection, opts: &PauseSettings) -> anyhow::R
         PauseTarget::Vm => {
             let vms: Api<VirtualMachine> = Api::namespaced(conn.client.clone(), &conn.namespace);
             let vm = vms.get(name).await.map_err(|e| {
-                anyhow::anyhow!("Error getting VirtualMachine {name}: {}", message(&e))
+                anyhow::anyhow!(
+                    "Error getting VirtualMachine {name}: {}",
+                    kube_error::message(&e)
+                )
             })?;
             Some(vm)
         }
@@ -77,11 +81,4 @@ pub async fn run(connection: &LazyConnection, opts: &PauseSettings) -> anyhow::R
 /// runStrategy Halted, or the deprecated `running: false`.
 fn is_halted(vm: &VirtualMachine) -> bool {
     matches!(run_strategy::effective(vm), Ok(RunStrategy::Halted))
-}
-
-fn message(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
-        other => error_chain(other),
-    }
 }

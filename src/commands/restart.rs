@@ -33,15 +33,7 @@ pub async fn run(connection: &LazyConnection, opts: &RestartSettings) -> anyhow:
     let wait = opts.wait.filter(|_| !opts.dry_run);
     // --timeout bounds every request from here on (not the confirmation prompt).
     let deadline = wait.map(lifecycle::deadline_after);
-    let before = match deadline {
-        Some(_) => within(
-            deadline,
-            lifecycle::current_vmi_uid(&conn.client, &conn.namespace, &opts.name),
-        )
-        .await
-        .flatten(),
-        None => None,
-    };
+    let before = lifecycle::vmi_uid_before(conn, &opts.name, deadline).await;
     let goal = Goal::Running {
         not_uid: before,
         paused: false,

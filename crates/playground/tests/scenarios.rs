@@ -407,20 +407,13 @@ impl Env {
     }
 
     async fn put_path(&self, path: String, body: Value, ok: u16) -> Result<(), (u16, String)> {
-        let req = Request::put(path)
-            .header("content-type", "application/json")
-            .body(kube::client::Body::from(serde_json::to_vec(&body).unwrap()))
-            .unwrap();
-        let resp = self.client.send(req).await.unwrap();
-        let code = resp.status().as_u16();
-        let bytes = resp.into_body().collect_bytes().await.unwrap();
+        let (code, status) = put_raw(&self.client, &path, serde_json::to_vec(&body).unwrap()).await;
         if code == ok {
             return Ok(());
         }
-        let message = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        let message = status["message"]
+            .as_str()
+            .map_or_else(|| status.to_string(), str::to_string);
         Err((code, message))
     }
 }
@@ -845,10 +838,10 @@ async fn names_with_query_or_slash_address_no_other_vm() {
 }
 
 /// A raw PUT to the subresource API: the HTTP code and the body as JSON (`null` when empty).
-async fn put_raw(client: &Client, path: &str, body: &'static [u8]) -> (u16, Value) {
+async fn put_raw(client: &Client, path: &str, body: impl Into<Vec<u8>>) -> (u16, Value) {
     let req = Request::put(path)
         .header("content-type", "application/json")
-        .body(kube::client::Body::from(body.to_vec()))
+        .body(kube::client::Body::from(body.into()))
         .unwrap();
     let resp = client.send(req).await.unwrap();
     let code = resp.status().as_u16();

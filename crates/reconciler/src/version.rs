@@ -10,11 +10,6 @@ pub const KUBEVIRT_RELEASE: &str = "v1.9.0";
 /// in step with [`KUBEVIRT_RELEASE`]).
 pub const KUBEVIRT_COMPATIBLE: &str = concat!("v1.9.0+virt-toolkit.", env!("CARGO_PKG_VERSION"));
 
-/// [`KUBEVIRT_COMPATIBLE`], owned.
-pub fn kubevirt_compatible() -> String {
-    KUBEVIRT_COMPATIBLE.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

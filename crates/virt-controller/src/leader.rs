@@ -15,6 +15,7 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 use tokio::sync::watch;
+use virt_reconciler::kube_error;
 
 #[derive(Debug, Clone)]
 pub struct LeaseConfig {
@@ -109,15 +110,6 @@ pub async fn release(api: &Api<Lease>, cfg: &LeaseConfig) -> Result<bool, kube::
     Ok(false)
 }
 
-/// What went wrong, in the API server's words when it answered: never the error's debug dump.
-pub fn describe(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
-        kube::Error::Api(status) => format!("the API server answered {}", status.code),
-        other => other.to_string(),
-    }
-}
-
 /// Whether `e` is the API server's answer to a write into a namespace that does not exist.
 fn is_missing_namespace(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(status)
@@ -157,7 +149,11 @@ impl Elector {
         match release(&api, &self.cfg).await {
             Ok(true) => tracing::info!("released lease {}", self.cfg.name),
             Ok(false) => {}
-            Err(e) => tracing::warn!("lease {} not released: {}", self.cfg.name, describe(&e)),
+            Err(e) => tracing::warn!(
+                "lease {} not released: {}",
+                self.cfg.name,
+                kube_error::message(&e)
+            ),
         }
     }
 }
@@ -195,7 +191,12 @@ pub fn run(client: Client, cfg: LeaseConfig, reconnect: Reconnect) -> Elector {
                         let problem = if is_missing_namespace(&e) {
                             missing_namespace_message(&cfg)
                         } else {
-                            format!("lease {}/{}: {}", cfg.namespace, cfg.name, describe(&e))
+                            format!(
+                                "lease {}/{}: {}",
+                                cfg.namespace,
+                                cfg.name,
+                                kube_error::message(&e)
+                            )
                         };
                         if reported.as_ref() != Some(&problem) {
                             if is_missing_namespace(&e) {
@@ -213,7 +214,7 @@ pub fn run(client: Client, cfg: LeaseConfig, reconnect: Reconnect) -> Elector {
                                     tracing::info!(
                                         "lease {}: read the kubeconfig again after: {}",
                                         cfg.name,
-                                        describe(&e)
+                                        kube_error::message(&e)
                                     );
                                     api = Api::namespaced(client, &cfg.namespace);
                                     *shared.lock().unwrap_or_else(|e| e.into_inner()) = api.clone();

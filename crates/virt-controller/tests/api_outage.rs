@@ -5,10 +5,7 @@
 
 mod ha_support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -20,71 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use virt_reconciler::{VirtualMachine, VirtualMachineInstance};
 
-use ha_support::{Cluster, LEASE_NAMESPACE, eventually, http_get, running_vm};
-
-/// A `virt-controller run` process with extra flags; killed when dropped.
-struct Controller {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Controller {
-    fn spawn(kubeconfig: &Path, identity: &str, flags: &[&str]) -> Controller {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_virt-controller"))
-            .arg("run")
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["--metrics-addr", "127.0.0.1:0", "--identity", identity])
-            .args(["--lease-namespace", LEASE_NAMESPACE])
-            .args(flags)
-            .env_remove("POD_NAME")
-            .env_remove("POD_NAMESPACE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn virt-controller");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let prefix = "virt-controller serving /metrics, /healthz and /readyz on ";
-        let mut line = String::new();
-        let addr = loop {
-            line.clear();
-            let n = stderr.read_line(&mut line).unwrap();
-            assert!(n > 0, "virt-controller exited before it served");
-            if let Some(rest) = line.trim().strip_prefix(prefix) {
-                break rest.parse().unwrap();
-            }
-            eprint!("[{identity}] {line}");
-        };
-        let tag = identity.to_string();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                eprintln!("[{tag}] {line}");
-            }
-        });
-        Controller { child, addr }
-    }
-
-    /// The status code of `path`; `None` if nothing answers.
-    async fn code(&self, path: &str) -> Option<u16> {
-        http_get(self.addr, path).await.map(|(code, _)| code)
-    }
-
-    /// Waits until `path` answers `code`.
-    async fn wait_for(&self, secs: u64, path: &str, code: u16) {
-        eventually(secs, &format!("{path} to answer {code}"), async || {
-            (self.code(path).await == Some(code)).then_some(())
-        })
-        .await;
-    }
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use ha_support::{Cluster, Controller, LEASE_NAMESPACE, eventually, http_get, running_vm};
 
 /// A TCP relay in front of the API server that can be cut and restored on the same port: an
 /// outage as the controller sees it, while the server keeps its state (and its CA).
@@ -175,7 +108,7 @@ async fn readyz_and_healthz_fail_while_the_api_server_is_unreachable_and_recover
         .replace(&cluster.server.url, &format!("https://{}", relay.addr));
     std::fs::write(&kubeconfig, via_relay).unwrap();
 
-    let controller = Controller::spawn(
+    let controller = Controller::spawn_with(
         &kubeconfig,
         "outage-test",
         &["--unready-after", "2s", "--unhealthy-after", "3s"],
@@ -220,7 +153,8 @@ async fn after_the_api_server_restarts_with_a_new_ca_and_token_the_controller_re
     let first_client = first.client().await.unwrap();
     install(&first_client).await;
 
-    let controller = Controller::spawn(&kubeconfig, "rotation-test", &["--unready-after", "2s"]);
+    let controller =
+        Controller::spawn_with(&kubeconfig, "rotation-test", &["--unready-after", "2s"]);
     controller.wait_for(15, "/readyz", 200).await;
     vm_gets_a_vmi(&first_client, "before-restart", 15).await;
 

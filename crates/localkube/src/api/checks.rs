@@ -99,19 +99,7 @@ impl Core {
             };
             unknown.extend(schema::prune(obj, &s, true));
             schema::apply_defaults(obj, &s);
-            if let Some(meta_schema) = builtin.object_meta() {
-                let ms = schema::Schema {
-                    root: meta_schema,
-                    resolve: &resolve,
-                };
-                if let Some(m) = obj.get_mut("metadata") {
-                    unknown.extend(
-                        schema::prune(m, &ms, false)
-                            .into_iter()
-                            .map(|p| format!(".metadata{p}")),
-                    );
-                }
-            }
+            unknown.extend(prune_metadata(obj));
             let errors = schema::validate(obj, &s);
             if !errors.is_empty() {
                 let causes = errors
@@ -130,19 +118,7 @@ impl Core {
                 resolve: &resolve,
             };
             unknown.extend(schema::prune(obj, &s, true));
-            if let Some(meta_schema) = builtin.object_meta() {
-                let ms = schema::Schema {
-                    root: meta_schema,
-                    resolve: &resolve,
-                };
-                if let Some(m) = obj.get_mut("metadata") {
-                    unknown.extend(
-                        schema::prune(m, &ms, false)
-                            .into_iter()
-                            .map(|p| format!(".metadata{p}")),
-                    );
-                }
-            }
+            unknown.extend(prune_metadata(obj));
             openapi::check_builtin_types(&rt.group, &rt.kind, obj)?;
         }
         if unknown.is_empty() {
@@ -183,4 +159,22 @@ impl Core {
             Some(_) => Ok(()),
         }
     }
+}
+
+/// Prunes unknown fields from the object's metadata against ObjectMeta's schema, and returns
+/// their paths (`.metadata.…`).
+fn prune_metadata(obj: &mut Value) -> Vec<String> {
+    let builtin = openapi::builtin_schemas();
+    let resolve = |r: &str| builtin.resolve(r);
+    let (Some(meta_schema), Some(m)) = (builtin.object_meta(), obj.get_mut("metadata")) else {
+        return Vec::new();
+    };
+    let ms = schema::Schema {
+        root: meta_schema,
+        resolve: &resolve,
+    };
+    schema::prune(m, &ms, false)
+        .into_iter()
+        .map(|p| format!(".metadata{p}"))
+        .collect()
 }

@@ -5,26 +5,8 @@ use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
 
-/// Go's `%q` for a string.
-pub(super) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// Go's `%q`, as kube's messages quote values.
+pub(super) use crate::validation::go_quote;
 
 /// Go's `%v` for a float64.
 pub(super) fn go_float(f: f64) -> String {

@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 /// Why a reconcile failed. Shown as one sentence: the API server's message, never a dump.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}", retry::server_message(.0))]
+    #[error("{}", crate::kube_error::message(.0))]
     Kube(#[from] kube::Error),
     #[error("encoding: {0}")]
     Serde(serde_json::Error),

@@ -45,12 +45,6 @@ pub fn classify(err: &Error) -> ErrorClass {
     }
 }
 
-/// What the API server said: its message for an API error, else the error (a connection
-/// error, a timeout), never the Debug dump of its Status.
-pub fn server_message(err: &kube::Error) -> String {
-    crate::kube_error::message(err)
-}
-
 /// The first retry's delay (KubeVirt's workqueue: 5 ms, doubling).
 pub const BASE_DELAY: Duration = Duration::from_millis(5);
 /// The longest delay. KubeVirt's workqueue caps at minutes; 30 s bounds how long a key waits
@@ -113,6 +107,7 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kube_error;
     use kube::core::Status;
 
     fn api(code: u16) -> kube::Error {
@@ -171,19 +166,19 @@ mod tests {
 
     #[test]
     fn the_server_message_is_shown_never_the_status_dump() {
-        assert_eq!(server_message(&api(422)), "message 422");
+        assert_eq!(kube_error::message(&api(422)), "message 422");
         let mut bare = Status {
             code: 500,
             reason: "InternalError".into(),
             ..Default::default()
         };
         assert_eq!(
-            server_message(&kube::Error::Api(Box::new(bare.clone()))),
+            kube_error::message(&kube::Error::Api(Box::new(bare.clone()))),
             "InternalError"
         );
         bare.reason.clear();
         assert_eq!(
-            server_message(&kube::Error::Api(Box::new(bare))),
+            kube_error::message(&kube::Error::Api(Box::new(bare))),
             "the API server answered 500"
         );
         let shown = Error::Kube(api(409)).to_string();

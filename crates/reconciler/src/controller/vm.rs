@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::expectations::{Expectations, Observed};
 use super::queue::QueueDepth;
-use super::retry::{Backoff, ErrorClass, classify_kube, server_message};
+use super::retry::{Backoff, ErrorClass, classify_kube};
 use super::{Error, Metrics, finalizer_patch, key, now};
 use crate::decide::vm::{Decision, ORPHAN_FINALIZER, decide};
 use crate::run_strategy::{is_deleting, is_final};
@@ -141,7 +141,10 @@ async fn delete_vmi(ctx: &Context, vm: &VirtualMachine, uid: &str) -> Option<Syn
         }
         Err(e) => {
             ctx.expectations.forget(&key(vm));
-            let msg = format!("Failure attempting to delete VMI: {}", server_message(&e));
+            let msg = format!(
+                "Failure attempting to delete VMI: {}",
+                crate::kube_error::message(&e)
+            );
             event(ctx, vm, true, "FailedDelete", msg.clone()).await;
             Some(SyncFailure::of(status::reason::FAILED_DELETE, msg, &e))
         }
@@ -168,7 +171,7 @@ async fn create_vmi(ctx: &Context, vm: &VirtualMachine, paused: bool) -> Option<
         // The cache is behind: the next event brings the VMI.
         Err(kube::Error::Api(e)) if e.code == 409 => None,
         Err(e) => {
-            let message = server_message(&e);
+            let message = crate::kube_error::message(&e);
             let note = format!("Error creating virtual machine instance: {message}");
             event(ctx, vm, true, "FailedCreate", note).await;
             let msg = format!("Failure while starting VMI: {message}");
@@ -198,7 +201,7 @@ async fn patch_vm(
         vms.patch(&vm.name_any(), &params, &patch).await
     };
     Ok(sent.err().map(|e| {
-        let msg = format!("{what}: {}", server_message(&e));
+        let msg = format!("{what}: {}", crate::kube_error::message(&e));
         SyncFailure::of(reason, msg, &e)
     }))
 }

@@ -18,7 +18,6 @@ use kube::{Client, ResourceExt};
 use super::expectations::{Expectations, Observed};
 use super::queue::QueueDepth;
 use super::retry::Backoff;
-use super::retry::server_message;
 use super::{Error, Metrics, finalizer_patch, key, now};
 use crate::decide::vmi::{Decision, decide, newest_pod};
 use crate::types::VirtualMachineInstance;
@@ -111,7 +110,7 @@ async fn reconcile_inner(vmi: &VirtualMachineInstance, ctx: &Context) -> Result<
                     event(ctx, vmi, false, "SuccessfulCreate", note).await;
                 }
                 Err(e) => {
-                    let note = format!("Error creating pod: {}", server_message(&e));
+                    let note = format!("Error creating pod: {}", crate::kube_error::message(&e));
                     event(ctx, vmi, true, "FailedCreate", note).await;
                     return Err(e.into());
                 }

@@ -106,6 +106,11 @@ pub struct Controller {
 
 impl Controller {
     pub fn spawn(kubeconfig: &std::path::Path, identity: &str) -> Controller {
+        Self::spawn_with(kubeconfig, identity, &[])
+    }
+
+    /// [`Controller::spawn`] with extra flags (e.g. `--unready-after 2s`).
+    pub fn spawn_with(kubeconfig: &std::path::Path, identity: &str, flags: &[&str]) -> Controller {
         // Port 0: the process picks a free port and prints it, so two tests never race for one.
         let mut child = Command::new(env!("CARGO_BIN_EXE_virt-controller"))
             .arg("run")
@@ -119,6 +124,7 @@ impl Controller {
                 "--lease-namespace",
                 LEASE_NAMESPACE,
             ])
+            .args(flags)
             .env_remove("POD_NAME")
             .env_remove("POD_NAMESPACE")
             .stdin(Stdio::null())
@@ -204,6 +210,21 @@ impl Controller {
             .unwrap_or_else(|| panic!("{}: /metrics does not answer", self.identity));
         assert_eq!(code, 200, "{body}");
         body
+    }
+}
+
+impl Controller {
+    /// The status code of `path`; `None` if nothing answers.
+    pub async fn code(&self, path: &str) -> Option<u16> {
+        http_get(self.addr, path).await.map(|(code, _)| code)
+    }
+
+    /// Waits until `path` answers `code`.
+    pub async fn wait_for(&self, secs: u64, path: &str, code: u16) {
+        eventually(secs, &format!("{path} to answer {code}"), async || {
+            (self.code(path).await == Some(code)).then_some(())
+        })
+        .await;
     }
 }
 
