@@ -9,6 +9,7 @@ pub mod execute;
 pub mod firmware;
 pub mod intent;
 pub mod kube_error;
+pub mod launcher_api;
 pub mod names;
 pub mod request;
 pub mod run_strategy;

@@ -1,0 +1,157 @@
+//! The command socket between virt-handler and virt-launcher: the requests, the answers and
+//! the domain's state, as newline-delimited JSON (see `docs/data-plane.md`).
+
+use serde::{Deserialize, Serialize};
+
+/// Where a launcher listens, relative to the node's root (virt-handler's `--host-root`) and to
+/// the launcher's working directory alike.
+pub fn socket_path(vmi_uid: &str) -> String {
+    format!("{SOCKETS_DIR}/{vmi_uid}.sock")
+}
+
+/// The hostPath directory shared by every launcher on a node and virt-handler.
+pub const SOCKETS_DIR: &str = "var/run/kubevirt/sockets";
+/// The launcher Pod's private directory (an emptyDir): QEMU's sockets and the console log.
+pub const PRIVATE_DIR: &str = "var/run/kubevirt-private";
+/// The serial console's log, which the `guest-console-log` container follows.
+pub const SERIAL_LOG: &str = "var/run/kubevirt-private/virt-serial0-log";
+/// The node's containerDisk images (a read-only hostPath).
+pub const IMAGES_DIR: &str = "var/lib/virt-toolkit/images";
+
+/// One request line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum Request {
+    /// Start the domain for this VMI unless it already runs.
+    Sync {
+        vmi: serde_json::Value,
+    },
+    /// The domain's status now.
+    Status,
+    /// The status now, then a line on every change.
+    Watch,
+    Pause,
+    Unpause,
+    /// ACPI power button; killed after `grace_seconds`.
+    #[serde(rename_all = "camelCase")]
+    Shutdown {
+        grace_seconds: u64,
+    },
+    Kill,
+}
+
+/// One response line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<DomainStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Response {
+    pub fn ok(status: DomainStatus) -> Self {
+        Response {
+            ok: true,
+            status: Some(status),
+            error: None,
+        }
+    }
+    pub fn error(message: impl Into<String>) -> Self {
+        Response {
+            ok: false,
+            status: None,
+            error: Some(message.into()),
+        }
+    }
+}
+
+/// The domain's state, named as libvirt (and so KubeVirt) names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum DomainState {
+    /// Not started yet (no `sync` so far, or QEMU is starting).
+    #[default]
+    NoState,
+    Running,
+    Paused,
+    /// An ACPI shutdown was requested and the guest has not powered off yet.
+    Shutdown,
+    /// QEMU has exited after the guest powered off or was killed on request.
+    Shutoff,
+    /// QEMU crashed or the guest panicked.
+    Crashed,
+}
+
+/// What the launcher knows about its domain.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainStatus {
+    pub state: DomainState,
+    /// Why, in a few words (for example `Paused by user`, `guest panicked`, `killed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// QEMU's process id while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qemu_pid: Option<u32>,
+    /// The guest's address on its first interface, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_ip: Option<String>,
+    /// The interface's MAC address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_read_as_documented() {
+        let cases = [
+            (r#"{"op":"status"}"#, Request::Status),
+            (r#"{"op":"watch"}"#, Request::Watch),
+            (r#"{"op":"pause"}"#, Request::Pause),
+            (r#"{"op":"unpause"}"#, Request::Unpause),
+            (r#"{"op":"kill"}"#, Request::Kill),
+            (
+                r#"{"op":"shutdown","graceSeconds":30}"#,
+                Request::Shutdown { grace_seconds: 30 },
+            ),
+            (
+                r#"{"op":"sync","vmi":{"kind":"VirtualMachineInstance"}}"#,
+                Request::Sync {
+                    vmi: serde_json::json!({"kind": "VirtualMachineInstance"}),
+                },
+            ),
+        ];
+        for (line, want) in cases {
+            let got: Request = serde_json::from_str(line).unwrap();
+            assert_eq!(got, want, "{line}");
+            assert_eq!(serde_json::to_string(&got).unwrap(), line);
+        }
+    }
+
+    #[test]
+    fn responses_carry_status_or_error() {
+        let ok = Response::ok(DomainStatus {
+            state: DomainState::Paused,
+            reason: Some("Paused by user".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            serde_json::to_string(&ok).unwrap(),
+            r#"{"ok":true,"status":{"state":"Paused","reason":"Paused by user"}}"#
+        );
+        let err = Response::error("no such domain");
+        assert_eq!(
+            serde_json::to_string(&err).unwrap(),
+            r#"{"ok":false,"error":"no such domain"}"#
+        );
+    }
+
+    #[test]
+    fn socket_paths_are_relative() {
+        assert_eq!(socket_path("1234"), "var/run/kubevirt/sockets/1234.sock");
+    }
+}
