@@ -26,7 +26,6 @@ pub mod node;
 pub(crate) mod object_index;
 pub(crate) mod openapi;
 pub mod packing;
-pub mod process;
 pub(crate) mod protobuf;
 pub(crate) mod registry;
 pub(crate) mod schema;

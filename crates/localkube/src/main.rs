@@ -50,21 +50,6 @@ enum Command {
     },
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-}
-
 async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(Command::Node { kubeconfig, node }) = &cli.command {
         let config = match kubeconfig {
@@ -80,7 +65,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         eprintln!("localkube node {} running", cfg.name);
         tokio::select! {
             r = localkube::node::run(client, cfg) => r?,
-            _ = shutdown_signal() => {}
+            _ = daemon_main::shutdown_signal() => {}
         }
         return Ok(());
     }
@@ -100,7 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         server.url,
         cli.server.kubeconfig_out.display()
     );
-    shutdown_signal().await;
+    daemon_main::shutdown_signal().await;
     if let Some(t) = node_task {
         t.abort();
     }
@@ -115,5 +100,5 @@ fn main() {
         1 => "localkube=debug,info",
         _ => "trace",
     };
-    localkube::process::run_daemon("localkube", filter, run(cli));
+    daemon_main::run_daemon("localkube", filter, run(cli));
 }

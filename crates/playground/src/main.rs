@@ -91,7 +91,7 @@ async fn run(args: LocalArgs) -> anyhow::Result<()> {
         server.url,
         args.server.kubeconfig_out.display()
     );
-    virt_controller::shutdown_signal().await;
+    daemon_main::shutdown_signal().await;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), controllers).await;
     node_task.abort();
@@ -108,5 +108,5 @@ fn main() {
         }
         _ => "trace",
     };
-    virt_controller::run_daemon("virt-playground", filter, run(cli.args));
+    daemon_main::run_daemon("virt-playground", filter, run(cli.args));
 }

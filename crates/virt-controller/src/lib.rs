@@ -2,7 +2,6 @@
 //! leader election and the client-side rate limit, for the `virt-controller` daemon and the
 //! playground. It links no API server.
 
-pub mod daemon;
 pub mod health;
 pub mod leader;
 pub mod ratelimit;
@@ -15,8 +14,6 @@ use anyhow::Context;
 use virt_reconciler::controller::{self, Metrics};
 
 use health::Bounds;
-
-pub use daemon::{run_daemon, shutdown_signal};
 
 /// Serves /metrics, /healthz and /readyz with the default bounds.
 pub async fn serve_health(

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use daemon_main::shutdown_signal;
 use tokio::sync::Notify;
 use virt_controller::health::{self, Bounds};
-use virt_controller::{leader, ratelimit, run_controllers, serve_probes, shutdown_signal};
+use virt_controller::{leader, ratelimit, run_controllers, serve_probes};
 use virt_reconciler::controller::Metrics;
 
 /// Runs the KubeVirt VM and VMI controllers.
@@ -309,7 +310,7 @@ fn main() {
         1 => "virt_reconciler=debug,virt_controller=debug,info",
         _ => "trace",
     };
-    virt_controller::run_daemon("virt-controller", filter, async {
+    daemon_main::run_daemon("virt-controller", filter, async {
         match cli.command {
             Some(Command::Crds { out }) => write_crds(out),
             Some(Command::Run(args)) => run(args).await,

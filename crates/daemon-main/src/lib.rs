@@ -1,6 +1,7 @@
-//! What the controller daemon and the playground do the same way around their work: logs on
-//! stderr, fewer malloc arenas, a multi-threaded runtime, a one-line error with exit status 1,
-//! and stopping on Ctrl-C or SIGTERM.
+//! What every daemon of the workspace (localkube, virt-controller, the playground, the node
+//! agents) does the same way around its work: logs on stderr, fewer malloc arenas, a
+//! multi-threaded runtime, a one-line error with exit status 1, and stopping on Ctrl-C or
+//! SIGTERM.
 
 use std::future::Future;
 use std::time::Duration;
@@ -35,15 +36,26 @@ where
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
+/// Resolves on Ctrl-C or, on Unix, SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
     }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }
 
 /// glibc gives threads that allocate at once their own heap arenas (up to eight per core). The
