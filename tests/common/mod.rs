@@ -192,6 +192,38 @@ impl Cluster {
         }
     }
 
+    /// The playground with real guests (`--guests qemu`): QEMU, the guest image and
+    /// `virt-launcher` are needed. `None` (after saying `SKIPPED`) when QEMU or the image is
+    /// missing outside CI; under CI that fails the test.
+    pub async fn with_guests(test: &str) -> Option<Cluster> {
+        let test = test.to_string();
+        let (binary, image) = tokio::task::spawn_blocking(move || {
+            let image = test_support::guest_image(&test)?;
+            workspace_binary("virt-launcher", "virt-launcher");
+            workspace_binary("virt-launcher", "virt-tail");
+            Some((playground_binary(), image))
+        })
+        .await
+        .unwrap()?;
+        let playground = tokio::task::spawn_blocking(move || {
+            let image = image.display().to_string();
+            test_support::Playground::start_with_args(
+                &binary,
+                Stdio::inherit(),
+                &["--guests", "qemu", "--guest-image", &image],
+            )
+        })
+        .await
+        .unwrap();
+        let kubeconfig = playground.kubeconfig.clone();
+        let client = client_for(&kubeconfig).await;
+        Some(Cluster {
+            kubeconfig,
+            client,
+            backend: Backend::Process(playground),
+        })
+    }
+
     /// The `localkube` binary as its own process (so that a test can freeze it), with the
     /// CRDs only and no simulated node.
     pub async fn localkube_process() -> Cluster {

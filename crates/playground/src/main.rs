@@ -1,6 +1,8 @@
-//! `virt-playground`: the playground. One process runs an embedded localkube with its
-//! simulated node, installs the CRDs, mounts the subresource API, and runs both controllers.
+//! `virt-playground`: the playground. One process runs an embedded localkube with its node,
+//! installs the CRDs, mounts the subresource API, and runs both controllers; with real guests
+//! (`--guests qemu`) the node runs launcher Pods as processes and virt-handler drives them.
 
+mod guests;
 mod subresources;
 
 use std::net::SocketAddr;
@@ -15,12 +17,15 @@ use virt_reconciler::controller::Metrics;
 
 use crate::subresources::SubresourceState;
 
-/// The all-in-one playground: an embedded API server with a simulated node, the KubeVirt CRDs,
-/// the subresource API and both controllers, in one process. It writes a kubeconfig for kubectl
-/// and virtctl.
+/// The all-in-one playground: an embedded API server with a node, the KubeVirt CRDs, the
+/// subresource API, both controllers and virt-handler, in one process. With `--guests qemu`
+/// (the default) every VM boots a real guest under QEMU; with `--guests simulated` the node
+/// only pretends, which needs nothing but this binary. It writes a kubeconfig for kubectl and
+/// virtctl.
 ///
 /// Examples:
-///   virt-playground --kubeconfig-out ./virt-local.kubeconfig
+///   virt-playground --guest-image "$(scripts/build-guest-image.sh | tail -n 1)"
+///   virt-playground --guests simulated --kubeconfig-out ./virt-local.kubeconfig
 ///   KUBECONFIG=./virt-local.kubeconfig kubectl get vms
 #[derive(Parser, Debug)]
 #[command(
@@ -49,6 +54,9 @@ struct LocalArgs {
     /// Where to serve /metrics, /healthz and /readyz (port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
     metrics_addr: SocketAddr,
+
+    #[command(flatten)]
+    guests: guests::GuestArgs,
 }
 
 async fn run(args: LocalArgs) -> anyhow::Result<()> {
@@ -71,13 +79,15 @@ async fn run(args: LocalArgs) -> anyhow::Result<()> {
             .await
             .context("installing the KubeVirt CRDs")?;
     }
+    let mut node = args.server.node_config();
+    let data_plane = guests::prepare(&args.guests, &mut node)?;
     let node_client = client.clone();
-    let node = args.server.node.config();
     let node_task = tokio::spawn(async move {
         if let Err(e) = localkube::node::run(node_client, node).await {
-            eprintln!("virt-playground: simulated node stopped: {e:#}");
+            eprintln!("virt-playground: the node stopped: {e:#}");
         }
     });
+    let handler_task = data_plane.spawn_handler(client.clone());
     let metrics = Arc::new(Metrics::default());
     metrics.leader.set(1);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -94,8 +104,12 @@ async fn run(args: LocalArgs) -> anyhow::Result<()> {
     daemon_main::shutdown_signal().await;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(2), controllers).await;
+    if let Some(handler) = handler_task {
+        handler.abort();
+    }
     node_task.abort();
     server.shutdown().await;
+    drop(data_plane);
     Ok(())
 }
 
@@ -104,7 +118,7 @@ fn main() {
     let filter = match cli.verbose {
         0 => "warn",
         1 => {
-            "virt_reconciler=debug,virt_controller=debug,virt_playground=debug,localkube=debug,info"
+            "virt_reconciler=debug,virt_controller=debug,virt_playground=debug,virt_handler=debug,localkube=debug,info"
         }
         _ => "trace",
     };

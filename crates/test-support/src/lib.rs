@@ -52,18 +52,22 @@ impl Playground {
     /// [`Playground::start`], with deleted pods Terminating for up to `shutdown` (a duration
     /// such as `1s`) instead of going at once.
     pub fn start_with_node_shutdown(binary: &Path, stderr: Stdio, shutdown: &str) -> Playground {
+        Self::start_with_args(
+            binary,
+            stderr,
+            &["--guests", "simulated", "--node-shutdown-time", shutdown],
+        )
+    }
+
+    /// Starts `binary` on a free port with `args` added (node start delay 0 unless `args`
+    /// say otherwise) and waits until it is ready.
+    pub fn start_with_args(binary: &Path, stderr: Stdio, args: &[&str]) -> Playground {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let kubeconfig = dir.path().join("kubeconfig");
         let mut child = Command::new(binary)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--node-start-delay",
-                "0",
-                "--node-shutdown-time",
-                shutdown,
-                "--kubeconfig-out",
-            ])
+            .args(["--listen", "127.0.0.1:0", "--node-start-delay", "0"])
+            .args(args)
+            .arg("--kubeconfig-out")
             .arg(&kubeconfig)
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -153,4 +157,64 @@ pub fn example_path(file: &str) -> PathBuf {
 pub fn example(file: &str) -> String {
     let path = example_path(file);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The workspace's root directory.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Whether a test may boot real guests: QEMU is installed and the guest image builds (with
+/// `scripts/build-guest-image.sh`, cached after the first build). Returns the image. Under CI
+/// (`CI=true`) anything missing fails the test; elsewhere the test is skipped, and says so.
+pub fn guest_image(test: &str) -> Option<PathBuf> {
+    static IMAGE: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let found = IMAGE.get_or_init(build_guest_image);
+    match found {
+        Ok(path) => Some(path.clone()),
+        Err(why) => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{test}: real guests are required under CI: {why}");
+            }
+            eprintln!("SKIPPED {test}: {why}");
+            None
+        }
+    }
+}
+
+fn build_guest_image() -> Result<PathBuf, String> {
+    let qemu = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !qemu.is_ok_and(|s| s.success()) {
+        return Err(
+            "qemu-system-x86_64 is not installed (run scripts/install-deps.sh as root)".into(),
+        );
+    }
+    let script = workspace_root().join("scripts/build-guest-image.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed ({}); run scripts/install-deps.sh as root first",
+            script.display(),
+            out.status
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let path = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} printed no image path (last line {:?})",
+            script.display(),
+            path
+        ))
+    }
 }

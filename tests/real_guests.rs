@@ -1,0 +1,429 @@
+//! Real guests: the playground runs launcher Pods as processes, `virt-launcher` runs QEMU
+//! (TCG), and the seed's VM boots the guest image. These tests check what a user sees: the
+//! VMI's phase and conditions, the guest's serial console (`kubectl logs -c
+//! guest-console-log`), and the QEMU process of each VM.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Cluster;
+use serde_json::{Value, json};
+
+const NS: &str = "default";
+/// The seed's firmware UUID (`0d2a2043-…`): the VM controller derives it from the VM's name.
+const SEED_UUID: &str = "0d2a2043-41c0-59c3-9b17-025022203668";
+const USERDATA_LINE: &str = "printed from cloud-init userdata";
+/// What the guest prints when it powers off cleanly (docs/guest-image.md).
+const CLEAN_SHUTDOWN: &str = "guest: clean shutdown";
+/// Guests boot under TCG on two cores, several at once: deadlines are generous.
+const BOOT: Duration = Duration::from_secs(180);
+
+/// Polls `f` every 200 ms until it gives a value, for at most `limit`.
+async fn within<T>(limit: Duration, what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The seed's VM (examples/vm-cirros.yaml) as JSON, renamed, with `runStrategy`, a user-data
+/// script and a grace period of its own.
+fn seed_vm(name: &str, strategy: &str, user_data: &str, grace: i64) -> Value {
+    let mut vm: Value = serde_saphyr::from_str(&test_support::example("vm-cirros.yaml")).unwrap();
+    vm["metadata"]["name"] = json!(name);
+    vm["metadata"]["labels"]["kubevirt.io/vm"] = json!(name);
+    let spec = vm["spec"].as_object_mut().unwrap();
+    spec.remove("running");
+    spec.insert("runStrategy".into(), json!(strategy));
+    let template = &mut vm["spec"]["template"]["spec"];
+    template["terminationGracePeriodSeconds"] = json!(grace);
+    for volume in template["volumes"].as_array_mut().unwrap() {
+        if volume.get("cloudInitNoCloud").is_some() {
+            volume["cloudInitNoCloud"] = json!({ "userData": user_data });
+        }
+    }
+    vm
+}
+
+impl Cluster {
+    async fn kubectl(&self, args: &[&str]) -> std::process::Output {
+        let kubeconfig = self.kubeconfig.clone();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let home = kubeconfig.parent().unwrap().join("kubectl-home");
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            test_support::run_kubectl(&kubeconfig, &home, &refs, None)
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn vmi_json(&self, name: &str) -> Option<Value> {
+        let vmi = self.vmis(NS).get_opt(name).await.ok().flatten()?;
+        Some(serde_json::to_value(vmi).unwrap())
+    }
+
+    async fn vmi_phase(&self, name: &str) -> String {
+        self.vmi_json(name)
+            .await
+            .and_then(|v| v["status"]["phase"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    async fn vmi_uid(&self, name: &str) -> String {
+        self.vmi_json(name)
+            .await
+            .and_then(|v| v["metadata"]["uid"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// The launcher Pod of the VMI with this uid.
+    async fn launcher_pod(&self, vmi_uid: &str) -> Option<String> {
+        let selector = format!("kubevirt.io/created-by={vmi_uid}");
+        let out = self
+            .kubectl(&[
+                "get",
+                "pods",
+                "-n",
+                NS,
+                "-l",
+                &selector,
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ])
+            .await;
+        let names = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (!names.is_empty()).then_some(names)
+    }
+
+    /// The guest's serial console so far.
+    async fn console(&self, vmi_uid: &str) -> String {
+        let Some(pod) = self.launcher_pod(vmi_uid).await else {
+            return String::new();
+        };
+        let out = self
+            .kubectl(&["logs", "-n", NS, &pod, "-c", "guest-console-log"])
+            .await;
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    async fn wait_console(&self, vmi_uid: &str, line: &str) -> String {
+        within(BOOT, &format!("{line:?} on the console"), async || {
+            let console = self.console(vmi_uid).await;
+            console.contains(line).then_some(console)
+        })
+        .await
+    }
+
+    /// `kubectl logs -f` of the guest's console, from now until the container ends.
+    async fn follow_console(&self, vmi_uid: &str) -> Child {
+        let pod = self.launcher_pod(vmi_uid).await.expect("a launcher Pod");
+        Command::new(test_support::kubectl_path())
+            .args(["logs", "-f", "-n", NS, &pod, "-c", "guest-console-log"])
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kubectl runs")
+    }
+
+    async fn create_vm_json(&self, vm: Value) {
+        self.create(NS, vm).await;
+    }
+
+    async fn wait_vmi_phase(&self, name: &str, phase: &str) {
+        within(BOOT, &format!("VMI {name} to be {phase}"), async || {
+            (self.vmi_phase(name).await == phase).then_some(())
+        })
+        .await
+    }
+
+    /// A VMI of this name with another uid than `old`, and its uid.
+    async fn wait_new_vmi(&self, name: &str, old: &str) -> String {
+        within(BOOT, &format!("a new VMI {name}"), async || {
+            let uid = self.vmi_uid(name).await;
+            (!uid.is_empty() && uid != old).then_some(uid)
+        })
+        .await
+    }
+
+    async fn condition(&self, name: &str, kind: &str) -> Option<(String, String)> {
+        let vmi = self.vmi_json(name).await?;
+        vmi["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == kind)
+            .map(|c| {
+                (
+                    c["status"].as_str().unwrap_or_default().to_string(),
+                    c["reason"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+    }
+}
+
+/// Process ids of the QEMU processes whose `-name` is this VM's domain (`<namespace>_<name>`).
+fn qemu_pids(name: &str) -> Vec<u32> {
+    let domain = format!("guest={NS}_{name},");
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.first().is_some_and(|a| a.contains("qemu-system"))
+            && args.iter().any(|a| a.starts_with(&domain))
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| !stat.rsplit(')').next().unwrap_or("").trim().starts_with('Z'))
+}
+
+async fn one_qemu(name: &str) -> u32 {
+    within(BOOT, &format!("one QEMU process for {name}"), async || {
+        match qemu_pids(name).as_slice() {
+            [pid] => Some(*pid),
+            _ => None,
+        }
+    })
+    .await
+}
+
+/// Reads what a `kubectl logs -f` printed until it ended.
+async fn followed(child: Child) -> String {
+    tokio::task::spawn_blocking(move || {
+        let out = child.wait_with_output().expect("kubectl logs -f ends");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seed_vm_boots_runs_its_user_data_and_keeps_its_firmware_uuid_across_restarts() {
+    let Some(c) = Cluster::with_guests("real_guests::seed").await else {
+        return;
+    };
+    let out = c
+        .kubectl(&["create", "-f", &test_support::example_path("vm-cirros.yaml").display().to_string()])
+        .await;
+    assert!(out.status.success(), "{out:?}");
+    c.virtctl(&["start", "vm", "vm-cirros"]).await.ok("VM vm-cirros was scheduled to start\n");
+
+    // Running only once the guest has started: by then QEMU runs the domain.
+    c.wait_vmi_phase("vm-cirros", "Running").await;
+    let first_qemu = qemu_pids("vm-cirros");
+    assert_eq!(first_qemu.len(), 1, "one QEMU runs when the VMI is Running");
+    let uid = c.vmi_uid("vm-cirros").await;
+    let console = c.wait_console(&uid, USERDATA_LINE).await;
+    assert!(console.contains(SEED_UUID), "{console}");
+    assert!(console.contains("Linux version") || console.contains("Linux "), "{console}");
+    let vmi = c.vmi_json("vm-cirros").await.unwrap();
+    assert_eq!(
+        vmi["spec"]["domain"]["firmware"]["uuid"], SEED_UUID,
+        "{vmi:#}"
+    );
+    assert!(
+        vmi["status"]["interfaces"][0]["ipAddress"].is_string(),
+        "the guest's address is reported: {vmi:#}"
+    );
+
+    // A restart: a new QEMU, the same firmware UUID inside the guest.
+    c.virtctl(&["restart", "vm-cirros"]).await.ok("VM vm-cirros was scheduled to restart\n");
+    let new_uid = c.wait_new_vmi("vm-cirros", &uid).await;
+    c.wait_vmi_phase("vm-cirros", "Running").await;
+    let console = c.wait_console(&new_uid, USERDATA_LINE).await;
+    assert!(console.contains(SEED_UUID), "{console}");
+    let second_qemu = one_qemu("vm-cirros").await;
+    assert_ne!(first_qemu[0], second_qemu, "a new QEMU process");
+    assert!(!alive(first_qemu[0]), "the old QEMU is gone");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_powers_the_guest_off_by_acpi_well_before_the_grace_period() {
+    let Some(c) = Cluster::with_guests("real_guests::stop").await else {
+        return;
+    };
+    c.create_vm_json(seed_vm("vm-acpi", "Always", "#!/bin/sh\necho ready-for-acpi\n", 60))
+        .await;
+    c.wait_vmi_phase("vm-acpi", "Running").await;
+    let uid = c.vmi_uid("vm-acpi").await;
+    c.wait_console(&uid, "ready-for-acpi").await;
+    let qemu = one_qemu("vm-acpi").await;
+    let follow = c.follow_console(&uid).await;
+
+    let started = Instant::now();
+    c.virtctl(&["stop", "vm-acpi"]).await.ok("VM vm-acpi was scheduled to stop\n");
+    within(BOOT, "the VMI to be gone", async || {
+        c.vmi_json("vm-acpi").await.is_none().then_some(())
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(45),
+        "the guest honoured ACPI, so the VMI went before its 60 s grace ({took:?})"
+    );
+    assert!(!alive(qemu), "QEMU has exited");
+    let console = followed(follow).await;
+    assert!(console.contains(CLEAN_SHUTDOWN), "{console}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_restart_kills_qemu_at_once_without_a_clean_shutdown() {
+    let Some(c) = Cluster::with_guests("real_guests::force").await else {
+        return;
+    };
+    c.create_vm_json(seed_vm("vm-force", "Always", "#!/bin/sh\necho ready-to-die\n", 60))
+        .await;
+    c.wait_vmi_phase("vm-force", "Running").await;
+    let uid = c.vmi_uid("vm-force").await;
+    c.wait_console(&uid, "ready-to-die").await;
+    let qemu = one_qemu("vm-force").await;
+    let follow = c.follow_console(&uid).await;
+
+    c.virtctl(&["restart", "vm-force", "--force", "--grace-period=0", "--yes"])
+        .await
+        .ok("VM vm-force was scheduled to restart\n");
+    within(Duration::from_secs(20), "the old QEMU to be killed", async || {
+        (!alive(qemu)).then_some(())
+    })
+    .await;
+    let console = followed(follow).await;
+    assert!(!console.contains(CLEAN_SHUTDOWN), "no clean shutdown: {console}");
+    let new_uid = c.wait_new_vmi("vm-force", &uid).await;
+    c.wait_console(&new_uid, "ready-to-die").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pause_stops_the_guest_and_unpause_resumes_it() {
+    let Some(c) = Cluster::with_guests("real_guests::pause").await else {
+        return;
+    };
+    let counter = "#!/bin/sh\ni=0\nwhile true; do echo tick $i; i=$((i+1)); sleep 1; done &\n";
+    c.create_vm_json(seed_vm("vm-pause", "Always", counter, 0)).await;
+    c.wait_vmi_phase("vm-pause", "Running").await;
+    let uid = c.vmi_uid("vm-pause").await;
+    c.wait_console(&uid, "tick 3").await;
+
+    c.virtctl(&["pause", "vm", "vm-pause"]).await.ok("VMI vm-pause was scheduled to pause\n");
+    within(BOOT, "the Paused condition", async || {
+        (c.condition("vm-pause", "Paused").await == Some(("True".into(), "PausedByUser".into())))
+            .then_some(())
+    })
+    .await;
+    let ready = c.condition("vm-pause", "Ready").await;
+    assert_eq!(ready.map(|r| r.0), Some("False".to_string()));
+    within(BOOT, "the VM to show Paused", async || {
+        (c.printable(NS, "vm-pause").await == "Paused").then_some(())
+    })
+    .await;
+    let ticks = |console: &str| console.matches("tick ").count();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = ticks(&c.console(&uid).await);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = ticks(&c.console(&uid).await);
+    assert_eq!(before, after, "the counter stops while paused");
+
+    c.virtctl(&["unpause", "vm", "vm-pause"]).await.ok("VMI vm-pause was scheduled to unpause\n");
+    within(BOOT, "the counter to go on", async || {
+        (ticks(&c.console(&uid).await) > after + 1).then_some(())
+    })
+    .await;
+    assert_eq!(c.condition("vm-pause", "Paused").await, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_panic_fails_the_vmi_and_the_run_strategy_decides_what_follows() {
+    let Some(c) = Cluster::with_guests("real_guests::panic").await else {
+        return;
+    };
+    let panic = "#!/bin/sh\necho about-to-panic\necho c > /proc/sysrq-trigger\n";
+    for (name, strategy) in [
+        ("panic-always", "Always"),
+        ("panic-rerun", "RerunOnFailure"),
+        ("panic-manual", "Manual"),
+    ] {
+        c.create_vm_json(seed_vm(name, strategy, panic, 0)).await;
+    }
+    // Manual starts nothing by itself.
+    c.virtctl(&["start", "panic-manual"]).await.ok("VM panic-manual was scheduled to start\n");
+    let mut first = Vec::new();
+    for name in ["panic-always", "panic-rerun", "panic-manual"] {
+        let uid = within(BOOT, "a VMI", async || {
+            let uid = c.vmi_uid(name).await;
+            (!uid.is_empty()).then_some(uid)
+        })
+        .await;
+        first.push(uid);
+    }
+    c.wait_vmi_phase("panic-manual", "Failed").await;
+    for (name, old) in [("panic-always", &first[0]), ("panic-rerun", &first[1])] {
+        c.wait_new_vmi(name, old).await;
+    }
+    // Manual (and Halted, which never starts) keep the failed VMI.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(c.vmi_uid("panic-manual").await, first[2]);
+    assert_eq!(c.vmi_phase("panic-manual").await, "Failed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_that_powers_off_succeeds_and_only_always_starts_it_again() {
+    let Some(c) = Cluster::with_guests("real_guests::poweroff").await else {
+        return;
+    };
+    let poweroff = "#!/bin/sh\necho powering-off\npoweroff\n";
+    c.create_vm_json(seed_vm("off-always", "Always", poweroff, 30)).await;
+    c.create_vm_json(seed_vm("off-rerun", "RerunOnFailure", poweroff, 30))
+        .await;
+    let old = within(BOOT, "a VMI", async || {
+        let uid = c.vmi_uid("off-always").await;
+        (!uid.is_empty()).then_some(uid)
+    })
+    .await;
+    c.wait_vmi_phase("off-rerun", "Succeeded").await;
+    c.wait_new_vmi("off-always", &old).await;
+    let rerun = c.vmi_uid("off-rerun").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(c.vmi_uid("off-rerun").await, rerun, "RerunOnFailure does not rerun a success");
+    assert_eq!(c.vmi_phase("off-rerun").await, "Succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_the_launcher_pod_kills_the_guest_and_the_vm_reacts_per_its_run_strategy() {
+    let Some(c) = Cluster::with_guests("real_guests::delete_pod").await else {
+        return;
+    };
+    c.create_vm_json(seed_vm("vm-podgone", "Always", "#!/bin/sh\necho up\n", 0))
+        .await;
+    c.wait_vmi_phase("vm-podgone", "Running").await;
+    let uid = c.vmi_uid("vm-podgone").await;
+    c.wait_console(&uid, "up").await;
+    let qemu = one_qemu("vm-podgone").await;
+    let pod = c.launcher_pod(&uid).await.unwrap();
+    let out = c.kubectl(&["delete", "pod", "-n", NS, &pod, "--wait=false"]).await;
+    assert!(out.status.success(), "{out:?}");
+    within(BOOT, "the guest to be killed", async || (!alive(qemu)).then_some(())).await;
+    let new_uid = c.wait_new_vmi("vm-podgone", &uid).await;
+    c.wait_console(&new_uid, "up").await;
+}
