@@ -137,7 +137,7 @@ bench_transport() {
 }
 
 # 1. The subresource API.
-start_server "$OUT/local.log" "$BIN/virt-playground" --listen 127.0.0.1:0 \
+start_server "$OUT/local.log" "$BIN/virt-playground" --guests simulated --listen 127.0.0.1:0 \
   --node-start-delay 0 --node-shutdown-time 0 --kubeconfig-out "$OUT/subresource.kubeconfig"
 bench_transport subresource
 
