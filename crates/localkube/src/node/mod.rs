@@ -378,15 +378,15 @@ fn handle_pod(state: &Arc<NodeState>, pod: Pod) {
         state.runtime.updated(pod);
         return;
     }
-    if phase.is_empty() || phase == "Pending" {
-        if let Some(launches) = state.runtime.plan(&pod) {
-            let addrs = rules::PodAddresses {
-                pod_ip: Ipv4Addr::from(state.next_ip.fetch_add(1, Ordering::Relaxed)).to_string(),
-                host_ip: NODE_IP.into(),
-            };
-            state.runtime.admit(pod, launches, addrs);
-            return;
-        }
+    if (phase.is_empty() || phase == "Pending")
+        && let Some(launches) = state.runtime.plan(&pod)
+    {
+        let addrs = rules::PodAddresses {
+            pod_ip: Ipv4Addr::from(state.next_ip.fetch_add(1, Ordering::Relaxed)).to_string(),
+            host_ip: NODE_IP.into(),
+        };
+        state.runtime.admit(pod, launches, addrs);
+        return;
     }
     if (phase.is_empty() || phase == "Pending") && once(state, &pod, "start") {
         tokio::spawn(start_simulated(state.clone(), pod));
