@@ -350,7 +350,9 @@ async fn deletion_sends_term_then_kills_the_group() {
     cl.create(pod("stubborn", "Never", &[("c", "stubborn")]))
         .await;
     cl.create(pod("forced", "Never", &[("c", "loop")])).await;
-    for name in ["graceful", "stubborn", "forced"] {
+    cl.create(pod("shortened", "Never", &[("c", "stubborn")]))
+        .await;
+    for name in ["graceful", "stubborn", "forced", "shortened"] {
         cl.wait_pod(name, "Running", |p| phase(p) == "Running")
             .await;
     }
@@ -377,6 +379,14 @@ async fn deletion_sends_term_then_kills_the_group() {
     cl.wait_gone("stubborn").await;
     wait_dead(&stubborn_pid, "the stubborn script").await;
     wait_dead(&child_pid, "the stubborn script's child").await;
+
+    // A second delete with a shorter grace period brings the kill forward (the wait is far
+    // below the first grace period).
+    let shortened_pid = wait_file(&cl.host("/srv/shortened/pid")).await;
+    cl.pods.delete("shortened", &grace(600)).await.unwrap();
+    cl.pods.delete("shortened", &grace(1)).await.unwrap();
+    cl.wait_gone("shortened").await;
+    wait_dead(&shortened_pid, "the shortened pod's script").await;
 
     cl.lk
         .ok(&["delete", "pod", "forced", "--grace-period=0", "--force"]);
@@ -446,6 +456,21 @@ async fn no_process_outlives_a_killed_localkube() {
     // Dropping the harness SIGKILLs localkube.
     drop(lk);
     wait_dead(&pid, "the pod's script after localkube was SIGKILLed").await;
+}
+
+#[tokio::test]
+async fn a_stopped_localkube_kills_its_processes() {
+    let cl = Cluster::start(&[(
+        "stubborn",
+        "trap '' TERM\necho $$ > out/pid\nwhile true; do sleep 0.1; done\n",
+    )])
+    .await;
+    cl.create(pod("left", "Always", &[("c", "stubborn")])).await;
+    let pid = wait_file(&cl.host("/srv/left/pid")).await;
+    let Cluster { lk, _dir, .. } = cl;
+    let status = lk.terminate();
+    assert!(status.success(), "localkube on SIGTERM: {status}");
+    wait_dead(&pid, "the pod's script after localkube stopped").await;
 }
 
 #[tokio::test]

@@ -180,20 +180,33 @@ async fn register(client: &Client, name: &str, kubelet_port: u16) -> anyhow::Res
 
 /// Runs the node until the client fails for good.
 pub async fn run(client: Client, cfg: NodeConfig) -> anyhow::Result<()> {
-    start(client, cfg).await?.join().await
+    prepare(client, cfg).await?.serve().await
+}
+
+/// Starts the node in a task of its own; see [`RunningNode`].
+pub async fn start(client: Client, cfg: NodeConfig) -> anyhow::Result<RunningNode> {
+    let prepared = prepare(client, cfg).await?;
+    let root = prepared.root.clone();
+    let kubelet_port = prepared.kubelet_port;
+    Ok(RunningNode {
+        root,
+        kubelet_port,
+        task: Some(tokio::spawn(prepared.serve())),
+    })
 }
 
 /// A running node. Dropping it stops it and kills the processes it started.
 pub struct RunningNode {
-    root: PathBuf,
+    root: Option<PathBuf>,
     kubelet_port: u16,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl RunningNode {
-    /// The node's root directory: hostPath `/x/y` is `<root>/x/y`.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The node's root directory (hostPath `/x/y` is `<root>/x/y`); None when the node runs
+    /// no processes (no `--image`, no `--node-root`).
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
     }
 
     /// The port of the node's kubelet endpoint on 127.0.0.1.
@@ -227,15 +240,30 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Registers the node and starts serving it.
-pub async fn start(client: Client, cfg: NodeConfig) -> anyhow::Result<RunningNode> {
-    let (root, temp_root) = runtime::node_root(cfg.node_root.as_deref())?;
+/// A registered node, ready to serve its pods.
+struct Prepared {
+    state: Arc<NodeState>,
+    root: Option<PathBuf>,
+    kubelet_port: u16,
+    /// Dropped when the node stops: kills its process groups, then removes a temporary root.
+    guard: spawn::GroupsGuard,
+    kubelet_task: AbortOnDrop,
+}
+
+/// Registers the node and starts its kubelet endpoint.
+async fn prepare(client: Client, cfg: NodeConfig) -> anyhow::Result<Prepared> {
+    // A temporary root only for a node that may run processes.
+    let (root, temp_root) = if cfg.images.is_empty() && cfg.node_root.is_none() {
+        (None, None)
+    } else {
+        let (root, temp) = runtime::node_root(cfg.node_root.as_deref())?;
+        (Some(root), temp)
+    };
     let runtime = Arc::new(runtime::Runtime::new(
         client.clone(),
-        root.clone(),
+        root.clone().unwrap_or_default(),
         cfg.images.clone(),
     ));
-    // Dropped with the node's task: kills its process groups, then removes a temporary root.
     let guard = spawn::GroupsGuard {
         groups: runtime.groups(),
         temp_root,
@@ -265,16 +293,29 @@ pub async fn start(client: Client, cfg: NodeConfig) -> anyhow::Result<RunningNod
         ),
         runtime,
     });
-    let task = tokio::spawn(async move {
-        let _guard = guard;
-        let _kubelet = kubelet_task;
-        watch_pods(state, kubelet_port).await
-    });
-    Ok(RunningNode {
+    Ok(Prepared {
+        state,
         root,
         kubelet_port,
-        task: Some(task),
+        guard,
+        kubelet_task,
     })
+}
+
+impl Prepared {
+    async fn serve(self) -> anyhow::Result<()> {
+        let Prepared {
+            state,
+            kubelet_port,
+            guard,
+            kubelet_task,
+            ..
+        } = self;
+        let result = watch_pods(state, kubelet_port).await;
+        drop(kubelet_task);
+        drop(guard);
+        result
+    }
 }
 
 async fn watch_pods(state: Arc<NodeState>, kubelet_port: u16) -> anyhow::Result<()> {
