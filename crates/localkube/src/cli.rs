@@ -47,7 +47,20 @@ impl ServerArgs {
     }
 }
 
-/// The simulated node's flags.
+impl ServerArgs {
+    /// The embedded node: its root defaults to `<data dir>/nodes/<node>` with a data dir.
+    pub fn node_config(&self) -> NodeConfig {
+        let mut cfg = self.node.config();
+        if cfg.node_root.is_none()
+            && let Some(dir) = &self.data_dir
+        {
+            cfg.node_root = Some(dir.join("nodes").join(&cfg.name));
+        }
+        cfg
+    }
+}
+
+/// The node's flags.
 #[derive(clap::Args, Debug, Clone)]
 pub struct NodeArgs {
     /// How long a pod takes to start running once bound, e.g. 0, 500ms, 2s.
@@ -61,6 +74,27 @@ pub struct NodeArgs {
     /// The simulated node's name.
     #[arg(long, default_value = "localkube-node", value_name = "NAME")]
     pub node_name: String,
+
+    /// Run pods whose images are all mapped as host processes: IMAGE (its tag and registry
+    /// optional) runs PATH; a container's command runs the file of that name beside PATH.
+    /// Repeatable.
+    #[arg(long = "image", value_name = "IMAGE=PATH", value_parser = parse_image)]
+    pub images: Vec<(String, PathBuf)>,
+
+    /// The node's root directory, where hostPath volumes and pod directories live
+    /// (default: a temporary directory, removed at exit).
+    #[arg(long, value_name = "DIR")]
+    pub node_root: Option<PathBuf>,
+}
+
+/// `IMAGE=PATH`.
+fn parse_image(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((image, path)) if !image.is_empty() && !path.is_empty() => {
+            Ok((image.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(format!("expected IMAGE=PATH, got {s:?}")),
+    }
 }
 
 impl NodeArgs {
@@ -70,6 +104,8 @@ impl NodeArgs {
             name: self.node_name.clone(),
             start_delay: self.node_start_delay,
             shutdown_time: self.node_shutdown_time,
+            images: self.images.clone(),
+            node_root: self.node_root.clone(),
         }
     }
 }

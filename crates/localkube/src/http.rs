@@ -768,6 +768,13 @@ async fn resource_request(
         let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
         return Ok(json_response(StatusCode::CREATED, &status, &warnings));
     }
+    if target.subresource.as_deref() == Some("log") && rt.group.is_empty() && rt.plural == "pods" {
+        if method != Method::GET {
+            return Err(ApiError::method_not_allowed("pods/log can only be read"));
+        }
+        let name = target.name.clone().unwrap_or_default();
+        return crate::pod_log::serve(&core, &ns, &name, &q.0).await;
+    }
     let status_only = match target.subresource.as_deref() {
         None => false,
         Some("status") if rt.status_subresource => true,

@@ -26,6 +26,7 @@ pub mod node;
 pub(crate) mod object_index;
 pub(crate) mod openapi;
 pub mod packing;
+pub(crate) mod pod_log;
 pub(crate) mod protobuf;
 pub(crate) mod registry;
 pub(crate) mod schema;

@@ -73,7 +73,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut node_task = None;
     if !cli.no_node {
         let client = server.client().await?;
-        let cfg = cli.server.node.config();
+        let cfg = cli.server.node_config();
         node_task = Some(tokio::spawn(async move {
             if let Err(e) = localkube::node::run(client, cfg).await {
                 eprintln!("localkube: simulated node stopped: {e:#}");

@@ -234,6 +234,15 @@ impl ApiError {
         e
     }
 
+    /// An error another server (a node's kubelet) answered with `code`.
+    pub fn relayed(code: u16, message: impl Into<String>) -> Self {
+        match code {
+            400 => Self::new(400, "BadRequest", message),
+            404 => Self::new(404, "NotFound", message),
+            _ => Self::new(500, "InternalError", message),
+        }
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)
     }

@@ -1,9 +1,16 @@
-//! A simulated node, in the spirit of kwok. It is an ordinary API client, so it works against
-//! any cluster: it registers a Ready Node, binds unscheduled pods to it, moves them to Running
-//! after a delay, ends them when their simulated containers exit, and removes deleted pods
-//! after their grace period (capped by the node's shutdown time).
+//! localkube's node, in the spirit of kwok. It is an ordinary API client, so it works against
+//! any cluster: it registers a Ready Node, binds unscheduled pods to it, and runs the pods bound
+//! to it in one of two ways.
 //!
-//! Containers "exit" when the pod carries the annotation `localkube.dev/exit-code: "N"`:
+//! A pod whose container images are all mapped to host executables (`--image IMAGE=PATH`, see
+//! [`runtime`]) runs as real processes, under the node's root directory ([`layout`]), with logs
+//! served by the node's kubelet endpoint ([`kubelet`]).
+//!
+//! Every other pod is simulated: it moves to Running after a delay, ends when its simulated
+//! containers exit, and is removed after its grace period (capped by the node's shutdown time)
+//! once deleted.
+//!
+//! Simulated containers "exit" when the pod carries the annotation `localkube.dev/exit-code: "N"`:
 //! they run for `localkube.dev/run-for` (a duration, default 0) and then end with code N.
 //! With restartPolicy Never (or OnFailure and code 0) the pod ends Succeeded or Failed;
 //! otherwise the containers restart, as a kubelet would.
@@ -13,8 +20,15 @@
 //! reason `StartError` (like a container that cannot be created). This simulates workloads
 //! that crash-loop before they ever run.
 
+pub mod kubelet;
+pub mod layout;
+pub mod rules;
+pub mod runtime;
+mod spawn;
+
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -41,8 +55,13 @@ pub struct NodeConfig {
     pub name: String,
     /// How long a bound pod takes to become Running.
     pub start_delay: Duration,
-    /// The longest a deleted pod stays Terminating.
+    /// The longest a deleted simulated pod stays Terminating.
     pub shutdown_time: Duration,
+    /// Images run as processes: image reference (tag and registry optional) to host executable.
+    pub images: Vec<(String, PathBuf)>,
+    /// Where hostPath volumes and pod directories live; None: a temporary directory, removed
+    /// when the node stops.
+    pub node_root: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -51,6 +70,8 @@ impl Default for NodeConfig {
             name: "localkube-node".into(),
             start_delay: Duration::from_secs(1),
             shutdown_time: Duration::from_secs(1),
+            images: Vec::new(),
+            node_root: None,
         }
     }
 }
@@ -65,6 +86,7 @@ struct NodeState {
     terminating: Mutex<HashMap<String, tokio::sync::watch::Sender<u64>>>,
     scheduler: Recorder,
     kubelet: Recorder,
+    runtime: Arc<runtime::Runtime>,
 }
 
 /// Records a Normal event about a pod, as the scheduler or kubelet would; best effort.
@@ -105,7 +127,7 @@ fn node_object(name: &str) -> Value {
     })
 }
 
-fn node_status() -> Value {
+fn node_status(kubelet_port: u16) -> Value {
     let t = now();
     let cond = |ty: &str, status: &str, reason: &str, message: &str| {
         json!({"type": ty, "status": status, "reason": reason, "message": message,
@@ -131,12 +153,13 @@ fn node_status() -> Value {
                 "containerRuntimeVersion": "localkube://0.1", "kubeletVersion": crate::KUBE_VERSION,
                 "kubeProxyVersion": crate::KUBE_VERSION, "operatingSystem": "linux", "architecture": "amd64",
             },
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
             "phase": "Running",
         }
     })
 }
 
-async fn register(client: &Client, name: &str) -> anyhow::Result<()> {
+async fn register(client: &Client, name: &str, kubelet_port: u16) -> anyhow::Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
     let obj: Node = serde_json::from_value(node_object(name))?;
     match nodes.create(&PostParams::default(), &obj).await {
@@ -145,7 +168,11 @@ async fn register(client: &Client, name: &str) -> anyhow::Result<()> {
         Err(e) => return Err(e).context("registering the node"),
     }
     nodes
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(node_status()))
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(node_status(kubelet_port)),
+        )
         .await
         .context("reporting the node's status")?;
     Ok(())
@@ -153,7 +180,97 @@ async fn register(client: &Client, name: &str) -> anyhow::Result<()> {
 
 /// Runs the node until the client fails for good.
 pub async fn run(client: Client, cfg: NodeConfig) -> anyhow::Result<()> {
-    register(&client, &cfg.name).await?;
+    prepare(client, cfg).await?.serve().await
+}
+
+/// Starts the node in a task of its own; see [`RunningNode`].
+pub async fn start(client: Client, cfg: NodeConfig) -> anyhow::Result<RunningNode> {
+    let prepared = prepare(client, cfg).await?;
+    let root = prepared.root.clone();
+    let kubelet_port = prepared.kubelet_port;
+    Ok(RunningNode {
+        root,
+        kubelet_port,
+        task: Some(tokio::spawn(prepared.serve())),
+    })
+}
+
+/// A running node. Dropping it stops it and kills the processes it started.
+pub struct RunningNode {
+    root: Option<PathBuf>,
+    kubelet_port: u16,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RunningNode {
+    /// The node's root directory (hostPath `/x/y` is `<root>/x/y`); None when the node runs
+    /// no processes (no `--image`, no `--node-root`).
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
+    /// The port of the node's kubelet endpoint on 127.0.0.1.
+    pub fn kubelet_port(&self) -> u16 {
+        self.kubelet_port
+    }
+
+    /// Waits until the node stops (when the client fails for good).
+    pub async fn join(mut self) -> anyhow::Result<()> {
+        match self.task.take() {
+            Some(t) => t.await.context("the node task")?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A registered node, ready to serve its pods.
+struct Prepared {
+    state: Arc<NodeState>,
+    root: Option<PathBuf>,
+    kubelet_port: u16,
+    /// Dropped when the node stops: kills its process groups, then removes a temporary root.
+    guard: spawn::GroupsGuard,
+    kubelet_task: AbortOnDrop,
+}
+
+/// Registers the node and starts its kubelet endpoint.
+async fn prepare(client: Client, cfg: NodeConfig) -> anyhow::Result<Prepared> {
+    // A temporary root only for a node that may run processes.
+    let (root, temp_root) = if cfg.images.is_empty() && cfg.node_root.is_none() {
+        (None, None)
+    } else {
+        let (root, temp) = runtime::node_root(cfg.node_root.as_deref())?;
+        (Some(root), temp)
+    };
+    let runtime = Arc::new(runtime::Runtime::new(
+        client.clone(),
+        root.clone().unwrap_or_default(),
+        cfg.images.clone(),
+    ));
+    let guard = spawn::GroupsGuard {
+        groups: runtime.groups(),
+        temp_root,
+    };
+    let (kubelet_port, kubelet_task) = kubelet::serve(runtime.clone()).await?;
+    let kubelet_task = AbortOnDrop(kubelet_task);
+    register(&client, &cfg.name, kubelet_port).await?;
     let state = Arc::new(NodeState {
         client: client.clone(),
         cfg: cfg.clone(),
@@ -174,19 +291,51 @@ pub async fn run(client: Client, cfg: NodeConfig) -> anyhow::Result<()> {
                 instance: Some(cfg.name.clone()),
             },
         ),
+        runtime,
     });
-    let heartbeat = {
+    Ok(Prepared {
+        state,
+        root,
+        kubelet_port,
+        guard,
+        kubelet_task,
+    })
+}
+
+impl Prepared {
+    async fn serve(self) -> anyhow::Result<()> {
+        let Prepared {
+            state,
+            kubelet_port,
+            guard,
+            kubelet_task,
+            ..
+        } = self;
+        let result = watch_pods(state, kubelet_port).await;
+        drop(kubelet_task);
+        drop(guard);
+        result
+    }
+}
+
+async fn watch_pods(state: Arc<NodeState>, kubelet_port: u16) -> anyhow::Result<()> {
+    let client = state.client.clone();
+    let _heartbeat = {
         let client = client.clone();
-        let name = cfg.name.clone();
-        tokio::spawn(async move {
+        let name = state.cfg.name.clone();
+        AbortOnDrop(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(20)).await;
                 let nodes: Api<Node> = Api::all(client.clone());
                 let _ = nodes
-                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(node_status()))
+                    .patch_status(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(node_status(kubelet_port)),
+                    )
                     .await;
             }
-        })
+        }))
     };
     let pods: Api<Pod> = Api::all(client.clone());
     let mut events = watcher(pods, watcher::Config::default()).boxed();
@@ -195,6 +344,10 @@ pub async fn run(client: Client, cfg: NodeConfig) -> anyhow::Result<()> {
             Ok(watcher::Event::Apply(pod)) | Ok(watcher::Event::InitApply(pod)) => {
                 handle_pod(&state, pod);
             }
+            // Gone without a graceful end (force deletion): its processes go at once.
+            Ok(watcher::Event::Delete(pod)) => {
+                state.runtime.forget(&pod.uid().unwrap_or_default());
+            }
             Ok(_) => {}
             Err(e) => {
                 tracing::debug!("pod watch error (retrying): {e}");
@@ -202,7 +355,6 @@ pub async fn run(client: Client, cfg: NodeConfig) -> anyhow::Result<()> {
             }
         }
     }
-    heartbeat.abort();
     Ok(())
 }
 
@@ -232,8 +384,12 @@ fn handle_pod(state: &Arc<NodeState>, pod: Pod) {
         if once(state, &pod, "delete") {
             let (cut, grace_now) = tokio::sync::watch::channel(grace);
             let uid = pod.uid().unwrap_or_default();
-            state.terminating.lock().insert(uid, cut);
-            tokio::spawn(terminate(state.clone(), pod, grace_now));
+            state.terminating.lock().insert(uid.clone(), cut);
+            if state.runtime.get(&uid).is_some() {
+                tokio::spawn(terminate_processes(state.clone(), pod, grace_now));
+            } else {
+                tokio::spawn(terminate(state.clone(), pod, grace_now));
+            }
         } else if let Some(cut) = state.terminating.lock().get(&pod.uid().unwrap_or_default()) {
             // As kubelet: a second delete may only shorten the grace period.
             cut.send_if_modified(|g| {
@@ -259,8 +415,22 @@ fn handle_pod(state: &Arc<NodeState>, pod: Pod) {
     if !ours {
         return;
     }
+    if state.runtime.get(&pod.uid().unwrap_or_default()).is_some() {
+        state.runtime.updated(pod);
+        return;
+    }
+    if (phase.is_empty() || phase == "Pending")
+        && let Some(launches) = state.runtime.plan(&pod)
+    {
+        let addrs = rules::PodAddresses {
+            pod_ip: Ipv4Addr::from(state.next_ip.fetch_add(1, Ordering::Relaxed)).to_string(),
+            host_ip: NODE_IP.into(),
+        };
+        state.runtime.admit(pod, launches, addrs);
+        return;
+    }
     if (phase.is_empty() || phase == "Pending") && once(state, &pod, "start") {
-        tokio::spawn(start(state.clone(), pod));
+        tokio::spawn(start_simulated(state.clone(), pod));
     }
 }
 
@@ -365,7 +535,7 @@ fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-async fn start(state: Arc<NodeState>, pod: Pod) {
+async fn start_simulated(state: Arc<NodeState>, pod: Pod) {
     let uid = pod.uid().unwrap_or_default();
     tokio::time::sleep(state.cfg.start_delay).await;
     let ns = pod.namespace().unwrap_or_default();
@@ -539,6 +709,29 @@ async fn terminate(
         ..Default::default()
     };
     let _ = api.delete(&pod.name_any(), &dp).await;
+    done(&state, &uid, "delete");
+}
+
+/// Stops a deleted process pod (see [`runtime::Runtime::terminate`]): its grace period is the
+/// pod's own, not capped by the node's shutdown time.
+async fn terminate_processes(
+    state: Arc<NodeState>,
+    pod: Pod,
+    grace_now: tokio::sync::watch::Receiver<u64>,
+) {
+    let uid = pod.uid().unwrap_or_default();
+    if deletion_grace(&pod) > 0 {
+        // Beside the signals, not before them.
+        let (state, pod) = (state.clone(), pod.clone());
+        tokio::spawn(async move {
+            for (name, _) in container_names(&pod) {
+                let note = format!("Stopping container {name}");
+                record(&state.kubelet, &pod, "Killing", "Killing", note).await;
+            }
+        });
+    }
+    state.runtime.clone().terminate(pod, grace_now).await;
+    state.terminating.lock().remove(&uid);
     done(&state, &uid, "delete");
 }
 
