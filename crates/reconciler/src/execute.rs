@@ -2,11 +2,12 @@
 //! deletion of a force restart. The subresource API and virtctl's client-side fallback both
 //! use it, so both paths give the same objects and the same messages.
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 
-use crate::intent::{self, IntentError, PatchTarget, Plan};
+use crate::handler_client;
+use crate::intent::{self, IntentError, PatchTarget, Plan, pause};
 use crate::kube_error::message as api_message;
 use crate::names;
 use crate::request::{LifecycleRequest, VmiRequest};
@@ -34,7 +35,7 @@ pub fn map_error(vm_name: &str, e: kube::Error) -> IntentError {
     }
 }
 
-/// The `metav1.Status` reason of a 4xx code.
+/// The `metav1.Status` reason of an error code.
 fn reason_of(code: u16) -> &'static str {
     match code {
         400 => "BadRequest",
@@ -43,10 +44,13 @@ fn reason_of(code: u16) -> &'static str {
         404 => "NotFound",
         405 => "MethodNotAllowed",
         406 => "NotAcceptable",
+        409 => "Conflict",
         410 => "Gone",
         413 => "RequestEntityTooLarge",
         415 => "UnsupportedMediaType",
         429 => "TooManyRequests",
+        500 => "InternalError",
+        503 => "ServiceUnavailable",
         _ => "",
     }
 }
@@ -171,14 +175,50 @@ pub async fn vmi_request(
     now: &str,
 ) -> Result<(), IntentError> {
     let vmi = get_opt::<VirtualMachineInstance>(client, ns, "vmi", name).await?;
-    let plan = match request {
-        VmiRequest::Pause(o) => intent::pause(name, vmi.as_ref(), o, now)?,
+    let (plan, verb) = match request {
+        VmiRequest::Pause(o) => (intent::pause(name, vmi.as_ref(), o, now)?, "pause"),
         VmiRequest::Unpause(o) => {
             let vm = get_opt::<VirtualMachine>(client, ns, "vm", name).await?;
-            intent::unpause(name, vm.as_ref(), vmi.as_ref(), o)?
+            (
+                intent::unpause(name, vm.as_ref(), vmi.as_ref(), o)?,
+                "unpause",
+            )
         }
     };
-    execute(client, ns, name, &plan).await
+    let node_name = vmi
+        .as_ref()
+        .and_then(|v| v.status.as_ref()?.node_name.clone());
+    let node = match node_name {
+        Some(node) => get_node(client, &node).await?,
+        None => None,
+    };
+    match pause::route(plan, node.as_ref()) {
+        pause::Route::Write(plan) => execute(client, ns, name, &plan).await,
+        pause::Route::Forward { address } => {
+            let path = pause::handler_path(ns, name, verb);
+            match handler_client::put(&address, &path).await {
+                Ok(answer) if answer.code == 200 => Ok(()),
+                Ok(answer) => Err(IntentError {
+                    code: answer.code,
+                    reason: reason_of(answer.code),
+                    message: answer.message,
+                    details: None,
+                }),
+                Err(e) => Err(IntentError::internal(e)),
+            }
+        }
+    }
+}
+
+/// Reads the Node `name`, if it exists (virt-api's 500 when the read fails).
+async fn get_node(client: &Client, name: &str) -> Result<Option<Node>, IntentError> {
+    let api: Api<Node> = Api::all(client.clone());
+    api.get_opt(name).await.map_err(|e| {
+        IntentError::internal(format!(
+            "unable to retrieve node [{name}]: {}",
+            api_message(&e)
+        ))
+    })
 }
 
 /// [`vmi_request`] for the PUT body of `verb` as it came (`None` for no such subresource).

@@ -5,8 +5,10 @@
 pub mod controller;
 pub mod crds;
 pub mod decide;
+pub mod domain_status;
 pub mod execute;
 pub mod firmware;
+pub mod handler_client;
 pub mod intent;
 pub mod kube_error;
 pub mod launcher_api;

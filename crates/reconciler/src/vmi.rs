@@ -4,13 +4,16 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, Pod, PodSpec, ResourceRequirements, Toleration,
+    Affinity, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, HostPathVolumeSource,
+    ObjectFieldSelector, Pod, PodReadinessGate, PodSpec, ResourceRequirements, Toleration, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde_json::{Value, json};
 
 use crate::firmware;
+use crate::launcher_api;
 use crate::run_strategy;
 use crate::status::{self, VM_GENERATION_ANNOTATION, condition_type, set_condition};
 use crate::types::{
@@ -34,16 +37,23 @@ pub const DOMAIN_ANNOTATION: &str = "kubevirt.io/domain";
 pub const VM_CONTROLLER_FINALIZER: &str = "kubevirt.io/virtualMachineControllerFinalize";
 /// The VMI controller's finalizer: it holds a VMI until its launcher Pod is gone.
 pub const VMI_CONTROLLER_FINALIZER: &str = "kubevirt.io/foregroundDeleteVirtualMachine";
-/// The launcher image. Nodes are simulated in the playground; on a real cluster this is the
-/// image KubeVirt itself would use.
-pub const LAUNCHER_IMAGE: &str = "quay.io/kubevirt/virt-launcher:v1.9.0";
+/// The launcher image: this project's virt-launcher and virt-tail, not KubeVirt's (the
+/// playground maps it to the built binaries; simulated nodes only read its name).
+pub const LAUNCHER_IMAGE: &str = "virt-toolkit/virt-launcher:v0.1.0";
 /// Prefix of the VMI annotations copied onto the launcher Pod. They are the test hooks of
 /// localkube's simulated node (`localkube.dev/exit-code`, `localkube.dev/run-for`,
 /// `localkube.dev/fail-before-running`), so that a VM template can ask the playground for a
 /// guest that shuts down, crashes, or never starts. A real kubelet ignores them.
 pub const NODE_HOOK_ANNOTATION_PREFIX: &str = "localkube.dev/";
-/// Name of the launcher Pod's only container.
+/// Name of the launcher Pod's container that runs virt-launcher (and so QEMU).
 pub const COMPUTE_CONTAINER: &str = "compute";
+/// Name of the launcher Pod's container that prints the serial console to its log.
+pub const CONSOLE_LOG_CONTAINER: &str = "guest-console-log";
+/// The launcher Pod's volumes: its private emptyDir, the node's sockets directory and the
+/// node's containerDisk images.
+pub const PRIVATE_VOLUME: &str = "private";
+pub const SOCKETS_VOLUME: &str = "sockets";
+pub const IMAGES_VOLUME: &str = "images";
 /// A VMI's grace period when `terminationGracePeriodSeconds` is unset (KubeVirt's default).
 pub const DEFAULT_GRACE_PERIOD_SECONDS: i64 = 30;
 /// Added to the VMI's grace period to get the Pod's, so that the guest shutdown gets the whole
@@ -264,7 +274,120 @@ fn spec_field<T: serde::de::DeserializeOwned>(
         .and_then(|v| serde_json::from_value(v.clone()).ok())
 }
 
-/// The virt-launcher Pod of a VMI (Part A §6).
+/// A mount of `volume` at its own host path (given relative, as in [`launcher_api`]).
+fn mount(volume: &str, relative_path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: volume.to_string(),
+        mount_path: format!("/{relative_path}"),
+        read_only: read_only.then_some(true),
+        ..Default::default()
+    }
+}
+
+fn host_path_volume(name: &str, relative_path: &str, type_: Option<&str>) -> Volume {
+    Volume {
+        name: name.to_string(),
+        host_path: Some(HostPathVolumeSource {
+            path: format!("/{relative_path}"),
+            type_: type_.map(str::to_string),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The launcher Pod's volumes (see `docs/data-plane.md`).
+fn launcher_volumes() -> Vec<Volume> {
+    vec![
+        Volume {
+            name: PRIVATE_VOLUME.to_string(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+        host_path_volume(
+            SOCKETS_VOLUME,
+            launcher_api::SOCKETS_DIR,
+            Some("DirectoryOrCreate"),
+        ),
+        host_path_volume(IMAGES_VOLUME, launcher_api::IMAGES_DIR, None),
+    ]
+}
+
+/// The `compute` container: virt-launcher for this VMI.
+fn compute_container(vmi: &VirtualMachineInstance) -> Container {
+    let arg = |s: Option<&String>| s.cloned().unwrap_or_default();
+    let grace = vmi
+        .spec
+        .termination_grace_period_seconds
+        .unwrap_or(DEFAULT_GRACE_PERIOD_SECONDS)
+        .max(0);
+    Container {
+        name: COMPUTE_CONTAINER.to_string(),
+        image: Some(LAUNCHER_IMAGE.to_string()),
+        command: Some(vec![
+            "/usr/bin/virt-launcher".to_string(),
+            "--namespace".to_string(),
+            arg(vmi.metadata.namespace.as_ref()),
+            "--name".to_string(),
+            arg(vmi.metadata.name.as_ref()),
+            "--uid".to_string(),
+            arg(vmi.metadata.uid.as_ref()),
+            "--grace-period-seconds".to_string(),
+            grace.to_string(),
+        ]),
+        working_dir: Some("/".to_string()),
+        env: Some(vec![EnvVar {
+            name: "POD_IP".to_string(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "status.podIP".to_string(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        resources: launcher_resources(vmi),
+        volume_mounts: Some(vec![
+            mount(PRIVATE_VOLUME, launcher_api::PRIVATE_DIR, false),
+            mount(SOCKETS_VOLUME, launcher_api::SOCKETS_DIR, false),
+            mount(IMAGES_VOLUME, launcher_api::IMAGES_DIR, true),
+        ]),
+        ..Default::default()
+    }
+}
+
+/// The `guest-console-log` container: virt-tail following the serial log until the launcher
+/// is gone.
+fn console_log_container(vmi: &VirtualMachineInstance) -> Container {
+    let uid = vmi.metadata.uid.as_deref().unwrap_or_default();
+    let requests = BTreeMap::from([
+        ("cpu".to_string(), Quantity("5m".to_string())),
+        ("memory".to_string(), Quantity("35M".to_string())),
+    ]);
+    Container {
+        name: CONSOLE_LOG_CONTAINER.to_string(),
+        image: Some(LAUNCHER_IMAGE.to_string()),
+        command: Some(vec![
+            "/usr/bin/virt-tail".to_string(),
+            "--logfile".to_string(),
+            format!("/{}", launcher_api::SERIAL_LOG),
+            "--socket".to_string(),
+            format!("/{}", launcher_api::socket_path(uid)),
+        ]),
+        working_dir: Some("/".to_string()),
+        resources: Some(ResourceRequirements {
+            requests: Some(requests),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![
+            mount(PRIVATE_VOLUME, launcher_api::PRIVATE_DIR, false),
+            mount(SOCKETS_VOLUME, launcher_api::SOCKETS_DIR, false),
+        ]),
+        ..Default::default()
+    }
+}
+
+/// The virt-launcher Pod of a VMI (Part A §6, and `docs/data-plane.md`).
 ///
 /// - Named by the server from `generateName: virt-launcher-<vmi name>-` (it appends 5 random
 ///   lowercase alphanumerics), in the VMI's namespace, controlled by the VMI.
@@ -272,8 +395,13 @@ fn spec_field<T: serde::de::DeserializeOwned>(
 ///   `vmi.kubevirt.io/id=<id(name)>` and `vm.kubevirt.io/name=<name>` (cut to a valid label
 ///   value). Annotation `kubevirt.io/domain=<name>`, plus the VMI's annotations whose keys
 ///   start with [`NODE_HOOK_ANNOTATION_PREFIX`] (test hooks of the simulated node).
-/// - One container, `compute`, running [`LAUNCHER_IMAGE`], with the memory/cpu requests of
-///   `spec.domain.resources.requests`; restart policy Never; grace period from
+/// - Container `compute` runs `/usr/bin/virt-launcher --namespace NS --name NAME --uid UID
+///   --grace-period-seconds N` from [`LAUNCHER_IMAGE`], with `POD_IP` from the downward API and
+///   the memory/cpu requests of `spec.domain.resources.requests`; container
+///   `guest-console-log` runs `/usr/bin/virt-tail` on the serial log. Both work in `/`.
+/// - Volumes: `private` (emptyDir), `sockets` (hostPath, `DirectoryOrCreate`) and `images`
+///   (hostPath, mounted read-only), each at the path [`launcher_api`] names.
+/// - Readiness gate [`UNPAUSED_READINESS_GATE`]; restart policy Never; grace period from
 ///   [`launcher_grace_period_seconds`]. The VMI's `nodeSelector`, `tolerations` and `affinity`
 ///   are copied, so scheduling constraints (and `ErrorUnschedulable`) work.
 pub fn build_launcher_pod(vmi: &VirtualMachineInstance) -> Pod {
@@ -309,14 +437,12 @@ pub fn build_launcher_pod(vmi: &VirtualMachineInstance) -> Pod {
         )]),
         ..Default::default()
     };
-    let container = Container {
-        name: COMPUTE_CONTAINER.to_string(),
-        image: Some(LAUNCHER_IMAGE.to_string()),
-        resources: launcher_resources(vmi),
-        ..Default::default()
-    };
     let spec = PodSpec {
-        containers: vec![container],
+        containers: vec![compute_container(vmi), console_log_container(vmi)],
+        volumes: Some(launcher_volumes()),
+        readiness_gates: Some(vec![PodReadinessGate {
+            condition_type: UNPAUSED_READINESS_GATE.to_string(),
+        }]),
         restart_policy: Some("Never".to_string()),
         termination_grace_period_seconds: Some(launcher_grace_period_seconds(vmi)),
         node_selector: spec_field::<BTreeMap<String, String>>(vmi, "nodeSelector"),
@@ -434,12 +560,14 @@ fn from_pod_condition(c: &k8s_openapi::api::core::v1::PodCondition) -> Condition
     }
 }
 
-/// The phase the VMI moves to, given its Pod.
+/// The phase the VMI moves to, given its Pod. On a node served by virt-handler a running Pod
+/// only makes the VMI Scheduled: the handler moves it on once the domain runs.
 fn next_phase(
     vmi: &VirtualMachineInstance,
     pod: Option<&Pod>,
     pod_create_expected: bool,
     deleting: bool,
+    node_has_handler: bool,
 ) -> String {
     let current = vmi.phase();
     if run_strategy::is_final(vmi) {
@@ -465,7 +593,7 @@ fn next_phase(
         return phase::FAILED.to_string();
     }
     let ready = pod_condition(pod, "Ready").is_some_and(|c| c.status == "True");
-    let observed = if pod_phase(pod) == "Running" && ready {
+    let observed = if pod_phase(pod) == "Running" && ready && !node_has_handler {
         phase::RUNNING
     } else if pod_node(pod).is_some() {
         phase::SCHEDULED
@@ -507,12 +635,7 @@ fn vmi_ready_condition(pod: Option<&Pod>, new_phase: &str, paused: bool, now: &s
         );
     }
     if paused {
-        return not_ready(
-            vmi_reason::READINESS_GATES_NOT_READY,
-            &format!(
-                "the status of pod readiness gate \"{UNPAUSED_READINESS_GATE}\" is not \"True\", but False"
-            ),
-        );
+        return paused_ready_condition(now);
     }
     match pod_condition(pod, "Ready") {
         Some(c) => from_pod_condition(c),
@@ -523,9 +646,23 @@ fn vmi_ready_condition(pod: Option<&Pod>, new_phase: &str, paused: bool, now: &s
     }
 }
 
+/// The VMI's Ready condition while it is paused: False, worded as the Pod's Ready condition
+/// once the [`UNPAUSED_READINESS_GATE`] is False.
+pub fn paused_ready_condition(now: &str) -> Condition {
+    status::new_condition(
+        condition_type::READY,
+        "False",
+        vmi_reason::READINESS_GATES_NOT_READY,
+        &format!(
+            "the status of pod readiness gate \"{UNPAUSED_READINESS_GATE}\" is not \"True\", but False"
+        ),
+        now,
+    )
+}
+
 /// The name of the VMI's pod-network interface: the first network with a `pod` source, else
 /// the first interface, else `default`.
-fn pod_interface_name(vmi: &VirtualMachineInstance) -> String {
+pub(crate) fn pod_interface_name(vmi: &VirtualMachineInstance) -> String {
     let from_network = vmi
         .spec
         .networks
@@ -576,13 +713,54 @@ pub fn vmi_status_from_pod(
     pod_create_expected: bool,
     now: &str,
 ) -> VirtualMachineInstanceStatus {
+    vmi_status_from_pod_on_node(vmi, pod, pod_create_expected, false, now)
+}
+
+/// [`vmi_status_from_pod`] for a Pod on a node that may be served by virt-handler
+/// (`node_has_handler`: the Node is labelled [`SCHEDULABLE_LABEL`]). There the VMI stops at
+/// `Scheduled` while its Pod runs, and the phase `Running`, the `Paused` condition and
+/// `interfaces` are left to the handler, which reads them off the domain.
+pub fn vmi_status_from_pod_on_node(
+    vmi: &VirtualMachineInstance,
+    pod: Option<&Pod>,
+    pod_create_expected: bool,
+    node_has_handler: bool,
+    now: &str,
+) -> VirtualMachineInstanceStatus {
     status_for(
         vmi,
         pod,
         pod_create_expected,
         run_strategy::is_deleting(vmi),
+        node_has_handler,
         now,
     )
+}
+
+/// The Node label virt-handler sets on the node it serves (value `"true"`).
+pub const SCHEDULABLE_LABEL: &str = "kubevirt.io/schedulable";
+/// The Node annotation where virt-handler says where it serves its HTTP API (`host:port`).
+pub const HANDLER_ADDRESS_ANNOTATION: &str = "virt-toolkit.dev/handler-address";
+/// The VMI label naming the node it runs on (set with `status.nodeName` on handler nodes).
+pub const NODE_NAME_LABEL: &str = "kubevirt.io/nodeName";
+
+/// The Node is served by a virt-handler (labelled [`SCHEDULABLE_LABEL`]`=true`).
+pub fn node_has_handler(node: &k8s_openapi::api::core::v1::Node) -> bool {
+    node.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(SCHEDULABLE_LABEL))
+        .is_some_and(|v| v == "true")
+}
+
+/// The virt-handler address of the Node, if a handler serves it.
+pub fn handler_address(node: &k8s_openapi::api::core::v1::Node) -> Option<&str> {
+    node.metadata
+        .annotations
+        .as_ref()?
+        .get(HANDLER_ADDRESS_ANNOTATION)
+        .map(String::as_str)
+        .filter(|a| !a.is_empty())
 }
 
 /// The status of a VMI whose launcher Pod is gone after the VMI was deleted: final
@@ -592,7 +770,7 @@ pub fn vmi_status_after_shutdown(
     vmi: &VirtualMachineInstance,
     now: &str,
 ) -> VirtualMachineInstanceStatus {
-    status_for(vmi, None, false, true, now)
+    status_for(vmi, None, false, true, false, now)
 }
 
 fn status_for(
@@ -600,11 +778,12 @@ fn status_for(
     pod: Option<&Pod>,
     pod_create_expected: bool,
     deleting: bool,
+    node_has_handler: bool,
     now: &str,
 ) -> VirtualMachineInstanceStatus {
     let mut status = vmi.status.clone().unwrap_or_default();
     let old_phase = vmi.phase().to_string();
-    let new_phase = next_phase(vmi, pod, pod_create_expected, deleting);
+    let new_phase = next_phase(vmi, pod, pod_create_expected, deleting, node_has_handler);
     let is_final = matches!(new_phase.as_str(), phase::SUCCEEDED | phase::FAILED);
 
     if let Some(node) = pod.and_then(pod_node) {
@@ -612,6 +791,7 @@ fn status_for(
     }
 
     if new_phase == phase::RUNNING
+        && !node_has_handler
         && let Some(pod_status) = pod.and_then(|p| p.status.as_ref())
         && let Some(ip) = pod_status.pod_ip.as_deref().filter(|ip| !ip.is_empty())
     {
@@ -638,6 +818,7 @@ fn status_for(
 
     // A paused start is paused from its first Running status on.
     let starts_paused = !is_final
+        && !node_has_handler
         && new_phase == phase::RUNNING
         && old_phase != phase::RUNNING
         && vmi.spec.start_strategy.as_deref() == Some("Paused");

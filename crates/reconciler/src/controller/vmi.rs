@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -19,7 +19,7 @@ use super::expectations::{Expectations, Observed};
 use super::queue::QueueDepth;
 use super::retry::Backoff;
 use super::{Error, Metrics, finalizer_patch, key, now};
-use crate::decide::vmi::{Decision, decide, newest_pod};
+use crate::decide::vmi::{Decision, decide_on_node, newest_pod};
 use crate::types::VirtualMachineInstance;
 use crate::vmi as vmi_rules;
 
@@ -29,6 +29,8 @@ pub const FINALIZER: &str = crate::vmi::VMI_CONTROLLER_FINALIZER;
 pub struct Context {
     pub client: Client,
     pub pods: Store<Pod>,
+    /// The Nodes, to tell those served by virt-handler (their labels only).
+    pub nodes: Store<Node>,
     pub expectations: Expectations,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
@@ -70,7 +72,9 @@ pub async fn reconcile(
 async fn reconcile_inner(vmi: &VirtualMachineInstance, ctx: &Context) -> Result<Action, Error> {
     // A cache that has not listed yet looks empty: acting on it would create a second
     // launcher Pod or VMI, or fail a running one, after every restart or failover.
-    if futures::FutureExt::now_or_never(ctx.pods.wait_until_ready()).is_none() {
+    if futures::FutureExt::now_or_never(ctx.pods.wait_until_ready()).is_none()
+        || futures::FutureExt::now_or_never(ctx.nodes.wait_until_ready()).is_none()
+    {
         return Ok(Action::requeue(Duration::from_millis(100)));
     }
     let ns = vmi.namespace().unwrap_or_default();
@@ -86,7 +90,11 @@ async fn reconcile_inner(vmi: &VirtualMachineInstance, ctx: &Context) -> Result<
             deleting: false,
         },
     );
-    match decide(vmi, &pods, create_expected, &now()) {
+    let on_handler_node = newest_pod(&pods)
+        .and_then(|p| p.spec.as_ref()?.node_name.clone())
+        .and_then(|node| ctx.nodes.get(&ObjectRef::new(&node)))
+        .is_some_and(|node| vmi_rules::node_has_handler(&node));
+    match decide_on_node(vmi, &pods, create_expected, on_handler_node, &now()) {
         Decision::Nothing => {}
         Decision::AddFinalizer => {
             let finalizers = vmi.finalizers();
@@ -180,9 +188,22 @@ pub(super) async fn run(
         .reflect(writer)
         .touched_objects(),
     );
+    // Nodes only change which rule a VMI follows; a watch (no reads per reconcile) keeps them.
+    let (node_reader, node_writer) = reflector::store();
+    let node_api: Api<Node> = Api::all(super::watch_client(&client, &metrics, "Node watch"));
+    let node_events = super::log_errors(
+        "Node watch",
+        metrics.clone(),
+        watcher(node_api, watcher::Config::default())
+            .default_backoff()
+            .modify(strip_node)
+            .reflect(node_writer)
+            .touched_objects(),
+    );
     let ctx = Arc::new(Context {
         client: client.clone(),
         pods: reader,
+        nodes: node_reader,
         expectations: Expectations::default(),
         metrics,
         recorder: Recorder::new(
@@ -211,6 +232,7 @@ pub(super) async fn run(
             super::track_mapped(&queue, &cached, &vmi);
             Some(vmi)
         })
+        .watches_stream(node_events, |_: Node| std::iter::empty::<ObjectRef<_>>())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
@@ -227,6 +249,14 @@ fn strip_pod(pod: &mut Pod) {
         node_name,
         ..Default::default()
     });
+}
+
+/// Keeps of a Node only its name and labels (whether a virt-handler serves it).
+fn strip_node(node: &mut Node) {
+    node.metadata.managed_fields = None;
+    node.metadata.annotations = None;
+    node.spec = None;
+    node.status = None;
 }
 
 /// Lists a VMI's launcher pods without a cache (for one-off tools and tests).

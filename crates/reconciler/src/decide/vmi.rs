@@ -6,8 +6,8 @@ use k8s_openapi::api::core::v1::Pod;
 use crate::run_strategy::{is_deleting, is_final};
 use crate::types::VirtualMachineInstance;
 use crate::vmi::{
-    DEFAULT_GRACE_PERIOD_SECONDS, VMI_CONTROLLER_FINALIZER, build_launcher_pod,
-    vmi_status_after_shutdown, vmi_status_from_pod,
+    DEFAULT_GRACE_PERIOD_SECONDS, NODE_NAME_LABEL, VMI_CONTROLLER_FINALIZER, build_launcher_pod,
+    vmi_status_after_shutdown, vmi_status_from_pod_on_node,
 };
 
 /// The one thing the VMI controller does in a reconcile.
@@ -62,12 +62,28 @@ fn has_finalizer(vmi: &VirtualMachineInstance) -> bool {
 /// - The finalizer goes on first.
 /// - A VMI not yet started (phase unset or Pending, no Pod, none expected) gets its Pod.
 /// - While a new Pod is not seen yet, nothing.
-/// - Otherwise the status is read off the newest Pod ([`vmi_status_from_pod`]), and written
-///   when it changed.
+/// - Otherwise the status is read off the newest Pod ([`crate::vmi::vmi_status_from_pod`]),
+///   and written when it changed.
+///
+/// The Pod's node is taken to have no virt-handler (see [`decide_on_node`]).
 pub fn decide(
     vmi: &VirtualMachineInstance,
     pods: &[&Pod],
     pod_create_expected: bool,
+    now: &str,
+) -> Decision {
+    decide_on_node(vmi, pods, pod_create_expected, false, now)
+}
+
+/// [`decide`], knowing whether the newest Pod's node is served by virt-handler
+/// (`node_has_handler`). There the status is [`vmi_status_from_pod_on_node`]'s (the VMI stops
+/// at Scheduled; the handler owns Running, Paused and interfaces), and the VMI also gets the
+/// label `kubevirt.io/nodeName=<node>` once it has a node, in the same write.
+pub fn decide_on_node(
+    vmi: &VirtualMachineInstance,
+    pods: &[&Pod],
+    pod_create_expected: bool,
+    node_has_handler: bool,
     now: &str,
 ) -> Decision {
     if is_deleting(vmi) {
@@ -126,12 +142,21 @@ pub fn decide(
     if pod.is_none() && !is_final(vmi) && matches!(vmi.phase(), "" | "Pending") {
         return Decision::CreatePod(Box::new(build_launcher_pod(vmi)));
     }
-    let status = vmi_status_from_pod(vmi, pod, pod_create_expected, now);
-    if vmi.status.as_ref() == Some(&status) {
+    let status = vmi_status_from_pod_on_node(vmi, pod, pod_create_expected, node_has_handler, now);
+    let mut next = vmi.clone();
+    if node_has_handler
+        && !is_final(vmi)
+        && let Some(node) = status.node_name.as_deref()
+    {
+        next.metadata
+            .labels
+            .get_or_insert_default()
+            .insert(NODE_NAME_LABEL.to_string(), node.to_string());
+    }
+    next.status = Some(status);
+    if next == *vmi {
         return Decision::Nothing;
     }
-    let mut next = vmi.clone();
-    next.status = Some(status);
     Decision::UpdateStatus(Box::new(next))
 }
 

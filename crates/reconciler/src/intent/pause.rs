@@ -1,9 +1,10 @@
 //! `pause` and `unpause` of a VMI (Part B §2.7).
 //!
 //! KubeVirt's virt-api checks the request and then asks virt-handler to pause the domain, which
-//! records the VMI's `Paused` condition. This project has no virt-handler (Part A §6), so the
-//! plan writes that condition itself, guarded by `test` operations so a concurrent change of
-//! the VMI turns into a 409 instead of a lost write.
+//! records the VMI's `Paused` condition. Here the same checks make a plan that writes that
+//! condition itself (guarded by `test` operations so a concurrent change of the VMI turns into
+//! a 409 instead of a lost write); [`route`] then says whether the VMI's node has a
+//! virt-handler to forward the request to instead (`docs/data-plane.md`).
 
 use serde_json::{Value, json};
 
@@ -159,10 +160,99 @@ pub fn unpause(
     Ok(plan)
 }
 
+/// How a checked pause or unpause is carried out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Route {
+    /// Write the plan's patches (no virt-handler on the VMI's node, or a dry run).
+    Write(Plan),
+    /// Ask the virt-handler at this address (`host:port`) and write nothing: it records the
+    /// `Paused` condition once the domain is paused.
+    Forward { address: String },
+}
+
+/// Where `plan` (a checked `pause` or `unpause`) goes, given the Node the VMI runs on: to the
+/// node's virt-handler when it has one (labelled `kubevirt.io/schedulable=true` with a
+/// `virt-toolkit.dev/handler-address`), else written as before. A dry run is always written:
+/// the API server checks it and nothing changes.
+pub fn route(plan: Plan, node: Option<&k8s_openapi::api::core::v1::Node>) -> Route {
+    let handler = node
+        .filter(|n| crate::vmi::node_has_handler(n))
+        .and_then(crate::vmi::handler_address);
+    match handler {
+        Some(address) if !plan.dry_run => Route::Forward {
+            address: address.to_string(),
+        },
+        _ => Route::Write(plan),
+    }
+}
+
+/// The path of a pause or unpause on virt-handler's HTTP API.
+pub fn handler_path(ns: &str, name: &str, verb: &str) -> String {
+    format!("/v1/namespaces/{ns}/virtualmachineinstances/{name}/{verb}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::types::{Condition, VirtualMachineInstanceStatus};
+    use k8s_openapi::api::core::v1::Node;
+    use std::collections::BTreeMap;
+
+    fn node(label: Option<&str>, address: Option<&str>) -> Node {
+        let mut n = Node::default();
+        n.metadata.name = Some("node1".into());
+        n.metadata.labels =
+            label.map(|v| BTreeMap::from([("kubevirt.io/schedulable".into(), v.into())]));
+        n.metadata.annotations = address
+            .map(|a| BTreeMap::from([("virt-toolkit.dev/handler-address".into(), a.into())]));
+        n
+    }
+
+    #[test]
+    fn pauses_go_to_the_nodes_handler_when_it_has_one() {
+        let plan = pause("vm1", Some(&vmi("Running", vec![])), &OPTS, NOW).unwrap();
+        let forward = Route::Forward {
+            address: "127.0.0.1:8186".into(),
+        };
+        let cases = [
+            // (node, route)
+            (None, Route::Write(plan.clone())),
+            (Some(node(None, None)), Route::Write(plan.clone())),
+            (Some(node(Some("true"), Some("127.0.0.1:8186"))), forward),
+            // A handler that left (label gone or false) is not asked.
+            (
+                Some(node(None, Some("127.0.0.1:8186"))),
+                Route::Write(plan.clone()),
+            ),
+            (
+                Some(node(Some("false"), Some("127.0.0.1:8186"))),
+                Route::Write(plan.clone()),
+            ),
+            (Some(node(Some("true"), None)), Route::Write(plan.clone())),
+            (
+                Some(node(Some("true"), Some(""))),
+                Route::Write(plan.clone()),
+            ),
+        ];
+        for (n, want) in cases {
+            assert_eq!(route(plan.clone(), n.as_ref()), want, "{n:?}");
+        }
+        let dry = pause(
+            "vm1",
+            Some(&vmi("Running", vec![])),
+            &PauseOptions {
+                dry_run: request::dry_run_values(true),
+            },
+            NOW,
+        )
+        .unwrap();
+        let handled = node(Some("true"), Some("127.0.0.1:8186"));
+        assert_eq!(route(dry.clone(), Some(&handled)), Route::Write(dry));
+        assert_eq!(
+            handler_path("default", "vm1", "unpause"),
+            "/v1/namespaces/default/virtualmachineinstances/vm1/unpause"
+        );
+    }
 
     const NOW: &str = "2026-01-01T00:00:00Z";
 

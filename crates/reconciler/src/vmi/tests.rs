@@ -218,8 +218,42 @@ fn launcher_pod_has_the_labels_owner_and_container() {
     );
     assert_eq!(
         v["spec"]["containers"],
-        json!([{"name": "compute", "image": LAUNCHER_IMAGE,
-                "resources": {"requests": {"cpu": "1", "memory": "64M"}}}])
+        json!([
+            {"name": "compute", "image": "virt-toolkit/virt-launcher:v0.1.0",
+             "command": ["/usr/bin/virt-launcher", "--namespace", "default", "--name",
+                         "vm-cirros", "--uid", "vmi-uid-1", "--grace-period-seconds", "0"],
+             "workingDir": "/",
+             "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+             "resources": {"requests": {"cpu": "1", "memory": "64M"}},
+             "volumeMounts": [
+                 {"name": "private", "mountPath": "/var/run/kubevirt-private"},
+                 {"name": "sockets", "mountPath": "/var/run/kubevirt/sockets"},
+                 {"name": "images", "mountPath": "/var/lib/virt-toolkit/images", "readOnly": true},
+             ]},
+            {"name": "guest-console-log", "image": "virt-toolkit/virt-launcher:v0.1.0",
+             "command": ["/usr/bin/virt-tail",
+                         "--logfile", "/var/run/kubevirt-private/virt-serial0-log",
+                         "--socket", "/var/run/kubevirt/sockets/vmi-uid-1.sock"],
+             "workingDir": "/",
+             "resources": {"requests": {"cpu": "5m", "memory": "35M"}},
+             "volumeMounts": [
+                 {"name": "private", "mountPath": "/var/run/kubevirt-private"},
+                 {"name": "sockets", "mountPath": "/var/run/kubevirt/sockets"},
+             ]},
+        ])
+    );
+    assert_eq!(
+        v["spec"]["volumes"],
+        json!([
+            {"name": "private", "emptyDir": {}},
+            {"name": "sockets", "hostPath": {"path": "/var/run/kubevirt/sockets",
+                                             "type": "DirectoryOrCreate"}},
+            {"name": "images", "hostPath": {"path": "/var/lib/virt-toolkit/images"}},
+        ])
+    );
+    assert_eq!(
+        v["spec"]["readinessGates"],
+        json!([{"conditionType": "kubevirt.io/virtual-machine-unpaused"}])
     );
     assert!(is_launcher_pod_of(&pod, &vmi));
     assert!(!is_launcher_pod_of(&pod, &vmi_named("vm-cirros", "other")));
@@ -262,6 +296,12 @@ fn launcher_pod_defaults() {
     let spec = pod.spec.as_ref().unwrap();
     assert_eq!(spec.termination_grace_period_seconds, Some(45));
     assert_eq!(spec.containers[0].resources, None);
+    // The launcher gets the VMI's grace period, the default when unset.
+    let command = spec.containers[0].command.as_ref().unwrap();
+    assert_eq!(
+        command[command.len() - 2..],
+        ["--grace-period-seconds", "30"]
+    );
     assert_eq!(spec.node_selector, None);
     let labels = pod.metadata.labels.as_ref().unwrap();
     assert_eq!(labels[ID_LABEL], id(&long));

@@ -316,3 +316,103 @@ fn a_status_already_written_is_not_written_again() {
     };
     assert_eq!(decide(&updated, &[&running], false, NOW), Decision::Nothing);
 }
+
+/// The decision for a Pod on a node served by virt-handler, and the VMI it writes.
+fn run_on_handler_node(
+    state: Vmi,
+    launcher: LauncherPod,
+) -> (String, Option<VirtualMachineInstance>) {
+    let pod = pod(launcher);
+    let pods: Vec<&Pod> = pod.iter().collect();
+    let expected = matches!(launcher, LauncherPod::Expected);
+    let decision = decide_on_node(&vmi(state), &pods, expected, true, NOW);
+    let written = match &decision {
+        Decision::UpdateStatus(v) => Some((**v).clone()),
+        _ => None,
+    };
+    (summary(&decision), written)
+}
+
+#[test]
+fn on_a_handler_node_a_running_pod_only_schedules_the_vmi() {
+    let cases = [
+        // (VMI, Pod, decision)
+        (Vmi::Pending, LauncherPod::Scheduled, "status Scheduled"),
+        (Vmi::Pending, LauncherPod::Running, "status Scheduled"),
+        (Vmi::Scheduling, LauncherPod::Running, "status Scheduled"),
+        (Vmi::Scheduled, LauncherPod::Running, "status Scheduled"),
+        // The handler moved it on: the controller never moves it back.
+        (Vmi::Running, LauncherPod::Running, "status Running"),
+        // Pod ends and deletions are the controller's, as anywhere.
+        (Vmi::Running, LauncherPod::Succeeded, "status Succeeded"),
+        (Vmi::Scheduled, LauncherPod::Failed, "status Failed"),
+        (Vmi::Running, LauncherPod::Terminating, "status Failed"),
+        (
+            Vmi::Deleting,
+            LauncherPod::Running,
+            "delete virt-launcher-vm1-abcde grace 30",
+        ),
+        (Vmi::Pending, LauncherPod::None, "create pod"),
+    ];
+    for (state, launcher, want) in cases {
+        let (got, written) = run_on_handler_node(state, launcher);
+        assert_eq!(got, want);
+        let Some(written) = written else { continue };
+        let status = written.status.as_ref().unwrap();
+        // Neither interfaces nor a Paused condition: the handler's.
+        assert!(status.interfaces.is_empty(), "{want}: {status:?}");
+        assert!(
+            !status.conditions.iter().any(|c| c.type_ == "Paused"),
+            "{want}: {status:?}"
+        );
+        if !matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+            assert_eq!(status.node_name.as_deref(), Some("node1"));
+            assert_eq!(
+                written.metadata.labels.as_ref().unwrap()["kubevirt.io/nodeName"],
+                "node1"
+            );
+        }
+    }
+}
+
+#[test]
+fn on_a_handler_node_a_paused_start_is_left_to_the_handler() {
+    let mut paused = vmi(Vmi::Scheduled);
+    paused.spec.start_strategy = Some("Paused".into());
+    let running = pod(LauncherPod::Running).unwrap();
+    let Decision::UpdateStatus(next) = decide_on_node(&paused, &[&running], false, true, NOW)
+    else {
+        panic!("expected a status write");
+    };
+    let status = next.status.unwrap();
+    assert_eq!(status.phase.as_deref(), Some("Scheduled"));
+    assert!(!status.conditions.iter().any(|c| c.type_ == "Paused"));
+    // Written once: the same inputs again are no write.
+    let again = decide_on_node(
+        &VirtualMachineInstance {
+            status: Some(status),
+            ..*next
+        },
+        &[&running],
+        false,
+        true,
+        NOW,
+    );
+    assert_eq!(again, Decision::Nothing);
+}
+
+#[test]
+fn elsewhere_the_node_name_label_is_not_written() {
+    let running = pod(LauncherPod::Running).unwrap();
+    let Decision::UpdateStatus(next) = decide(&vmi(Vmi::Scheduled), &[&running], false, NOW) else {
+        panic!("expected a status write");
+    };
+    assert_eq!(next.phase(), "Running");
+    assert!(
+        next.metadata
+            .labels
+            .unwrap_or_default()
+            .get("kubevirt.io/nodeName")
+            .is_none()
+    );
+}
