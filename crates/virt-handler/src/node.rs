@@ -29,8 +29,24 @@ async fn patch(client: &Client, node: &str, address: Option<&str>) -> anyhow::Re
     Ok(())
 }
 
-/// Labels the Node served and annotates the handler's address.
+/// Labels the Node served and annotates the handler's address. A Node that is not registered
+/// yet (the handler may start before its kubelet) is waited for, saying so once.
 pub async fn mark_served(client: &Client, node: &str, address: &str) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let mut said = false;
+    while nodes
+        .get_opt(node)
+        .await
+        .map_err(|e| anyhow::anyhow!(kube_error::message(&e)))
+        .with_context(|| format!("cannot read node {node:?}"))?
+        .is_none()
+    {
+        if !said {
+            tracing::warn!(node, "waiting for the Node to register");
+            said = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     patch(client, node, Some(address)).await
 }
 
