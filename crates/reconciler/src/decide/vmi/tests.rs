@@ -409,10 +409,10 @@ fn elsewhere_the_node_name_label_is_not_written() {
     };
     assert_eq!(next.phase(), "Running");
     assert!(
-        next.metadata
+        !next
+            .metadata
             .labels
             .unwrap_or_default()
-            .get("kubevirt.io/nodeName")
-            .is_none()
+            .contains_key("kubevirt.io/nodeName")
     );
 }
