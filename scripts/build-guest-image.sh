@@ -156,7 +156,7 @@ else
   # The rest trims TCG boot time (probes, self-tests, page zeroing). See docs/guest-image.md.
   cmdline="console=ttyS0 quiet nokaslr lockdown=confidentiality init_on_alloc=0 audit=0"
   cmdline="$cmdline cryptomgr.notests tsc=reliable no_timer_check mitigations=off"
-  cmdline="$cmdline random.trust_cpu=on i8042.noaux 8250.nr_uarts=1"
+  cmdline="$cmdline random.trust_cpu=on i8042.noaux 8250.nr_uarts=1 edd=off"
   cat >"$work/syslinux.cfg" <<EOF
 DEFAULT guest
 PROMPT 0
