@@ -99,7 +99,13 @@ pub fn prepare(args: &GuestArgs, node: &mut NodeConfig) -> anyhow::Result<DataPl
     let images = root.join(IMAGES_DIR);
     std::fs::create_dir_all(&images)
         .with_context(|| format!("creating {}", images.display()))?;
-    link(&image.canonicalize()?, &images.join(SEED_IMAGE_FILE))?;
+    let image = image.canonicalize()?;
+    link(&image, &images.join(SEED_IMAGE_FILE))?;
+    // What the image needs (its minimum memory), beside it.
+    let meta = PathBuf::from(format!("{}.meta.json", image.display()));
+    if meta.is_file() {
+        link(&meta, &images.join(format!("{SEED_IMAGE_FILE}.meta.json")))?;
+    }
     node.node_root = Some(root.clone());
     node.images.push((
         virt_reconciler::vmi::LAUNCHER_IMAGE.to_string(),

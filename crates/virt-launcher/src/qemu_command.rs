@@ -185,6 +185,19 @@ pub fn plan(vmi: &Value, settings: &Settings) -> Result<LaunchPlan, PlanError> {
     Ok(plan)
 }
 
+/// Raises the guest's memory (`-m`, MiB) to `floor_mib` when it asks for less: an image can
+/// need more than a VM requests (docs/data-plane.md, "Images"). Returns `(asked, given)` when
+/// it raised it.
+pub fn raise_memory(plan: &mut LaunchPlan, floor_mib: u64) -> Option<(u64, u64)> {
+    let at = plan.argv.iter().position(|a| a == "-m")? + 1;
+    let asked: u64 = plan.argv.get(at)?.parse().ok()?;
+    if asked >= floor_mib {
+        return None;
+    }
+    plan.argv[at] = floor_mib.to_string();
+    Some((asked, floor_mib))
+}
+
 fn is_uuid(text: &str) -> bool {
     let groups: Vec<&str> = text.split('-').collect();
     groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
@@ -583,6 +596,19 @@ mod tests {
             .filter(|w| w[0] == flag)
             .map(|w| w[1].clone())
             .collect()
+    }
+
+    #[test]
+    fn an_image_floor_raises_the_guest_memory_and_never_lowers_it() {
+        for (floor, want_m, want_change) in [
+            (80, "80", Some((61, 80))),
+            (61, "61", None),
+            (32, "61", None),
+        ] {
+            let mut p = plan(&cirros(), &settings()).unwrap();
+            assert_eq!(raise_memory(&mut p, floor), want_change, "floor {floor}");
+            assert_eq!(values(&p.argv, "-m"), vec![want_m.to_string()], "floor {floor}");
+        }
     }
 
     #[test]

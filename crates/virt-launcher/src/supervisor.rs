@@ -152,8 +152,15 @@ impl Supervisor {
                 self.vmi_uid
             );
         }
-        let plan = qemu_command::plan(vmi, &self.settings)?;
+        let mut plan = qemu_command::plan(vmi, &self.settings)?;
         prepare_files(&plan, &self.settings)?;
+        for (image, floor) in image_memory_floors(&plan)? {
+            if let Some((asked, given)) = qemu_command::raise_memory(&mut plan, floor) {
+                log(format_args!(
+                    "guest memory raised from {asked} MiB to {given} MiB: {image} needs at least {given} MiB (its .meta.json)"
+                ));
+            }
+        }
         log(format_args!(
             "starting QEMU: {} {}",
             self.qemu.display(),
@@ -335,6 +342,31 @@ impl Supervisor {
         }
         code
     }
+}
+
+/// The least memory (MiB) each containerDisk image needs, from its `<image>.meta.json`
+/// (`{"minMemory": "80Mi"}`), when it has one.
+fn image_memory_floors(plan: &LaunchPlan) -> anyhow::Result<Vec<(String, u64)>> {
+    let mut floors = Vec::new();
+    for image in &plan.images {
+        let meta = format!("{image}.meta.json");
+        let text = match std::fs::read_to_string(&meta) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {meta}")),
+        };
+        let value: Value =
+            serde_json::from_str(&text).with_context(|| format!("{meta}: not JSON"))?;
+        if let Some(min) = value.get("minMemory") {
+            let min = min
+                .as_str()
+                .with_context(|| format!("{meta}: minMemory must be a quantity string"))?;
+            let bytes = crate::quantity::parse_bytes(min)
+                .map_err(|e| anyhow::anyhow!("{meta}: minMemory: {e}"))?;
+            floors.push((image.clone(), bytes.div_ceil(1024 * 1024)));
+        }
+    }
+    Ok(floors)
 }
 
 /// Checks the images and writes the seed and empty disks.
