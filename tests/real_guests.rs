@@ -401,12 +401,20 @@ async fn a_guest_that_powers_off_succeeds_and_only_always_starts_it_again() {
         (!uid.is_empty()).then_some(uid)
     })
     .await;
-    c.wait_vmi_phase("off-rerun", "Succeeded").await;
     c.wait_new_vmi("off-always", &old).await;
-    let rerun = c.vmi_uid("off-rerun").await;
+    // RerunOnFailure: the Succeeded VMI is deleted, and nothing starts again.
+    let rerun = within(BOOT, "a VMI", async || {
+        let uid = c.vmi_uid("off-rerun").await;
+        (!uid.is_empty()).then_some(uid)
+    })
+    .await;
+    within(BOOT, "the succeeded VMI to go", async || {
+        c.vmi_json("off-rerun").await.is_none().then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(c.vmi_uid("off-rerun").await, rerun, "RerunOnFailure does not rerun a success");
-    assert_eq!(c.vmi_phase("off-rerun").await, "Succeeded");
+    assert_eq!(c.vmi_uid("off-rerun").await, "", "RerunOnFailure does not rerun a success (first VMI {rerun})");
+    assert_eq!(c.printable(NS, "off-rerun").await, "Stopped");
 }
 
 #[tokio::test(flavor = "multi_thread")]

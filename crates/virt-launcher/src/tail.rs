@@ -55,7 +55,10 @@ impl SocketWatch {
     }
 }
 
-/// Follows `logfile` until the launcher is gone or SIGTERM; always exits 0 after draining.
+/// Follows `logfile` until the launcher is gone; always exits 0 after draining. SIGTERM (the
+/// Pod is being deleted) does not end it while the launcher runs: the guest's last words,
+/// its shutdown, are still to come, and the kubelet's grace period bounds the wait. A second
+/// signal, or a launcher that never came up, ends it at once.
 pub async fn run(logfile: PathBuf, socket: PathBuf) -> anyhow::Result<()> {
     let exited = logfile
         .parent()
@@ -66,19 +69,28 @@ pub async fn run(logfile: PathBuf, socket: PathBuf) -> anyhow::Result<()> {
     let mut position = 0;
     let mut socket_watch = SocketWatch::default();
     let mut ticks: u32 = 0;
+    let mut terminating = false;
     loop {
         // Decide before copying, so the last copy drains what came before the decision.
+        let probe = terminating || ticks % SOCKET_PROBE_EVERY == 0;
         let done = exited.exists()
-            || (ticks % SOCKET_PROBE_EVERY == 0 && socket_watch.launcher_gone(&socket));
+            || (probe && socket_watch.launcher_gone(&socket))
+            || (terminating && !socket_watch.seen_up);
         position = copy_new_bytes(&logfile, position, &mut stdout)?;
         if done {
             return Ok(());
         }
         ticks = ticks.wrapping_add(1);
-        tokio::select! {
-            _ = tokio::time::sleep(POLL) => {}
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
+        let signalled = tokio::select! {
+            _ = tokio::time::sleep(POLL) => false,
+            _ = sigterm.recv() => true,
+            _ = sigint.recv() => true,
+        };
+        if signalled {
+            if terminating {
+                break;
+            }
+            terminating = true;
         }
     }
     copy_new_bytes(&logfile, position, &mut stdout)?;
