@@ -821,7 +821,9 @@ mod tests {
 
     #[test]
     fn cloud_init_data_is_decoded() {
-        let cases: Vec<(Value, &[u8], Option<&[u8]>)> = vec![
+        // (the volume's source, user-data, network-config)
+        type Case = (Value, &'static [u8], Option<&'static [u8]>);
+        let cases: Vec<Case> = vec![
             (
                 json!({"userData": "#cloud-config\n"}),
                 b"#cloud-config\n",

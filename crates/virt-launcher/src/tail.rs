@@ -69,7 +69,7 @@ pub async fn run(logfile: PathBuf, socket: PathBuf) -> anyhow::Result<()> {
     loop {
         // Decide before copying, so the last copy drains what came before the decision.
         let done = exited.exists()
-            || (ticks % SOCKET_PROBE_EVERY == 0 && socket_watch.launcher_gone(&socket));
+            || (ticks.is_multiple_of(SOCKET_PROBE_EVERY) && socket_watch.launcher_gone(&socket));
         position = copy_new_bytes(&logfile, position, &mut stdout)?;
         if done {
             return Ok(());
