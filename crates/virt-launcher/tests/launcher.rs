@@ -29,8 +29,27 @@ fn qemu_available(test: &str) -> bool {
     found
 }
 
-/// A boot sector that writes itself to sector 2 (int 13h), prints a line on the serial port
-/// and powers the machine off through q35's ACPI PM1a control port (0x604).
+/// A 1 MiB raw disk whose boot sector is `code` (real mode, loaded at 0x7c00).
+fn boot_disk(code: &[u8]) -> Vec<u8> {
+    // SeaBIOS cannot read a disk much smaller than this.
+    let mut disk = vec![0u8; 1 << 20];
+    disk[..code.len()].copy_from_slice(code);
+    disk[510] = 0x55;
+    disk[511] = 0xAA;
+    disk
+}
+
+/// Machine code that writes `text` to the first serial port.
+fn serial_print(text: &[u8]) -> Vec<u8> {
+    let mut code = vec![0xBA, 0xF8, 0x03]; // mov dx, 0x3f8
+    for byte in text {
+        code.extend([0xB0, *byte, 0xEE]); // mov al, byte; out dx, al
+    }
+    code
+}
+
+/// Writes its boot sector to sector 2 (int 13h), prints a line on the serial port and powers
+/// the machine off through q35's ACPI PM1a control port (0x604).
 fn self_powering_off_disk() -> Vec<u8> {
     let mut code: Vec<u8> = vec![
         0x31, 0xC0, // xor ax, ax
@@ -40,23 +59,27 @@ fn self_powering_off_disk() -> Vec<u8> {
         0xB9, 0x02, 0x00, // mov cx, 2: cylinder 0, sector 2
         0x30, 0xF6, // xor dh, dh: head 0 (dl is the boot drive)
         0xCD, 0x13, // int 0x13
-        0xBA, 0xF8, 0x03, // mov dx, 0x3f8
     ];
-    for byte in b"guest says hi\r\n" {
-        code.extend([0xB0, *byte, 0xEE]); // mov al, byte; out dx, al
-    }
+    code.extend(serial_print(b"guest says hi\r\n"));
     code.extend([
         0xBA, 0x04, 0x06, // mov dx, 0x604
         0xB8, 0x00, 0x20, // mov ax, 0x2000: SLP_EN, S5
         0xEF, // out dx, ax
         0xF4, 0xEB, 0xFD, // hlt; jmp back to hlt
     ]);
-    // SeaBIOS cannot read a disk much smaller than this.
-    let mut disk = vec![0u8; 1 << 20];
-    disk[..code.len()].copy_from_slice(&code);
-    disk[510] = 0x55;
-    disk[511] = 0xAA;
-    disk
+    boot_disk(&code)
+}
+
+/// Prints a line, then reports a panic on the pvpanic device's ISA port (0x505).
+fn panicking_disk() -> Vec<u8> {
+    let mut code = serial_print(b"about to panic\r\n");
+    code.extend([
+        0xBA, 0x05, 0x05, // mov dx, 0x505
+        0xB0, 0x01, // mov al, 1: panicked
+        0xEE, // out dx, al
+        0xF4, 0xEB, 0xFD, // hlt; jmp back to hlt
+    ]);
+    boot_disk(&code)
 }
 
 fn vmi(image: &str) -> Value {
@@ -89,6 +112,14 @@ struct Launcher {
 impl Launcher {
     /// Starts the launcher in a fresh root holding `images` (name, bytes).
     fn start(grace_seconds: u64, images: &[(&str, Vec<u8>)]) -> Launcher {
+        Launcher::start_with_pod_ip(grace_seconds, images, None)
+    }
+
+    fn start_with_pod_ip(
+        grace_seconds: u64,
+        images: &[(&str, Vec<u8>)],
+        pod_ip: Option<&str>,
+    ) -> Launcher {
         let root = tempfile::tempdir().unwrap();
         let images_dir = root.path().join("var/lib/virt-toolkit/images");
         std::fs::create_dir_all(&images_dir).unwrap();
@@ -96,11 +127,15 @@ impl Launcher {
             std::fs::write(images_dir.join(name), bytes).unwrap();
         }
         let stderr = std::fs::File::create(root.path().join("launcher.stderr")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_virt-launcher"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_virt-launcher"));
+        match pod_ip {
+            Some(ip) => command.env("POD_IP", ip),
+            None => command.env_remove("POD_IP"),
+        };
+        let child = command
             .args(["--namespace", "testns", "--name", "testvm", "--uid", UID])
             .args(["--grace-period-seconds", &grace_seconds.to_string()])
             .env("VIRT_LAUNCHER_ACCEL", "tcg")
-            .env_remove("POD_IP")
             .current_dir(root.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -137,6 +172,10 @@ impl Launcher {
 
     fn sync(&self, image: &str) -> Value {
         self.request(json!({"op": "sync", "vmi": vmi(image)}))
+    }
+
+    fn sync_vmi(&self, vmi: Value) -> Value {
+        self.request(json!({"op": "sync", "vmi": vmi}))
     }
 
     /// Collects every line of a `watch` in the background.
@@ -373,6 +412,81 @@ fn a_guest_that_powers_off_ends_the_launcher_with_0_and_virt_tail_shows_its_cons
     // The guest wrote its sector 2, but snapshot=on kept the base image as it was.
     let image = std::fs::read(launcher.path("var/lib/virt-toolkit/images/poweroff.img")).unwrap();
     assert!(image == disk, "the base image changed");
+}
+
+#[test]
+fn a_guest_panic_is_crashed_and_exit_1() {
+    if !qemu_available("guest panic") {
+        return;
+    }
+    let mut launcher = Launcher::start(30, &[("panic.img", panicking_disk())]);
+    let watched = launcher.watch();
+    let synced = launcher.sync("panic");
+    assert!(synced["ok"] == true, "{synced}");
+    assert_eq!(launcher.wait(), 1, "{}", launcher.stderr());
+    assert_eq!(launcher.exited_file(), "1\n");
+    wait_for(
+        || states(&watched).last().map(String::as_str) == Some("Crashed"),
+        "Crashed",
+    );
+    let last = watched.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        last["status"]["reason"],
+        "guest panicked",
+        "{}",
+        launcher.stderr()
+    );
+    let log = std::fs::read_to_string(launcher.path("var/run/kubevirt-private/virt-serial0-log"));
+    assert!(log.unwrap().contains("about to panic"));
+}
+
+/// The VMI with one interface declaring `port`.
+fn vmi_with_port(port: u16) -> Value {
+    let mut vmi = vmi("testdisk");
+    vmi["spec"]["domain"]["devices"]["interfaces"] =
+        json!([{"name": "default", "masquerade": {}, "ports": [{"port": port}]}]);
+    vmi["spec"]["networks"] = json!([{"name": "default", "pod": {}}]);
+    vmi
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn declared_ports_are_forwarded_on_a_local_pod_ip_only() {
+    if !qemu_available("port forwarding") {
+        return;
+    }
+    let port = free_port();
+    let launcher = Launcher::start_with_pod_ip(
+        30,
+        &[("testdisk.img", vec![0u8; 1 << 20])],
+        Some("127.0.0.1"),
+    );
+    let pid = qemu_pid(&launcher.sync_vmi(vmi_with_port(port)));
+    let joined = cmdline(pid).join(" ");
+    assert!(
+        joined.contains(&format!("hostfwd=tcp:127.0.0.1:{port}-:{port}")),
+        "{joined}"
+    );
+    // QEMU's user-mode network listens on the Pod IP for the guest.
+    std::net::TcpStream::connect(("127.0.0.1", port)).expect("the forwarded port listens");
+
+    // 192.0.2.1 (TEST-NET-1) is no address of this host: nothing is forwarded, and it is said.
+    let simulated = Launcher::start_with_pod_ip(
+        30,
+        &[("testdisk.img", vec![0u8; 1 << 20])],
+        Some("192.0.2.1"),
+    );
+    let pid = qemu_pid(&simulated.sync_vmi(vmi_with_port(port)));
+    assert!(!cmdline(pid).join(" ").contains("hostfwd"));
+    let stderr = simulated.stderr();
+    assert!(
+        stderr.contains(&format!("not forwarding ports [{port}]")),
+        "{stderr}"
+    );
 }
 
 #[test]
