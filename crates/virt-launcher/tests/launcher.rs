@@ -490,6 +490,23 @@ fn declared_ports_are_forwarded_on_a_local_pod_ip_only() {
 }
 
 #[test]
+fn shutting_down_a_paused_guest_resumes_it_first() {
+    if !qemu_available("shutdown while paused") {
+        return;
+    }
+    let mut launcher = Launcher::start(30, &[("poweroff.img", self_powering_off_disk())]);
+    // Started paused (QEMU -S), the guest powers off only once resumed.
+    let mut vmi = vmi("poweroff");
+    vmi["spec"]["startStrategy"] = json!("Paused");
+    let synced = launcher.sync_vmi(vmi);
+    assert_eq!(state(&synced), "Paused", "{synced}");
+    assert_eq!(synced["status"]["reason"], "Paused by user");
+    let shutdown = launcher.request(json!({"op": "shutdown", "graceSeconds": 60}));
+    assert_eq!(state(&shutdown), "Shutdown", "{shutdown}");
+    assert_eq!(launcher.wait(), 0, "{}", launcher.stderr());
+}
+
+#[test]
 fn kill_ends_qemu_and_the_launcher_at_once() {
     if !qemu_available("kill") {
         return;
