@@ -8,7 +8,10 @@ pub const PAUSED_BY_USER: &str = "Paused by user";
 pub fn state_of_run_status(status: &str, paused_by_user: bool) -> (DomainState, Option<String>) {
     match status {
         "running" => (DomainState::Running, None),
-        "paused" if paused_by_user => (DomainState::Paused, Some(PAUSED_BY_USER.into())),
+        // prelaunch: started stopped (`-S`, startStrategy Paused), which counts as the user's.
+        "paused" | "prelaunch" if paused_by_user => {
+            (DomainState::Paused, Some(PAUSED_BY_USER.into()))
+        }
         "guest-panicked" | "internal-error" => (DomainState::Crashed, Some(status.into())),
         "shutdown" => (DomainState::Shutdown, Some(status.into())),
         // prelaunch, inmigrate, io-error, watchdog, debug, ...: not running, for a reason.
@@ -85,6 +88,7 @@ mod tests {
             ("running", false, DomainState::Running, None),
             ("paused", true, DomainState::Paused, Some(PAUSED_BY_USER)),
             ("paused", false, DomainState::Paused, Some("paused")),
+            ("prelaunch", true, DomainState::Paused, Some(PAUSED_BY_USER)),
             ("io-error", false, DomainState::Paused, Some("io-error")),
             (
                 "guest-panicked",

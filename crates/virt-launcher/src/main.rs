@@ -61,7 +61,13 @@ async fn run(args: LauncherArgs) -> u8 {
     };
     let status = Arc::new(watch::Sender::new(DomainStatus::default()));
     let (commands_tx, commands) = mpsc::channel(16);
-    let server = tokio::spawn(server::serve(listener, status.clone(), commands_tx));
+    let in_flight = server::InFlight::default();
+    let server = tokio::spawn(server::serve(
+        listener,
+        status.clone(),
+        commands_tx,
+        in_flight.clone(),
+    ));
     log(format_args!(
         "VMI {}/{} (uid {}): waiting for sync on {}",
         args.namespace,
@@ -84,9 +90,11 @@ async fn run(args: LauncherArgs) -> u8 {
             1
         }
     };
-    // Let open watches deliver the final state, then stop answering.
+    // Let open watches deliver the final state and pending answers go out, then stop.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    while status.receiver_count() > 0 && tokio::time::Instant::now() < deadline {
+    while (status.receiver_count() > 0 || !in_flight.is_idle())
+        && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     server.abort();

@@ -76,6 +76,8 @@ pub struct LaunchPlan {
     pub unforwarded_ports: Vec<u16>,
     /// The first interface's MAC address, when the VMI sets one.
     pub mac: Option<String>,
+    /// `startStrategy: Paused`: QEMU starts stopped (`-S`).
+    pub start_paused: bool,
 }
 
 /// The machine type KubeVirt reports on RHEL builds, unknown to upstream QEMU.
@@ -143,12 +145,21 @@ pub fn plan(vmi: &Value, settings: &Settings) -> Result<LaunchPlan, PlanError> {
     for flag in ["-nodefaults", "-no-user-config"] {
         argv.push(flag.to_string());
     }
+    let start_paused = match vmi.spec.start_strategy.as_deref() {
+        None | Some("") => false,
+        Some("Paused") => true,
+        Some(other) => return fail(format!("startStrategy {other:?} is not Paused")),
+    };
+    if start_paused {
+        argv.push("-S".to_string());
+    }
     let mut arg = |flag: &str, value: &str| {
         argv.push(flag.to_string());
         argv.push(value.to_string());
     };
     arg("-display", "none");
     arg("-boot", "strict=on");
+
     // A guest panic ends QEMU with a failure, which the launcher reports as Crashed.
     arg("-action", "panic=exit-failure");
     arg("-device", "pvpanic");
@@ -179,6 +190,7 @@ pub fn plan(vmi: &Value, settings: &Settings) -> Result<LaunchPlan, PlanError> {
         serial_log,
         unforwarded_ports: Vec::new(),
         mac: None,
+        start_paused,
     };
     add_disks(&vmi, settings, &mut plan)?;
     add_network(&vmi, settings, &mut plan)?;
@@ -821,6 +833,24 @@ mod tests {
     }
 
     #[test]
+    fn start_strategy_paused_starts_qemu_stopped() {
+        let vmi = with(cirros(), "/spec/startStrategy", json!("Paused"));
+        let plan = plan(&vmi, &settings()).unwrap();
+        assert!(plan.start_paused);
+        let at = plan
+            .argv
+            .iter()
+            .position(|a| a == "-no-user-config")
+            .unwrap();
+        assert_eq!(plan.argv[at + 1], "-S");
+        let other = with(cirros(), "/spec/startStrategy", json!("Later"));
+        assert_eq!(
+            super::plan(&other, &settings()),
+            Err(PlanError(r#"startStrategy "Later" is not Paused"#.into()))
+        );
+    }
+
+    #[test]
     fn ports_are_forwarded_on_a_local_pod_ip() {
         let vmi = with(
             cirros(),
@@ -847,7 +877,9 @@ mod tests {
 
     #[test]
     fn cloud_init_data_is_decoded() {
-        let cases: Vec<(Value, &[u8], Option<&[u8]>)> = vec![
+        // (the volume's source, user-data, network-config)
+        type Case = (Value, &'static [u8], Option<&'static [u8]>);
+        let cases: Vec<Case> = vec![
             (
                 json!({"userData": "#cloud-config\n"}),
                 b"#cloud-config\n",

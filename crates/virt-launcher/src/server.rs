@@ -4,6 +4,7 @@
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -24,6 +25,32 @@ pub enum Command {
 pub type Commands = mpsc::Sender<(Command, oneshot::Sender<Response>)>;
 pub type Status = Arc<watch::Sender<DomainStatus>>;
 
+/// Counts forwarded requests whose answer is not written yet, so that the launcher can let
+/// the last answers (a `kill`'s) out before it exits.
+#[derive(Debug, Clone, Default)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    pub fn is_idle(&self) -> bool {
+        self.0.load(Ordering::SeqCst) == 0
+    }
+}
+
+struct InFlightGuard(InFlight);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        (self.0).0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl InFlight {
+    fn start(&self) -> InFlightGuard {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.clone())
+    }
+}
+
 /// Listens at `path`, replacing a stale socket file and creating the parent directories.
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -37,11 +64,21 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
 }
 
 /// Serves connections until the task is dropped.
-pub async fn serve(listener: UnixListener, status: Status, commands: Commands) {
+pub async fn serve(
+    listener: UnixListener,
+    status: Status,
+    commands: Commands,
+    in_flight: InFlight,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(connection(stream, status.clone(), commands.clone()));
+                tokio::spawn(connection(
+                    stream,
+                    status.clone(),
+                    commands.clone(),
+                    in_flight.clone(),
+                ));
             }
             Err(e) => eprintln!("virt-launcher: accepting on the command socket: {e}"),
         }
@@ -58,7 +95,7 @@ async fn write_line(writer: &mut OwnedWriteHalf, response: &Response) -> io::Res
     writer.write_all(line.as_bytes()).await
 }
 
-async fn connection(stream: UnixStream, status: Status, commands: Commands) {
+async fn connection(stream: UnixStream, status: Status, commands: Commands, in_flight: InFlight) {
     let (read, mut writer) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -75,9 +112,12 @@ async fn connection(stream: UnixStream, status: Status, commands: Commands) {
             Ok(Request::Shutdown { grace_seconds }) => Ok(Command::Shutdown { grace_seconds }),
             Ok(Request::Kill) => Ok(Command::Kill),
         };
+        // Held until the answer is written.
+        let mut _answering = None;
         let response = match command {
             Err(answered) => answered,
             Ok(command) => {
+                _answering = Some(in_flight.start());
                 let (reply_tx, reply) = oneshot::channel();
                 match commands.send((command, reply_tx)).await {
                     Ok(()) => reply

@@ -174,11 +174,16 @@ impl Supervisor {
         }
         let mut child = spawn_qemu(&self.qemu, &plan.argv)?;
         let pid = child.id();
-        let (qmp, events) = connect_qmp(&mut child, Path::new(&plan.qmp_socket)).await?;
+        let (qmp, events) = timeout(
+            QMP_CONNECT_DEADLINE,
+            connect_qmp(&mut child, Path::new(&plan.qmp_socket)),
+        )
+        .await
+        .context("QEMU's QMP socket did not answer within 30s")??;
         let run_status = timeout(QMP_ANSWER_DEADLINE, qmp.run_status())
             .await
             .context("QMP query-status timed out")??;
-        let (state, reason) = domain::state_of_run_status(&run_status, false);
+        let (state, reason) = domain::state_of_run_status(&run_status, plan.start_paused);
         self.status.send_modify(|status| {
             status.qemu_pid = pid;
             status.mac = plan.mac.clone();
@@ -190,7 +195,7 @@ impl Supervisor {
             qmp,
             events,
             observed: Observed::default(),
-            paused_by_user: false,
+            paused_by_user: plan.start_paused,
             kill_at: None,
             kill_replies: Vec::new(),
         })
@@ -282,7 +287,15 @@ impl Supervisor {
     async fn shutdown(&self, domain: &mut Domain, grace: Duration) {
         let deadline = Instant::now() + grace;
         domain.kill_at = Some(domain.kill_at.map_or(deadline, |at| at.min(deadline)));
-        if self.status.borrow().state != DomainState::Shutdown {
+        let state = self.status.borrow().state;
+        if state == DomainState::Paused {
+            // A paused guest cannot see the power button.
+            domain.paused_by_user = false;
+            if let Err(e) = self.qmp_then_refresh(domain, "cont").await {
+                log(format_args!("resuming the guest to shut it down: {e}"));
+            }
+        }
+        if state != DomainState::Shutdown {
             match timeout(
                 QMP_ANSWER_DEADLINE,
                 domain.qmp.execute("system_powerdown", None),
@@ -435,21 +448,17 @@ fn die_with_parent(command: &mut Command) {
     }
 }
 
+/// Connects once QEMU listens; the caller bounds the wait.
 async fn connect_qmp(
     child: &mut Child,
     socket: &Path,
 ) -> anyhow::Result<(Qmp, mpsc::UnboundedReceiver<Event>)> {
-    let deadline = Instant::now() + QMP_CONNECT_DEADLINE;
     loop {
         if let Some(status) = child.try_wait()? {
             bail!("QEMU exited before its QMP socket was up ({status}); see its messages above");
         }
-        let last_error = match Qmp::connect(socket).await {
-            Ok(connected) => return Ok(connected),
-            Err(e) => e,
-        };
-        if Instant::now() > deadline {
-            return Err(last_error.context("QEMU's QMP socket did not come up within 30s"));
+        if let Ok(connected) = Qmp::connect(socket).await {
+            return Ok(connected);
         }
         sleep(Duration::from_millis(50)).await;
     }

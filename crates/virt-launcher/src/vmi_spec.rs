@@ -23,7 +23,10 @@ pub struct Metadata {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Spec {
+    /// `Paused`: QEMU starts with its CPUs stopped until `unpause`.
+    pub start_strategy: Option<String>,
     #[serde(default)]
     pub domain: Domain,
     #[serde(default)]
