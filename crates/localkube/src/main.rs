@@ -1,4 +1,5 @@
-//! The `localkube` binary: the API server with its simulated node, or the node alone.
+//! The `localkube` binary: the API server with its node (simulated pods, or processes for mapped
+//! images), or the node alone.
 
 use std::path::PathBuf;
 
@@ -15,11 +16,13 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// A Kubernetes API server in one process, with a simulated node.
 ///
 /// It serves the built-in resources kubectl and the toolkit use, and any CRD you create, over
-/// HTTPS with a random admin token (no RBAC). State lives in memory.
+/// HTTPS with a random admin token (no RBAC). State lives in memory. Pods are simulated, except
+/// those whose images are all mapped with --image, which run as host processes.
 ///
 /// Examples:
 ///   localkube --kubeconfig-out ./lk.kubeconfig
 ///   KUBECONFIG=./lk.kubeconfig kubectl get nodes
+///   localkube --image example.com/tools=/usr/local/bin/tool --node-root ./node
 #[derive(Parser, Debug)]
 #[command(name = "localkube", version, about, long_about, verbatim_doc_comment)]
 struct Cli {
