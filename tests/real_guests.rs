@@ -196,17 +196,25 @@ fn qemu_pids(name: &str) -> Vec<u32> {
 }
 
 fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| !stat.rsplit(')').next().unwrap_or("").trim().starts_with('Z'))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .starts_with('Z')
+    })
 }
 
 async fn one_qemu(name: &str) -> u32 {
-    within(BOOT, &format!("one QEMU process for {name}"), async || {
-        match qemu_pids(name).as_slice() {
+    within(
+        BOOT,
+        &format!("one QEMU process for {name}"),
+        async || match qemu_pids(name).as_slice() {
             [pid] => Some(*pid),
             _ => None,
-        }
-    })
+        },
+    )
     .await
 }
 
@@ -226,10 +234,18 @@ async fn the_seed_vm_boots_runs_its_user_data_and_keeps_its_firmware_uuid_across
         return;
     };
     let out = c
-        .kubectl(&["create", "-f", &test_support::example_path("vm-cirros.yaml").display().to_string()])
+        .kubectl(&[
+            "create",
+            "-f",
+            &test_support::example_path("vm-cirros.yaml")
+                .display()
+                .to_string(),
+        ])
         .await;
     assert!(out.status.success(), "{out:?}");
-    c.virtctl(&["start", "vm", "vm-cirros"]).await.ok("VM vm-cirros was scheduled to start\n");
+    c.virtctl(&["start", "vm", "vm-cirros"])
+        .await
+        .ok("VM vm-cirros was scheduled to start\n");
 
     // Running only once the guest has started: by then QEMU runs the domain.
     c.wait_vmi_phase("vm-cirros", "Running").await;
@@ -238,7 +254,10 @@ async fn the_seed_vm_boots_runs_its_user_data_and_keeps_its_firmware_uuid_across
     let uid = c.vmi_uid("vm-cirros").await;
     let console = c.wait_console(&uid, USERDATA_LINE).await;
     assert!(console.contains(SEED_UUID), "{console}");
-    assert!(console.contains("Linux version") || console.contains("Linux "), "{console}");
+    assert!(
+        console.contains("Linux version") || console.contains("Linux "),
+        "{console}"
+    );
     let vmi = c.vmi_json("vm-cirros").await.unwrap();
     assert_eq!(
         vmi["spec"]["domain"]["firmware"]["uuid"], SEED_UUID,
@@ -250,7 +269,9 @@ async fn the_seed_vm_boots_runs_its_user_data_and_keeps_its_firmware_uuid_across
     );
 
     // A restart: a new QEMU, the same firmware UUID inside the guest.
-    c.virtctl(&["restart", "vm-cirros"]).await.ok("VM vm-cirros was scheduled to restart\n");
+    c.virtctl(&["restart", "vm-cirros"])
+        .await
+        .ok("VM vm-cirros was scheduled to restart\n");
     let new_uid = c.wait_new_vmi("vm-cirros", &uid).await;
     c.wait_vmi_phase("vm-cirros", "Running").await;
     let console = c.wait_console(&new_uid, USERDATA_LINE).await;
@@ -265,8 +286,13 @@ async fn a_stop_powers_the_guest_off_by_acpi_well_before_the_grace_period() {
     let Some(c) = Cluster::with_guests("real_guests::stop").await else {
         return;
     };
-    c.create_vm_json(seed_vm("vm-acpi", "Always", "#!/bin/sh\necho ready-for-acpi\n", 60))
-        .await;
+    c.create_vm_json(seed_vm(
+        "vm-acpi",
+        "Always",
+        "#!/bin/sh\necho ready-for-acpi\n",
+        60,
+    ))
+    .await;
     c.wait_vmi_phase("vm-acpi", "Running").await;
     let uid = c.vmi_uid("vm-acpi").await;
     c.wait_console(&uid, "ready-for-acpi").await;
@@ -274,7 +300,9 @@ async fn a_stop_powers_the_guest_off_by_acpi_well_before_the_grace_period() {
     let follow = c.follow_console(&uid).await;
 
     let started = Instant::now();
-    c.virtctl(&["stop", "vm-acpi"]).await.ok("VM vm-acpi was scheduled to stop\n");
+    c.virtctl(&["stop", "vm-acpi"])
+        .await
+        .ok("VM vm-acpi was scheduled to stop\n");
     within(BOOT, "the VMI to be gone", async || {
         c.vmi_json("vm-acpi").await.is_none().then_some(())
     })
@@ -294,23 +322,39 @@ async fn a_forced_restart_kills_qemu_at_once_without_a_clean_shutdown() {
     let Some(c) = Cluster::with_guests("real_guests::force").await else {
         return;
     };
-    c.create_vm_json(seed_vm("vm-force", "Always", "#!/bin/sh\necho ready-to-die\n", 60))
-        .await;
+    c.create_vm_json(seed_vm(
+        "vm-force",
+        "Always",
+        "#!/bin/sh\necho ready-to-die\n",
+        60,
+    ))
+    .await;
     c.wait_vmi_phase("vm-force", "Running").await;
     let uid = c.vmi_uid("vm-force").await;
     c.wait_console(&uid, "ready-to-die").await;
     let qemu = one_qemu("vm-force").await;
     let follow = c.follow_console(&uid).await;
 
-    c.virtctl(&["restart", "vm-force", "--force", "--grace-period=0", "--yes"])
-        .await
-        .ok("VM vm-force was scheduled to restart\n");
-    within(Duration::from_secs(20), "the old QEMU to be killed", async || {
-        (!alive(qemu)).then_some(())
-    })
+    c.virtctl(&[
+        "restart",
+        "vm-force",
+        "--force",
+        "--grace-period=0",
+        "--yes",
+    ])
+    .await
+    .ok("VM vm-force was scheduled to restart\n");
+    within(
+        Duration::from_secs(20),
+        "the old QEMU to be killed",
+        async || (!alive(qemu)).then_some(()),
+    )
     .await;
     let console = followed(follow).await;
-    assert!(!console.contains(CLEAN_SHUTDOWN), "no clean shutdown: {console}");
+    assert!(
+        !console.contains(CLEAN_SHUTDOWN),
+        "no clean shutdown: {console}"
+    );
     let new_uid = c.wait_new_vmi("vm-force", &uid).await;
     c.wait_console(&new_uid, "ready-to-die").await;
 }
@@ -321,12 +365,15 @@ async fn pause_stops_the_guest_and_unpause_resumes_it() {
         return;
     };
     let counter = "#!/bin/sh\ni=0\nwhile true; do echo tick $i; i=$((i+1)); sleep 1; done &\n";
-    c.create_vm_json(seed_vm("vm-pause", "Always", counter, 0)).await;
+    c.create_vm_json(seed_vm("vm-pause", "Always", counter, 0))
+        .await;
     c.wait_vmi_phase("vm-pause", "Running").await;
     let uid = c.vmi_uid("vm-pause").await;
     c.wait_console(&uid, "tick 3").await;
 
-    c.virtctl(&["pause", "vm", "vm-pause"]).await.ok("VMI vm-pause was scheduled to pause\n");
+    c.virtctl(&["pause", "vm", "vm-pause"])
+        .await
+        .ok("VMI vm-pause was scheduled to pause\n");
     within(BOOT, "the Paused condition", async || {
         (c.condition("vm-pause", "Paused").await == Some(("True".into(), "PausedByUser".into())))
             .then_some(())
@@ -345,7 +392,9 @@ async fn pause_stops_the_guest_and_unpause_resumes_it() {
     let after = ticks(&c.console(&uid).await);
     assert_eq!(before, after, "the counter stops while paused");
 
-    c.virtctl(&["unpause", "vm", "vm-pause"]).await.ok("VMI vm-pause was scheduled to unpause\n");
+    c.virtctl(&["unpause", "vm", "vm-pause"])
+        .await
+        .ok("VMI vm-pause was scheduled to unpause\n");
     within(BOOT, "the counter to go on", async || {
         (ticks(&c.console(&uid).await) > after + 1).then_some(())
     })
@@ -367,7 +416,9 @@ async fn a_guest_panic_fails_the_vmi_and_the_run_strategy_decides_what_follows()
         c.create_vm_json(seed_vm(name, strategy, panic, 0)).await;
     }
     // Manual starts nothing by itself.
-    c.virtctl(&["start", "panic-manual"]).await.ok("VM panic-manual was scheduled to start\n");
+    c.virtctl(&["start", "panic-manual"])
+        .await
+        .ok("VM panic-manual was scheduled to start\n");
     let mut first = Vec::new();
     for name in ["panic-always", "panic-rerun", "panic-manual"] {
         let uid = within(BOOT, "a VMI", async || {
@@ -393,27 +444,36 @@ async fn a_guest_that_powers_off_succeeds_and_only_always_starts_it_again() {
         return;
     };
     let poweroff = "#!/bin/sh\necho powering-off\npoweroff\n";
-    c.create_vm_json(seed_vm("off-always", "Always", poweroff, 30)).await;
+    c.create_vm_json(seed_vm("off-always", "Always", poweroff, 30))
+        .await;
     c.create_vm_json(seed_vm("off-rerun", "RerunOnFailure", poweroff, 30))
         .await;
-    let old = within(BOOT, "a VMI", async || {
-        let uid = c.vmi_uid("off-always").await;
-        (!uid.is_empty()).then_some(uid)
+    // Both first VMIs, seen before either guest has booted far enough to power off.
+    let (old, rerun) = within(BOOT, "both first VMIs", async || {
+        let always = c.vmi_uid("off-always").await;
+        let rerun = c.vmi_uid("off-rerun").await;
+        (!always.is_empty() && !rerun.is_empty()).then_some((always, rerun))
     })
     .await;
     c.wait_new_vmi("off-always", &old).await;
+    // Manual keeps the final VMI, so its phase can be read.
+    c.create_vm_json(seed_vm("off-manual", "Manual", poweroff, 30))
+        .await;
+    c.virtctl(&["start", "off-manual"])
+        .await
+        .ok("VM off-manual was scheduled to start\n");
+    c.wait_vmi_phase("off-manual", "Succeeded").await;
     // RerunOnFailure: the Succeeded VMI is deleted, and nothing starts again.
-    let rerun = within(BOOT, "a VMI", async || {
-        let uid = c.vmi_uid("off-rerun").await;
-        (!uid.is_empty()).then_some(uid)
-    })
-    .await;
     within(BOOT, "the succeeded VMI to go", async || {
         c.vmi_json("off-rerun").await.is_none().then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(c.vmi_uid("off-rerun").await, "", "RerunOnFailure does not rerun a success (first VMI {rerun})");
+    assert_eq!(
+        c.vmi_uid("off-rerun").await,
+        "",
+        "RerunOnFailure does not rerun a success (first VMI {rerun})"
+    );
     assert_eq!(c.printable(NS, "off-rerun").await, "Stopped");
 }
 
@@ -429,9 +489,14 @@ async fn deleting_the_launcher_pod_kills_the_guest_and_the_vm_reacts_per_its_run
     c.wait_console(&uid, "up").await;
     let qemu = one_qemu("vm-podgone").await;
     let pod = c.launcher_pod(&uid).await.unwrap();
-    let out = c.kubectl(&["delete", "pod", "-n", NS, &pod, "--wait=false"]).await;
+    let out = c
+        .kubectl(&["delete", "pod", "-n", NS, &pod, "--wait=false"])
+        .await;
     assert!(out.status.success(), "{out:?}");
-    within(BOOT, "the guest to be killed", async || (!alive(qemu)).then_some(())).await;
+    within(BOOT, "the guest to be killed", async || {
+        (!alive(qemu)).then_some(())
+    })
+    .await;
     let new_uid = c.wait_new_vmi("vm-podgone", &uid).await;
     c.wait_console(&new_uid, "up").await;
 }

@@ -97,8 +97,7 @@ pub fn prepare(args: &GuestArgs, node: &mut NodeConfig) -> anyhow::Result<DataPl
         }
     };
     let images = root.join(IMAGES_DIR);
-    std::fs::create_dir_all(&images)
-        .with_context(|| format!("creating {}", images.display()))?;
+    std::fs::create_dir_all(&images).with_context(|| format!("creating {}", images.display()))?;
     let image = image.canonicalize()?;
     link(&image, &images.join(SEED_IMAGE_FILE))?;
     // What the image needs (its minimum memory), beside it.
@@ -145,7 +144,6 @@ fn link(target: &Path, link: &Path) -> anyhow::Result<()> {
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }

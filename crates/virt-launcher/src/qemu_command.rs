@@ -619,7 +619,11 @@ mod tests {
         ] {
             let mut p = plan(&cirros(), &settings()).unwrap();
             assert_eq!(raise_memory(&mut p, floor), want_change, "floor {floor}");
-            assert_eq!(values(&p.argv, "-m"), vec![want_m.to_string()], "floor {floor}");
+            assert_eq!(
+                values(&p.argv, "-m"),
+                vec![want_m.to_string()],
+                "floor {floor}"
+            );
         }
     }
 

@@ -647,3 +647,49 @@ fn virt_tail_exits_on_sigterm() {
     };
     assert_eq!(code, Some(0));
 }
+
+/// The Pod's deletion sends SIGTERM to every container at once: virt-tail must go on until the
+/// launcher is gone, so that what the guest prints while it shuts down reaches the log.
+#[test]
+fn virt_tail_outlives_sigterm_while_the_launcher_runs() {
+    let root = tempfile::tempdir().unwrap();
+    let socket = root.path().join("l.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::fs::write(root.path().join("log"), "booting\n").unwrap();
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_virt-tail"))
+        .args(["--logfile", "log", "--socket", "l.sock"])
+        .current_dir(root.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(|| catches_sigterm(tail.id()), "virt-tail's SIGTERM handler");
+    // Let it see the launcher up (it probes the socket when it starts).
+    std::thread::sleep(Duration::from_millis(300));
+    let kill = |pid: u32| {
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    kill(tail.id());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        tail.try_wait().unwrap().is_none(),
+        "virt-tail keeps following while the launcher runs"
+    );
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(root.path().join("log"))
+        .unwrap()
+        .write_all(b"guest: clean shutdown\n")
+        .unwrap();
+    std::fs::write(root.path().join("launcher-exited"), "0\n").unwrap();
+    drop(listener);
+    let out = tail.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "booting\nguest: clean shutdown\n"
+    );
+}
