@@ -102,21 +102,5 @@ pub async fn run_until(
 
 /// Runs the handler until SIGINT or SIGTERM.
 pub async fn run(client: Client, config: HandlerConfig) -> anyhow::Result<()> {
-    run_until(client, config, termination()).await
-}
-
-/// SIGINT or SIGTERM.
-async fn termination() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
+    run_until(client, config, daemon_main::shutdown_signal()).await
 }

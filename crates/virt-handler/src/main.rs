@@ -55,22 +55,5 @@ async fn main_async(cli: Cli) -> anyhow::Result<()> {
 
 fn main() {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "virt_handler=info,warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("virt-handler: cannot start the runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = runtime.block_on(main_async(cli)) {
-        eprintln!("virt-handler: {e:#}");
-        std::process::exit(1);
-    }
+    daemon_main::run_daemon("virt-handler", "virt_handler=info,warn", main_async(cli));
 }

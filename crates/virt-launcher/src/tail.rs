@@ -72,7 +72,7 @@ pub async fn run(logfile: PathBuf, socket: PathBuf) -> anyhow::Result<()> {
     let mut terminating = false;
     loop {
         // Decide before copying, so the last copy drains what came before the decision.
-        let probe = terminating || ticks % SOCKET_PROBE_EVERY == 0;
+        let probe = terminating || ticks.is_multiple_of(SOCKET_PROBE_EVERY);
         let done = exited.exists()
             || (probe && socket_watch.launcher_gone(&socket))
             || (terminating && !socket_watch.seen_up);
