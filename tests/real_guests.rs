@@ -400,6 +400,15 @@ async fn pause_stops_the_guest_and_unpause_resumes_it() {
     })
     .await;
     assert_eq!(c.condition("vm-pause", "Paused").await, None);
+    within(
+        BOOT,
+        "Ready again, with no reason left from the pause",
+        async || {
+            (c.condition("vm-pause", "Ready").await == Some(("True".into(), String::new())))
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -494,10 +494,22 @@ async fn readiness_gates_hold_ready_and_survive_node_writes() {
         .patch_status("gated", &PatchParams::default(), &Patch::Strategic(patch))
         .await
         .unwrap();
-    cl.wait_pod("gated", "Ready", |p| {
-        condition(p, "Ready").as_deref() == Some("True")
-    })
-    .await;
+    let ready = cl
+        .wait_pod("gated", "Ready", |p| {
+            condition(p, "Ready").as_deref() == Some("True")
+        })
+        .await;
+    // A condition that turned True keeps no reason from when it was False (kubectl describe
+    // would show `True  ReadinessGatesNotReady`).
+    for ty in ["Ready", "ContainersReady"] {
+        let reason = ready
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == ty))
+            .and_then(|c| c.reason.clone());
+        assert_eq!(reason, None, "{ty}");
+    }
 
     // The node writes again when b ends; the gate's condition stays.
     std::fs::write(cl.host("/srv/gated/stop-b"), "").unwrap();

@@ -42,7 +42,7 @@ pub async fn mark_served(client: &Client, node: &str, address: &str) -> anyhow::
         .is_none()
     {
         if !said {
-            tracing::warn!(node, "waiting for the Node to register");
+            tracing::info!(node, "waiting for the Node to register");
             said = true;
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;

@@ -365,9 +365,9 @@ pub fn process_pod_status(v: &PodView) -> Value {
             .and_then(|t| serde_json::to_value(t).ok())
             .unwrap_or_else(|| json!(v.now));
         let mut c = json!({"type": ty, "status": status, "lastProbeTime": null, "lastTransitionTime": since});
-        if let Some(r) = reason {
-            c["reason"] = json!(r);
-        }
+        // A condition that became True loses the reason it had while False: in this strategic
+        // merge, null removes the field.
+        c["reason"] = reason.map_or(Value::Null, |r| json!(r));
         c
     };
     let not_ready = if !containers_ready {
