@@ -509,3 +509,44 @@ async fn deleting_the_launcher_pod_kills_the_guest_and_the_vm_reacts_per_its_run
     let new_uid = c.wait_new_vmi("vm-podgone", &uid).await;
     c.wait_console(&new_uid, "up").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_containerdisk_missing_on_the_node_shows_err_image_pull_naming_the_file() {
+    let Some(c) = Cluster::with_guests("real_guests::missing_image").await else {
+        return;
+    };
+    let mut vm = seed_vm("vm-noimage", "Always", "#!/bin/sh\necho never\n", 0);
+    for volume in vm["spec"]["template"]["spec"]["volumes"]
+        .as_array_mut()
+        .unwrap()
+    {
+        if volume.get("containerDisk").is_some() {
+            volume["containerDisk"]["image"] = json!("quay.io/example/no-such-disk:v1");
+        }
+    }
+    c.create_vm_json(vm).await;
+    within(BOOT, "the VM to show ErrImagePull", async || {
+        (c.printable(NS, "vm-noimage").await == "ErrImagePull").then_some(())
+    })
+    .await;
+    let vmi = c.vmi_json("vm-noimage").await.unwrap();
+    let synchronized = vmi["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Synchronized")
+        .cloned()
+        .unwrap();
+    assert_eq!(synchronized["status"], "False", "{vmi:#}");
+    assert_eq!(synchronized["reason"], "ErrImagePull", "{vmi:#}");
+    let message = synchronized["message"].as_str().unwrap();
+    assert!(
+        message.contains("var/lib/virt-toolkit/images/example_no-such-disk.img"),
+        "{message}"
+    );
+    assert_eq!(
+        vmi["status"]["phase"], "Scheduled",
+        "no domain, so not Running"
+    );
+    assert!(qemu_pids("vm-noimage").is_empty(), "no QEMU was started");
+}

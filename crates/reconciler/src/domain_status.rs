@@ -28,7 +28,9 @@ fn domain_up(domain: &DomainStatus) -> bool {
 /// launcher Pod's address, shown when the guest's own is not known; `now` (RFC 3339) stamps
 /// new conditions and phase transitions.
 ///
-/// Only a VMI in phase Scheduled or Running, with the domain Running or Paused, changes:
+/// Only a VMI in phase Scheduled or Running changes. A `sync` the launcher could not carry out
+/// (`sync_failure`, e.g. a missing containerDisk image) is `Synchronized=False` with its reason
+/// and message, and goes once a sync succeeds. With the domain Running or Paused:
 /// - phase Scheduled → Running (with a `phaseTransitionTimestamps` entry);
 /// - `Paused=True` (`PausedByUser`) iff the domain is paused, and then `Ready=False` as the
 ///   controller words it; once it runs again, `Ready=True` (the controller refines it from the
@@ -43,10 +45,28 @@ pub fn vmi_with_domain(
 ) -> VirtualMachineInstance {
     let mut next = vmi.clone();
     let current = vmi.phase();
-    if !matches!(current, phase::SCHEDULED | phase::RUNNING) || !domain_up(domain) {
+    if !matches!(current, phase::SCHEDULED | phase::RUNNING) {
         return next;
     }
     let status = next.status.get_or_insert_default();
+    match &domain.sync_failure {
+        Some(failure) => set_condition(
+            &mut status.conditions,
+            status::new_condition(
+                condition_type::SYNCHRONIZED,
+                "False",
+                &failure.reason,
+                &failure.message,
+                now,
+            ),
+        ),
+        None => status
+            .conditions
+            .retain(|c| !(c.type_ == condition_type::SYNCHRONIZED && c.status == "False")),
+    }
+    if !domain_up(domain) {
+        return next;
+    }
     if current != phase::RUNNING {
         status.phase = Some(phase::RUNNING.to_string());
         status.phase_transition_timestamps.push(PhaseTransition {

@@ -65,6 +65,14 @@ impl Response {
             error: Some(message.into()),
         }
     }
+    /// A refusal that also says where the domain stands.
+    pub fn error_with_status(message: impl Into<String>, status: DomainStatus) -> Self {
+        Response {
+            ok: false,
+            status: Some(status),
+            error: Some(message.into()),
+        }
+    }
 }
 
 /// The domain's state, named as libvirt (and so KubeVirt) names them.
@@ -100,6 +108,19 @@ pub struct DomainStatus {
     /// The interface's MAC address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// Why the last `sync` could not start the domain, when the launcher waits for a later one
+    /// (for example a containerDisk image that is not on the node yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_failure: Option<SyncFailure>,
+}
+
+/// A `sync` that failed in a way a later `sync` may get past.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncFailure {
+    /// A machine-readable reason, shown as the VMI's `Synchronized=False` reason
+    /// (`ErrImagePull` for a missing containerDisk image).
+    pub reason: String,
+    pub message: String,
 }
 
 #[cfg(test)]

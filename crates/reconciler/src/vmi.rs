@@ -848,6 +848,9 @@ fn status_for(
                     now,
                 ),
             ),
+            // On a handler's node the handler also reports images (a containerDisk missing on
+            // the node) and clears the condition once the domain starts.
+            None if node_has_handler => {}
             None => conditions.retain(|c| {
                 c.type_ != condition_type::SYNCHRONIZED
                     || !matches!(

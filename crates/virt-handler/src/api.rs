@@ -98,7 +98,7 @@ async fn pause_or_unpause(
             }
             status(StatusCode::OK, &format!("VMI {ns}/{name}: {verb}d"))
         }
-        Err(e @ LauncherError::Refused(_)) => status(
+        Err(e @ LauncherError::Refused(..)) => status(
             StatusCode::CONFLICT,
             &format!("VMI {ns}/{name}: the launcher refused to {verb}: {e}"),
         ),

@@ -20,9 +20,9 @@ pub enum LauncherError {
     /// The connection broke or carried something that is not an answer.
     #[error("the launcher at {path} broke the exchange: {why}")]
     Protocol { path: String, why: String },
-    /// The launcher answered `ok: false`.
+    /// The launcher answered `ok: false`, with where the domain stands when it said.
     #[error("{0}")]
-    Refused(String),
+    Refused(String, Option<Box<DomainStatus>>),
 }
 
 /// One connection to a launcher.
@@ -78,7 +78,7 @@ impl Connection {
             let why = response
                 .error
                 .unwrap_or_else(|| "refused, no reason given".into());
-            return Err(LauncherError::Refused(why));
+            return Err(LauncherError::Refused(why, response.status.map(Box::new)));
         }
         Ok(Some(response.status.unwrap_or_default()))
     }

@@ -195,6 +195,15 @@ async fn follow_launcher(shared: Arc<Shared>, vmi: VirtualMachineInstance) {
             };
             match launcher::call(&socket, &sync).await {
                 Ok(_) => synced = true,
+                Err(LauncherError::Refused(why, Some(domain))) => {
+                    // The launcher waits (e.g. for its image): show why on the VMI, try again.
+                    tracing::warn!("VMI {ns}/{name}: sync: {why}");
+                    if let Err(e) = apply(&shared, &ns, &name, &vmi_uid, &domain).await {
+                        tracing::warn!("VMI {ns}/{name}: {e:#}");
+                    }
+                    backoff.wait().await;
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!("VMI {ns}/{name}: sync: {e}");
                     backoff.wait().await;
@@ -318,7 +327,7 @@ async fn shut_down(shared: Arc<Shared>, vmi: VirtualMachineInstance) {
                 tracing::info!("VMI {ns}/{name}: asked the launcher to shut down");
                 return;
             }
-            Err(e @ LauncherError::Refused(_)) => {
+            Err(e @ LauncherError::Refused(..)) => {
                 tracing::warn!("VMI {ns}/{name}: shutdown refused: {e}");
                 return;
             }

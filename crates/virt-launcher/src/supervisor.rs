@@ -11,7 +11,8 @@ use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
-use virt_reconciler::launcher_api::{DomainState, DomainStatus, Response};
+use virt_reconciler::launcher_api::{DomainState, DomainStatus, Response, SyncFailure};
+use virt_reconciler::status::reason::ERR_IMAGE_PULL;
 
 use crate::cloud_init::create_seed_file;
 use crate::domain::{self, KillCause, Observed, PAUSED_BY_USER, ProcessEnd};
@@ -84,6 +85,17 @@ impl Supervisor {
                         Ok(domain) => {
                             let _ = reply.send(Response::ok(self.status_now()));
                             break domain;
+                        }
+                        Err(e) if e.downcast_ref::<ImageMissing>().is_some() => {
+                            let message = format!("{e:#}");
+                            log(format_args!("waiting for the image: {message}"));
+                            self.status.send_modify(|status| {
+                                status.sync_failure = Some(SyncFailure {
+                                    reason: ERR_IMAGE_PULL.to_string(),
+                                    message: message.clone(),
+                                });
+                            });
+                            let _ = reply.send(Response::error_with_status(message, self.status_now()));
                         }
                         Err(e) => {
                             let message = format!("{e:#}");
@@ -187,6 +199,7 @@ impl Supervisor {
         self.status.send_modify(|status| {
             status.qemu_pid = pid;
             status.mac = plan.mac.clone();
+            status.sync_failure = None;
         });
         self.set_state(state, reason);
         Ok(Domain {
@@ -382,14 +395,21 @@ fn image_memory_floors(plan: &LaunchPlan) -> anyhow::Result<Vec<(String, u64)>> 
     Ok(floors)
 }
 
+/// A containerDisk image that is not on the node: the launcher waits for a later `sync`, as a
+/// kubelet retries an image pull.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct ImageMissing(String);
+
 /// Checks the images and writes the seed and empty disks.
 fn prepare_files(plan: &LaunchPlan, settings: &Settings) -> anyhow::Result<()> {
     for image in &plan.images {
         if !Path::new(image).is_file() {
-            bail!(
+            return Err(ImageMissing(format!(
                 "containerDisk image file {image} does not exist (images are looked up in {})",
                 settings.images_dir
-            );
+            ))
+            .into());
         }
     }
     std::fs::create_dir_all(&settings.private_dir)

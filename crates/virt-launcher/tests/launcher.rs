@@ -568,30 +568,40 @@ fn sigkill_of_the_launcher_takes_qemu_with_it() {
 }
 
 #[test]
-fn a_missing_image_fails_the_launcher_with_a_message_naming_the_file() {
+fn a_missing_image_is_err_image_pull_and_the_launcher_waits_for_a_later_sync() {
     // QEMU never starts here, so this runs without it.
     let mut launcher = Launcher::start(30, &[]);
-    let watched = launcher.watch();
-    let answer = launcher.sync("quay.io/kubevirt/cirros-container-disk-demo:latest");
     let file = "var/lib/virt-toolkit/images/kubevirt_cirros-container-disk-demo.img";
-    assert_eq!(answer["ok"], false);
-    let error = answer["error"].as_str().unwrap();
-    assert!(
-        error.contains(&format!("containerDisk image file {file} does not exist")),
-        "{error}"
-    );
-    assert_eq!(launcher.wait(), 1);
+    for _ in 0..2 {
+        let answer = launcher.sync("quay.io/kubevirt/cirros-container-disk-demo:latest");
+        assert_eq!(answer["ok"], false);
+        let error = answer["error"].as_str().unwrap();
+        assert!(
+            error.contains(&format!("containerDisk image file {file} does not exist")),
+            "{error}"
+        );
+        assert_eq!(answer["status"]["state"], "NoState", "{answer}");
+        assert_eq!(
+            answer["status"]["syncFailure"]["reason"], "ErrImagePull",
+            "{answer}"
+        );
+        assert!(
+            answer["status"]["syncFailure"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(file),
+            "{answer}"
+        );
+        // Like a kubelet retrying a pull, it is still there for the next sync.
+        assert!(
+            launcher.child.try_wait().unwrap().is_none(),
+            "still running"
+        );
+    }
     assert!(launcher.stderr().contains(file), "{}", launcher.stderr());
-    assert_eq!(launcher.exited_file(), "1\n");
-    wait_for(
-        || states(&watched).last().map(String::as_str) == Some("Crashed"),
-        "Crashed",
-    );
-    let last = watched.lock().unwrap().last().cloned().unwrap();
-    assert!(
-        last["status"]["reason"].as_str().unwrap().contains(file),
-        "{last}"
-    );
+    let answer = launcher.request(json!({"op": "kill"}));
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(launcher.wait(), 1);
 }
 
 #[test]

@@ -258,3 +258,54 @@ fn the_pod_gate_follows_the_domain_and_touches_one_condition() {
         assert_eq!(got, want, "gate {gate:?}, domain {state:?}");
     }
 }
+
+#[test]
+fn a_sync_failure_is_synchronized_false_until_the_domain_starts() {
+    let synchronized = |vmi: &VirtualMachineInstance| {
+        vmi.status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Synchronized")
+            .map(|c| {
+                (
+                    c.status.clone(),
+                    c.reason.clone().unwrap_or_default(),
+                    c.message.clone().unwrap_or_default(),
+                )
+            })
+    };
+    let waiting = DomainStatus {
+        sync_failure: Some(crate::launcher_api::SyncFailure {
+            reason: "ErrImagePull".into(),
+            message: "containerDisk image file x.img does not exist".into(),
+        }),
+        ..Default::default()
+    };
+    // (VMI phase, domain) => Synchronized condition
+    let failed = vmi_with_domain(&vmi("Scheduled"), &waiting, None, NOW);
+    assert_eq!(
+        synchronized(&failed),
+        Some((
+            "False".into(),
+            "ErrImagePull".into(),
+            "containerDisk image file x.img does not exist".into()
+        ))
+    );
+    assert_eq!(
+        failed.status.as_ref().unwrap().phase.as_deref(),
+        Some("Scheduled")
+    );
+    assert!(vmi_status_patch(&vmi("Scheduled"), &waiting, None, NOW).is_some());
+    assert!(
+        vmi_status_patch(&failed, &waiting, None, LATER).is_none(),
+        "the same failure again writes nothing"
+    );
+    let started = vmi_with_domain(&failed, &domain(DomainState::Running), None, LATER);
+    assert_eq!(synchronized(&started), None, "gone once the domain runs");
+    assert_eq!(started.status.unwrap().phase.as_deref(), Some("Running"));
+    // Not the handler's phases: nothing changes.
+    let final_vmi = vmi_with_domain(&vmi("Failed"), &waiting, None, NOW);
+    assert_eq!(synchronized(&final_vmi), None);
+}
