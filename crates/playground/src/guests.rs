@@ -31,6 +31,11 @@ pub struct GuestArgs {
     #[arg(long, value_name = "PATH")]
     pub launcher: Option<PathBuf>,
 
+    /// The guests' acceleration: tcg (the default; boots on any host), kvm, or auto. On this
+    /// kind of machine KVM may accept a guest and then hang it, so it is never the default.
+    #[arg(long, value_name = "ACCEL", value_parser = clap::builder::PossibleValuesParser::new(virt_reconciler::launcher_api::ACCELS))]
+    pub accel: Option<String>,
+
     /// Where virt-handler serves pause and unpause (port 0 picks one).
     #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
     pub handler_listen: std::net::SocketAddr,

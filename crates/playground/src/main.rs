@@ -93,8 +93,13 @@ async fn run(args: LocalArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let ready = tokio::sync::watch::channel(true).1;
     let health = virt_controller::serve_health(args.metrics_addr, metrics.clone(), ready).await?;
-    let controllers = tokio::spawn(virt_controller::run_controllers(
-        client, metrics, 16, stop_rx,
+    let launcher_args = virt_reconciler::launcher_api::accel_args(args.guests.accel.as_deref());
+    let controllers = tokio::spawn(virt_controller::run_controllers_with_launcher_args(
+        client,
+        metrics,
+        16,
+        launcher_args,
+        stop_rx,
     ));
     println!(
         "virt-playground ready at {} (kubeconfig: {}, metrics: http://{health}/metrics)",

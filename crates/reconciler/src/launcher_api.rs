@@ -18,6 +18,18 @@ pub const SERIAL_LOG: &str = "var/run/kubevirt-private/virt-serial0-log";
 /// The node's containerDisk images (a read-only hostPath).
 pub const IMAGES_DIR: &str = "var/lib/virt-toolkit/images";
 
+/// virt-launcher's `--accel` values: `tcg` (its default; boots anywhere), `kvm`, and `auto`
+/// (which chooses TCG until a probe can tell a KVM that boots guests from one that hangs).
+pub const ACCELS: [&str; 3] = ["tcg", "kvm", "auto"];
+
+/// The launcher Pod's extra arguments for a cluster-wide acceleration setting (none: the
+/// launcher's default).
+pub fn accel_args(accel: Option<&str>) -> Vec<String> {
+    accel
+        .map(|a| vec!["--accel".to_string(), a.to_string()])
+        .unwrap_or_default()
+}
+
 /// One request line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase")]

@@ -457,6 +457,25 @@ pub fn build_launcher_pod(vmi: &VirtualMachineInstance) -> Pod {
     }
 }
 
+/// Adds `args` to the launcher Pod's `compute` command: the cluster's launcher settings (for
+/// example `--accel kvm`), which the VMI does not carry.
+pub fn with_launcher_args(pod: &mut Pod, args: &[String]) {
+    if args.is_empty() {
+        return;
+    }
+    let compute = pod
+        .spec
+        .iter_mut()
+        .flat_map(|spec| spec.containers.iter_mut())
+        .find(|c| c.name == COMPUTE_CONTAINER);
+    if let Some(compute) = compute {
+        compute
+            .command
+            .get_or_insert_default()
+            .extend(args.iter().cloned());
+    }
+}
+
 /// VMI phases.
 pub mod phase {
     pub const PENDING: &str = "Pending";

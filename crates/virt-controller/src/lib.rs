@@ -88,8 +88,19 @@ pub async fn run_controllers(
     concurrency: u16,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    run_controllers_with_launcher_args(client, metrics, concurrency, Vec::new(), stop).await
+}
+
+/// [`run_controllers`], adding `launcher_args` to every launcher Pod's command.
+pub async fn run_controllers_with_launcher_args(
+    client: kube::Client,
+    metrics: Arc<Metrics>,
+    concurrency: u16,
+    launcher_args: Vec<String>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut stop = stop;
-    controller::run(client, metrics, concurrency, async move {
+    controller::run_with_launcher_args(client, metrics, concurrency, launcher_args, async move {
         let _ = stop.wait_for(|s| *s).await;
     })
     .await;

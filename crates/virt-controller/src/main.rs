@@ -11,8 +11,9 @@ use clap::{Parser, Subcommand};
 use daemon_main::shutdown_signal;
 use tokio::sync::Notify;
 use virt_controller::health::{self, Bounds};
-use virt_controller::{leader, ratelimit, run_controllers, serve_probes};
+use virt_controller::{leader, ratelimit, run_controllers_with_launcher_args, serve_probes};
 use virt_reconciler::controller::Metrics;
+use virt_reconciler::launcher_api::accel_args;
 
 /// Runs the KubeVirt VM and VMI controllers.
 ///
@@ -50,6 +51,11 @@ struct RunArgs {
     /// Reconciles that may run at once, per controller.
     #[arg(long, default_value_t = 16)]
     concurrency: u16,
+
+    /// The guests' acceleration, passed to every virt-launcher: tcg (its default; boots on any
+    /// host), kvm, or auto.
+    #[arg(long, value_name = "ACCEL", value_parser = clap::builder::PossibleValuesParser::new(virt_reconciler::launcher_api::ACCELS))]
+    launcher_accel: Option<String>,
 
     /// Elect a leader on a Lease so that only one replica acts.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -175,7 +181,13 @@ async fn drive_controllers(
                 metrics.watches.succeeded(CONFIG_FAILURE);
                 let started = Instant::now();
                 tokio::select! {
-                    _ = run_controllers(client, metrics.clone(), args.concurrency, stop.clone()) => return,
+                    _ = run_controllers_with_launcher_args(
+                        client,
+                        metrics.clone(),
+                        args.concurrency,
+                        accel_args(args.launcher_accel.as_deref()),
+                        stop.clone(),
+                    ) => return,
                     _ = rejected.notified() => {}
                 }
                 // Dropping the controllers cancelled them; a long healthy run starts the pauses over.

@@ -410,6 +410,17 @@ pub async fn run(
     concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
+    run_with_launcher_args(client, metrics, concurrency, Vec::new(), shutdown).await
+}
+
+/// [`run`], adding `launcher_args` to every launcher Pod's command (e.g. `--accel kvm`).
+pub async fn run_with_launcher_args(
+    client: Client,
+    metrics: Arc<Metrics>,
+    concurrency: u16,
+    launcher_args: Vec<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     let shutdown = (Box::pin(shutdown) as Pin<Box<dyn Future<Output = ()> + Send + Sync>>).shared();
     let (vmis, writer) = reflector::store();
     let (to_vm, for_vm) = mpsc::channel(VMI_EVENT_BUFFER);
@@ -473,7 +484,10 @@ pub async fn run(
         vmi::run(
             client,
             metrics,
-            concurrency,
+            vmi::Settings {
+                concurrency,
+                launcher_args: launcher_args.into(),
+            },
             vmis,
             for_vmi,
             vmi_queue,

@@ -36,6 +36,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub queue: Arc<QueueDepth>,
     pub backoff: Backoff,
+    /// Added to every launcher Pod's command (the cluster's launcher settings).
+    pub launcher_args: Arc<[String]>,
 }
 
 async fn event(
@@ -108,7 +110,8 @@ async fn reconcile_inner(vmi: &VirtualMachineInstance, ctx: &Context) -> Result<
             )
             .await?;
         }
-        Decision::CreatePod(launcher) => {
+        Decision::CreatePod(mut launcher) => {
+            vmi_rules::with_launcher_args(&mut launcher, &ctx.launcher_args);
             ctx.metrics.write("pod", "create");
             match pod_api.create(&PostParams::default(), &launcher).await {
                 Ok(created) => {
@@ -162,18 +165,30 @@ fn error_policy(vmi: Arc<VirtualMachineInstance>, err: &Error, ctx: Arc<Context>
     super::after_error("VMI", &ctx.backoff, &*vmi, err)
 }
 
+/// How the VMI controller runs.
+pub(super) struct Settings {
+    /// Reconciles at once.
+    pub concurrency: u16,
+    /// Added to every launcher Pod's command (the cluster's launcher settings).
+    pub launcher_args: Arc<[String]>,
+}
+
 /// Runs the VMI controller until `shutdown` resolves. `vmis` is the VMI cache shared with the
 /// VM controller, `vmi_events` the VMIs it has just stored, and `queue` the queue-depth mirror
 /// that the caller keeps up to date for them.
 pub(super) async fn run(
     client: Client,
     metrics: Arc<Metrics>,
-    concurrency: u16,
+    settings: Settings,
     vmis: Store<VirtualMachineInstance>,
     vmi_events: impl Stream<Item = VirtualMachineInstance> + Send + 'static,
     queue: Arc<QueueDepth>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let Settings {
+        concurrency,
+        launcher_args,
+    } = settings;
     let (reader, writer) = reflector::store();
     let pod_api: Api<Pod> = Api::all(super::watch_client(&client, &metrics, "launcher Pod watch"));
     let pod_events = super::log_errors(
@@ -215,6 +230,7 @@ pub(super) async fn run(
         ),
         queue: queue.clone(),
         backoff: Backoff::default(),
+        launcher_args,
     });
     let cached = vmis.clone();
     Controller::for_stream(vmi_events.map(Ok::<_, watcher::Error>), vmis)

@@ -722,3 +722,26 @@ fn interface_name_comes_from_the_pod_network() {
     let s = vmi_status_from_pod(&vmi, Some(&pod("Running", Some("n"), true)), true, NOW);
     assert_eq!(s.interfaces[0].name.as_deref(), Some("podnet"));
 }
+
+#[test]
+fn launcher_settings_go_to_the_compute_command_only() {
+    let vmi = vmi_named("vm1", "uid-1");
+    let mut pod = build_launcher_pod(&vmi);
+    let before = pod.clone();
+    with_launcher_args(&mut pod, &[]);
+    assert_eq!(pod, before, "no settings, no change");
+    with_launcher_args(&mut pod, &crate::launcher_api::accel_args(Some("kvm")));
+    let spec = pod.spec.unwrap();
+    let command = |name: &str| {
+        spec.containers
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.command.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        command("compute")[command("compute").len() - 2..],
+        ["--accel", "kvm"]
+    );
+    assert!(!command("guest-console-log").contains(&"--accel".to_string()));
+}
