@@ -22,6 +22,12 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
+# An old or empty package list finds nothing (and no candidate versions below): as root, refresh
+# it once before deciding what to ask for.
+if [ "$(id -u)" -eq 0 ]; then
+  apt-get update -qq
+fi
+
 # A qemu-utils newer than the QEMU on offer (a backport) makes apt refuse qemu-system-x86,
 # which wants its own version's qemu-utils: ask for the release's qemu-utils explicitly.
 cmd=(apt-get install -y --no-install-recommends)
@@ -49,7 +55,5 @@ fi
 
 echo "install-deps: installing ${wanted[*]}"
 export DEBIAN_FRONTEND=noninteractive
-# An old or empty package list finds nothing: refresh it once before installing.
-apt-get update -qq
 "${cmd[@]}" >/dev/null
 echo "install-deps: done"
