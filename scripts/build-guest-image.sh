@@ -58,19 +58,31 @@ kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
 kernel_version=""
 busybox_version=$(candidate busybox-static)
 [ -n "$kernel_pkg" ] && kernel_version=$(candidate "$kernel_pkg")
-if [ -z "$kernel_version" ] || [ -z "$busybox_version" ]; then
+# sshd: Debian's dropbear (dynamically linked) with the shared libraries it needs, and OpenSSH's
+# sftp-server for scp. Their libraries are resolved from the packages below at build time.
+ssh_pkgs="dropbear-bin openssh-sftp-server libc6 libcrypt1 libtomcrypt1 libtommath1 libgmp10 zlib1g"
+ssh_versions=""
+for pkg in $ssh_pkgs; do
+  version=$(candidate "$pkg")
+  if [ -z "$version" ]; then
+    ssh_versions=""
+    break
+  fi
+  ssh_versions="$ssh_versions $pkg=$version"
+done
+if [ -z "$kernel_version" ] || [ -z "$busybox_version" ] || [ -z "$ssh_versions" ]; then
   # Without package lists (or offline) the last build still serves.
   if [ -f "$cache_root/latest/disk.img" ]; then
-    log "apt knows no linux-image-cloud-amd64/busybox-static (run apt-get update); reusing the last build"
+    log "apt knows no linux-image-cloud-amd64/busybox-static/dropbear-bin (run apt-get update); reusing the last build"
     image="$cache_root/$(readlink "$cache_root/latest")/disk.img"
   else
-    fail "apt knows no linux-image-cloud-amd64 or busybox-static: run 'apt-get update' (as root) first"
+    fail "apt knows no linux-image-cloud-amd64, busybox-static or one of $ssh_pkgs: run 'apt-get update' (as root) first"
   fi
 else
   key=$(
     {
       cat "$0" "$here"/guest/*
-      echo "$kernel_pkg=$kernel_version busybox-static=$busybox_version"
+      echo "$kernel_pkg=$kernel_version busybox-static=$busybox_version$ssh_versions"
       echo "syslinux=$(host_version syslinux) mtools=$(host_version mtools)"
     } | sha256sum | cut -c1-16
   )
@@ -116,6 +128,36 @@ else
     [ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
   done
 
+  # sshd: dropbear, dropbearkey and sftp-server with exactly the libraries Debian's own loader
+  # resolves for them (from the extracted packages, not the host's), and the loader itself.
+  ssh_pkg="$work/ssh-pkg"
+  mkdir "$ssh_pkg"
+  for entry in $ssh_versions; do
+    dpkg-deb -x "$(fetch "${entry%%=*}" "${entry#*=}")" "$ssh_pkg"
+  done
+  loader="$ssh_pkg/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+  [ -f "$loader" ] || fail "no ld-linux-x86-64.so.2 in libc6"
+  libdir=lib/x86_64-linux-gnu
+  mkdir -p "$root/$libdir" "$root/lib64" "$root/usr/lib/openssh" "$root/etc/dropbear"
+  install -m 0755 "$ssh_pkg/usr/sbin/dropbear" "$root/usr/sbin/dropbear"
+  install -m 0755 "$ssh_pkg/usr/bin/dropbearkey" "$root/usr/bin/dropbearkey"
+  install -m 0755 "$ssh_pkg/usr/lib/openssh/sftp-server" "$root/usr/lib/openssh/sftp-server"
+  # dropbear runs the sftp subsystem from /usr/lib/sftp-server.
+  ln -s openssh/sftp-server "$root/usr/lib/sftp-server"
+  install -m 0755 "$loader" "$root/$libdir/ld-linux-x86-64.so.2"
+  ln -s "/$libdir/ld-linux-x86-64.so.2" "$root/lib64/ld-linux-x86-64.so.2"
+  for bin in usr/sbin/dropbear usr/bin/dropbearkey usr/lib/openssh/sftp-server; do
+    listing=$("$loader" --library-path "$ssh_pkg/lib/x86_64-linux-gnu:$ssh_pkg/usr/lib/x86_64-linux-gnu" \
+      --list "$ssh_pkg/$bin") || fail "Debian's loader cannot list $bin's libraries: $listing"
+    if echo "$listing" | grep -q 'not found'; then
+      fail "$bin needs a library no package in '$ssh_pkgs' has: $(echo "$listing" | grep 'not found')"
+    fi
+    echo "$listing" | awk '$2 == "=>" && $3 ~ /^\// && $1 !~ /^\/|^ld-linux/ { print $1, $3 }' |
+      while read -r soname path; do
+        [ -e "$root/$libdir/$soname" ] || install -m 0755 "$path" "$root/$libdir/$soname"
+      done
+  done
+
   # Modules the guest loads (what the cloud kernel does not build in), in this order, and
   # everything they depend on. pvpanic first: a panic must reach QEMU as early as possible.
   modules="pvpanic-mmio pvpanic-pci virtio_pci virtio_blk virtio_net vfat nls_cp437 nls_ascii nls_utf8 isofs button evdev"
@@ -146,6 +188,7 @@ else
   chmod 0600 "$root/etc/shadow"
   printf 'root:x:0:\ncirros:x:1000:\n' >"$root/etc/group"
   printf '/bin/sh\n' >"$root/etc/shells"
+  printf 'passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n' >"$root/etc/nsswitch.conf"
   printf 'virt-toolkit guest (cirros stand-in): login as cirros / gocubsgo\n\n' >"$root/etc/issue"
   printf 'export PATH=/sbin:/bin:/usr/sbin:/usr/bin\nexport PS1='"'"'\\u@\\h:\\w\\$ '"'"'\n' >"$root/etc/profile"
 
@@ -182,6 +225,7 @@ EOF
   printf '{"minMemory": "80Mi"}\n' >"$work/final/disk.img.meta.json"
   printf '%s=%s\nbusybox-static=%s\nkernel-release=%s\n' "$kernel_pkg" "$kernel_version" "$busybox_version" "$kver" \
     >"$work/final/versions.txt"
+  echo "$ssh_versions" | tr ' ' '\n' | sed '/^$/d' >>"$work/final/versions.txt"
   # Atomic: a concurrent build of the same key may have won; then ours is dropped.
   if mv -T "$work/final" "$final" 2>/dev/null; then
     log "built $final/disk.img ($(du -k "$final/disk.img" | cut -f1) KiB)"

@@ -2,17 +2,18 @@
 # Boots the guest image from scripts/build-guest-image.sh under QEMU (TCG) with NoCloud seeds and
 # checks what a user sees: the console lines, the SMBIOS UUID, user-data output, the DHCP
 # address, a login on the serial console while a user-data job keeps printing, a panic ending
-# QEMU with failure, and a clean poweroff from user-data and from the ACPI power button (QMP).
+# QEMU with failure, a clean poweroff from user-data and from the ACPI power button (QMP), and
+# ssh with a key from a #cloud-config seed, in the image's minMemory.
 # Usage: scripts/test-guest-image.sh [IMAGE]   (env GUEST_MEM_MIB, default 128)
-# Needs qemu-system-x86_64, mtools, dosfstools and python3. Without QEMU it prints SKIPPED and
-# exits 0, except under CI=true, where that fails.
+# Needs qemu-system-x86_64, mtools, dosfstools, python3 and ssh/ssh-keygen (openssh-client).
+# Without them it prints SKIPPED and exits 0, except under CI=true, where that fails.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export PATH="$PATH:/sbin:/usr/sbin"
 mem=${GUEST_MEM_MIB:-128}
 uuid=0d2a2043-41c0-59c3-9b17-025022203668
 
-for tool in qemu-system-x86_64 mkfs.fat mcopy python3; do
+for tool in qemu-system-x86_64 mkfs.fat mcopy python3 ssh ssh-keygen; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     if [ "${CI:-}" = true ]; then
       echo "FAIL: $tool is missing (scripts/install-deps.sh installs it)" >&2
@@ -48,18 +49,18 @@ make_seed() {
   MTOOLS_SKIP_CHECK=1 mcopy -i "$dir/seed.img" "$dir/user-data" "$dir/meta-data" ::
 }
 
-# boot DIR: starts QEMU in the background as the data plane does (console on a unix socket with a
+# boot DIR [NETDEV_OPTIONS [MEM_MIB]]: starts QEMU in the background as the data plane does (console on a unix socket with a
 # log file, QMP on a unix socket); its exit code lands in DIR/exit.
 boot() {
   local dir=$1
   (
     set +e
-    qemu-system-x86_64 -accel tcg -machine q35 -m "$mem" -nodefaults -nographic -boot strict=on \
+    qemu-system-x86_64 -accel tcg -machine q35 -m "${3:-$mem}" -nodefaults -nographic -boot strict=on \
       -chardev socket,id=serial0,path="$dir/console.sock",server=on,wait=off,logfile="$dir/console.log" \
       -serial chardev:serial0 -qmp unix:"$dir/qmp.sock",server=on,wait=off \
       -drive file="$image",if=virtio,format=raw,snapshot=on \
       -drive file="$dir/seed.img",if=virtio,format=raw \
-      -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= \
+      -netdev user,id=n0${2:-} -device virtio-net-pci,netdev=n0,romfile= \
       -device pvpanic -action panic=exit-failure \
       -smbios type=1,uuid=$uuid -display none >"$dir/qemu.out" 2>&1 </dev/null
     echo $? >"$dir/exit"
@@ -195,6 +196,59 @@ fi
 qmp "$d/qmp.sock" system_powerdown || true
 code=$(wait_exit "$d" 60)
 [ "$code" = 0 ] && pass "powered off with the counter running" || fail "QEMU exit '$code' powering off with the counter"
+
+echo "== ssh with a key from #cloud-config, in the image's minMemory"
+d=$work/ssh
+min_mib=$(sed -n 's/.*"minMemory": *"\([0-9]*\)Mi".*/\1/p' "$image.meta.json" 2>/dev/null)
+min_mib=${min_mib:-$mem}
+mkdir -p "$d"
+ssh-keygen -q -t ed25519 -N '' -C test@host -f "$d/key"
+make_seed "$d" "#cloud-config
+ssh_authorized_keys:
+  - $(cat "$d/key.pub")"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+boot "$d" ",hostfwd=tcp:127.0.0.1:$port-:22" "$min_mib"
+if wait_for "$d" '^guest: sshd listening on 22'; then
+  pass "sshd listening ($min_mib MiB guest)"
+else
+  fail "no 'guest: sshd listening on 22'; console: $(tail -c 1500 "$d/console.log")"
+fi
+grep -qa '^guest: 1 ssh authorized keys from cloud-config' "$d/console.log" &&
+  pass "one key read from cloud-config" || fail "key count line: $(grep -a 'authorized keys' "$d/console.log")"
+grep -qa '^guest: user-data is not a script, ignored' "$d/console.log" &&
+  pass "cloud-config is not run as a script" || fail "no 'user-data is not a script' line"
+banner=$(python3 - "$port" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+s.settimeout(30)
+print(s.makefile("rb").readline().decode(errors="replace").strip())
+EOF
+) || true
+case "$banner" in
+  SSH-2.0-dropbear*) pass "SSH banner on a plain TCP connect: $banner" ;;
+  *) fail "SSH banner: '$banner'" ;;
+esac
+ssh_opts=(-i "$d/key" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
+  -o BatchMode=yes -o ConnectTimeout=60 -p "$port")
+set +e
+out=$(timeout 120 ssh "${ssh_opts[@]}" cirros@127.0.0.1 'uname -a; id -un; exit 3' 2>"$d/ssh.err")
+code=$?
+set -e
+[ "$code" = 3 ] && pass "ssh returned the remote exit code 3" || fail "ssh exit $code: $(cat "$d/ssh.err")"
+kernel=$(grep -a '^Linux version' "$d/console.log" | awk '{ print $3 }')
+case "$out" in
+  "Linux testvm $kernel "*) pass "uname -a over ssh shows the guest kernel $kernel" ;;
+  *) fail "uname -a over ssh: '$out'" ;;
+esac
+[ "$(echo "$out" | tail -n 1)" = cirros ] && pass "logged in as cirros" || fail "ssh user: '$out'"
+set +e
+timeout 120 ssh "${ssh_opts[@]}" root@127.0.0.1 true 2>"$d/ssh-root.err"
+code=$?
+set -e
+[ "$code" = 0 ] && pass "the key also logs in as root" || fail "ssh root exit $code: $(cat "$d/ssh-root.err")"
+qmp "$d/qmp.sock" system_powerdown || true
+code=$(wait_exit "$d" 60)
+[ "$code" = 0 ] && pass "powered off with sshd running" || fail "QEMU exit '$code' powering off with sshd"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
