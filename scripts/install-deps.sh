@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the data plane needs: QEMU to run guests, and the host tools
 # scripts/build-guest-image.sh and scripts/test-guest-image.sh use (mtools, dosfstools,
-# syslinux, cpio, socat; openssh-client for the ssh test). Idempotent: prints one line when everything is present.
+# syslinux, cpio, socat; openssh-client for the ssh test). Idempotent: prints one line when
+# everything is present.
 # Not root: prints the exact command to run and exits 1.
 # Usage: scripts/install-deps.sh
 set -euo pipefail
