@@ -176,7 +176,10 @@ async fn accept_loop(
                 return;
             };
             let service = TowerToHyperService::new(app);
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // HTTP/2 clients open websockets with extended CONNECT (RFC 8441); HTTP/1.1
+            // upgrades pass through `serve_connection_with_upgrades`.
+            builder.http2().enable_connect_protocol();
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::select! {
                 _ = conn => {}

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use futures::{SinkExt, StreamExt};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::json;
@@ -20,6 +21,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 const GROUP: &str = "subresources.kubevirt.io";
@@ -74,7 +76,7 @@ async fn start() -> (localkube::Server, Hits) {
     let router = Router::new()
         .route(
             "/apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{name}/console",
-            get(console),
+            get(console).connect(console),
         )
         .route(
             "/apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{name}/guestosinfo",
@@ -100,8 +102,8 @@ async fn start() -> (localkube::Server, Hits) {
     (server, hits)
 }
 
-/// A TLS connection to the server, trusting the CA named in its kubeconfig, speaking HTTP/1.1.
-async fn tls_connect(server: &localkube::Server) -> TlsStream<TcpStream> {
+/// A TLS connection to the server, trusting the CA named in its kubeconfig, speaking `alpn`.
+async fn tls_connect(server: &localkube::Server, alpn: &[u8]) -> TlsStream<TcpStream> {
     let kc = kube::config::Kubeconfig::from_yaml(server.kubeconfig()).expect("kubeconfig parses");
     let ca_b64 = kc.clusters[0]
         .cluster
@@ -122,7 +124,7 @@ async fn tls_connect(server: &localkube::Server) -> TlsStream<TcpStream> {
     .expect("TLS versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.alpn_protocols = vec![alpn.to_vec()];
     let tcp = TcpStream::connect(server.addr).await.expect("TCP connect");
     TlsConnector::from(Arc::new(cfg))
         .connect(ServerName::IpAddress(server.addr.ip().into()), tcp)
@@ -150,13 +152,16 @@ async fn open_console(
         req.headers_mut()
             .insert("authorization", format!("Bearer {t}").parse().unwrap());
     }
-    let tls = tls_connect(server).await;
+    let tls = tls_connect(server, b"http/1.1").await;
     tokio::time::timeout(DEADLINE, tokio_tungstenite::client_async(req, tls))
         .await
         .expect("the handshake ends before the deadline")
 }
 
-async fn next_binary(ws: &mut WebSocketStream<TlsStream<TcpStream>>) -> Vec<u8> {
+async fn next_binary<S>(ws: &mut WebSocketStream<S>) -> Vec<u8>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     loop {
         let msg = tokio::time::timeout(DEADLINE, ws.next())
             .await
@@ -258,4 +263,64 @@ async fn plain_requests_to_the_mounted_group_still_work() {
         0,
         "the extractor refused first"
     );
+}
+
+#[tokio::test]
+async fn http2_extended_connect_reaches_the_mounted_group() {
+    let (server, hits) = start().await;
+    let io = TokioIo::new(tls_connect(&server, b"h2").await);
+    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+        .await
+        .expect("h2 handshake");
+    // The server's SETTINGS, which allow extended CONNECT, arrive while the connection runs.
+    let mut conn = Box::pin(conn);
+    tokio::time::timeout(DEADLINE, async {
+        while !conn.is_extended_connect_protocol_enabled() {
+            tokio::select! {
+                r = &mut conn => panic!("h2 connection ended early: {r:?}"),
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            }
+        }
+    })
+    .await
+    .expect("the server enables extended CONNECT");
+    tokio::spawn(conn);
+
+    let req = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(format!("https://{}{CONSOLE}", server.addr))
+        .extension(hyper::ext::Protocol::from_static("websocket"))
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-protocol", SUBPROTOCOL)
+        .header("authorization", format!("Bearer {}", server.token))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let mut resp = tokio::time::timeout(DEADLINE, send.send_request(req))
+        .await
+        .expect("a response before the deadline")
+        .expect("the CONNECT is answered");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some(SUBPROTOCOL)
+    );
+    let upgraded = hyper::upgrade::on(&mut resp)
+        .await
+        .expect("h2 stream upgraded");
+    let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, None).await;
+    let big: Vec<u8> = (0..1024 * 1024).map(|i: u32| (i % 253) as u8).collect();
+    ws.send(Message::Binary(big.clone().into())).await.unwrap();
+    assert!(
+        next_binary(&mut ws).await == big,
+        "the 1 MiB frame comes back unchanged"
+    );
+    for i in 0..100u32 {
+        ws.send(Message::Binary(i.to_be_bytes().to_vec().into()))
+            .await
+            .unwrap();
+        assert_eq!(next_binary(&mut ws).await, i.to_be_bytes());
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
