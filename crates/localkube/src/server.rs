@@ -76,6 +76,8 @@ impl Builder {
 
     /// Mounts an extra API group, served by `router` for every path under
     /// `/apis/{group}/{version}/`, and listed in discovery, as the aggregation layer does.
+    /// Requests reach it authenticated and unbuffered, with their upgrade (HTTP/1.1 `Upgrade`,
+    /// HTTP/2 extended CONNECT) intact, so axum's `WebSocketUpgrade` works in it.
     pub fn mount_group(mut self, group: MountedGroup, router: Router) -> Self {
         self.mounted.push((group, router));
         self

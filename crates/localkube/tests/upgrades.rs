@@ -59,14 +59,13 @@ async fn console(
 
 async fn echo(mut socket: WebSocket) {
     while let Some(Ok(msg)) = socket.recv().await {
-        match msg {
-            ServerMessage::Binary(b) => {
-                if socket.send(ServerMessage::Binary(b)).await.is_err() {
-                    return;
-                }
-            }
+        let reply = match msg {
+            ServerMessage::Binary(b) => ServerMessage::Binary(b),
             ServerMessage::Close(_) => return,
-            _ => {}
+            _ => continue,
+        };
+        if socket.send(reply).await.is_err() {
+            return;
         }
     }
 }
