@@ -76,6 +76,8 @@ impl Builder {
 
     /// Mounts an extra API group, served by `router` for every path under
     /// `/apis/{group}/{version}/`, and listed in discovery, as the aggregation layer does.
+    /// Requests reach it authenticated and unbuffered, with their upgrade (HTTP/1.1 `Upgrade`,
+    /// HTTP/2 extended CONNECT) intact, so axum's `WebSocketUpgrade` works in it.
     pub fn mount_group(mut self, group: MountedGroup, router: Router) -> Self {
         self.mounted.push((group, router));
         self
@@ -176,7 +178,10 @@ async fn accept_loop(
                 return;
             };
             let service = TowerToHyperService::new(app);
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // HTTP/2 clients open websockets with extended CONNECT (RFC 8441); HTTP/1.1
+            // upgrades pass through `serve_connection_with_upgrades`.
+            builder.http2().enable_connect_protocol();
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::select! {
                 _ = conn => {}
