@@ -38,6 +38,8 @@ const EXPOSE_USAGE: &str = "virtctl expose (TYPE NAME) --name SERVICE [flags]";
 const STATUS_USAGE: &str = "virtctl status [VM...] [flags]";
 const PAUSE_USAGE: &str = "virtctl pause vm|vmi (VM)|(VMI) [flags]";
 const UNPAUSE_USAGE: &str = "virtctl unpause vm|vmi (VM)|(VMI) [flags]";
+const RESET_USAGE: &str = "virtctl reset (VMI) [flags]";
+const SOFT_REBOOT_USAGE: &str = "virtctl soft-reboot (VMI) [flags]";
 
 fn usage_of(subcommand: &str) -> Option<&'static str> {
     match subcommand {
@@ -48,6 +50,8 @@ fn usage_of(subcommand: &str) -> Option<&'static str> {
         "status" => Some(STATUS_USAGE),
         "pause" => Some(PAUSE_USAGE),
         "unpause" => Some(UNPAUSE_USAGE),
+        "reset" => Some(RESET_USAGE),
+        "soft-reboot" => Some(SOFT_REBOOT_USAGE),
         _ => None,
     }
 }
@@ -137,6 +141,22 @@ Examples:
   virtctl unpause vmi myvm
 
 Unpausing needs the cluster's KubeVirt subresource API (subresources.kubevirt.io).";
+
+const RESET_AFTER_HELP: &str = "\
+Examples:
+  # Reset a virtualmachineinstance called 'myvmi':
+  virtctl reset myvmi
+
+The machine restarts at once, like pressing its reset button: the guest is not asked to shut
+down, and it keeps its QEMU process. Needs the cluster's KubeVirt subresource API.";
+
+const SOFT_REBOOT_AFTER_HELP: &str = "\
+Examples:
+  # Soft-Reboot a virtualmachineinstance called 'myvmi':
+  virtctl soft-reboot myvmi
+
+A soft reboot asks the guest to reboot itself, through its guest agent. Without a connected
+agent it fails with KubeVirt's message (this toolkit's guests have none; use reset).";
 
 const STATUS_AFTER_HELP: &str = "\
 Examples:
@@ -336,6 +356,14 @@ Without --port, the ports are those declared on the interface of the pod network
     #[command(after_help = UNPAUSE_AFTER_HELP, override_usage = UNPAUSE_USAGE)]
     Unpause(PauseArgs),
 
+    /// Reset a virtual machine instance.
+    #[command(after_help = RESET_AFTER_HELP, override_usage = RESET_USAGE)]
+    Reset(VmiArgs),
+
+    /// Soft reboot a virtual machine instance.
+    #[command(after_help = SOFT_REBOOT_AFTER_HELP, override_usage = SOFT_REBOOT_USAGE)]
+    SoftReboot(VmiArgs),
+
     /// Show virtual machines: status, readiness, and their instance's phase, node and IP.
     #[command(after_help = STATUS_AFTER_HELP, override_usage = STATUS_USAGE)]
     Status(StatusArgs),
@@ -500,6 +528,14 @@ pub struct PauseArgs {
     /// Only print what would happen: the request is sent with dryRun=All and changes nothing.
     #[arg(long, kubectl_bool(), default_value = "false")]
     pub dry_run: bool,
+}
+
+/// `virtctl reset` and `virtctl soft-reboot`: one instance, no flags of their own.
+#[derive(Args, Debug, Clone)]
+pub struct VmiArgs {
+    /// The instance's name.
+    #[arg(value_name = "VMI", hide = true, add = ArgValueCompleter::new(cluster_completion::vmi_names))]
+    pub args: Vec<String>,
 }
 
 /// `virtctl status`.

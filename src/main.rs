@@ -200,6 +200,8 @@ async fn run(
             PauseAction::Pause => commands::pause::run(conn, &s).await,
             PauseAction::Unpause => commands::unpause::run(conn, &s).await,
         },
+        CommandSettings::Reset(s) => commands::reset::run(conn, &s).await,
+        CommandSettings::SoftReboot(s) => commands::soft_reboot::run(conn, &s).await,
         CommandSettings::Status(s) => commands::status::run(conn, &s).await,
         CommandSettings::Version(s) => commands::version::run(conn, &s).await,
         CommandSettings::Completion(s) => {

@@ -31,6 +31,10 @@ pub enum CommandSettings {
     /// Boxed: by far the largest.
     Expose(Box<ExposeSettings>),
     Pause(PauseSettings),
+    /// `reset VMI`.
+    Reset(VmiSettings),
+    /// `soft-reboot VMI`.
+    SoftReboot(VmiSettings),
     Status(StatusSettings),
     Version(VersionSettings),
     Completion(CompletionSettings),
@@ -130,6 +134,12 @@ pub struct PauseSettings {
     pub target: PauseTarget,
     pub name: String,
     pub dry_run: bool,
+}
+
+/// A command on one VMI by name (`reset`, `soft-reboot`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmiSettings {
+    pub name: String,
 }
 
 /// The kind of object `expose` exposes.
@@ -316,6 +326,8 @@ fn command_settings(command: Command, plugin: bool) -> anyhow::Result<CommandSet
         Command::Unpause(a) => {
             CommandSettings::Pause(pause(PauseAction::Unpause, &a.args, a.dry_run)?)
         }
+        Command::Reset(a) => CommandSettings::Reset(vmi_settings(&a.args)?),
+        Command::SoftReboot(a) => CommandSettings::SoftReboot(vmi_settings(&a.args)?),
         Command::Status(a) => {
             if a.all_namespaces && !a.names.is_empty() {
                 bail!("a resource cannot be retrieved by name across all namespaces");
@@ -408,6 +420,14 @@ fn pause(action: PauseAction, args: &[String], dry_run: bool) -> anyhow::Result<
         target,
         name: names::resource_name(target.name_kind(), &args[1])?,
         dry_run,
+    })
+}
+
+/// Exactly one VMI name, checked as a name.
+fn vmi_settings(args: &[String]) -> anyhow::Result<VmiSettings> {
+    exact_args(args, 1)?;
+    Ok(VmiSettings {
+        name: names::resource_name(NameKind::VirtualMachineInstance, &args[0])?,
     })
 }
 

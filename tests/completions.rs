@@ -82,7 +82,7 @@ fn bash_complete(words: &[&str]) -> (Vec<String>, Duration) {
 #[test]
 fn subcommands_and_flags_complete_without_a_cluster() {
     let (offered, _) = bash_complete(&["virtctl", "res"]);
-    assert_eq!(offered, ["restart"]);
+    assert_eq!(offered, ["restart", "reset"]);
     let (offered, _) = bash_complete(&["virtctl", "stop", "--grace"]);
     assert_eq!(offered, ["--grace-period"]);
 }
@@ -124,11 +124,11 @@ fn no_descriptions() {
     let words = ["virtctl", "re"];
     assert_eq!(
         fish_complete("VIRTCTL_COMPLETE", &words),
-        "restart\tRestart a virtual machine\n"
+        "restart\tRestart a virtual machine\nreset\tReset a virtual machine instance\n"
     );
     assert_eq!(
         fish_complete("VIRTCTL_COMPLETE_NO_DESC", &words),
-        "restart\n"
+        "restart\nreset\n"
     );
     let words = ["virtctl", "start", "--h"];
     assert_eq!(
@@ -213,6 +213,12 @@ async fn names_come_from_the_cluster() {
     );
     assert_eq!(
         complete(vec!["pause", "vmi", "vmi"]).await.unwrap(),
+        ["vmi-one"]
+    );
+    // reset and soft-reboot: instance names.
+    assert_eq!(complete(vec!["reset", "vmi"]).await.unwrap(), ["vmi-one"]);
+    assert_eq!(
+        complete(vec!["soft-reboot", "v"]).await.unwrap(),
         ["vmi-one"]
     );
     // Namespaces for -n.

@@ -25,6 +25,8 @@ fn help_texts() {
         ("status", &["status"][..]),
         ("pause", &["pause"][..]),
         ("unpause", &["unpause"][..]),
+        ("reset", &["reset"][..]),
+        ("soft-reboot", &["soft-reboot"][..]),
         ("version", &["version"][..]),
         ("completion", &["completion"][..]),
     ] {

@@ -550,3 +550,37 @@ async fn a_containerdisk_missing_on_the_node_shows_err_image_pull_naming_the_fil
     );
     assert!(qemu_pids("vm-noimage").is_empty(), "no QEMU was started");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reset_boots_the_guest_again_in_the_same_qemu_and_soft_reboot_needs_an_agent() {
+    let Some(c) = Cluster::with_guests("real_guests::reset").await else {
+        return;
+    };
+    c.create_vm_json(seed_vm("vm-reset", "Always", "#!/bin/sh\necho up\n", 0))
+        .await;
+    c.wait_vmi_phase("vm-reset", "Running").await;
+    let uid = c.vmi_uid("vm-reset").await;
+    c.wait_console(&uid, "up").await;
+    let qemu = one_qemu("vm-reset").await;
+
+    c.virtctl(&["soft-reboot", "vm-reset"]).await.fails_with(
+        "Error soft rebooting VirtualMachineInstance vm-reset: Operation cannot be fulfilled on \
+         virtualmachineinstance.kubevirt.io \"vm-reset\": VMI neither have the agent connected \
+         nor the ACPI feature enabled",
+    );
+    c.virtctl(&["reset", "vm-reset"])
+        .await
+        .ok("VMI vm-reset was scheduled to reset\n");
+    // The kernel boots a second time on the same console, in the same QEMU.
+    within(BOOT, "a second boot on the console", async || {
+        (c.console(&uid).await.matches("Linux version").count() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        qemu_pids("vm-reset"),
+        [qemu],
+        "the same QEMU after the reset"
+    );
+    assert_eq!(c.vmi_uid("vm-reset").await, uid, "the same VMI");
+    assert_eq!(c.vmi_phase("vm-reset").await, "Running");
+}

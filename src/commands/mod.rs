@@ -4,7 +4,9 @@
 pub mod completion;
 pub mod expose;
 pub mod pause;
+pub mod reset;
 pub mod restart;
+pub mod soft_reboot;
 pub mod start;
 pub mod status;
 pub mod stop;

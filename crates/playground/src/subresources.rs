@@ -1,6 +1,6 @@
 //! The subresource API `subresources.kubevirt.io` (Part A §4): PUT
 //! `.../namespaces/{ns}/virtualmachines/{name}/{start|stop|restart}` and
-//! `.../virtualmachineinstances/{name}/{pause|unpause}`, wire-compatible with KubeVirt's virt-api
+//! `.../virtualmachineinstances/{name}/{pause|unpause|reset|softreboot}`, wire-compatible with KubeVirt's virt-api
 //! and backed by `virt_reconciler::execute`, the executor virtctl's client-side transport runs
 //! too. The handlers only route and answer.
 
@@ -89,7 +89,8 @@ async fn lifecycle(
     respond(result, StatusCode::ACCEPTED)
 }
 
-/// PUT `.../virtualmachineinstances/{name}/{pause|unpause}`: 200 on success (not 202).
+/// PUT `.../virtualmachineinstances/{name}/{pause|unpause|reset|softreboot}`: 200 on success
+/// (not 202), with no body, as virt-api.
 async fn pause_or_unpause(
     State(state): State<Arc<SubresourceState>>,
     Path((ns, name, action)): Path<(String, String, String)>,
@@ -149,6 +150,8 @@ pub fn mounted_group() -> localkube::MountedGroup {
         {"name": "virtualmachines/restart", "singularName": "", "namespaced": true, "kind": "VirtualMachine", "verbs": ["update"]},
         {"name": "virtualmachineinstances/pause", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["update"]},
         {"name": "virtualmachineinstances/unpause", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["update"]},
+        {"name": "virtualmachineinstances/reset", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["update"]},
+        {"name": "virtualmachineinstances/softreboot", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["update"]},
     ]);
     localkube::MountedGroup {
         group: GROUP.into(),

@@ -7,7 +7,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 
 use crate::handler_client;
-use crate::intent::{self, IntentError, PatchTarget, Plan, pause};
+use crate::intent::{self, IntentError, PatchTarget, Plan, pause, reset};
 use crate::kube_error::message as api_message;
 use crate::names;
 use crate::request::{LifecycleRequest, VmiRequest};
@@ -166,7 +166,7 @@ pub async fn lifecycle_body(
     })
 }
 
-/// Carries out `pause` or `unpause` of the VMI `name`; `now` stamps the Paused condition.
+/// Carries out `pause`, `unpause`, `reset` or `softreboot` of the VMI `name`; `now` stamps the Paused condition.
 pub async fn vmi_request(
     client: &Client,
     ns: &str,
@@ -177,6 +177,9 @@ pub async fn vmi_request(
     let vmi = get_opt::<VirtualMachineInstance>(client, ns, "vmi", name).await?;
     let (plan, verb) = match request {
         VmiRequest::Pause(o) => (intent::pause(name, vmi.as_ref(), o, now)?, "pause"),
+        VmiRequest::Reset | VmiRequest::SoftReboot => {
+            return reset_or_soft_reboot(client, ns, name, request, vmi.as_ref()).await;
+        }
         VmiRequest::Unpause(o) => {
             let vm = get_opt::<VirtualMachine>(client, ns, "vm", name).await?;
             (
@@ -195,18 +198,48 @@ pub async fn vmi_request(
     match pause::route(plan, node.as_ref()) {
         pause::Route::Write(plan) => execute(client, ns, name, &plan).await,
         pause::Route::Forward { address } => {
-            let path = pause::handler_path(ns, name, verb);
-            match handler_client::put(&address, &path).await {
-                Ok(answer) if answer.code == 200 => Ok(()),
-                Ok(answer) => Err(IntentError {
-                    code: answer.code,
-                    reason: reason_of(answer.code),
-                    message: answer.message,
-                    details: None,
-                }),
-                Err(e) => Err(IntentError::internal(e)),
-            }
+            forward(&address, &pause::handler_path(ns, name, verb)).await
         }
+    }
+}
+
+/// Carries out `reset` or `softreboot`: checked as virt-api does, then sent to the VMI's node
+/// handler; on a node without one (a simulated guest) there is nothing to reset.
+async fn reset_or_soft_reboot(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    request: &VmiRequest,
+    vmi: Option<&VirtualMachineInstance>,
+) -> Result<(), IntentError> {
+    match request {
+        VmiRequest::SoftReboot => reset::soft_reboot(name, vmi)?,
+        _ => reset::reset(name, vmi)?,
+    }
+    let node_name = vmi.and_then(|v| v.status.as_ref()?.node_name.clone());
+    let node = match node_name {
+        Some(node) => get_node(client, &node).await?,
+        None => None,
+    };
+    match reset::route(node.as_ref()) {
+        reset::Route::Nothing => Ok(()),
+        reset::Route::Forward { address } => {
+            forward(&address, &pause::handler_path(ns, name, request.verb())).await
+        }
+    }
+}
+
+/// PUT to a node's virt-handler: its refusal keeps its code and message.
+async fn forward(address: &str, path: &str) -> Result<(), IntentError> {
+    match handler_client::put(address, path).await {
+        Ok(answer) if answer.code == 200 => Ok(()),
+        Ok(answer) => Err(IntentError {
+            code: answer.code,
+            reason: reason_of(answer.code),
+            message: answer.message,
+            details: None,
+        }),
+        Err(e) => Err(IntentError::internal(e)),
     }
 }
 

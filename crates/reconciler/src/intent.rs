@@ -17,6 +17,7 @@ use crate::run_strategy::{self, RunStrategy};
 use crate::types::{StateChangeRequest, VirtualMachine, VirtualMachineInstance};
 
 pub mod pause;
+pub mod reset;
 pub use pause::{PauseOptions, UnpauseOptions, pause, unpause};
 
 /// The group-resource string KubeVirt puts in its conflict messages.

@@ -44,6 +44,8 @@ pub enum Request {
     Watch,
     Pause,
     Unpause,
+    /// QMP `system_reset`: the machine restarts at once in the same QEMU (no guest shutdown).
+    Reset,
     /// ACPI power button; killed after `grace_seconds`.
     #[serde(rename_all = "camelCase")]
     Shutdown {
@@ -146,6 +148,7 @@ mod tests {
             (r#"{"op":"watch"}"#, Request::Watch),
             (r#"{"op":"pause"}"#, Request::Pause),
             (r#"{"op":"unpause"}"#, Request::Unpause),
+            (r#"{"op":"reset"}"#, Request::Reset),
             (r#"{"op":"kill"}"#, Request::Kill),
             (
                 r#"{"op":"shutdown","graceSeconds":30}"#,

@@ -128,6 +128,10 @@ pub enum LifecycleRequest {
 pub enum VmiRequest {
     Pause(PauseOptions),
     Unpause(UnpauseOptions),
+    /// No body: KubeVirt's `reset` reads none.
+    Reset,
+    /// No body, as `reset`.
+    SoftReboot,
 }
 
 /// A body that is not JSON or YAML of the expected shape: virt-api's 400.
@@ -195,6 +199,8 @@ impl VmiRequest {
         match self {
             VmiRequest::Pause(_) => "pause",
             VmiRequest::Unpause(_) => "unpause",
+            VmiRequest::Reset => "reset",
+            VmiRequest::SoftReboot => "softreboot",
         }
     }
 
@@ -202,6 +208,7 @@ impl VmiRequest {
         match self {
             VmiRequest::Pause(o) => encode(o),
             VmiRequest::Unpause(o) => encode(o),
+            VmiRequest::Reset | VmiRequest::SoftReboot => Vec::new(),
         }
     }
 
@@ -210,6 +217,9 @@ impl VmiRequest {
         Some(match verb {
             "pause" => decode(body).map(VmiRequest::Pause),
             "unpause" => decode(body).map(VmiRequest::Unpause),
+            // virt-api ignores any body of these.
+            "reset" => Ok(VmiRequest::Reset),
+            "softreboot" => Ok(VmiRequest::SoftReboot),
             _ => return None,
         })
     }
@@ -218,6 +228,7 @@ impl VmiRequest {
         match self {
             VmiRequest::Pause(o) => &o.dry_run,
             VmiRequest::Unpause(o) => &o.dry_run,
+            VmiRequest::Reset | VmiRequest::SoftReboot => &[],
         }
     }
 }

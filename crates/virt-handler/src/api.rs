@@ -1,5 +1,6 @@
 //! virt-handler's HTTP API: `PUT /v1/namespaces/{ns}/virtualmachineinstances/{name}/pause`
-//! (and `unpause`), answered once the launcher confirms, and `GET /healthz`.
+//! (and `unpause`, `reset`, `softreboot`), answered once the launcher confirms, and
+//! `GET /healthz`.
 
 use std::sync::Arc;
 
@@ -10,16 +11,24 @@ use axum::routing::{get, put};
 use http::StatusCode;
 use serde_json::json;
 use virt_reconciler::intent::pause::{ALREADY_PAUSED, NOT_PAUSED, UNPAUSE_NOT_RUNNING};
+use virt_reconciler::intent::reset::NO_AGENT;
 use virt_reconciler::launcher_api::{DomainState, DomainStatus, Request};
 
 use crate::launcher::{self, LauncherError};
 use crate::{Shared, paths, vmis};
 
-/// A pause or unpause the launcher should carry out, or why not (pure).
+/// A pause, unpause or reset the launcher should carry out, or why not (pure).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Check {
     Send(Request),
     Refuse(StatusCode, String),
+}
+
+fn not_here() -> Check {
+    Check::Refuse(
+        StatusCode::NOT_FOUND,
+        "the VMI does not run on this node".into(),
+    )
 }
 
 /// Checks `verb` against the VMI's last known domain state (`None`: not followed here).
@@ -27,18 +36,19 @@ pub fn check(verb: &str, followed: bool, domain: Option<&DomainStatus>) -> Check
     let request = match verb {
         "pause" => Request::Pause,
         "unpause" => Request::Unpause,
+        "reset" => Request::Reset,
+        // The guests have no agent and the launcher no ACPI reboot.
+        "softreboot" if followed => return Check::Refuse(StatusCode::CONFLICT, NO_AGENT.into()),
+        "softreboot" => return not_here(),
         _ => {
             return Check::Refuse(
                 StatusCode::NOT_FOUND,
-                format!("no such action {verb:?}: use pause or unpause"),
+                format!("no such action {verb:?}: use pause, unpause, reset or softreboot"),
             );
         }
     };
     if !followed {
-        return Check::Refuse(
-            StatusCode::NOT_FOUND,
-            "the VMI does not run on this node".into(),
-        );
+        return not_here();
     }
     let state = domain.map(|d| d.state).unwrap_or_default();
     match (&request, state) {
@@ -96,7 +106,11 @@ async fn pause_or_unpause(
             if let Err(e) = vmis::apply(&shared, &ns, &name, &tracked.uid, &domain).await {
                 tracing::warn!("VMI {ns}/{name}: cannot write the domain's state: {e:#}");
             }
-            status(StatusCode::OK, &format!("VMI {ns}/{name}: {verb}d"))
+            let done = match verb.as_str() {
+                "reset" => "reset",
+                other => &format!("{other}d"),
+            };
+            status(StatusCode::OK, &format!("VMI {ns}/{name}: {done}"))
         }
         Err(e @ LauncherError::Refused(..)) => status(
             StatusCode::CONFLICT,
@@ -141,6 +155,29 @@ mod tests {
         let cases = [
             ("pause", true, Some(Running), Check::Send(Request::Pause)),
             ("unpause", true, Some(Paused), Check::Send(Request::Unpause)),
+            ("reset", true, Some(Running), Check::Send(Request::Reset)),
+            ("reset", true, Some(Paused), Check::Send(Request::Reset)),
+            (
+                "reset",
+                true,
+                Some(Shutoff),
+                refuse(StatusCode::CONFLICT, "VMI is not running"),
+            ),
+            (
+                "softreboot",
+                true,
+                Some(Running),
+                refuse(
+                    StatusCode::CONFLICT,
+                    "VMI neither have the agent connected nor the ACPI feature enabled",
+                ),
+            ),
+            (
+                "softreboot",
+                false,
+                None,
+                refuse(StatusCode::NOT_FOUND, "the VMI does not run on this node"),
+            ),
             (
                 "pause",
                 true,
@@ -177,7 +214,7 @@ mod tests {
                 Some(Running),
                 refuse(
                     StatusCode::NOT_FOUND,
-                    "no such action \"stop\": use pause or unpause",
+                    "no such action \"stop\": use pause, unpause, reset or softreboot",
                 ),
             ),
         ];

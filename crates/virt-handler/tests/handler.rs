@@ -379,6 +379,38 @@ async fn handler_drives_the_launcher_and_reports_the_domain() {
         .unwrap();
     assert_eq!(fake.next_command().await, Request::Unpause);
 
+    // reset goes to the launcher; softreboot is refused with KubeVirt's words (no agent).
+    let answer = virt_reconciler::handler_client::put(&address, &path("reset"))
+        .await
+        .unwrap();
+    assert_eq!(answer.code, 200, "{}", answer.message);
+    assert_eq!(fake.next_command().await, Request::Reset);
+    let soft = virt_reconciler::handler_client::put(&address, &path("softreboot"))
+        .await
+        .unwrap();
+    assert_eq!(soft.code, 409, "{}", soft.message);
+    assert!(
+        soft.message
+            .contains("VMI neither have the agent connected nor the ACPI feature enabled"),
+        "{}",
+        soft.message
+    );
+    // Through the subresource API's executor: forwarded to this node's handler.
+    virt_reconciler::execute::vmi_request(&client, "default", "vm1", &VmiRequest::Reset, &now)
+        .await
+        .unwrap();
+    assert_eq!(fake.next_command().await, Request::Reset);
+    let refused = virt_reconciler::execute::vmi_request(
+        &client,
+        "default",
+        "vm1",
+        &VmiRequest::SoftReboot,
+        &now,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code, 409, "{}", refused.message);
+
     // Deletion: one ACPI shutdown with the VMI's grace period.
     vmis.delete("vm1", &DeleteParams::default()).await.unwrap();
     assert_eq!(

@@ -18,6 +18,7 @@ pub enum Command {
     Sync(serde_json::Value),
     Pause,
     Unpause,
+    Reset,
     Shutdown { grace_seconds: u64 },
     Kill,
 }
@@ -109,6 +110,7 @@ async fn connection(stream: UnixStream, status: Status, commands: Commands, in_f
             Ok(Request::Sync { vmi }) => Ok(Command::Sync(vmi)),
             Ok(Request::Pause) => Ok(Command::Pause),
             Ok(Request::Unpause) => Ok(Command::Unpause),
+            Ok(Request::Reset) => Ok(Command::Reset),
             Ok(Request::Shutdown { grace_seconds }) => Ok(Command::Shutdown { grace_seconds }),
             Ok(Request::Kill) => Ok(Command::Kill),
         };

@@ -115,7 +115,7 @@ impl Supervisor {
                         let _ = reply.send(Response::ok(self.status_now()));
                         return Ok(1);
                     }
-                    server::Command::Pause | server::Command::Unpause => {
+                    server::Command::Pause | server::Command::Unpause | server::Command::Reset => {
                         let _ = reply.send(Response::error("the domain has not started (no sync yet)"));
                     }
                 },
@@ -249,7 +249,9 @@ impl Supervisor {
         let state = self.status.borrow().state;
         let answer = match command {
             server::Command::Sync(_) => Ok(()),
-            server::Command::Pause | server::Command::Unpause if state == DomainState::Shutdown => {
+            server::Command::Pause | server::Command::Unpause | server::Command::Reset
+                if state == DomainState::Shutdown =>
+            {
                 Err("the domain is shutting down".to_string())
             }
             server::Command::Pause => {
@@ -260,6 +262,8 @@ impl Supervisor {
                 domain.paused_by_user = false;
                 self.qmp_then_refresh(domain, "cont").await
             }
+            // A paused guest stays paused across the reset, as with libvirt.
+            server::Command::Reset => self.qmp_then_refresh(domain, "system_reset").await,
             server::Command::Shutdown { grace_seconds } => {
                 self.shutdown(domain, Duration::from_secs(grace_seconds))
                     .await;

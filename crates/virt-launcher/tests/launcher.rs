@@ -376,6 +376,40 @@ fn pause_unpause_then_shutdown_of_a_guest_that_ignores_acpi_kills_it_after_the_g
 }
 
 #[test]
+fn reset_restarts_the_machine_in_the_same_qemu_and_is_refused_before_sync() {
+    if !qemu_available("reset") {
+        return;
+    }
+    let blank = vec![0u8; 1 << 20];
+    let mut launcher = Launcher::start(30, &[("test_testdisk.img", blank)]);
+    let early = launcher.request(json!({"op": "reset"}));
+    assert_eq!(early["ok"], false, "{early}");
+    assert_eq!(early["error"], "the domain has not started (no sync yet)");
+
+    let synced = launcher.sync("quay.io/test/testdisk:latest");
+    let pid = qemu_pid(&synced);
+    let log = launcher.path("var/run/kubevirt-private/virt-serial0-log");
+    let seabios_count = || {
+        std::fs::read_to_string(&log)
+            .map(|l| l.matches("SeaBIOS").count())
+            .unwrap_or(0)
+    };
+    wait_for(|| seabios_count() >= 1, "SeaBIOS on the serial log");
+    let before = seabios_count();
+
+    let reset = launcher.request(json!({"op": "reset"}));
+    assert_eq!(reset["ok"], true, "{reset}");
+    assert_eq!(state(&reset), "Running", "{reset}");
+    assert_eq!(qemu_pid(&reset), pid, "the same QEMU after a reset");
+    // The firmware starts over: its banner appears once more.
+    wait_for(|| seabios_count() > before, "SeaBIOS again after the reset");
+    assert!(process_alive(pid), "QEMU {pid} ended");
+
+    assert_eq!(state(&launcher.request(json!({"op": "kill"}))), "Shutoff");
+    assert_eq!(launcher.wait(), 1, "{}", launcher.stderr());
+}
+
+#[test]
 fn a_guest_that_powers_off_ends_the_launcher_with_0_and_virt_tail_shows_its_console() {
     if !qemu_available("guest poweroff and virt-tail") {
         return;
