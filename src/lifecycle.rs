@@ -112,6 +112,36 @@ pub enum VmiRequestError {
     Other(String),
 }
 
+/// A VMI command with no options of its own (`reset`, `soft-reboot`): sends `request`, prints
+/// `VMI NAME was scheduled to COMMAND`, or fails with `Error DOING VirtualMachineInstance NAME: …`
+/// (`doing` in KubeVirt's words, which scripts may match on).
+pub async fn run_plain_vmi_command(
+    connection: &crate::client::LazyConnection,
+    name: &str,
+    request: &VmiRequest,
+    command: &str,
+    doing: &str,
+) -> anyhow::Result<()> {
+    let conn = connection
+        .get()
+        .await
+        .map_err(|e| anyhow::anyhow!("Cannot obtain KubeVirt client: {e:#}"))?;
+    let prefix = format!("Error {doing} VirtualMachineInstance {name}");
+    match send_vmi(conn, name, request).await {
+        Ok(()) => {
+            println!("VMI {name} was scheduled to {command}");
+            Ok(())
+        }
+        Err(VmiRequestError::GroupNotServed) => anyhow::bail!(
+            "{prefix}: {command} needs the KubeVirt subresource API ({SUBRESOURCE_GROUP}), \
+             which this cluster does not serve"
+        ),
+        Err(VmiRequestError::NotFound(msg) | VmiRequestError::Other(msg)) => {
+            anyhow::bail!("{prefix}: {msg}")
+        }
+    }
+}
+
 /// PUT `.../virtualmachineinstances/{name}/{verb}` with `{}` or `{"dryRun":["All"]}`.
 pub async fn send_vmi(
     conn: &Connection,
