@@ -1,9 +1,11 @@
-//! The client side of virt-handler's HTTP API: one plain HTTP/1.1 `PUT` on loopback or the
-//! node's address, enough for pause and unpause without another HTTP client dependency.
+//! The client side of virt-handler's HTTP API: one HTTP/1.1 `PUT` on loopback or the node's
+//! address (pause, unpause, reset), over hyper's client connection.
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 /// How long a handler may take to answer (it waits for the launcher's confirmation).
@@ -26,61 +28,64 @@ pub enum Error {
     },
     #[error("virt-handler at {address} did not answer within {ANSWER_DEADLINE:?}")]
     Timeout { address: String },
-    #[error("virt-handler at {address} answered something that is not HTTP: {line:?}")]
-    Malformed { address: String, line: String },
+    #[error("virt-handler at {address} did not answer in HTTP: {why}")]
+    Malformed { address: String, why: String },
 }
 
 /// `PUT http://{address}{path}` with an empty body.
 pub async fn put(address: &str, path: &str) -> Result<Answer, Error> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(address).await?;
-        let request = format!(
-            "PUT {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        Ok::<_, std::io::Error>(raw)
+    let malformed = |why: &dyn std::fmt::Display| Error::Malformed {
+        address: address.to_string(),
+        why: why.to_string(),
     };
-    let raw = match tokio::time::timeout(ANSWER_DEADLINE, exchange).await {
-        Err(_) => {
-            return Err(Error::Timeout {
-                address: address.to_string(),
-            });
-        }
-        Ok(Err(source)) => {
-            return Err(Error::Io {
+    let exchange = async {
+        let tcp = TcpStream::connect(address)
+            .await
+            .map_err(|source| Error::Io {
                 address: address.to_string(),
                 source,
-            });
-        }
-        Ok(Ok(raw)) => raw,
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| malformed(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let request = http::Request::put(path)
+            .header(http::header::HOST, address)
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| malformed(&e))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| malformed(&e))?;
+        let code = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| malformed(&e))?
+            .to_bytes();
+        Ok(Answer {
+            code,
+            message: message_of(&String::from_utf8_lossy(&body)),
+        })
     };
-    parse_answer(&String::from_utf8_lossy(&raw)).ok_or_else(|| Error::Malformed {
-        address: address.to_string(),
-        line: String::from_utf8_lossy(&raw)
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_string(),
-    })
+    tokio::time::timeout(ANSWER_DEADLINE, exchange)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Timeout {
+                address: address.to_string(),
+            })
+        })
 }
 
-/// The code and message of a whole HTTP/1.1 response (`Connection: close`, so the body is
-/// what follows the headers; the handler never sends chunked bodies).
-fn parse_answer(raw: &str) -> Option<Answer> {
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
-    let status_line = head.lines().next()?;
-    let mut parts = status_line.split_whitespace();
-    if !parts.next()?.starts_with("HTTP/1.") {
-        return None;
-    }
-    let code: u16 = parts.next()?.parse().ok()?;
-    let message = serde_json::from_str::<serde_json::Value>(body)
+/// The `message` of a JSON body, else the body itself.
+fn message_of(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("message")?.as_str().map(str::to_string))
-        .unwrap_or_else(|| body.trim().to_string());
-    Some(Answer { code, message })
+        .unwrap_or_else(|| body.trim().to_string())
 }
 
 #[cfg(test)]
@@ -88,26 +93,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn answers_read_code_and_message() {
+    fn a_body_reads_as_its_message() {
         let cases = [
+            ("", ""),
             (
-                "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
-                Some((200, "")),
+                "{\"message\":\"VMI is already paused\"}",
+                "VMI is already paused",
             ),
-            (
-                "HTTP/1.1 409 Conflict\r\ncontent-type: application/json\r\n\r\n{\"message\":\"VMI is already paused\"}",
-                Some((409, "VMI is already paused")),
-            ),
-            (
-                "HTTP/1.1 500 Internal Server Error\r\n\r\nboom\n",
-                Some((500, "boom")),
-            ),
-            ("SSH-2.0-OpenSSH\r\n", None),
-            ("", None),
+            ("{\"code\":500}", "{\"code\":500}"),
+            ("boom\n", "boom"),
         ];
-        for (raw, want) in cases {
-            let got = parse_answer(raw).map(|a| (a.code, a.message));
-            assert_eq!(got, want.map(|(c, m)| (c, m.to_string())), "{raw:?}");
+        for (body, want) in cases {
+            assert_eq!(message_of(body), want, "{body:?}");
         }
     }
 }
