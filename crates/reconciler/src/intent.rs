@@ -18,6 +18,7 @@ use crate::types::{StateChangeRequest, VirtualMachine, VirtualMachineInstance};
 
 pub mod pause;
 pub mod reset;
+pub mod streams;
 pub use pause::{PauseOptions, UnpauseOptions, pause, unpause};
 
 /// The group-resource string KubeVirt puts in its conflict messages.
