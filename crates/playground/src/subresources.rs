@@ -2,7 +2,11 @@
 //! `.../namespaces/{ns}/virtualmachines/{name}/{start|stop|restart}` and
 //! `.../virtualmachineinstances/{name}/{pause|unpause|reset|softreboot}`, wire-compatible with KubeVirt's virt-api
 //! and backed by `virt_reconciler::execute`, the executor virtctl's client-side transport runs
-//! too. The handlers only route and answer.
+//! too; and the websocket streams (GET `.../virtualmachineinstances/{name}/{console|vnc}`,
+//! `.../{virtualmachineinstances|virtualmachines}/{name}/portforward/{port}[/{protocol}]`), in
+//! `streams`. The handlers only route and answer.
+
+mod streams;
 
 use std::sync::Arc;
 
@@ -10,7 +14,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::put;
+use axum::routing::{get, put};
 use http::StatusCode;
 use kube::Client;
 use serde_json::{Value, json};
@@ -28,7 +32,7 @@ pub struct SubresourceState {
 
 /// The refusal as the `metav1.Status` virt-api writes: details carry the object's name and
 /// KubeVirt's group-resource for conflicts and not-found.
-fn from_intent(e: IntentError) -> Response {
+pub(crate) fn from_intent(e: IntentError) -> Response {
     let mut body = json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {},
         "status": "Failure", "message": e.message, "reason": e.reason,
@@ -57,7 +61,7 @@ fn no_such_action() -> IntentError {
 }
 
 /// The client the handlers act with, once the API server is up.
-fn client(state: &SubresourceState) -> Result<&Client, IntentError> {
+pub(crate) fn client(state: &SubresourceState) -> Result<&Client, IntentError> {
     state.client.get().ok_or(IntentError {
         code: 503,
         reason: "ServiceUnavailable",
@@ -132,11 +136,35 @@ pub fn router(state: Arc<SubresourceState>) -> Router {
                 &format!(
                     "/apis/{GROUP}/{v}/namespaces/{{ns}}/virtualmachineinstances/{{name}}/{{action}}"
                 ),
-                put(pause_or_unpause),
+                put(pause_or_unpause).get(streams::vmi_console_or_vnc),
+            )
+            .route(
+                &format!(
+                    "/apis/{GROUP}/{v}/namespaces/{{ns}}/virtualmachineinstances/{{name}}/portforward/{{port}}"
+                ),
+                get(streams::vmi_port_forward),
+            )
+            .route(
+                &format!(
+                    "/apis/{GROUP}/{v}/namespaces/{{ns}}/virtualmachineinstances/{{name}}/portforward/{{port}}/{{protocol}}"
+                ),
+                get(streams::vmi_port_forward),
+            )
+            .route(
+                &format!(
+                    "/apis/{GROUP}/{v}/namespaces/{{ns}}/virtualmachines/{{name}}/portforward/{{port}}"
+                ),
+                get(streams::vm_port_forward),
+            )
+            .route(
+                &format!(
+                    "/apis/{GROUP}/{v}/namespaces/{{ns}}/virtualmachines/{{name}}/portforward/{{port}}/{{protocol}}"
+                ),
+                get(streams::vm_port_forward),
             )
             .route(
                 &format!("/apis/{GROUP}/{v}/version"),
-                axum::routing::get(version),
+                get(version),
             );
     }
     r.with_state(state)
@@ -152,6 +180,10 @@ pub fn mounted_group() -> localkube::MountedGroup {
         {"name": "virtualmachineinstances/unpause", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["update"]},
         {"name": "virtualmachineinstances/reset", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["update"]},
         {"name": "virtualmachineinstances/softreboot", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["update"]},
+        // The streams, as virt-api lists them (it lists no `virtualmachines/portforward`).
+        {"name": "virtualmachineinstances/console", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["get"]},
+        {"name": "virtualmachineinstances/vnc", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["get"]},
+        {"name": "virtualmachineinstances/portforward", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["get"]},
     ]);
     localkube::MountedGroup {
         group: GROUP.into(),
