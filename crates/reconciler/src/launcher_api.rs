@@ -35,8 +35,13 @@ pub fn accel_args(accel: Option<&str>) -> Vec<String> {
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum Request {
     /// Start the domain for this VMI unless it already runs.
+    #[serde(rename_all = "camelCase")]
     Sync {
         vmi: serde_json::Value,
+        /// authorized_keys lines from the VMI's `accessCredentials` (noCloud propagation),
+        /// which the launcher adds to the cloud-init user-data.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ssh_authorized_keys: Vec<String>,
     },
     /// The domain's status now.
     Status,
@@ -52,6 +57,50 @@ pub enum Request {
         grace_seconds: u64,
     },
     Kill,
+    /// Make guest port `port` reachable on a loopback host port; answers `address`.
+    Forward {
+        port: u16,
+        protocol: Protocol,
+    },
+    /// Forward guest port `port` on `POD_IP:port`, as a declared port (for Services).
+    Publish {
+        port: u16,
+        protocol: Protocol,
+    },
+}
+
+/// A forwarded port's protocol, lowercase on the wire as in KubeVirt's portforward path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+
+    /// `tcp`/`udp` in any case (a Service's `TCP`, a path's `tcp`); `None` for anything else.
+    pub fn parse(text: &str) -> Option<Protocol> {
+        if text.eq_ignore_ascii_case("tcp") {
+            Some(Protocol::Tcp)
+        } else if text.eq_ignore_ascii_case("udp") {
+            Some(Protocol::Udp)
+        } else {
+            None
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One response line.
@@ -62,6 +111,9 @@ pub struct Response {
     pub status: Option<DomainStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `forward`'s and `publish`'s answer: `IP:PORT` on the host where the guest port is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 impl Response {
@@ -70,6 +122,16 @@ impl Response {
             ok: true,
             status: Some(status),
             error: None,
+            address: None,
+        }
+    }
+    /// A forward's answer: where the guest port is reachable.
+    pub fn address(address: impl Into<String>) -> Self {
+        Response {
+            ok: true,
+            status: None,
+            error: None,
+            address: Some(address.into()),
         }
     }
     pub fn error(message: impl Into<String>) -> Self {
@@ -77,6 +139,7 @@ impl Response {
             ok: false,
             status: None,
             error: Some(message.into()),
+            address: None,
         }
     }
     /// A refusal that also says where the domain stands.
@@ -85,6 +148,7 @@ impl Response {
             ok: false,
             status: Some(status),
             error: Some(message.into()),
+            address: None,
         }
     }
 }
@@ -158,6 +222,28 @@ mod tests {
                 r#"{"op":"sync","vmi":{"kind":"VirtualMachineInstance"}}"#,
                 Request::Sync {
                     vmi: serde_json::json!({"kind": "VirtualMachineInstance"}),
+                    ssh_authorized_keys: vec![],
+                },
+            ),
+            (
+                r#"{"op":"sync","vmi":{},"sshAuthorizedKeys":["ssh-ed25519 AAAA a@b"]}"#,
+                Request::Sync {
+                    vmi: serde_json::json!({}),
+                    ssh_authorized_keys: vec!["ssh-ed25519 AAAA a@b".into()],
+                },
+            ),
+            (
+                r#"{"op":"forward","port":22,"protocol":"tcp"}"#,
+                Request::Forward {
+                    port: 22,
+                    protocol: Protocol::Tcp,
+                },
+            ),
+            (
+                r#"{"op":"publish","port":53,"protocol":"udp"}"#,
+                Request::Publish {
+                    port: 53,
+                    protocol: Protocol::Udp,
                 },
             ),
         ];
@@ -184,6 +270,30 @@ mod tests {
             serde_json::to_string(&err).unwrap(),
             r#"{"ok":false,"error":"no such domain"}"#
         );
+    }
+
+    #[test]
+    fn forward_answers_an_address_and_bad_forwards_do_not_read() {
+        assert_eq!(
+            serde_json::to_string(&Response::address("127.0.0.1:40123")).unwrap(),
+            r#"{"ok":true,"address":"127.0.0.1:40123"}"#
+        );
+        for bad in [
+            r#"{"op":"forward","port":22,"protocol":"sctp"}"#,
+            r#"{"op":"forward","port":70000,"protocol":"tcp"}"#,
+            r#"{"op":"forward","protocol":"tcp"}"#,
+        ] {
+            assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
+        }
+        for (text, want) in [
+            ("tcp", Some(Protocol::Tcp)),
+            ("TCP", Some(Protocol::Tcp)),
+            ("Udp", Some(Protocol::Udp)),
+            ("sctp", None),
+            ("", None),
+        ] {
+            assert_eq!(Protocol::parse(text), want, "{text}");
+        }
     }
 
     #[test]

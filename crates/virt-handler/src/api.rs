@@ -1,6 +1,7 @@
 //! virt-handler's HTTP API: `PUT /v1/namespaces/{ns}/virtualmachineinstances/{name}/pause`
-//! (and `unpause`, `reset`, `softreboot`), answered once the launcher confirms, and
-//! `GET /healthz`.
+//! (and `unpause`, `reset`, `softreboot`), answered once the launcher confirms; the websocket
+//! streams `GET .../{name}/console`, `.../vnc`, `.../portforward/{port}[/{protocol}]`
+//! ([`crate::streams`]); and `GET /healthz`.
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use virt_reconciler::intent::reset::NO_AGENT;
 use virt_reconciler::launcher_api::{DomainState, DomainStatus, Request};
 
 use crate::launcher::{self, LauncherError};
-use crate::{Shared, paths, vmis};
+use crate::{Shared, paths, streams, vmis};
 
 /// A pause, unpause or reset the launcher should carry out, or why not (pure).
 #[derive(Debug, Clone, PartialEq)]
@@ -63,12 +64,28 @@ pub fn check(verb: &str, followed: bool, domain: Option<&DomainStatus>) -> Check
     }
 }
 
-fn status(code: StatusCode, message: &str) -> Response {
-    let body = json!({
+/// metav1.Status's `reason` for a code, as the API server names it.
+fn reason(code: StatusCode) -> Option<&'static str> {
+    Some(match code.as_u16() {
+        400 => "BadRequest",
+        404 => "NotFound",
+        409 => "Conflict",
+        500 | 502 => "InternalError",
+        503 => "ServiceUnavailable",
+        _ => return None,
+    })
+}
+
+/// A metav1.Status answer with `message`.
+pub(crate) fn status(code: StatusCode, message: &str) -> Response {
+    let mut body = json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {},
         "status": if code.is_success() { "Success" } else { "Failure" },
         "message": message, "code": code.as_u16(),
     });
+    if let Some(reason) = reason(code).filter(|_| !code.is_success()) {
+        body["reason"] = json!(reason);
+    }
     (
         code,
         [(http::header::CONTENT_TYPE, "application/json")],
@@ -131,7 +148,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route(
             "/v1/namespaces/{ns}/virtualmachineinstances/{name}/{verb}",
-            put(pause_or_unpause),
+            put(pause_or_unpause).get(streams::named),
+        )
+        .route(
+            "/v1/namespaces/{ns}/virtualmachineinstances/{name}/portforward/{port}",
+            get(streams::port_forward_tcp),
+        )
+        .route(
+            "/v1/namespaces/{ns}/virtualmachineinstances/{name}/portforward/{port}/{protocol}",
+            get(streams::port_forward),
         )
         .route("/healthz", get(healthz))
         .with_state(shared)

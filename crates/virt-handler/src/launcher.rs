@@ -64,9 +64,9 @@ impl Connection {
         written.map_err(|e| self.protocol(e))
     }
 
-    /// The next answer line: the domain's status, or the launcher's refusal. `Ok(None)` when
-    /// the launcher hung up.
-    pub async fn next(&mut self) -> Result<Option<DomainStatus>, LauncherError> {
+    /// The next answer line, an `ok` one (a refusal is the error). `Ok(None)` when the
+    /// launcher hung up.
+    pub async fn next_response(&mut self) -> Result<Option<Response>, LauncherError> {
         let line = match self.lines.next_line().await {
             Ok(Some(line)) => line,
             Ok(None) => return Ok(None),
@@ -80,7 +80,16 @@ impl Connection {
                 .unwrap_or_else(|| "refused, no reason given".into());
             return Err(LauncherError::Refused(why, response.status.map(Box::new)));
         }
-        Ok(Some(response.status.unwrap_or_default()))
+        Ok(Some(response))
+    }
+
+    /// The next answer line: the domain's status, or the launcher's refusal. `Ok(None)` when
+    /// the launcher hung up.
+    pub async fn next(&mut self) -> Result<Option<DomainStatus>, LauncherError> {
+        Ok(self
+            .next_response()
+            .await?
+            .map(|r| r.status.unwrap_or_default()))
     }
 
     /// Sends `request` and reads its one answer.
@@ -95,4 +104,17 @@ impl Connection {
 /// One request on a connection of its own.
 pub async fn call(path: &Path, request: &Request) -> Result<DomainStatus, LauncherError> {
     Connection::open(path).await?.call(request).await
+}
+
+/// A `forward` or `publish` on a connection of its own: the host address it answers.
+pub async fn call_for_address(path: &Path, request: &Request) -> Result<String, LauncherError> {
+    let mut connection = Connection::open(path).await?;
+    connection.send(request).await?;
+    let response = connection
+        .next_response()
+        .await?
+        .ok_or_else(|| connection.protocol("hung up before answering"))?;
+    response
+        .address
+        .ok_or_else(|| connection.protocol("answered without an address"))
 }

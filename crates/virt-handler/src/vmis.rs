@@ -17,6 +17,7 @@ use virt_reconciler::launcher_api::{DomainStatus, Request};
 use virt_reconciler::vmi::{DEFAULT_GRACE_PERIOD_SECONDS, launcher_pod_selector_of_uid, phase};
 use virt_reconciler::{VirtualMachineInstance, controller, domain_status, kube_error};
 
+use crate::access_credentials;
 use crate::launcher::{self, Connection, LauncherError};
 use crate::{Shared, Tracked, paths};
 
@@ -118,13 +119,7 @@ impl Workers {
         }
         {
             let mut vmis = shared.vmis.lock().unwrap_or_else(|e| e.into_inner());
-            vmis.insert(
-                key(&vmi),
-                Tracked {
-                    uid: vmi_uid.clone(),
-                    domain: None,
-                },
-            );
+            vmis.insert(key(&vmi), Tracked::new(vmi_uid.clone()));
         }
         let worker = tokio::spawn(follow_launcher(shared.clone(), vmi));
         self.running.insert(vmi_uid, worker);
@@ -183,6 +178,11 @@ async fn follow_launcher(shared: Arc<Shared>, vmi: VirtualMachineInstance) {
     };
     let mut backoff = Backoff::new();
     let mut synced = false;
+    let vmi_json = serde_json::to_value(&vmi).unwrap_or_default();
+    let sources = access_credentials::ssh_key_sources(&vmi_json);
+    for why in &sources.ignored {
+        tracing::warn!("VMI {ns}/{name}: accessCredentials: {why}");
+    }
     loop {
         if !socket.exists() {
             // The launcher is starting.
@@ -190,8 +190,19 @@ async fn follow_launcher(shared: Arc<Shared>, vmi: VirtualMachineInstance) {
             continue;
         }
         if !synced {
+            // As a Pod waits for its Secret volumes, the domain waits for the key Secrets.
+            let ssh_authorized_keys =
+                match access_credentials::read_keys(&shared.client, &ns, &sources).await {
+                    Ok(keys) => keys,
+                    Err(e) => {
+                        tracing::warn!("VMI {ns}/{name}: accessCredentials: {e}");
+                        backoff.wait().await;
+                        continue;
+                    }
+                };
             let sync = Request::Sync {
-                vmi: serde_json::to_value(&vmi).unwrap_or_default(),
+                vmi: vmi_json.clone(),
+                ssh_authorized_keys,
             };
             match launcher::call(&socket, &sync).await {
                 Ok(_) => synced = true,
@@ -240,6 +251,24 @@ async fn watch(
     Ok(())
 }
 
+/// The VMI's launcher Pod (the newest, should there be several).
+pub async fn launcher_pod(shared: &Shared, ns: &str, vmi_uid: &str) -> anyhow::Result<Option<Pod>> {
+    let pods: Api<Pod> = Api::namespaced(shared.client.clone(), ns);
+    let lp = ListParams::default().labels(&launcher_pod_selector_of_uid(vmi_uid));
+    let pod = pods
+        .list(&lp)
+        .await
+        .map_err(|e| anyhow::anyhow!("listing its launcher Pod: {}", kube_error::message(&e)))?
+        .items
+        .into_iter()
+        .max_by(|a, b| {
+            a.metadata
+                .creation_timestamp
+                .cmp(&b.metadata.creation_timestamp)
+        });
+    Ok(pod)
+}
+
 /// How many times a status write is retried after another writer changed the VMI.
 const CONFLICT_RETRIES: usize = 5;
 
@@ -254,18 +283,10 @@ pub async fn apply(
 ) -> anyhow::Result<()> {
     let vmis: Api<VirtualMachineInstance> = Api::namespaced(shared.client.clone(), ns);
     let pods: Api<Pod> = Api::namespaced(shared.client.clone(), ns);
-    let lp = ListParams::default().labels(&launcher_pod_selector_of_uid(vmi_uid));
-    let pod = pods
-        .list(&lp)
-        .await
-        .map_err(|e| anyhow::anyhow!("listing its launcher Pod: {}", kube_error::message(&e)))?
-        .items
-        .into_iter()
-        .max_by(|a, b| {
-            a.metadata
-                .creation_timestamp
-                .cmp(&b.metadata.creation_timestamp)
-        });
+    let pod = launcher_pod(shared, ns, vmi_uid).await?;
+    if let Some(pod) = &pod {
+        shared.record_pod(ns, name, vmi_uid, pod);
+    }
     let pod_ip = pod.as_ref().and_then(|p| p.status.as_ref()?.pod_ip.clone());
     for attempt in 1..=CONFLICT_RETRIES {
         let Some(vmi) = vmis.get_opt(name).await? else {

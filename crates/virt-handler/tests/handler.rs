@@ -246,7 +246,7 @@ async fn handler_drives_the_launcher_and_reports_the_domain() {
 
     let fake = FakeLauncher::start(&sockets_dir(host_root.path()).join(format!("{uid}.sock")));
     match fake.next_command().await {
-        Request::Sync { vmi } => {
+        Request::Sync { vmi, .. } => {
             assert_eq!(vmi["metadata"]["name"], "vm1");
             assert_eq!(vmi["metadata"]["uid"], uid.as_str());
         }

@@ -2,12 +2,14 @@
 //! follows the guest's console log (see `docs/data-plane.md`).
 //!
 //! Pure parts: [`qemu_command`] (the QEMU command line), [`image_ref`], [`quantity`],
-//! [`cloud_init`] (the seed's content), [`domain`] (states and exit codes). I/O: [`qmp`],
+//! [`cloud_init`] (the seed's content), [`domain`] (states and exit codes), [`forwards`]
+//! (port forwards). I/O: [`qmp`],
 //! [`server`] (the command socket), [`supervisor`] (QEMU's life), [`tail`].
 
 pub mod cli;
 pub mod cloud_init;
 pub mod domain;
+pub mod forwards;
 pub mod image_ref;
 pub mod qemu_command;
 pub mod qmp;

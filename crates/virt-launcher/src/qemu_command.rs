@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use base64::Engine;
 use serde_json::Value;
 use thiserror::Error;
+use virt_reconciler::launcher_api::Protocol;
 
 use crate::cloud_init::SeedFiles;
 use crate::image_ref::image_file_name;
@@ -78,6 +79,11 @@ pub struct LaunchPlan {
     pub serial_log: String,
     /// Declared ports that are not forwarded (no local Pod IP).
     pub unforwarded_ports: Vec<u16>,
+    /// Declared ports to forward on the local Pod IP once QEMU runs (QMP `hostfwd_add`, so
+    /// that a port that cannot be bound is skipped instead of failing QEMU's start).
+    pub declared_ports: Vec<(Protocol, u16)>,
+    /// The pod network's `-netdev` id, which forwards name; none without an interface.
+    pub netdev: Option<String>,
     /// The first interface's MAC address, when the VMI sets one.
     pub mac: Option<String>,
     /// `startStrategy: Paused`: QEMU starts stopped (`-S`).
@@ -193,6 +199,8 @@ pub fn plan(vmi: &Value, settings: &Settings) -> Result<LaunchPlan, PlanError> {
         qmp_socket,
         serial_log,
         unforwarded_ports: Vec::new(),
+        declared_ports: Vec::new(),
+        netdev: None,
         mac: None,
         start_paused,
     };
@@ -520,14 +528,14 @@ fn add_network(vmi: &Vmi, settings: &Settings, plan: &mut LaunchPlan) -> Result<
                 ));
             }
         };
-        let mut netdev = format!(
+        let netdev = format!(
             "user,id=netdev-ua-{name},{USER_NETWORK},hostname={}",
             qemu_escape(&vmi.metadata.name)
         );
         for port in &interface.ports {
             let protocol = match port.protocol.as_deref().unwrap_or("TCP") {
-                "TCP" | "tcp" => "tcp",
-                "UDP" | "udp" => "udp",
+                "TCP" | "tcp" => Protocol::Tcp,
+                "UDP" | "udp" => Protocol::Udp,
                 other => {
                     return fail(format!(
                         "interface {name:?}: port {}: protocol {other:?} is not TCP or UDP",
@@ -537,13 +545,11 @@ fn add_network(vmi: &Vmi, settings: &Settings, plan: &mut LaunchPlan) -> Result<
             };
             match settings.forward_address {
                 // QEMU 7.2's hostfwd binds IPv4 addresses only.
-                Some(IpAddr::V4(address)) => netdev.push_str(&format!(
-                    ",hostfwd={protocol}:{address}:{0}-:{0}",
-                    port.port
-                )),
+                Some(IpAddr::V4(_)) => plan.declared_ports.push((protocol, port.port)),
                 _ => plan.unforwarded_ports.push(port.port),
             }
         }
+        plan.netdev = Some(format!("netdev-ua-{name}"));
         let mut device = format!("{model},netdev=netdev-ua-{name},id=ua-{name},romfile=");
         if let Some(mac) = &interface.mac_address {
             if !is_mac(mac) {
@@ -871,16 +877,29 @@ mod tests {
             ..settings()
         };
         let plan_local = plan(&vmi, &local).unwrap();
+        // Forwarded over QMP once QEMU runs, not on its command line.
         assert_eq!(
             values(&plan_local.argv, "-netdev"),
             [
-                "user,id=netdev-ua-default,net=10.0.2.0/24,host=10.0.2.1,dhcpstart=10.0.2.2,hostname=vm-cirros,hostfwd=tcp:127.0.0.1:22-:22,hostfwd=udp:127.0.0.1:53-:53"
+                "user,id=netdev-ua-default,net=10.0.2.0/24,host=10.0.2.1,dhcpstart=10.0.2.2,hostname=vm-cirros"
             ]
         );
+        assert_eq!(
+            plan_local.declared_ports,
+            [(Protocol::Tcp, 22), (Protocol::Udp, 53)]
+        );
+        assert_eq!(plan_local.netdev.as_deref(), Some("netdev-ua-default"));
         assert_eq!(values(&plan_local.argv, "-accel"), ["kvm"]);
         assert!(plan_local.unforwarded_ports.is_empty());
         let simulated = plan(&vmi, &settings()).unwrap();
         assert_eq!(simulated.unforwarded_ports, [22, 53]);
+        assert!(simulated.declared_ports.is_empty());
+        let no_interface = with(
+            cirros(),
+            "/spec/domain/devices/autoattachPodInterface",
+            json!(false),
+        );
+        assert_eq!(plan(&no_interface, &local).unwrap().netdev, None);
     }
 
     #[test]

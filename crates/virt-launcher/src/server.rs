@@ -10,17 +10,30 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
-use virt_reconciler::launcher_api::{DomainState, DomainStatus, Request, Response};
+use virt_reconciler::launcher_api::{DomainState, DomainStatus, Protocol, Request, Response};
 
 /// A request the supervisor carries out.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Sync(serde_json::Value),
+    Sync {
+        vmi: serde_json::Value,
+        ssh_authorized_keys: Vec<String>,
+    },
     Pause,
     Unpause,
     Reset,
-    Shutdown { grace_seconds: u64 },
+    Shutdown {
+        grace_seconds: u64,
+    },
     Kill,
+    Forward {
+        port: u16,
+        protocol: Protocol,
+    },
+    Publish {
+        port: u16,
+        protocol: Protocol,
+    },
 }
 
 pub type Commands = mpsc::Sender<(Command, oneshot::Sender<Response>)>;
@@ -107,12 +120,20 @@ async fn connection(stream: UnixStream, status: Status, commands: Commands, in_f
             Err(e) => Err(Response::error(format!("bad request: {e}"))),
             Ok(Request::Status) => Err(Response::ok(status.borrow().clone())),
             Ok(Request::Watch) => return watch(&status, &mut writer, &mut lines).await,
-            Ok(Request::Sync { vmi }) => Ok(Command::Sync(vmi)),
+            Ok(Request::Sync {
+                vmi,
+                ssh_authorized_keys,
+            }) => Ok(Command::Sync {
+                vmi,
+                ssh_authorized_keys,
+            }),
             Ok(Request::Pause) => Ok(Command::Pause),
             Ok(Request::Unpause) => Ok(Command::Unpause),
             Ok(Request::Reset) => Ok(Command::Reset),
             Ok(Request::Shutdown { grace_seconds }) => Ok(Command::Shutdown { grace_seconds }),
             Ok(Request::Kill) => Ok(Command::Kill),
+            Ok(Request::Forward { port, protocol }) => Ok(Command::Forward { port, protocol }),
+            Ok(Request::Publish { port, protocol }) => Ok(Command::Publish { port, protocol }),
         };
         // Held until the answer is written.
         let mut _answering = None;

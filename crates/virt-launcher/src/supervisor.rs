@@ -1,21 +1,23 @@
 //! QEMU's life: waits for `sync`, prepares the disks, starts QEMU, follows it over QMP, carries
 //! out pause, unpause, shutdown and kill, and decides the final state and exit code.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
-use virt_reconciler::launcher_api::{DomainState, DomainStatus, Response, SyncFailure};
+use virt_reconciler::launcher_api::{DomainState, DomainStatus, Protocol, Response, SyncFailure};
 use virt_reconciler::status::reason::ERR_IMAGE_PULL;
 
-use crate::cloud_init::create_seed_file;
+use crate::cloud_init::{add_authorized_keys, create_seed_file};
 use crate::domain::{self, KillCause, Observed, PAUSED_BY_USER, ProcessEnd};
+use crate::forwards::{self, ForwardTable, Kind};
 use crate::qemu_command::{self, LaunchPlan, Settings};
 use crate::qmp::{Event, Qmp};
 use crate::server::{self, Status};
@@ -44,7 +46,14 @@ struct Domain {
     kill_at: Option<Instant>,
     /// `kill` requests answered once QEMU is gone.
     kill_replies: Vec<oneshot::Sender<Response>>,
+    /// The pod network's netdev, through which ports are forwarded.
+    netdev: Option<String>,
+    forwards: ForwardTable,
 }
+
+/// How many free loopback ports a `forward` tries: another process may take the one picked
+/// between its probe and QEMU's bind.
+const FORWARD_ATTEMPTS: usize = 5;
 
 pub fn log(message: impl std::fmt::Display) {
     eprintln!("virt-launcher: {message}");
@@ -81,7 +90,7 @@ impl Supervisor {
         let mut domain = loop {
             tokio::select! {
                 Some((command, reply)) = self.commands.recv() => match command {
-                    server::Command::Sync(vmi) => match self.start(&vmi).await {
+                    server::Command::Sync { vmi, ssh_authorized_keys } => match self.start(&vmi, &ssh_authorized_keys).await {
                         Ok(domain) => {
                             let _ = reply.send(Response::ok(self.status_now()));
                             break domain;
@@ -115,7 +124,11 @@ impl Supervisor {
                         let _ = reply.send(Response::ok(self.status_now()));
                         return Ok(1);
                     }
-                    server::Command::Pause | server::Command::Unpause | server::Command::Reset => {
+                    server::Command::Pause
+                    | server::Command::Unpause
+                    | server::Command::Reset
+                    | server::Command::Forward { .. }
+                    | server::Command::Publish { .. } => {
                         let _ = reply.send(Response::error("the domain has not started (no sync yet)"));
                     }
                 },
@@ -156,7 +169,7 @@ impl Supervisor {
         0
     }
 
-    async fn start(&self, vmi: &Value) -> anyhow::Result<Domain> {
+    async fn start(&self, vmi: &Value, ssh_authorized_keys: &[String]) -> anyhow::Result<Domain> {
         let uid = vmi.pointer("/metadata/uid").and_then(Value::as_str);
         if let Some(uid) = uid.filter(|u| *u != self.vmi_uid) {
             bail!(
@@ -165,6 +178,7 @@ impl Supervisor {
             );
         }
         let mut plan = qemu_command::plan(vmi, &self.settings)?;
+        add_keys_to_seed(&mut plan, ssh_authorized_keys);
         prepare_files(&plan, &self.settings)?;
         for (image, floor) in image_memory_floors(&plan)? {
             if let Some((asked, given)) = qemu_command::raise_memory(&mut plan, floor) {
@@ -201,8 +215,7 @@ impl Supervisor {
             status.mac = plan.mac.clone();
             status.sync_failure = None;
         });
-        self.set_state(state, reason);
-        Ok(Domain {
+        let mut domain = Domain {
             child,
             pid,
             qmp,
@@ -211,7 +224,103 @@ impl Supervisor {
             paused_by_user: plan.start_paused,
             kill_at: None,
             kill_replies: Vec::new(),
-        })
+            netdev: plan.netdev.clone(),
+            forwards: ForwardTable::default(),
+        };
+        // Declared ports: a port QEMU cannot bind (taken, or privileged for a non-root
+        // launcher) is skipped and said, rather than failing the start.
+        for (protocol, port) in &plan.declared_ports {
+            match self.publish(&mut domain, *protocol, *port).await {
+                Ok(address) => log(format_args!(
+                    "declared port {protocol}/{port} forwarded on {address}"
+                )),
+                Err(e) => log(format_args!(
+                    "not forwarding declared port {protocol}/{port}: {e}"
+                )),
+            }
+        }
+        self.set_state(state, reason);
+        Ok(domain)
+    }
+
+    /// QMP `human-monitor-command` `hostfwd_add`.
+    async fn hostfwd(
+        &self,
+        domain: &Domain,
+        protocol: Protocol,
+        host: SocketAddr,
+        guest_port: u16,
+    ) -> Result<(), String> {
+        let netdev = domain
+            .netdev
+            .as_deref()
+            .ok_or("the VMI has no pod network interface to forward through")?;
+        let command = forwards::hostfwd_add(netdev, protocol, host, guest_port);
+        let answer = timeout(
+            QMP_ANSWER_DEADLINE,
+            domain.qmp.execute(
+                "human-monitor-command",
+                Some(json!({"command-line": command})),
+            ),
+        )
+        .await
+        .map_err(|_| "QMP hostfwd_add timed out".to_string())?
+        .map_err(|e| format!("{e:#}"))?;
+        match forwards::hostfwd_error(answer.as_str().unwrap_or_default()) {
+            None => Ok(()),
+            Some(error) => Err(error),
+        }
+    }
+
+    /// Guest `port` reachable from the host: an existing forward, else a new one on a free
+    /// loopback port.
+    async fn forward(
+        &self,
+        domain: &mut Domain,
+        protocol: Protocol,
+        port: u16,
+    ) -> Result<SocketAddr, String> {
+        if port == 0 {
+            return Err("port must be 1-65535".into());
+        }
+        if let Some(address) = domain.forwards.reachable(protocol, port) {
+            return Ok(address);
+        }
+        let mut last_error = String::new();
+        for _ in 0..FORWARD_ATTEMPTS {
+            let host = free_loopback_port(protocol)
+                .map_err(|e| format!("cannot find a free loopback port: {e}"))?;
+            match self.hostfwd(domain, protocol, host, port).await {
+                Ok(()) => {
+                    domain.forwards.record(protocol, port, Kind::Loopback, host);
+                    log(format_args!(
+                        "guest port {protocol}/{port} forwarded on {host}"
+                    ));
+                    return Ok(host);
+                }
+                Err(e) => last_error = e,
+            }
+        }
+        Err(last_error)
+    }
+
+    /// Guest `port` forwarded on `POD_IP:port`, as a declared port is.
+    async fn publish(
+        &self,
+        domain: &mut Domain,
+        protocol: Protocol,
+        port: u16,
+    ) -> Result<SocketAddr, String> {
+        if port == 0 {
+            return Err("port must be 1-65535".into());
+        }
+        let address = forwards::publish_address(self.settings.forward_address, port)?;
+        if let Some(existing) = domain.forwards.find(protocol, port, Kind::PodIp) {
+            return Ok(existing);
+        }
+        self.hostfwd(domain, protocol, address, port).await?;
+        domain.forwards.record(protocol, port, Kind::PodIp, address);
+        Ok(address)
     }
 
     fn on_event(&self, domain: &mut Domain, event: Event) {
@@ -248,7 +357,22 @@ impl Supervisor {
     ) {
         let state = self.status.borrow().state;
         let answer = match command {
-            server::Command::Sync(_) => Ok(()),
+            server::Command::Sync { .. } => Ok(()),
+            server::Command::Forward { port, protocol } => {
+                let answer = self.forward(domain, protocol, port).await;
+                let _ = reply.send(address_answer(answer));
+                return;
+            }
+            server::Command::Publish { port, protocol } => {
+                let answer = self.publish(domain, protocol, port).await;
+                if let Ok(address) = &answer {
+                    log(format_args!(
+                        "guest port {protocol}/{port} published on {address}"
+                    ));
+                }
+                let _ = reply.send(address_answer(answer));
+                return;
+            }
             server::Command::Pause | server::Command::Unpause | server::Command::Reset
                 if state == DomainState::Shutdown =>
             {
@@ -371,6 +495,50 @@ impl Supervisor {
             let _ = reply.send(Response::ok(self.status_now()));
         }
         code
+    }
+}
+
+fn address_answer(answer: Result<SocketAddr, String>) -> Response {
+    match answer {
+        Ok(address) => Response::address(address.to_string()),
+        Err(e) => Response::error(e),
+    }
+}
+
+/// A loopback port free right now (the socket is closed again for QEMU to bind).
+fn free_loopback_port(protocol: Protocol) -> std::io::Result<SocketAddr> {
+    match protocol {
+        Protocol::Tcp => std::net::TcpListener::bind("127.0.0.1:0")?.local_addr(),
+        Protocol::Udp => std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr(),
+    }
+}
+
+/// The SSH keys of the VMI's `accessCredentials` go into the first NoCloud seed's user-data;
+/// when they cannot, the guest boots without them and the log says why.
+fn add_keys_to_seed(plan: &mut LaunchPlan, keys: &[String]) {
+    if keys.is_empty() {
+        return;
+    }
+    let Some(seed) = plan.seeds.first_mut() else {
+        log(format_args!(
+            "{} SSH keys from accessCredentials not propagated: the VMI has no cloudInitNoCloud volume",
+            keys.len()
+        ));
+        return;
+    };
+    match add_authorized_keys(&seed.files.user_data, keys) {
+        Ok(user_data) => {
+            seed.files.user_data = user_data;
+            log(format_args!(
+                "{} SSH keys from accessCredentials added to the user-data of {}",
+                keys.len(),
+                seed.path
+            ));
+        }
+        Err(e) => log(format_args!(
+            "{} SSH keys from accessCredentials not propagated: {e}",
+            keys.len()
+        )),
     }
 }
 

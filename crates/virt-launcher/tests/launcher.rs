@@ -494,19 +494,38 @@ fn declared_ports_are_forwarded_on_a_local_pod_ip_only() {
         return;
     }
     let port = free_port();
+    // A declared port QEMU cannot bind (here: taken) is skipped; QEMU starts all the same.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let mut vmi = vmi_with_port(port);
+    vmi["spec"]["domain"]["devices"]["interfaces"][0]["ports"] =
+        json!([{"port": port}, {"port": taken_port}]);
     let launcher = Launcher::start_with_pod_ip(
         30,
         &[("testdisk.img", vec![0u8; 1 << 20])],
         Some("127.0.0.1"),
     );
-    let pid = qemu_pid(&launcher.sync_vmi(vmi_with_port(port)));
-    let joined = cmdline(pid).join(" ");
-    assert!(
-        joined.contains(&format!("hostfwd=tcp:127.0.0.1:{port}-:{port}")),
-        "{joined}"
-    );
+    let response = launcher.sync_vmi(vmi);
+    assert_eq!(state(&response), "Running", "{response}");
     // QEMU's user-mode network listens on the Pod IP for the guest.
     std::net::TcpStream::connect(("127.0.0.1", port)).expect("the forwarded port listens");
+    let stderr = launcher.stderr();
+    assert!(
+        stderr.contains(&format!(
+            "declared port tcp/{port} forwarded on 127.0.0.1:{port}"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("not forwarding declared port tcp/{taken_port}: ")),
+        "{stderr}"
+    );
+    // A forward of a declared port answers the Pod IP's address.
+    let forward = launcher.request(json!({"op": "forward", "port": port, "protocol": "tcp"}));
+    assert_eq!(
+        forward,
+        json!({"ok": true, "address": format!("127.0.0.1:{port}")})
+    );
 
     // 192.0.2.1 (TEST-NET-1) is no address of this host: nothing is forwarded, and it is said.
     let simulated = Launcher::start_with_pod_ip(
@@ -521,6 +540,39 @@ fn declared_ports_are_forwarded_on_a_local_pod_ip_only() {
         stderr.contains(&format!("not forwarding ports [{port}]")),
         "{stderr}"
     );
+    let publish = simulated.request(json!({"op": "publish", "port": 22, "protocol": "tcp"}));
+    assert_eq!(
+        publish,
+        json!({"ok": false, "error": "cannot publish port 22: POD_IP is not an address of this host"})
+    );
+}
+
+#[test]
+fn forward_picks_a_loopback_port_once_per_port_and_protocol() {
+    if !qemu_available("forward") {
+        return;
+    }
+    let launcher = Launcher::start(30, &[("testdisk.img", vec![0u8; 1 << 20])]);
+    let before = launcher.request(json!({"op": "forward", "port": 22, "protocol": "tcp"}));
+    assert_eq!(
+        before,
+        json!({"ok": false, "error": "the domain has not started (no sync yet)"})
+    );
+    launcher.sync_vmi(vmi_with_port(8080));
+    let first = launcher.request(json!({"op": "forward", "port": 22, "protocol": "tcp"}));
+    let address = first["address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{first}"));
+    assert!(address.starts_with("127.0.0.1:"), "{first}");
+    let again = launcher.request(json!({"op": "forward", "port": 22, "protocol": "tcp"}));
+    assert_eq!(again, first);
+    let udp = launcher.request(json!({"op": "forward", "port": 22, "protocol": "udp"}));
+    let udp_address = udp["address"].as_str().unwrap_or_else(|| panic!("{udp}"));
+    assert_ne!(udp_address, address);
+    let bad = launcher.request(json!({"op": "forward", "port": 0, "protocol": "tcp"}));
+    assert_eq!(bad, json!({"ok": false, "error": "port must be 1-65535"}));
+    // slirp listens there for the guest.
+    std::net::TcpStream::connect(address).expect("the forward listens");
 }
 
 #[test]
