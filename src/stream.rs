@@ -218,18 +218,29 @@ pub async fn copy_from_reader<R: AsyncRead + Unpin>(
     }
 }
 
-/// Splices a local byte stream (a TCP connection) and the websocket both ways until either
-/// side ends.
+/// After the local side ends (and a close frame is sent), how long the server's last bytes
+/// and its close frame are awaited.
+pub const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Splices a local byte stream (a TCP connection) and the websocket both ways. The server's
+/// end ends it; the local end sends a close frame and still delivers what the server sends
+/// until it closes too (at most [`CLOSE_GRACE`]), as a half-closed TCP connection would.
 pub async fn splice<S: AsyncRead + AsyncWrite + Unpin>(ws: WsStream, local: S) -> StreamEnd {
     let (mut sink, mut source) = ws.split();
     let (mut read_half, mut write_half) = tokio::io::split(local);
+    let receiving = copy_to_writer(&mut source, &mut write_half);
+    tokio::pin!(receiving);
     tokio::select! {
-        end = copy_to_writer(&mut source, &mut write_half) => end,
-        sent = copy_from_reader(&mut read_half, &mut sink) => match sent {
-            Ok(()) => StreamEnd::Closed,
-            Err(e) => StreamEnd::Failed(e),
-        },
+        end = &mut receiving => return end,
+        sent = copy_from_reader(&mut read_half, &mut sink) => {
+            if let Err(e) = sent {
+                return StreamEnd::Failed(e);
+            }
+        }
     }
+    tokio::time::timeout(CLOSE_GRACE, receiving)
+        .await
+        .unwrap_or(StreamEnd::Closed)
 }
 
 /// Stdin as chunks, read by a thread of its own: a read blocked on a terminal or pipe must

@@ -42,11 +42,13 @@ pub async fn run(connection: &LazyConnection, opts: &ConsoleSettings) -> anyhow:
             return Ok(());
         }
     };
+    let raw = RawMode::enter().map_err(|e| anyhow::anyhow!("make raw terminal failed: {e}"))?;
+    // After raw mode, as KubeVirt's virtctl: typing can start once this is shown.
+    let newline = if raw.is_some() { "\r\n" } else { "\n" };
     eprint!(
-        "Successfully connected to {} console. Press Ctrl+] or Ctrl+5 to exit console.\n",
+        "Successfully connected to {} console. Press Ctrl+] or Ctrl+5 to exit console.{newline}",
         opts.name
     );
-    let raw = RawMode::enter().map_err(|e| anyhow::anyhow!("make raw terminal failed: {e}"))?;
     let end = attach(ws).await;
     drop(raw);
     match end {

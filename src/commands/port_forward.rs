@@ -134,7 +134,8 @@ async fn exists(remote: &Remote) -> anyhow::Result<()> {
     found.map_err(|e| anyhow::anyhow!("{}", kube_error::message(&e)))
 }
 
-/// stdin to the stream, the stream to stdout, until either ends.
+/// stdin to the stream, the stream to stdout. The server's end ends it; the end of stdin
+/// sends a close frame, and what the server still sends is written until it closes too.
 async fn stdio(remote: &Remote, port: &ForwardedPort) -> anyhow::Result<()> {
     let ws = remote.dial(port).await.map_err(|e| anyhow::anyhow!(e))?;
     let (mut sink, mut source) = ws.split();
@@ -148,12 +149,17 @@ async fn stdio(remote: &Remote, port: &ForwardedPort) -> anyhow::Result<()> {
         let _ = sink.send(Message::Close(None)).await;
     };
     let mut stdout = stream::Stdout;
-    tokio::select! {
-        () = sending => Ok(()),
-        end = stream::copy_to_writer(&mut source, &mut stdout) => match end {
-            StreamEnd::Closed => Ok(()),
-            StreamEnd::Failed(e) => anyhow::bail!("port-forward stream failed: {e}"),
-        },
+    let receiving = stream::copy_to_writer(&mut source, &mut stdout);
+    tokio::pin!(receiving);
+    let end = tokio::select! {
+        end = &mut receiving => end,
+        () = sending => tokio::time::timeout(stream::CLOSE_GRACE, receiving)
+            .await
+            .unwrap_or(StreamEnd::Closed),
+    };
+    match end {
+        StreamEnd::Closed => Ok(()),
+        StreamEnd::Failed(e) => anyhow::bail!("port-forward stream failed: {e}"),
     }
 }
 
