@@ -81,6 +81,10 @@ Examples:
   # Expose its SSH port as a Service:
   virtctl expose vm myvm --name myvm-ssh --port 22
 
+  # Reach its guest: the serial console, or SSH as user 'jdoe':
+  virtctl console myvm
+  virtctl ssh jdoe@vm/myvm
+
 Use \"virtctl <command> --help\" for more information about a given command.";
 
 const START_AFTER_HELP: &str = "\

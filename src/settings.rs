@@ -250,8 +250,8 @@ pub enum Viewer {
     Detect,
     /// TigerVNC's `vncviewer` (at this path, or found on the PATH).
     Tiger(Option<std::path::PathBuf>),
-    /// `remote-viewer` (at this path, or found on the PATH).
-    RemoteViewer(Option<std::path::PathBuf>),
+    /// virt-viewer's `remote-viewer` (at this path, or found on the PATH).
+    Spice(Option<std::path::PathBuf>),
 }
 
 /// `vnc`.
@@ -524,7 +524,7 @@ fn vnc(a: &cli::VncArgs) -> anyhow::Result<VncSettings> {
         None if path.is_some() => bail!("--vnc-path needs --vnc-type (tiger or remote-viewer)"),
         None => Viewer::Detect,
         Some("tiger") => Viewer::Tiger(path),
-        Some("remote-viewer") => Viewer::RemoteViewer(path),
+        Some("remote-viewer") => Viewer::Spice(path),
         Some(other @ ("chicken" | "real")) => {
             bail!("unsupported vnc-type for {}: {other}", std::env::consts::OS)
         }

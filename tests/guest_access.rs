@@ -13,8 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use common::fake::{Recorded, status_body};
 use common::virtctl_raw;
-use common::ws_fake::{Answer, Recorded, WsFake, status_body, vmi_json};
+use common::ws_fake::{Answer, WsFake, vmi_json};
 
 /// Long enough for a loaded machine; only a broken stream waits this long.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -114,13 +115,26 @@ fn next_line(rx: &mpsc::Receiver<String>, what: &str) -> String {
 /// Waits for the child to exit (killing it after the deadline) and returns its code.
 fn exit_code(child: &mut Child) -> i32 {
     for _ in 0..(DEADLINE.as_millis() / 50) {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code().unwrap_or(-1);
+        if child.try_wait().unwrap().is_some() {
+            break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
-    panic!("virtctl did not exit");
+    let status = child.wait().unwrap();
+    status
+        .code()
+        .expect("virtctl exited by itself, before the deadline")
+}
+
+/// Ctrl+C (SIGINT), then the exit code.
+fn interrupt(child: &mut Child) -> i32 {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    exit_code(child)
 }
 
 /// Reads exactly `n` bytes, or fails at the deadline.
@@ -159,7 +173,7 @@ fn port_forward_tcp_connections_echo_through_the_stream() {
         conn.write_all(message.as_bytes()).unwrap();
         assert_eq!(read_n(&mut conn, message.len()), message.as_bytes());
     }
-    child.kill().unwrap();
+    assert_eq!(interrupt(&mut child), 0, "Ctrl+C ends it");
     let upgrades = server.upgrades();
     assert_eq!(upgrades.len(), 2, "one stream per connection: {upgrades:?}");
     for r in upgrades {
@@ -194,7 +208,7 @@ fn port_forward_udp_datagrams_echo() {
         let (n, _) = socket.recv_from(&mut buf).expect("the datagram comes back");
         assert_eq!(&buf[..n], datagram);
     }
-    child.kill().unwrap();
+    assert_eq!(interrupt(&mut child), 0, "Ctrl+C ends it");
     let upgrades = server.upgrades();
     assert_eq!(upgrades.len(), 1, "one stream per peer: {upgrades:?}");
     assert_eq!(
@@ -285,7 +299,7 @@ fn vnc_proxy_only_prints_the_port_and_passes_the_handshake() {
         viewer.write_all(b"RFB 003.008\n").unwrap();
         assert_eq!(read_n(&mut viewer, 12), b"RFB 003.008\n");
     }
-    child.kill().unwrap();
+    assert_eq!(interrupt(&mut child), 0, "Ctrl+C ends it");
     let upgrades = server.upgrades();
     assert_eq!(upgrades.len(), 2, "one stream per viewer");
     assert_eq!(
@@ -311,7 +325,7 @@ fn vnc_without_a_viewer_says_where_to_connect() {
         line.starts_with("No VNC viewer found (remote-viewer or vncviewer on the PATH). Connect one to 127.0.0.1:"),
         "{line}"
     );
-    child.kill().unwrap();
+    assert_eq!(interrupt(&mut child), 0, "Ctrl+C ends it");
 }
 
 #[test]

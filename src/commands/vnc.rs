@@ -120,7 +120,7 @@ fn viewer_command(
         }
     };
     Ok(match viewer {
-        Viewer::RemoteViewer(path) => Some((given(path, REMOTE_VIEWER)?, remote_viewer_args)),
+        Viewer::Spice(path) => Some((given(path, REMOTE_VIEWER)?, remote_viewer_args)),
         Viewer::Tiger(path) => Some((given(path, TIGER_VNC)?, tiger_args)),
         Viewer::Detect => find(REMOTE_VIEWER)
             .map(|p| (p, remote_viewer_args))
@@ -175,13 +175,9 @@ mod tests {
             "could not find vncviewer in $PATH"
         );
         assert_eq!(
-            viewer_command(
-                &Viewer::RemoteViewer(Some("/nonexistent/rv".into())),
-                1,
-                &both
-            )
-            .unwrap_err()
-            .to_string(),
+            viewer_command(&Viewer::Spice(Some("/nonexistent/rv".into())), 1, &both)
+                .unwrap_err()
+                .to_string(),
             "specified VNC path does not exist: /nonexistent/rv"
         );
     }

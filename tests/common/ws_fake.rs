@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::{Message, WebSocket};
 
-pub use super::fake::{Recorded, status_body};
+use super::fake::Recorded;
 
 /// What the fake does with one request.
 pub enum Answer {
