@@ -249,8 +249,9 @@ Examples:
   # Copy a file from the virtual machine 'myvm' in namespace 'dev' to here:
   virtctl scp jdoe@vm/myvm/dev:/etc/os-release .
 
-One of the two locations is [USER@]TYPE/NAME[/NAMESPACE]:PATH. By default the system's scp
-runs, through the same ProxyCommand as virtctl ssh.";
+One of the two locations is [USER@]TYPE/NAME[/NAMESPACE]:PATH. The system's scp runs,
+through the same ProxyCommand as virtctl ssh, and virtctl exits with its exit status
+(--local-ssh=false, a native SFTP copy, is not built yet).";
 
 const STATUS_AFTER_HELP: &str = "\
 Examples:

@@ -907,6 +907,66 @@ mod tests {
     }
 
     #[test]
+    fn guest_access_settings() {
+        assert_eq!(
+            command("console vmi1 --timeout 2"),
+            CommandSettings::Console(ConsoleSettings {
+                name: "vmi1".into(),
+                timeout: Duration::from_secs(120),
+            })
+        );
+        let CommandSettings::Vnc(v) =
+            command("vnc vmi1 --proxy-only --address 0.0.0.0 --port 5901")
+        else {
+            panic!("vnc");
+        };
+        assert_eq!((v.address.to_string().as_str(), v.port), ("0.0.0.0", 5901));
+        // Without --proxy-only the viewer connects to 127.0.0.1, as KubeVirt's virtctl.
+        let CommandSettings::Vnc(v) = command("vnc vmi1 --address 0.0.0.0") else {
+            panic!("vnc");
+        };
+        assert_eq!(v.address.to_string(), "127.0.0.1");
+        let CommandSettings::PortForward(p) = command("port-forward vm/vm1/dev 8080:80 udp/53")
+        else {
+            panic!("port-forward");
+        };
+        assert_eq!(p.ports.len(), 2);
+        assert_eq!(p.target.namespace.as_deref(), Some("dev"));
+        let settings =
+            resolve_line("--kubeconfig kc --context c ssh vmi/x --username jdoe -p 2222")
+                .expect("valid");
+        let CommandSettings::Ssh(s) = settings.command else {
+            panic!("ssh");
+        };
+        // ssh's --username is the guest user, not kubectl's basic-auth one.
+        assert_eq!(s.common.username.as_deref(), Some("jdoe"));
+        assert_eq!(settings.connect.username, None);
+        assert_eq!(s.common.port, 2222);
+        let kubeconfig = std::path::absolute("kc").unwrap();
+        assert_eq!(
+            s.common.connection_flags,
+            [
+                format!("--kubeconfig={}", kubeconfig.display()),
+                "--context=c".into()
+            ]
+        );
+        for (line, want) in [
+            ("console", "accepts 1 arg(s), received 0"),
+            (
+                "vnc vmi1 --vnc-type chicken",
+                "unsupported vnc-type for linux: chicken",
+            ),
+            (
+                "vnc vmi1 --vnc-path /x",
+                "--vnc-path needs --vnc-type (tiger or remote-viewer)",
+            ),
+            ("scp a", "accepts 2 arg(s), received 1"),
+        ] {
+            assert_eq!(error(line), want, "{line}");
+        }
+    }
+
+    #[test]
     fn pause_types_are_singular() {
         assert_eq!(PauseTarget::parse("VM").unwrap(), PauseTarget::Vm);
         assert_eq!(

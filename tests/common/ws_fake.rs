@@ -19,6 +19,8 @@ pub enum Answer {
     Reply(u16, String),
     /// Upgrade, send these bytes first (a VNC server's banner), then echo every frame.
     Echo(Vec<u8>),
+    /// Upgrade, and splice the stream with a TCP connection to this address (a guest port).
+    Forward(std::net::SocketAddr),
 }
 
 type Route = dyn Fn(&Recorded, usize) -> Answer + Send + Sync;
@@ -128,7 +130,7 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Recorded>>, route: &Route) {
                     return;
                 }
             }
-            Answer::Echo(banner) => {
+            answer @ (Answer::Echo(_) | Answer::Forward(_)) => {
                 let key = recorded.header("sec-websocket-key").unwrap_or_default();
                 let mut response = format!(
                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
@@ -146,7 +148,11 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Recorded>>, route: &Route) {
                 }
                 let early = reader.buffer().to_vec();
                 let mut ws = WebSocket::from_partially_read(writer, early, Role::Server, None);
-                echo(&mut ws, banner);
+                match answer {
+                    Answer::Echo(banner) => echo(&mut ws, banner),
+                    Answer::Forward(to) => forward(&mut ws, to),
+                    Answer::Reply(..) => unreachable!(),
+                }
                 return;
             }
         }
@@ -172,6 +178,52 @@ fn echo(ws: &mut WebSocket<TcpStream>, banner: Vec<u8>) {
         };
         if ws.send(Message::binary(data)).is_err() {
             return;
+        }
+    }
+}
+
+/// Copies frames to a TCP connection to `to` and its bytes back as frames, polling both with
+/// short read timeouts (tungstenite's blocking socket cannot be split between threads).
+fn forward(ws: &mut WebSocket<TcpStream>, to: std::net::SocketAddr) {
+    use std::io::ErrorKind::{TimedOut, WouldBlock};
+    use tokio_tungstenite::tungstenite::Error;
+    let Ok(mut target) = TcpStream::connect(to) else {
+        let _ = ws.close(None);
+        let _ = ws.flush();
+        return;
+    };
+    let tick = Some(std::time::Duration::from_millis(5));
+    target.set_read_timeout(tick).unwrap();
+    ws.get_ref().set_read_timeout(tick).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match ws.read() {
+            Ok(Message::Binary(b)) => {
+                if target.write_all(&b).is_err() {
+                    return;
+                }
+            }
+            Ok(Message::Close(_)) => {
+                let _ = ws.flush();
+                return;
+            }
+            Ok(_) => {}
+            Err(Error::Io(e)) if matches!(e.kind(), WouldBlock | TimedOut) => {}
+            Err(_) => return,
+        }
+        match target.read(&mut buf) {
+            Ok(0) => {
+                let _ = ws.close(None);
+                let _ = ws.flush();
+                return;
+            }
+            Ok(n) => {
+                if ws.send(Message::binary(buf[..n].to_vec())).is_err() {
+                    return;
+                }
+            }
+            Err(e) if matches!(e.kind(), WouldBlock | TimedOut) => {}
+            Err(_) => return,
         }
     }
 }
