@@ -40,6 +40,12 @@ const PAUSE_USAGE: &str = "virtctl pause vm|vmi (VM)|(VMI) [flags]";
 const UNPAUSE_USAGE: &str = "virtctl unpause vm|vmi (VM)|(VMI) [flags]";
 const RESET_USAGE: &str = "virtctl reset (VMI) [flags]";
 const SOFT_REBOOT_USAGE: &str = "virtctl soft-reboot (VMI) [flags]";
+const CONSOLE_USAGE: &str = "virtctl console (VMI) [flags]";
+const VNC_USAGE: &str = "virtctl vnc (VMI) [flags]";
+const PORT_FORWARD_USAGE: &str =
+    "virtctl port-forward TYPE/NAME[/NAMESPACE] [PROTOCOL/]LOCAL[:REMOTE]... [flags]";
+const SSH_USAGE: &str = "virtctl ssh [USER@]TYPE/NAME[/NAMESPACE] [flags]";
+const SCP_USAGE: &str = "virtctl scp SOURCE DESTINATION [flags]";
 
 fn usage_of(subcommand: &str) -> Option<&'static str> {
     match subcommand {
@@ -52,6 +58,11 @@ fn usage_of(subcommand: &str) -> Option<&'static str> {
         "unpause" => Some(UNPAUSE_USAGE),
         "reset" => Some(RESET_USAGE),
         "soft-reboot" => Some(SOFT_REBOOT_USAGE),
+        "console" => Some(CONSOLE_USAGE),
+        "vnc" => Some(VNC_USAGE),
+        "port-forward" => Some(PORT_FORWARD_USAGE),
+        "ssh" => Some(SSH_USAGE),
+        "scp" => Some(SCP_USAGE),
         _ => None,
     }
 }
@@ -69,6 +80,10 @@ Examples:
 
   # Expose its SSH port as a Service:
   virtctl expose vm myvm --name myvm-ssh --port 22
+
+  # Reach its guest: the serial console, or SSH as user 'jdoe':
+  virtctl console myvm
+  virtctl ssh jdoe@vm/myvm
 
 Use \"virtctl <command> --help\" for more information about a given command.";
 
@@ -157,6 +172,86 @@ Examples:
 
 A soft reboot asks the guest to reboot itself, through its guest agent. Without a connected
 agent it fails with KubeVirt's message (this toolkit's guests have none; use reset).";
+
+const CONSOLE_AFTER_HELP: &str = "\
+Examples:
+  # Connect to the serial console of the instance 'myvmi':
+  virtctl console myvmi
+
+  # Give up when it is not running within one minute (default 5):
+  virtctl console --timeout=1 myvmi
+
+Press Ctrl+] (or Ctrl+5) to leave the console; every other key, Ctrl+C included, goes to the
+guest. When stdin is not a terminal, its bytes are sent as they come and the console ends at
+the end of the input.";
+
+const VNC_AFTER_HELP: &str = "\
+Examples:
+  # Open the screen of 'myvmi' in remote-viewer (or vncviewer), whichever is installed:
+  virtctl vnc myvmi
+
+  # Only run the local proxy, on port 5901 of every interface, for a viewer started by hand:
+  virtctl vnc myvmi --proxy-only --port 5901 --address 0.0.0.0
+
+With --proxy-only, the port is printed as JSON ({\"port\":N}) and every viewer that connects
+gets its own stream to the instance's screen, until Ctrl+C. Without a viewer on the PATH,
+virtctl says where to connect one and keeps the proxy running.";
+
+const PORT_FORWARD_AFTER_HELP: &str = "\
+Examples:
+  # Forward local port 8080 to port 8080 of the instance 'myvmi':
+  virtctl port-forward vmi/myvmi 8080
+
+  # Forward local port 2222 to port 22 of the virtual machine 'myvm' in namespace 'dev':
+  virtctl port-forward vm/myvm/dev 2222:22
+
+  # A free local port to port 80 (the port chosen is printed):
+  virtctl port-forward vmi/myvmi :80
+
+  # UDP: local port 5353 to the instance's port 53:
+  virtctl port-forward vmi/myvmi udp/5353:53
+
+  # Use stdin and stdout as the connection (an ssh ProxyCommand):
+  virtctl port-forward --stdio=true vmi/myvmi 22
+
+TYPE is vm or vmi (or virtualmachine, virtualmachineinstance, and their plurals); a dot is part
+of NAME. Each local TCP connection, and each local UDP peer, gets its own stream through the
+Kubernetes API server, so heavy traffic loads the control plane: for that, expose a Service.";
+
+const SSH_AFTER_HELP: &str = "\
+Examples:
+  # Log in to the instance 'myvmi' as jdoe:
+  virtctl ssh jdoe@vmi/myvmi
+
+  # The virtual machine 'myvm' in namespace 'dev', with a given key:
+  virtctl ssh jdoe@vm/myvm/dev -i ~/.ssh/id_ed25519
+
+  # Run one command and return its exit status:
+  virtctl ssh jdoe@vmi/myvmi --command 'uname -a'
+
+  # Pass options to the local ssh:
+  virtctl ssh jdoe@vmi/myvmi -t '-o StrictHostKeyChecking=no'
+
+By default the system's ssh runs, reaching the guest through
+`virtctl port-forward --stdio=true` as its ProxyCommand; its host name is TYPE.NAME.NAMESPACE
+(the key of its known_hosts entry), and virtctl exits with its exit status. With
+--local-ssh=false, virtctl's own client logs in with the key of -i (or ~/.ssh/id_ed25519,
+id_ecdsa, id_rsa), trusting the guest's host key on first use (in --known-hosts).";
+
+const SCP_AFTER_HELP: &str = "\
+Examples:
+  # Copy a file to the home directory of jdoe on the instance 'myvmi':
+  virtctl scp myfile.bin jdoe@vmi/myvmi:myfile.bin
+
+  # Copy a directory, recursively:
+  virtctl scp -r ~/mydir/ jdoe@vmi/myvmi:./mydir
+
+  # Copy a file from the virtual machine 'myvm' in namespace 'dev' to here:
+  virtctl scp jdoe@vm/myvm/dev:/etc/os-release .
+
+One of the two locations is [USER@]TYPE/NAME[/NAMESPACE]:PATH. The system's scp runs,
+through the same ProxyCommand as virtctl ssh, and virtctl exits with its exit status
+(--local-ssh=false, a native SFTP copy, is not built yet).";
 
 const STATUS_AFTER_HELP: &str = "\
 Examples:
@@ -364,6 +459,26 @@ Without --port, the ports are those declared on the interface of the pod network
     #[command(after_help = SOFT_REBOOT_AFTER_HELP, override_usage = SOFT_REBOOT_USAGE)]
     SoftReboot(VmiArgs),
 
+    /// Connect to the serial console of a virtual machine instance.
+    #[command(after_help = CONSOLE_AFTER_HELP, override_usage = CONSOLE_USAGE)]
+    Console(ConsoleArgs),
+
+    /// Open a VNC connection to a virtual machine instance.
+    #[command(after_help = VNC_AFTER_HELP, override_usage = VNC_USAGE)]
+    Vnc(VncArgs),
+
+    /// Forward local ports to a virtual machine or virtual machine instance.
+    #[command(after_help = PORT_FORWARD_AFTER_HELP, override_usage = PORT_FORWARD_USAGE)]
+    PortForward(PortForwardArgs),
+
+    /// Open an SSH connection to a virtual machine or instance.
+    #[command(after_help = SSH_AFTER_HELP, override_usage = SSH_USAGE)]
+    Ssh(SshArgs),
+
+    /// Copy files from or to a virtual machine or instance (SCP).
+    #[command(after_help = SCP_AFTER_HELP, override_usage = SCP_USAGE)]
+    Scp(ScpArgs),
+
     /// Show virtual machines: status, readiness, and their instance's phase, node and IP.
     #[command(after_help = STATUS_AFTER_HELP, override_usage = STATUS_USAGE)]
     Status(StatusArgs),
@@ -536,6 +651,143 @@ pub struct VmiArgs {
     /// The instance's name.
     #[arg(value_name = "VMI", hide = true, add = ArgValueCompleter::new(cluster_completion::vmi_names))]
     pub args: Vec<String>,
+}
+
+/// `virtctl console`.
+#[derive(Args, Debug, Clone)]
+pub struct ConsoleArgs {
+    /// The instance's name.
+    #[arg(value_name = "VMI", hide = true, add = ArgValueCompleter::new(cluster_completion::vmi_names))]
+    pub args: Vec<String>,
+
+    /// The number of minutes to wait for the instance to be running (0: do not wait).
+    #[arg(long, value_name = "MINUTES", default_value_t = 5)]
+    pub timeout: u32,
+}
+
+/// `virtctl vnc`.
+#[derive(Args, Debug, Clone)]
+pub struct VncArgs {
+    /// The instance's name.
+    #[arg(value_name = "VMI", hide = true, add = ArgValueCompleter::new(cluster_completion::vmi_names))]
+    pub args: Vec<String>,
+
+    /// With --proxy-only: the address the proxy listens on (0.0.0.0: every interface).
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub address: String,
+
+    /// Only run the proxy and print its port, for a viewer started by hand.
+    #[arg(long, kubectl_bool(), default_value = "false")]
+    pub proxy_only: bool,
+
+    /// The port the proxy listens on; 0 chooses a free one.
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    pub port: u16,
+
+    /// Keep an existing VNC session instead of dropping it.
+    #[arg(long, kubectl_bool(), default_value = "false")]
+    pub preserve_session: bool,
+
+    /// The viewer to run: tiger (vncviewer) or remote-viewer (default: the first on the PATH).
+    #[arg(long, value_name = "TYPE")]
+    pub vnc_type: Option<String>,
+
+    /// The viewer's executable, with --vnc-type.
+    #[arg(long, value_name = "PATH")]
+    pub vnc_path: Option<PathBuf>,
+}
+
+/// `virtctl port-forward`.
+#[derive(Args, Debug, Clone)]
+pub struct PortForwardArgs {
+    /// TYPE/NAME[/NAMESPACE], then one or more [PROTOCOL/]LOCAL[:REMOTE].
+    #[arg(
+        value_name = "TARGET PORT",
+        hide = true,
+        add = ArgValueCompleter::new(cluster_completion::typed_target)
+    )]
+    pub args: Vec<String>,
+
+    /// Use stdin and stdout as the connection to the one port given (an ssh ProxyCommand).
+    #[arg(long, kubectl_bool(), default_value = "false")]
+    pub stdio: bool,
+
+    /// The local address the ports are opened on.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    pub address: String,
+}
+
+/// The flags of ssh and scp.
+#[derive(Args, Debug, Clone)]
+pub struct SshFlags {
+    /// The user to log in as, also --username (default: the target's USER@, else the local
+    /// user).
+    #[arg(short = 'l', value_name = "USER")]
+    pub login: Option<String>,
+
+    /// A private key to authenticate with (default: ssh's own choice, or its agent).
+    #[arg(short = 'i', long, value_name = "PATH")]
+    pub identity_file: Option<PathBuf>,
+
+    /// The known_hosts file (default: ssh's own; with --local-ssh=false
+    /// ~/.ssh/kubevirt_known_hosts).
+    #[arg(long, value_name = "PATH")]
+    pub known_hosts: Option<PathBuf>,
+
+    /// The guest's SSH port.
+    #[arg(short = 'p', long, value_name = "PORT", default_value_t = 22)]
+    pub port: u16,
+
+    /// An option for the local ssh or scp, e.g. '-o StrictHostKeyChecking=no'; repeatable.
+    #[arg(
+        short = 't',
+        long = "local-ssh-opts",
+        value_name = "OPT",
+        allow_hyphen_values = true
+    )]
+    pub local_ssh_opts: Vec<String>,
+
+    /// Run the system's ssh/scp (true), or virtctl's own SSH client (false).
+    #[arg(long, kubectl_bool(), default_value = "true")]
+    pub local_ssh: bool,
+}
+
+/// `virtctl ssh`.
+#[derive(Args, Debug, Clone)]
+pub struct SshArgs {
+    /// [USER@]TYPE/NAME[/NAMESPACE].
+    #[arg(
+        value_name = "TARGET",
+        hide = true,
+        add = ArgValueCompleter::new(cluster_completion::typed_target)
+    )]
+    pub args: Vec<String>,
+
+    #[command(flatten)]
+    pub ssh: SshFlags,
+
+    /// A command to run in the guest instead of a login shell.
+    #[arg(short = 'c', long, value_name = "COMMAND")]
+    pub command: Option<String>,
+}
+
+/// `virtctl scp`.
+#[derive(Args, Debug, Clone)]
+pub struct ScpArgs {
+    /// SOURCE and DESTINATION; one of them [USER@]TYPE/NAME[/NAMESPACE]:PATH.
+    #[arg(value_name = "SOURCE DESTINATION", hide = true)]
+    pub args: Vec<String>,
+
+    #[command(flatten)]
+    pub ssh: SshFlags,
+
+    /// Copy directories with their contents.
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
+
+    /// Keep modification times, access times and modes.
+    #[arg(long)]
+    pub preserve: bool,
 }
 
 /// `virtctl status`.

@@ -1,5 +1,6 @@
 //! The completers that ask the cluster (Part A §8): VM names for start, stop, restart,
-//! status and `expose vm`, VMI names for `expose vmi`, and namespaces for `-n`.
+//! status and `expose vm`, VMI names for `expose vmi`, console and vnc, `type/name` targets
+//! for port-forward and ssh, and namespaces for `-n`.
 //!
 //! `cli.rs` attaches them to its arguments; `commands/completion.rs` runs clap_complete's
 //! engine when the shell calls virtctl back, and first records what was typed ([`remember`]).
@@ -153,4 +154,39 @@ fn type_then_name(current: &OsStr, types: &[&'static str]) -> Vec<CompletionCand
         },
         _ => Vec::new(),
     }
+}
+
+/// The first argument of port-forward and ssh, `[user@]type/name`: the types first (`vm/`,
+/// `vmi/`), then the names of the type typed, keeping what was typed before them.
+pub fn typed_target(current: &OsStr) -> Vec<CompletionCandidate> {
+    let first = TYPED.get().is_none_or(|t| t.positionals.is_empty());
+    let Some(word) = current.to_str().filter(|_| first) else {
+        return Vec::new();
+    };
+    let (user, rest) = match word.split_once('@') {
+        Some((user, rest)) => (format!("{user}@"), rest),
+        None => (String::new(), word),
+    };
+    let Some((kind, partial)) = rest.split_once('/') else {
+        return ["vm/", "vmi/"]
+            .iter()
+            .filter(|t| t.starts_with(rest))
+            .map(|t| CompletionCandidate::new(format!("{user}{t}")))
+            .collect();
+    };
+    let names = match kind.to_lowercase().as_str() {
+        "vm" | "vms" | "virtualmachine" | "virtualmachines" => vm_names(OsStr::new(partial)),
+        "vmi" | "vmis" | "virtualmachineinstance" | "virtualmachineinstances" => {
+            vmi_names(OsStr::new(partial))
+        }
+        _ => Vec::new(),
+    };
+    names
+        .into_iter()
+        .map(|c| {
+            let value = format!("{user}{kind}/{}", c.get_value().to_string_lossy());
+            let help = c.get_help().cloned();
+            CompletionCandidate::new(value).help(help)
+        })
+        .collect()
 }

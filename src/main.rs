@@ -1,4 +1,5 @@
-//! virtctl: start, stop, restart and expose KubeVirt virtual machines.
+//! virtctl: start, stop, restart, expose and reach (console, vnc, port-forward, ssh, scp)
+//! KubeVirt virtual machines.
 //!
 //! `main` parses the command line, resolves it into checked settings (`settings.rs`) before
 //! any I/O, runs the command, and prints an error once on stderr with exit code 1 (Part B
@@ -10,10 +11,13 @@ mod cluster_completion;
 mod commands;
 #[cfg(test)]
 mod docs;
+mod guest_access;
 mod kubevirt_version;
 mod lifecycle;
 mod names;
 mod settings;
+mod stream;
+mod terminal;
 mod version_skew;
 
 use std::ffi::OsString;
@@ -69,6 +73,10 @@ fn main() -> ExitCode {
     let checks_skew = settings.command.checks_version_skew();
     match runtime.block_on(run(settings.command, &connection, command)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<commands::Exit>().is_some() => {
+            let code = e.downcast_ref::<commands::Exit>().map_or(1, |x| x.0);
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
         Err(e) => {
             let skew = match checks_skew {
                 true => runtime.block_on(version_skew::check(&connection)),
@@ -204,6 +212,11 @@ async fn run(
         CommandSettings::SoftReboot(s) => commands::soft_reboot::run(conn, &s).await,
         CommandSettings::Status(s) => commands::status::run(conn, &s).await,
         CommandSettings::Version(s) => commands::version::run(conn, &s).await,
+        CommandSettings::Console(s) => commands::console::run(conn, &s).await,
+        CommandSettings::Vnc(s) => commands::vnc::run(conn, &s).await,
+        CommandSettings::PortForward(s) => commands::port_forward::run(conn, &s).await,
+        CommandSettings::Ssh(s) => commands::ssh::run(conn, &s).await,
+        CommandSettings::Scp(s) => commands::scp::run(conn, &s).await,
         CommandSettings::Completion(s) => {
             let mut stdout = std::io::stdout().lock();
             commands::completion::run(&s, &mut stdout)

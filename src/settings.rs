@@ -9,8 +9,9 @@ use anyhow::bail;
 use k8s_openapi::api::core::v1::ServicePort;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::cli::{self, Cli, Command, ExposeArgs, GlobalArgs};
+use crate::cli::{self, Cli, Command, ExposeArgs, GlobalArgs, SshFlags};
 use crate::client::{self, ConnectOptions};
+use crate::guest_access::{self, ForwardedPort, ScpLocations, SshTarget, Target};
 use crate::names::{self, NameKind};
 
 /// What `main` runs: the connection flags and one command's settings.
@@ -38,13 +39,21 @@ pub enum CommandSettings {
     Status(StatusSettings),
     Version(VersionSettings),
     Completion(CompletionSettings),
+    Console(ConsoleSettings),
+    Vnc(VncSettings),
+    PortForward(PortForwardSettings),
+    Ssh(Box<SshSettings>),
+    Scp(Box<ScpSettings>),
 }
 
 impl CommandSettings {
     /// Whether a failure is followed by the version-skew check: not for `version`, which
     /// shows both versions itself.
     pub fn checks_version_skew(&self) -> bool {
-        !matches!(self, CommandSettings::Version(_))
+        !matches!(
+            self,
+            CommandSettings::Version(_) | CommandSettings::Ssh(_) | CommandSettings::Scp(_)
+        )
     }
 }
 
@@ -226,6 +235,79 @@ pub struct VersionSettings {
     pub client_only: bool,
 }
 
+/// `console`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSettings {
+    pub name: String,
+    /// How long to wait for the instance to run; zero tries once.
+    pub timeout: Duration,
+}
+
+/// The VNC viewer `vnc` runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Viewer {
+    /// remote-viewer, else vncviewer, whichever is on the PATH first.
+    Detect,
+    /// TigerVNC's `vncviewer` (at this path, or found on the PATH).
+    Tiger(Option<std::path::PathBuf>),
+    /// virt-viewer's `remote-viewer` (at this path, or found on the PATH).
+    Spice(Option<std::path::PathBuf>),
+}
+
+/// `vnc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VncSettings {
+    pub name: String,
+    /// Where the proxy listens: `--address` with --proxy-only, else 127.0.0.1.
+    pub address: std::net::IpAddr,
+    pub port: u16,
+    pub proxy_only: bool,
+    pub preserve_session: bool,
+    pub viewer: Viewer,
+}
+
+/// `port-forward`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortForwardSettings {
+    pub target: Target,
+    pub ports: Vec<ForwardedPort>,
+    /// stdin/stdout are the one port's connection.
+    pub stdio: bool,
+    pub address: std::net::IpAddr,
+}
+
+/// What ssh and scp share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshCommon {
+    pub target: SshTarget,
+    /// `--username`.
+    pub username: Option<String>,
+    pub identity_file: Option<String>,
+    pub known_hosts: Option<String>,
+    pub port: u16,
+    pub local_ssh_opts: Vec<String>,
+    /// Run the system's ssh/scp.
+    pub local: bool,
+    /// The connection flags as given, for the ProxyCommand.
+    pub connection_flags: Vec<String>,
+}
+
+/// `ssh`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshSettings {
+    pub common: SshCommon,
+    pub command: Option<String>,
+}
+
+/// `scp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScpSettings {
+    pub common: SshCommon,
+    pub locations: ScpLocations,
+    pub recursive: bool,
+    pub preserve: bool,
+}
+
 /// `completion`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompletionSettings {
@@ -236,11 +318,19 @@ pub struct CompletionSettings {
 }
 
 /// The whole command line, checked.
-pub fn resolve(cli: Cli, plugin: bool) -> anyhow::Result<Settings> {
+pub fn resolve(mut cli: Cli, plugin: bool) -> anyhow::Result<Settings> {
+    // ssh's and scp's --username is the guest's user, as in KubeVirt's virtctl (their flag
+    // hides kubectl's basic-auth one).
+    if let Some(Command::Ssh(cli::SshArgs { ssh, .. }) | Command::Scp(cli::ScpArgs { ssh, .. })) =
+        &mut cli.command
+        && let Some(user) = cli.global.username.take()
+    {
+        ssh.login = Some(user);
+    }
     let connect = connect_options(&cli.global)?;
     let command = match cli.command {
         None => CommandSettings::Usage,
-        Some(command) => command_settings(command, plugin)?,
+        Some(command) => command_settings(command, plugin, &cli.global)?,
     };
     Ok(Settings { connect, command })
 }
@@ -284,7 +374,11 @@ pub fn connect_options_unchecked(g: &GlobalArgs) -> ConnectOptions {
     }
 }
 
-fn command_settings(command: Command, plugin: bool) -> anyhow::Result<CommandSettings> {
+fn command_settings(
+    command: Command,
+    plugin: bool,
+    global: &GlobalArgs,
+) -> anyhow::Result<CommandSettings> {
     Ok(match command {
         Command::Start(a) => CommandSettings::Start(StartSettings {
             name: vm_name_arg(&a.args)?,
@@ -354,7 +448,172 @@ fn command_settings(command: Command, plugin: bool) -> anyhow::Result<CommandSet
             shell: a.shell,
             descriptions: !a.no_descriptions,
         }),
+        Command::Console(a) => {
+            exact_args(&a.args, 1)?;
+            CommandSettings::Console(ConsoleSettings {
+                name: names::resource_name(NameKind::VirtualMachineInstance, &a.args[0])?,
+                timeout: Duration::from_secs(u64::from(a.timeout) * 60),
+            })
+        }
+        Command::Vnc(a) => CommandSettings::Vnc(vnc(&a)?),
+        Command::PortForward(a) => {
+            if a.args.len() < 2 {
+                bail!(
+                    "requires at least 2 arg(s), only received {}: TYPE/NAME[/NAMESPACE] and a \
+                     port",
+                    a.args.len()
+                );
+            }
+            let target = guest_access::parse_target(&a.args[0])?;
+            let ports = a.args[1..]
+                .iter()
+                .map(|p| guest_access::parse_port(p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if a.stdio && ports.len() != 1 {
+                bail!("only one port supported when forwarding to stdout");
+            }
+            CommandSettings::PortForward(PortForwardSettings {
+                target,
+                ports,
+                stdio: a.stdio,
+                address: listen_address(&a.address)?,
+            })
+        }
+        Command::Ssh(a) => {
+            exact_args(&a.args, 1)?;
+            let target = guest_access::parse_ssh_target(&a.args[0])?;
+            CommandSettings::Ssh(Box::new(SshSettings {
+                common: ssh_common(target, &a.ssh, global)?,
+                command: a.command,
+            }))
+        }
+        Command::Scp(a) => {
+            exact_args(&a.args, 2)?;
+            let locations = guest_access::parse_scp(&a.args[0], &a.args[1])?;
+            CommandSettings::Scp(Box::new(ScpSettings {
+                common: ssh_common(locations.remote.clone(), &a.ssh, global)?,
+                locations,
+                recursive: a.recursive,
+                preserve: a.preserve,
+            }))
+        }
     })
+}
+
+/// `--address`: an IP address, or `localhost` (127.0.0.1).
+fn listen_address(value: &str) -> anyhow::Result<std::net::IpAddr> {
+    if value.eq_ignore_ascii_case("localhost") {
+        return Ok(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    }
+    value.parse().map_err(|_| {
+        anyhow::anyhow!("invalid --address {value:?}: it must be an IP address or localhost")
+    })
+}
+
+fn vnc(a: &cli::VncArgs) -> anyhow::Result<VncSettings> {
+    if a.args.first().map(String::as_str) == Some("screenshot") {
+        bail!(
+            "vnc screenshot is not supported by this virtctl; connect a viewer with \
+             `virtctl vnc VMI` or `virtctl vnc VMI --proxy-only`"
+        );
+    }
+    exact_args(&a.args, 1)?;
+    let name = names::resource_name(NameKind::VirtualMachineInstance, &a.args[0])?;
+    let path = a.vnc_path.clone();
+    let viewer = match a.vnc_type.as_deref() {
+        None if path.is_some() => bail!("--vnc-path needs --vnc-type (tiger or remote-viewer)"),
+        None => Viewer::Detect,
+        Some("tiger") => Viewer::Tiger(path),
+        Some("remote-viewer") => Viewer::Spice(path),
+        Some(other @ ("chicken" | "real")) => {
+            bail!("unsupported vnc-type for {}: {other}", std::env::consts::OS)
+        }
+        Some(other) => bail!("unsupported vnc-type: {other}"),
+    };
+    // As KubeVirt's virtctl: a viewer started here connects to 127.0.0.1.
+    let address = match a.proxy_only {
+        true => listen_address(&a.address)?,
+        false => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    };
+    Ok(VncSettings {
+        name,
+        address,
+        port: a.port,
+        proxy_only: a.proxy_only,
+        preserve_session: a.preserve_session,
+        viewer,
+    })
+}
+
+fn ssh_common(
+    target: SshTarget,
+    flags: &SshFlags,
+    global: &GlobalArgs,
+) -> anyhow::Result<SshCommon> {
+    if flags.port == 0 {
+        bail!("invalid --port 0: it must be a number from 1 to 65535");
+    }
+    let path = |p: &std::path::PathBuf| p.display().to_string();
+    Ok(SshCommon {
+        target,
+        username: flags.login.clone().filter(|u| !u.is_empty()),
+        identity_file: flags.identity_file.as_ref().map(path),
+        known_hosts: flags.known_hosts.as_ref().map(path),
+        port: flags.port,
+        local_ssh_opts: flags.local_ssh_opts.clone(),
+        local: flags.local_ssh,
+        connection_flags: proxy_connection_flags(global),
+    })
+}
+
+/// The connection flags given, as arguments for the `port-forward` that ssh's ProxyCommand
+/// runs: the same cluster, user and options. Paths are made absolute; `-n` is not passed (the
+/// target names its namespace), nor `--request-timeout` (it would cut the stream).
+pub fn proxy_connection_flags(g: &GlobalArgs) -> Vec<String> {
+    let absolute = |p: &std::path::PathBuf| {
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.clone())
+            .display()
+            .to_string()
+    };
+    let mut flags = Vec::new();
+    let mut add = |name: &str, value: Option<String>| {
+        if let Some(v) = value {
+            flags.push(format!("--{name}={v}"));
+        }
+    };
+    add("kubeconfig", g.kubeconfig.as_ref().map(absolute));
+    add("context", g.context.clone());
+    add("cluster", g.cluster.clone());
+    add("user", g.user.clone());
+    add("server", g.server.clone());
+    add("token", g.token.clone());
+    add(
+        "certificate-authority",
+        g.certificate_authority.as_ref().map(absolute),
+    );
+    add(
+        "client-certificate",
+        g.client_certificate.as_ref().map(absolute),
+    );
+    add("client-key", g.client_key.as_ref().map(absolute));
+    add(
+        "insecure-skip-tls-verify",
+        g.insecure_skip_tls_verify.map(|b| b.to_string()),
+    );
+    add("tls-server-name", g.tls_server_name.clone());
+    add("as", g.as_user.clone());
+    for group in &g.as_group {
+        add("as-group", Some(group.clone()));
+    }
+    add("as-uid", g.as_uid.clone());
+    add("password", g.password.clone());
+    add("proxy-url", g.proxy_url.clone());
+    add(
+        "disable-compression",
+        g.disable_compression.map(|b| b.to_string()),
+    );
+    flags
 }
 
 /// The VM name of start/stop/restart: exactly one argument, as cobra checks it, or the seed
@@ -645,6 +904,66 @@ mod tests {
         let settings = resolve_line("-n ns/dev -s 127.0.0.1:6443 version").unwrap();
         assert_eq!(settings.connect.namespace.as_deref(), Some("dev"));
         assert_eq!(settings.connect.server.as_deref(), Some("127.0.0.1:6443"));
+    }
+
+    #[test]
+    fn guest_access_settings() {
+        assert_eq!(
+            command("console vmi1 --timeout 2"),
+            CommandSettings::Console(ConsoleSettings {
+                name: "vmi1".into(),
+                timeout: Duration::from_secs(120),
+            })
+        );
+        let CommandSettings::Vnc(v) =
+            command("vnc vmi1 --proxy-only --address 0.0.0.0 --port 5901")
+        else {
+            panic!("vnc");
+        };
+        assert_eq!((v.address.to_string().as_str(), v.port), ("0.0.0.0", 5901));
+        // Without --proxy-only the viewer connects to 127.0.0.1, as KubeVirt's virtctl.
+        let CommandSettings::Vnc(v) = command("vnc vmi1 --address 0.0.0.0") else {
+            panic!("vnc");
+        };
+        assert_eq!(v.address.to_string(), "127.0.0.1");
+        let CommandSettings::PortForward(p) = command("port-forward vm/vm1/dev 8080:80 udp/53")
+        else {
+            panic!("port-forward");
+        };
+        assert_eq!(p.ports.len(), 2);
+        assert_eq!(p.target.namespace.as_deref(), Some("dev"));
+        let settings =
+            resolve_line("--kubeconfig kc --context c ssh vmi/x --username jdoe -p 2222")
+                .expect("valid");
+        let CommandSettings::Ssh(s) = settings.command else {
+            panic!("ssh");
+        };
+        // ssh's --username is the guest user, not kubectl's basic-auth one.
+        assert_eq!(s.common.username.as_deref(), Some("jdoe"));
+        assert_eq!(settings.connect.username, None);
+        assert_eq!(s.common.port, 2222);
+        let kubeconfig = std::path::absolute("kc").unwrap();
+        assert_eq!(
+            s.common.connection_flags,
+            [
+                format!("--kubeconfig={}", kubeconfig.display()),
+                "--context=c".into()
+            ]
+        );
+        for (line, want) in [
+            ("console", "accepts 1 arg(s), received 0"),
+            (
+                "vnc vmi1 --vnc-type chicken",
+                "unsupported vnc-type for linux: chicken",
+            ),
+            (
+                "vnc vmi1 --vnc-path /x",
+                "--vnc-path needs --vnc-type (tiger or remote-viewer)",
+            ),
+            ("scp a", "accepts 2 arg(s), received 1"),
+        ] {
+            assert_eq!(error(line), want, "{line}");
+        }
     }
 
     #[test]

@@ -283,3 +283,11 @@ fn an_unreachable_cluster_completes_nothing_quickly() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+#[test]
+fn port_forward_and_ssh_targets_complete_their_types_first() {
+    let (got, _) = bash_complete(&["virtctl", "port-forward", "vm"]);
+    assert_eq!(got, ["vm/", "vmi/"]);
+    let (got, _) = bash_complete(&["virtctl", "ssh", "jdoe@vmi"]);
+    assert_eq!(got, ["jdoe@vmi/"]);
+}

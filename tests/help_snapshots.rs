@@ -27,6 +27,11 @@ fn help_texts() {
         ("unpause", &["unpause"][..]),
         ("reset", &["reset"][..]),
         ("soft-reboot", &["soft-reboot"][..]),
+        ("console", &["console"][..]),
+        ("vnc", &["vnc"][..]),
+        ("port-forward", &["port-forward"][..]),
+        ("ssh", &["ssh"][..]),
+        ("scp", &["scp"][..]),
         ("version", &["version"][..]),
         ("completion", &["completion"][..]),
     ] {

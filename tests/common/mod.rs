@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod ws_fake;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
