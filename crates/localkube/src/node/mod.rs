@@ -25,6 +25,7 @@ pub mod layout;
 pub mod rules;
 pub mod runtime;
 mod spawn;
+pub mod spdy;
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
