@@ -4,7 +4,9 @@
 //!
 //! A pod whose container images are all mapped to host executables (`--image IMAGE=PATH`, see
 //! [`runtime`]) runs as real processes, under the node's root directory ([`layout`]), with logs
-//! served by the node's kubelet endpoint ([`kubelet`]).
+//! and port-forward served by the node's kubelet endpoint ([`kubelet`], [`port_forward`]). Its
+//! pod IP is on loopback (`127.R.x.y`, R random per node: [`rules::loopback_pod_ip`]), so what
+//! it listens on there is reachable from the host.
 //!
 //! Every other pod is simulated: it moves to Running after a delay, ends when its simulated
 //! containers exit, and is removed after its grace period (capped by the node's shutdown time)

@@ -288,9 +288,10 @@ where
                         let _ = tx.try_send(Inbound::Reset);
                     }
                 }
-                // Pings from the client have odd ids; this side sends none.
-                Frame::Ping { id } if id % 2 == 1 => {
-                    if out.send(Frame::Ping { id }).await.is_err() {
+                // The client's pings have odd ids and are echoed; this side sends none.
+                Frame::Ping { id } => {
+                    let session_on = id % 2 == 0 || out.send(Frame::Ping { id }).await.is_ok();
+                    if !session_on {
                         return Ok(());
                     }
                 }
@@ -425,7 +426,8 @@ mod tests {
 
     #[test]
     fn stream_headers_say_kind_port_and_request() {
-        let cases: Vec<(u32, Headers, Result<(StreamKind, &str, &str), &str>)> = vec![
+        type Want = Result<(StreamKind, &'static str, &'static str), &'static str>;
+        let cases: Vec<(u32, Headers, Want)> = vec![
             (
                 1,
                 hs(&[("streamtype", "error"), ("port", "80"), ("requestid", "7")]),
