@@ -425,3 +425,86 @@ fn a_request_without_upgrade_is_refused() {
     ]);
     assert!(err.contains("Upgrade request required"), "{err}");
 }
+
+/// The status line and body of a raw HTTP/1.1 request to the node's kubelet endpoint.
+fn kubelet_answer(port: u16, request: &str) -> (String, String) {
+    let mut s = connect(port);
+    s.write_all(request.as_bytes()).unwrap();
+    let mut reader = BufReader::new(s);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    (status.trim().to_string(), String::from_utf8(body).unwrap())
+}
+
+#[test]
+fn the_kubelet_endpoint_refuses_before_upgrading() {
+    if !tools("the_kubelet_endpoint_refuses_before_upgrading") {
+        return;
+    }
+    let (lk, _dir) = start();
+    echo_pod(&lk);
+    let port: u16 = lk
+        .ok(&[
+            "get",
+            "node",
+            "localkube-node",
+            "-o",
+            "jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port}",
+        ])
+        .parse()
+        .unwrap();
+    let spdy = |path: &str, version: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\
+             X-Stream-Protocol-Version: {version}\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let cases = [
+        (
+            spdy("/portForward/default/nope", "portforward.k8s.io"),
+            "404",
+            "pod does not exist".to_string(),
+        ),
+        (
+            spdy("/portForward/default/echo", "v4.channel.k8s.io"),
+            "403",
+            r#"unable to upgrade: unable to negotiate protocol: client supports ["v4.channel.k8s.io"], server supports ["portforward.k8s.io"]"#.to_string(),
+        ),
+        (
+            "GET /portForward/default/echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n\r\n"
+                .to_string(),
+            "400",
+            r#"unable to upgrade: unable to negotiate protocol: client supports ["v5.channel.k8s.io"], server supports ["SPDY/3.1+portforward.k8s.io"]"#.to_string(),
+        ),
+        (
+            "GET /portForward/default/echo HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),
+            "400",
+            "Upgrade request required".to_string(),
+        ),
+    ];
+    for (request, code, body) in cases {
+        let (status, got) = kubelet_answer(port, &request);
+        assert!(
+            status.starts_with(&format!("HTTP/1.1 {code} ")),
+            "{request}: {status}"
+        );
+        assert_eq!(got, body, "{request}");
+    }
+}
