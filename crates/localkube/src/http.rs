@@ -775,6 +775,19 @@ async fn resource_request(
         let name = target.name.clone().unwrap_or_default();
         return crate::pod_log::serve(&core, &ns, &name, &q.0).await;
     }
+    if target.subresource.as_deref() == Some("portforward")
+        && rt.group.is_empty()
+        && rt.plural == "pods"
+    {
+        if method != Method::GET && method != Method::POST {
+            return Err(ApiError::method_not_allowed(
+                "pods/portforward takes GET or POST",
+            ));
+        }
+        let name = target.name.clone().unwrap_or_default();
+        let query = req.uri().query().map(str::to_string);
+        return crate::node_proxy::port_forward(&core, &ns, &name, query.as_deref(), req).await;
+    }
     let status_only = match target.subresource.as_deref() {
         None => false,
         Some("status") if rt.status_subresource => true,

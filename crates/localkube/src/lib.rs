@@ -23,6 +23,7 @@ pub(crate) mod http;
 pub(crate) mod jsonpath;
 pub(crate) mod kubeconfig;
 pub mod node;
+pub(crate) mod node_proxy;
 pub(crate) mod object_index;
 pub(crate) mod openapi;
 pub mod packing;

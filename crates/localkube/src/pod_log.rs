@@ -62,34 +62,13 @@ pub async fn serve(
     name: &str,
     query: &[(String, String)],
 ) -> ApiResult<Response> {
-    let pods = core
-        .registry
-        .find("", "v1", "pods")
-        .ok_or_else(ApiError::not_found_path)?;
-    let pod = core.get(&pods, ns, name)?;
+    let pod = crate::node_proxy::get_pod(core, ns, name)?;
     let asked = query
         .iter()
         .find(|(k, _)| k == "container")
         .map(|(_, v)| v.as_str());
     let container = pick_container(&pod, name, asked)?;
-    let Some(node) = pod
-        .pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-    else {
-        return Err(ApiError::bad_request(format!(
-            "pod {name} does not have a host assigned"
-        )));
-    };
-    let port = core
-        .registry
-        .find("", "v1", "nodes")
-        .and_then(|nodes| core.get(&nodes, "", node).ok())
-        .and_then(|n| {
-            n.pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
-                .and_then(Value::as_u64)
-        })
-        .filter(|p| *p > 0 && *p <= u64::from(u16::MAX));
+    let (node, port) = crate::node_proxy::kubelet_of(core, &pod, name)?;
     // A node without a kubelet endpoint runs nothing: its containers print nothing.
     let Some(port) = port else {
         return Ok(text(StatusCode::OK, Body::empty()));
@@ -106,7 +85,7 @@ pub async fn serve(
             "cannot reach the kubelet of node {node} on 127.0.0.1:{port}: {e}"
         ))
     };
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port as u16))
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .map_err(|e| unreachable(&e))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))

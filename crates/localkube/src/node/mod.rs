@@ -4,7 +4,9 @@
 //!
 //! A pod whose container images are all mapped to host executables (`--image IMAGE=PATH`, see
 //! [`runtime`]) runs as real processes, under the node's root directory ([`layout`]), with logs
-//! served by the node's kubelet endpoint ([`kubelet`]).
+//! and port-forward served by the node's kubelet endpoint ([`kubelet`], [`port_forward`]). Its
+//! pod IP is on loopback (`127.R.x.y`, R random per node: [`rules::loopback_pod_ip`]), so what
+//! it listens on there is reachable from the host.
 //!
 //! Every other pod is simulated: it moves to Running after a delay, ends when its simulated
 //! containers exit, and is removed after its grace period (capped by the node's shutdown time)
@@ -22,9 +24,11 @@
 
 pub mod kubelet;
 pub mod layout;
+pub mod port_forward;
 pub mod rules;
 pub mod runtime;
 mod spawn;
+pub mod spdy;
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -79,7 +83,11 @@ impl Default for NodeConfig {
 struct NodeState {
     client: Client,
     cfg: NodeConfig,
+    /// The next simulated pod's IP (10.244.x.y).
     next_ip: AtomicU32,
+    /// Process pods' IPs: `127.{loopback_network}.x.y`, see [`rules::loopback_pod_ip`].
+    loopback_network: u8,
+    next_loopback_ip: AtomicU32,
     /// Pods (by uid and step) with a timer in flight.
     in_flight: Mutex<HashSet<(String, &'static str)>>,
     /// The grace period of each terminating pod (by uid), which a second delete may shorten.
@@ -268,13 +276,20 @@ async fn prepare(client: Client, cfg: NodeConfig) -> anyhow::Result<Prepared> {
         groups: runtime.groups(),
         temp_root,
     };
-    let (kubelet_port, kubelet_task) = kubelet::serve(runtime.clone()).await?;
+    let (kubelet_port, kubelet_task) = kubelet::serve(kubelet::Kubelet {
+        runtime: runtime.clone(),
+        node_name: cfg.name.clone(),
+    })
+    .await?;
     let kubelet_task = AbortOnDrop(kubelet_task);
     register(&client, &cfg.name, kubelet_port).await?;
     let state = Arc::new(NodeState {
         client: client.clone(),
         cfg: cfg.clone(),
         next_ip: AtomicU32::new(u32::from(Ipv4Addr::new(10, 244, 0, 2))),
+        loopback_network: rand::random_range(1..=254),
+        // 127.R.0.1 is left out, as a pod network's gateway would be.
+        next_loopback_ip: AtomicU32::new(1),
         in_flight: Mutex::new(HashSet::new()),
         terminating: Mutex::new(HashMap::new()),
         scheduler: Recorder::new(
@@ -422,8 +437,9 @@ fn handle_pod(state: &Arc<NodeState>, pod: Pod) {
     if (phase.is_empty() || phase == "Pending")
         && let Some(launches) = state.runtime.plan(&pod)
     {
+        let n = state.next_loopback_ip.fetch_add(1, Ordering::Relaxed);
         let addrs = rules::PodAddresses {
-            pod_ip: Ipv4Addr::from(state.next_ip.fetch_add(1, Ordering::Relaxed)).to_string(),
+            pod_ip: rules::loopback_pod_ip(state.loopback_network, n).to_string(),
             host_ip: NODE_IP.into(),
         };
         state.runtime.admit(pod, launches, addrs);

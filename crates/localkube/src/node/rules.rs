@@ -87,6 +87,17 @@ pub fn launch_of(entrypoint: &Path, container: &Container) -> Launch {
     Launch { program, args }
 }
 
+/// The `n`th pod IP (from 1) of a process pod on a node whose loopback network is
+/// `127.{network}.0.0/16`: `127.{network}.x.y`, `y` counting 1..=254 before `x` moves on. Linux
+/// routes all of 127/8 to the loopback device, so a process listening on its pod IP is
+/// reachable from the host like a pod in its network namespace; a random `network` per node
+/// keeps parallel nodes apart.
+pub fn loopback_pod_ip(network: u8, n: u32) -> std::net::Ipv4Addr {
+    let x = (n / 254) % 256;
+    let y = n % 254 + 1;
+    std::net::Ipv4Addr::new(127, network, x as u8, y as u8)
+}
+
 /// The addresses a downward-API `fieldRef` may ask for, which the pod object may not hold yet.
 #[derive(Debug, Clone, Default)]
 pub struct PodAddresses {
@@ -400,6 +411,20 @@ pub fn process_pod_status(v: &PodView) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_pod_ips_count_up_inside_the_nodes_network() {
+        let cases = [
+            (7, 1, "127.7.0.2"),
+            (7, 2, "127.7.0.3"),
+            (7, 253, "127.7.0.254"),
+            (7, 254, "127.7.1.1"),
+            (200, 254 * 256 + 1, "127.200.0.2"),
+        ];
+        for (network, n, want) in cases {
+            assert_eq!(loopback_pod_ip(network, n).to_string(), want, "{n}");
+        }
+    }
 
     #[test]
     fn image_keys_match_refs() {

@@ -69,6 +69,11 @@ impl Runtime {
         }
     }
 
+    /// The node's API client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     pub fn groups(&self) -> ProcessGroups {
         self.groups.clone()
     }
@@ -410,6 +415,15 @@ impl PodRun {
             now: &now(),
             uid: &self.uid,
         })
+    }
+
+    pub fn uid(&self) -> &str {
+        &self.uid
+    }
+
+    /// The pod's IP (on loopback: see [`rules::loopback_pod_ip`]).
+    pub fn pod_ip(&self) -> &str {
+        &self.addrs.pod_ip
     }
 
     /// Whether `container` exists in this pod.
