@@ -17,6 +17,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::client::{Connection, error_chain};
 use crate::lifecycle::SUBRESOURCE_GROUP;
@@ -185,6 +186,12 @@ pub async fn copy_to_writer<W: AsyncWrite + Unpin>(
         let data = match message {
             Ok(Message::Binary(b)) => b,
             Ok(Message::Text(t)) => Bytes::from(t),
+            // A close with an error code carries why (e.g. nothing listens on the guest port).
+            Ok(Message::Close(Some(frame)))
+                if frame.code != CloseCode::Normal && !frame.reason.is_empty() =>
+            {
+                return StreamEnd::Failed(frame.reason.to_string());
+            }
             Ok(Message::Close(_)) => return StreamEnd::Closed,
             // tungstenite answers pings by itself on the next write or flush.
             Ok(_) => continue,

@@ -29,7 +29,11 @@ class Conn:
     def __init__(self):
         if a.socket:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(a.socket)
+            # Pod directories are deeper than a unix socket address allows: connect relative.
+            here = os.getcwd()
+            os.chdir(os.path.dirname(os.path.abspath(a.socket)))
+            s.connect(os.path.basename(a.socket))
+            os.chdir(here)
             self.fd, self.sock, self.pid = s.fileno(), s, None
         else:
             pid, fd = pty.fork()
@@ -68,7 +72,7 @@ class Conn:
 
 c = Conn()
 if not a.socket:
-    c.read_until(b"escape sequence is ^]", a.timeout)
+    c.read_until(b"to exit console.", a.timeout)
 # A shell prompt, logging in first when the console is at the login prompt.
 c.drain(0.3)
 c.write(b"\r")

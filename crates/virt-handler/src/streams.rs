@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -194,9 +195,15 @@ async fn serve(
             tracing::info!("VMI {ns}/{name}: console connected");
             upgrade.on_upgrade(move |socket| async move {
                 let (from, to) = serial.into_split();
-                splice(socket, from, to, async move {
-                    let _ = stop.await;
-                })
+                splice(
+                    socket,
+                    from,
+                    to,
+                    async move {
+                        let _ = stop.await;
+                    },
+                    None,
+                )
                 .await;
                 drop(turn);
                 tracing::info!("VMI {ns}/{name}: console disconnected");
@@ -209,7 +216,7 @@ async fn serve(
             };
             upgrade.on_upgrade(move |socket| async move {
                 let (from, to) = vnc.into_split();
-                splice(socket, from, to, std::future::pending()).await;
+                splice(socket, from, to, std::future::pending(), None).await;
             })
         }
         Endpoint::PortForward { port, protocol } => {
@@ -224,9 +231,17 @@ async fn serve(
                         Err(e) => return dial_failed(e),
                     };
                     let _ = tcp.set_nodelay(true);
+                    // slirp accepts every forwarded connection and closes it at once when the
+                    // guest refuses: that quick, silent end is the guest's "connection refused".
+                    let refused = Refused {
+                        since: Instant::now(),
+                        reason: format!(
+                            "dialing VM: connection refused: nothing listens on guest port {port}/tcp"
+                        ),
+                    };
                     upgrade.on_upgrade(move |socket| async move {
                         let (from, to) = tcp.into_split();
-                        splice(socket, from, to, std::future::pending()).await;
+                        splice(socket, from, to, std::future::pending(), Some(refused)).await;
                     })
                 }
                 Protocol::Udp => {
@@ -302,6 +317,15 @@ fn payload(message: Message) -> Option<Option<Bytes>> {
     }
 }
 
+/// A target that ends within [`REFUSED_WITHIN`] of the connect without sending a byte was
+/// refused by the guest: the client's close frame then carries `reason` as an error (1011).
+struct Refused {
+    since: Instant,
+    reason: String,
+}
+
+const REFUSED_WITHIN: Duration = Duration::from_secs(1);
+
 /// Copies both ways until either side ends or `stop` fires; what the target sends goes out
 /// as one binary frame per read, at once. The client gets a close frame saying why.
 async fn splice<R, W>(
@@ -309,6 +333,7 @@ async fn splice<R, W>(
     mut from_target: R,
     mut to_target: W,
     stop: impl Future<Output = ()>,
+    refused: Option<Refused>,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -317,23 +342,30 @@ async fn splice<R, W>(
     let outbound = async {
         tokio::pin!(stop);
         let mut buffer = vec![0u8; COPY_BUFFER];
-        let reason = loop {
+        let mut sent_any = false;
+        let (code, reason) = loop {
             tokio::select! {
                 read = from_target.read(&mut buffer) => match read {
-                    Ok(0) => break "the VM closed the stream".to_string(),
-                    Err(e) => break format!("reading from the VM: {e}"),
+                    Ok(0) => match &refused {
+                        Some(r) if !sent_any && r.since.elapsed() < REFUSED_WITHIN => {
+                            break (close_code::ERROR, r.reason.clone());
+                        }
+                        _ => break (close_code::NORMAL, "the VM closed the stream".to_string()),
+                    },
+                    Err(e) => break (close_code::ERROR, format!("reading from the VM: {e}")),
                     Ok(n) => {
+                        sent_any = true;
                         let frame = Message::Binary(Bytes::copy_from_slice(&buffer[..n]));
                         if sink.send(frame).await.is_err() {
                             return;
                         }
                     }
                 },
-                () = &mut stop => break TAKEN_OVER.to_string(),
+                () = &mut stop => break (close_code::NORMAL, TAKEN_OVER.to_string()),
             }
         };
         let close = CloseFrame {
-            code: close_code::NORMAL,
+            code,
             reason: reason.into(),
         };
         let _ = sink.send(Message::Close(Some(close))).await;
@@ -356,6 +388,8 @@ async fn splice<R, W>(
         () = outbound => {}
         () = inbound => {}
     }
+    // Completes the closing handshake (the reply to the client's close is queued but unsent).
+    let _ = sink.close().await;
 }
 
 /// UDP: each binary frame is one datagram to the guest port, each datagram back one frame.
@@ -392,4 +426,6 @@ async fn splice_udp(socket: WebSocket, udp: UdpSocket) {
         () = outbound => {}
         () = inbound => {}
     }
+    // Completes the closing handshake (the reply to the client's close is queued but unsent).
+    let _ = sink.close().await;
 }
