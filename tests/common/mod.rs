@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod guests;
 pub mod ws_fake;
 
 use std::path::{Path, PathBuf};
