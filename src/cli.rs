@@ -214,8 +214,9 @@ Examples:
   # Use stdin and stdout as the connection (an ssh ProxyCommand):
   virtctl port-forward --stdio=true vmi/myvmi 22
 
-TYPE is vm or vmi (or virtualmachine, virtualmachineinstance, and their plurals); a dot is part
-of NAME. Each local TCP connection, and each local UDP peer, gets its own stream through the
+TYPE is vm or vmi (or virtualmachine, virtualmachineinstance, and their plurals). A dot is part
+of NAME; when no object has that name and no /NAMESPACE is given, vm/NAME.NAMESPACE is read
+the older way, as NAME in NAMESPACE, with a warning. Each local TCP connection, and each local UDP peer, gets its own stream through the
 Kubernetes API server, so heavy traffic loads the control plane: for that, expose a Service.";
 
 const SSH_AFTER_HELP: &str = "\

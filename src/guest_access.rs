@@ -26,6 +26,21 @@ impl Target {
     pub fn host_name(&self, namespace: &str) -> String {
         format!("{}.{}.{namespace}", self.owner.short(), self.name)
     }
+
+    /// The older `type/name.namespace` reading of a dotted name with no `/namespace`: the
+    /// target it names when no object has the whole dotted name.
+    pub fn legacy_reading(&self) -> Option<Target> {
+        if self.namespace.is_some() {
+            return None;
+        }
+        let (name, namespace) = self.name.split_once('.')?;
+        names::check_namespace(namespace).ok()?;
+        (!name.is_empty()).then(|| Target {
+            owner: self.owner,
+            name: name.to_string(),
+            namespace: Some(namespace.to_string()),
+        })
+    }
 }
 
 /// KubeVirt's `type/name[/namespace]`; the type is vm or vmi in any of their forms. A dot is
@@ -364,6 +379,25 @@ mod tests {
             format!("{:#}", parse_target("vmi/x/Bad_NS").unwrap_err())
                 .starts_with("invalid namespace \"Bad_NS\"")
         );
+    }
+
+    #[test]
+    fn legacy_readings_of_dotted_names() {
+        let cases = [
+            (
+                "vm/testvm.dev",
+                Some(target(Owner::Vm, "testvm", Some("dev"))),
+            ),
+            ("vmi/a.b.c", None),  // "b.c" is no namespace name
+            ("vmi/a.b/ns", None), // the namespace is given
+            ("vmi/plain", None),
+            ("vm/.dev", None),
+        ];
+        for (arg, want) in cases {
+            let parsed = parse_target(arg);
+            let got = parsed.ok().and_then(|t| t.legacy_reading());
+            assert_eq!(got, want, "{arg}");
+        }
     }
 
     #[test]

@@ -189,6 +189,36 @@ fn port_forward_tcp_connections_echo_through_the_stream() {
 }
 
 #[test]
+fn port_forward_reads_a_dotted_name_as_name_dot_namespace_when_only_that_exists() {
+    let server = WsFake::start(kubevirt);
+    let mut child = spawn(
+        &server,
+        &["port-forward", "vmi/vmi1.dev", "0:22"],
+        Stdio::null(),
+        Stdio::piped(),
+        None,
+    );
+    let out = lines(child.stdout.take().unwrap());
+    let err = lines(child.stderr.take().unwrap());
+    let port = forwarded_port(&next_line(&out, "forwarding"), "22");
+    assert_eq!(
+        next_line(&err, "the warning"),
+        "Warning: vmi/vmi1.dev means vmi/vmi1/dev (the older type/name.namespace form); \
+         write vmi/vmi1/dev"
+    );
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(DEADLINE)).unwrap();
+    conn.write_all(b"legacy").unwrap();
+    assert_eq!(read_n(&mut conn, 6), b"legacy");
+    assert_eq!(interrupt(&mut child), 0);
+    let upgrades = server.upgrades();
+    assert_eq!(
+        upgrades[0].line,
+        format!("GET {SUB}/dev/virtualmachineinstances/vmi1/portforward/22/tcp")
+    );
+}
+
+#[test]
 fn port_forward_udp_datagrams_echo() {
     let server = WsFake::start(kubevirt);
     let mut child = spawn(

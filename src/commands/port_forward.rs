@@ -66,19 +66,21 @@ pub async fn run(connection: &LazyConnection, opts: &PortForwardSettings) -> any
         .get()
         .await
         .map_err(|e| anyhow::anyhow!("cannot obtain KubeVirt client: {e:#}"))?;
-    let remote = Remote {
-        conn: conn.clone(),
-        target: opts.target.clone(),
-        namespace: opts
-            .target
-            .namespace
-            .clone()
-            .unwrap_or_else(|| conn.namespace.clone()),
+    // A ProxyCommand's stream opens at once; a listener checks its target first, so a typo
+    // fails before any port is open.
+    let check = !opts.stdio || opts.target.legacy_reading().is_some();
+    let remote = if check {
+        resolve(&conn, &opts.target).await?
+    } else {
+        Remote {
+            conn: conn.clone(),
+            target: opts.target.clone(),
+            namespace: namespace_of(&conn, &opts.target),
+        }
     };
     if opts.stdio {
         return stdio(&remote, &opts.ports[0]).await;
     }
-    exists(&remote).await?;
     for port in &opts.ports {
         let wanted = SocketAddr::new(opts.address, port.local);
         match port.protocol {
@@ -112,6 +114,56 @@ fn announce(local: &SocketAddr, port: &ForwardedPort) {
         Protocol::Tcp => println!("Forwarding from {local} -> {}", port.remote),
         Protocol::Udp => println!("Forwarding from {local} -> {} (udp)", port.remote),
     }
+}
+
+fn namespace_of(conn: &Connection, target: &Target) -> String {
+    target
+        .namespace
+        .clone()
+        .unwrap_or_else(|| conn.namespace.clone())
+}
+
+/// The target as found in the cluster: as typed, or else by the older `type/name.namespace`
+/// reading of a dotted name (with a warning), as KubeVirt's virtctl still documents it.
+async fn resolve(conn: &Connection, target: &Target) -> anyhow::Result<Remote> {
+    let typed = Remote {
+        conn: conn.clone(),
+        target: target.clone(),
+        namespace: namespace_of(conn, target),
+    };
+    let missing = match exists(&typed).await {
+        Ok(()) => return Ok(typed),
+        Err(e) => e,
+    };
+    let Some(legacy) = target.legacy_reading() else {
+        return Err(missing);
+    };
+    let older = Remote {
+        conn: conn.clone(),
+        namespace: namespace_of(conn, &legacy),
+        target: legacy,
+    };
+    if exists(&older).await.is_err() {
+        return Err(missing);
+    }
+    eprintln!(
+        "Warning: {kind}/{dotted} means {kind}/{name}/{ns} (the older type/name.namespace \
+         form); write {kind}/{name}/{ns}",
+        kind = target.owner.short(),
+        dotted = target.name,
+        name = older.target.name,
+        ns = older.namespace,
+    );
+    Ok(older)
+}
+
+/// [`resolve`] for ssh and scp: the target with its namespace filled in.
+pub async fn resolve_target(conn: &Connection, target: &Target) -> anyhow::Result<Target> {
+    let remote = resolve(conn, target).await?;
+    Ok(Target {
+        namespace: Some(remote.namespace),
+        ..remote.target
+    })
 }
 
 /// The VM or VMI must exist before ports are opened for it: a typo fails at once.

@@ -27,8 +27,12 @@ pub async fn local_ssh(
         .await
         .map_err(|e| anyhow::anyhow!("cannot obtain KubeVirt client: {e:#}"))?;
     let target = &common.target;
-    let namespace = target
-        .target
+    // Only a dotted name may need the API (its older name.namespace reading).
+    let resolved = match target.target.legacy_reading() {
+        Some(_) => crate::commands::port_forward::resolve_target(&conn, &target.target).await?,
+        None => target.target.clone(),
+    };
+    let namespace = resolved
         .namespace
         .clone()
         .unwrap_or_else(|| conn.namespace.clone());
@@ -39,7 +43,7 @@ pub async fn local_ssh(
     Ok(LocalSsh {
         virtctl,
         connection_flags: common.connection_flags.clone(),
-        target: target.target.clone(),
+        target: resolved,
         namespace,
         port: common.port,
         user: guest_access::ssh_user(target.user.as_deref(), common.username.as_deref(), |v| {
