@@ -70,12 +70,12 @@ pub async fn run(connection: &LazyConnection, opts: &PortForwardSettings) -> any
     // fails before any port is open.
     let check = !opts.stdio || opts.target.legacy_reading().is_some();
     let remote = if check {
-        resolve(&conn, &opts.target).await?
+        resolve(conn, &opts.target).await?
     } else {
         Remote {
             conn: conn.clone(),
             target: opts.target.clone(),
-            namespace: namespace_of(&conn, &opts.target),
+            namespace: namespace_of(conn, &opts.target),
         }
     };
     if opts.stdio {

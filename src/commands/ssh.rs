@@ -29,7 +29,7 @@ pub async fn local_ssh(
     let target = &common.target;
     // Only a dotted name may need the API (its older name.namespace reading).
     let resolved = match target.target.legacy_reading() {
-        Some(_) => crate::commands::port_forward::resolve_target(&conn, &target.target).await?,
+        Some(_) => crate::commands::port_forward::resolve_target(conn, &target.target).await?,
         None => target.target.clone(),
     };
     let namespace = resolved
