@@ -105,21 +105,8 @@ pub fn parse_ssh_target(arg: &str) -> anyhow::Result<SshTarget> {
     })
 }
 
-/// The protocol of a forwarded port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Tcp,
-    Udp,
-}
-
-impl Protocol {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        }
-    }
-}
+/// The transport of a forward (one type from the launcher's wire to virtctl's flags).
+pub use virt_reconciler::launcher_api::Protocol;
 
 /// One `[protocol/]local[:remote]`; local 0 means a free port chosen by the system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,15 +7,14 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, UdpSocket};
-use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use common::fake::{Recorded, status_body};
-use common::virtctl_raw;
 use common::ws_fake::{Answer, WsFake, vmi_json};
+use common::{open_pty, virtctl_raw};
 
 /// Long enough for a loaded machine; only a broken stream waits this long.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -438,23 +437,6 @@ fn console_escape_ends_the_session_without_sending_it() {
     let mut rest = Vec::new();
     stdout.read_to_end(&mut rest).unwrap();
     assert!(rest == b"c" || rest.is_empty(), "{rest:?}");
-}
-
-/// A pseudo-terminal: (master, slave).
-fn open_pty() -> (OwnedFd, OwnedFd) {
-    use rustix::fs::{Mode, OFlags};
-    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
-    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
-    grantpt(&master).unwrap();
-    unlockpt(&master).unwrap();
-    let name = ptsname(&master, Vec::new()).unwrap();
-    let slave = rustix::fs::open(
-        name.to_str().unwrap(),
-        OFlags::RDWR | OFlags::NOCTTY,
-        Mode::empty(),
-    )
-    .unwrap();
-    (master, slave)
 }
 
 #[test]

@@ -6,14 +6,13 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Cluster;
 use common::guests::*;
+use common::{Cluster, open_pty};
 use serde_json::{Value, json};
 
 /// Generous: guests boot under TCG, several at once; only a broken path waits this long.
@@ -122,23 +121,6 @@ fn start_virtctl(kubeconfig: &Path, args: &[&str]) -> Running {
         }
     });
     Running { child, output }
-}
-
-/// A pseudo-terminal: (master, slave).
-fn open_pty() -> (OwnedFd, OwnedFd) {
-    use rustix::fs::{Mode, OFlags};
-    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
-    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
-    grantpt(&master).unwrap();
-    unlockpt(&master).unwrap();
-    let name = ptsname(&master, Vec::new()).unwrap();
-    let slave = rustix::fs::open(
-        name.to_str().unwrap(),
-        OFlags::RDWR | OFlags::NOCTTY,
-        Mode::empty(),
-    )
-    .unwrap();
-    (master, slave)
 }
 
 /// The first line of a banner read from `port` on loopback.

@@ -43,21 +43,8 @@ pub enum Stream {
     },
 }
 
-/// The transport of a forward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Tcp,
-    Udp,
-}
-
-impl Protocol {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        }
-    }
-}
+/// The transport of a forward (one type from the launcher's wire to virtctl's flags).
+pub use crate::launcher_api::Protocol;
 
 /// Where a checked stream goes: the virt-handler at `address` (`host:port`), at `path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
