@@ -2,7 +2,7 @@
 //! closure: for what a real API server does not show (request headers, a proxy's CONNECT),
 //! or behaviour that the clusters here do not have (another version, pause).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,47 +79,52 @@ pub fn status_body(code: u16, reason: &str, message: &str) -> String {
     .to_string()
 }
 
+/// Reads one request (line, headers, a `Content-Length` body); `None` when the connection ends.
+pub fn read_request(reader: &mut impl BufRead) -> Option<Recorded> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let request_line = format!(
+        "{} {}",
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default()
+    );
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = h.split_once(':') {
+            headers.push((name.trim().to_lowercase(), value.trim().to_string()));
+        }
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Recorded {
+        line: request_line,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
 fn serve(stream: TcpStream, seen: &Mutex<Vec<Recorded>>, respond: &Responder) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        let Some(recorded) = read_request(&mut reader) else {
             return;
-        }
-        let mut parts = line.split_whitespace();
-        let request_line = format!(
-            "{} {}",
-            parts.next().unwrap_or_default(),
-            parts.next().unwrap_or_default()
-        );
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = h.split_once(':') {
-                headers.push((name.trim().to_lowercase(), value.trim().to_string()));
-            }
-        }
-        let length: usize = headers
-            .iter()
-            .find(|(n, _)| n == "content-length")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let recorded = Recorded {
-            line: request_line,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
         };
         seen.lock().unwrap().push(recorded.clone());
         let (code, body) = respond(&recorded);

@@ -3,7 +3,7 @@
 //! contract says virt-api does: 101 with `Sec-WebSocket-Accept` and the `plain.kubevirt.io`
 //! subprotocol echoed, then raw bytes in binary frames; or a `metav1.Status` refusal.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::{Message, WebSocket};
 
-use super::fake::Recorded;
+use super::fake::{Recorded, read_request};
 
 /// What the fake does with one request.
 pub enum Answer {
@@ -76,43 +76,8 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Recorded>>, route: &Route) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        let Some(recorded) = read_request(&mut reader) else {
             return;
-        }
-        let mut parts = line.split_whitespace();
-        let request_line = format!(
-            "{} {}",
-            parts.next().unwrap_or_default(),
-            parts.next().unwrap_or_default()
-        );
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = h.split_once(':') {
-                headers.push((name.trim().to_lowercase(), value.trim().to_string()));
-            }
-        }
-        let length: usize = headers
-            .iter()
-            .find(|(n, _)| n == "content-length")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let recorded = Recorded {
-            line: request_line,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
         };
         let before = {
             let mut seen = seen.lock().unwrap();
