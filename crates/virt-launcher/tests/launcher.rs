@@ -155,10 +155,25 @@ impl Launcher {
         self.path(&format!("var/run/kubevirt/sockets/{UID}.sock"))
     }
 
+    /// Connects, retrying while the socket is bound but not yet listening (a busy machine can
+    /// show that instant); a launcher that has gone fails with its stderr.
     fn connect(&self) -> UnixStream {
-        let stream = UnixStream::connect(self.socket()).unwrap();
-        stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        stream
+        let start = Instant::now();
+        loop {
+            match UnixStream::connect(self.socket()) {
+                Ok(stream) => {
+                    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+                    return stream;
+                }
+                Err(_) if start.elapsed() < Duration::from_secs(5) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!(
+                    "cannot connect to the launcher: {e}; its stderr: {}",
+                    self.stderr()
+                ),
+            }
+        }
     }
 
     /// Sends one request line and reads its response line.
