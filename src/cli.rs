@@ -250,9 +250,12 @@ Examples:
   # Copy a file from the virtual machine 'myvm' in namespace 'dev' to here:
   virtctl scp jdoe@vm/myvm/dev:/etc/os-release .
 
-One of the two locations is [USER@]TYPE/NAME[/NAMESPACE]:PATH. The system's scp runs,
-through the same ProxyCommand as virtctl ssh, and virtctl exits with its exit status
-(--local-ssh=false, a native SFTP copy, is not built yet).";
+One of the two locations is [USER@]TYPE/NAME[/NAMESPACE]:PATH; an empty PATH is the login
+directory. The system's scp runs, through the same ProxyCommand as virtctl ssh, and virtctl
+exits with its exit status. With --local-ssh=false, virtctl copies over SFTP itself (the guest
+needs an SFTP server), logging in as virtctl ssh --local-ssh=false does: a file copied to a
+directory keeps its name, a directory needs -r, and the first failure ends the copy with exit
+status 1, naming the file that may be partial.";
 
 const STATUS_AFTER_HELP: &str = "\
 Examples:

@@ -4,6 +4,7 @@
 pub mod completion;
 pub mod console;
 pub mod expose;
+pub mod native_scp;
 pub mod native_ssh;
 pub mod pause;
 pub mod port_forward;

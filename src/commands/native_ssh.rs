@@ -2,7 +2,8 @@
 //! machines without OpenSSH's client. Public-key login with `-i` (or ~/.ssh/id_ed25519,
 //! id_ecdsa, id_rsa); the guest's host key is trusted on first use and kept in `--known-hosts`
 //! (~/.ssh/kubevirt_known_hosts); a changed key is refused. The command's stdout and stderr
-//! are streamed, and virtctl exits with its exit status. Native scp (SFTP) is not built yet.
+//! are streamed, and virtctl exits with its exit status. `connect` is shared with native scp
+//! (`native_scp.rs`).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -15,7 +16,6 @@ use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate, known_hosts};
 use crate::client::LazyConnection;
 use crate::commands::Exit;
 use crate::guest_access::LocalSsh;
-use crate::settings::ScpSettings;
 use crate::stream;
 use crate::terminal::RawMode;
 
@@ -23,7 +23,7 @@ use crate::terminal::RawMode;
 const DEFAULT_KEYS: [&str; 3] = ["id_ed25519", "id_ecdsa", "id_rsa"];
 
 /// How the guest's host key was judged.
-struct HostKeys {
+pub(crate) struct HostKeys {
     host: String,
     port: u16,
     file: PathBuf,
@@ -104,8 +104,9 @@ fn key_files(target: &LocalSsh) -> anyhow::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Opens the stream to the guest's SSH port and logs in.
-async fn session(
+/// Opens the stream to the guest's SSH port and logs in; also returns the guest's host name
+/// (`TYPE.NAME.NAMESPACE`), for messages.
+pub(crate) async fn connect(
     connection: &LazyConnection,
     target: &LocalSsh,
 ) -> anyhow::Result<(Handle<HostKeys>, String)> {
@@ -182,7 +183,7 @@ pub async fn ssh(
     target: &LocalSsh,
     command: Option<&str>,
 ) -> anyhow::Result<()> {
-    let (session, host) = session(connection, target).await?;
+    let (session, host) = connect(connection, target).await?;
     let mut channel = session.channel_open_session().await?;
     let terminal = command.is_none() && std::io::stdin().is_terminal();
     let _raw = if terminal {
@@ -239,15 +240,4 @@ pub async fn ssh(
         Some(code) => Err(Exit(i32::try_from(code).unwrap_or(255).min(255)).into()),
         None => anyhow::bail!("ssh {host}: the session ended without an exit status"),
     }
-}
-
-pub async fn scp(
-    _connection: &LazyConnection,
-    _target: &LocalSsh,
-    _opts: &ScpSettings,
-) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "scp --local-ssh=false is not supported by this virtctl yet: use the system's scp \
-         (the default)"
-    )
 }
