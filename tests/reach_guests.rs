@@ -1,6 +1,7 @@
 //! Reaching real guests (issue 12): `virtctl console` in a pseudo-terminal, `vnc --proxy-only`,
-//! `port-forward`, `ssh` and `scp` with a key from cloud-init, and the seed's exposed Service
-//! through `kubectl port-forward`, all against the playground's real guests (QEMU under TCG).
+//! `port-forward`, `ssh` and `scp` (OpenSSH's and the built-in client) with a key from
+//! cloud-init, and the seed's exposed Service through `kubectl port-forward`, all against the
+//! playground's real guests (QEMU under TCG).
 
 mod common;
 
@@ -378,6 +379,26 @@ async fn ssh_scp_and_port_forward_reach_the_guests_sshd_with_a_key_from_cloud_in
     let out = c.virtctl(&args).await;
     assert_eq!(out.code, 0, "{out:#?}");
     assert_eq!(sha256(&sent), sha256(&back));
+    // The built-in client (SFTP to the guest's sftp-server), both ways.
+    let native_back = dir.path().join("native-back.bin");
+    let native_back_s = native_back.display().to_string();
+    let native = [
+        "scp",
+        "--local-ssh=false",
+        "-i",
+        &key_arg,
+        "--known-hosts",
+        &known,
+    ];
+    let mut args = native.to_vec();
+    args.extend([sent_s.as_str(), "cirros@vm/vm-ssh:/tmp/native.bin"]);
+    let out = c.virtctl(&args).await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    let mut args = native.to_vec();
+    args.extend(["cirros@vm/vm-ssh:/tmp/native.bin", native_back_s.as_str()]);
+    let out = c.virtctl(&args).await;
+    assert_eq!(out.code, 0, "{out:#?}");
+    assert_eq!(sha256(&sent), sha256(&native_back));
 
     // A port nothing listens on in the guest: an error saying so, exit 1, at once.
     let kubeconfig = c.kubeconfig.clone();
