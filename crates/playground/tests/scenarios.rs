@@ -505,6 +505,10 @@ async fn scenario_01_start_halted_run_strategy() {
 
     env.put("vm1", "start", json!({})).await.unwrap();
     let vmi = env.running_vmi("vm1", None).await;
+    // KubeVirt's VMI controller labels the VMI with its node when it writes the node name.
+    let node = vmi.status.as_ref().and_then(|s| s.node_name.clone());
+    assert!(node.is_some(), "the running VMI has a node");
+    assert_eq!(vmi.labels().get("kubevirt.io/nodeName"), node.as_ref());
     let s = env.printable_becomes("vm1", "Running").await;
     assert!(s.created && s.ready);
     assert_eq!(

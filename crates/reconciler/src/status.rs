@@ -433,10 +433,12 @@ pub fn ready_condition(vmi: Option<&VirtualMachineInstance>, now: &str) -> Condi
 }
 
 /// The `Failure` condition for a sync error `(reason, message)` (e.g. `FailedCreate`), or
-/// `None` when the reconcile had no error and the condition is to be removed.
+/// `None` when the reconcile had no error and the condition is to be removed. It has a
+/// `lastTransitionTime` but no `lastProbeTime`: KubeVirt's VM controller sets only the former.
 pub fn failure_condition(sync_error: Option<(&str, &str)>, now: &str) -> Option<Condition> {
-    sync_error.map(|(reason, message)| {
-        new_condition(condition_type::FAILURE, "True", reason, message, now)
+    sync_error.map(|(reason, message)| Condition {
+        last_probe_time: None,
+        ..new_condition(condition_type::FAILURE, "True", reason, message, now)
     })
 }
 

@@ -22,7 +22,7 @@ use super::expectations::{Expectations, Observed};
 use super::queue::QueueDepth;
 use super::retry::{Backoff, ErrorClass, classify_kube};
 use super::{Error, Metrics, finalizer_patch, key, now};
-use crate::decide::vm::{Decision, ORPHAN_FINALIZER, decide};
+use crate::decide::vm::{Decision, FailedWrite, ORPHAN_FINALIZER, decide};
 use crate::run_strategy::{is_deleting, is_final};
 use crate::types::{VirtualMachine, VirtualMachineInstance};
 use crate::{firmware, status, vmi as vmi_rules};
@@ -141,12 +141,10 @@ async fn delete_vmi(ctx: &Context, vm: &VirtualMachine, uid: &str) -> Option<Syn
         }
         Err(e) => {
             ctx.expectations.forget(&key(vm));
-            let msg = format!(
-                "Failure attempting to delete VMI: {}",
-                crate::kube_error::message(&e)
-            );
+            let failed = FailedWrite::Delete;
+            let msg = failed.message(&crate::kube_error::message(&e));
             event(ctx, vm, true, "FailedDelete", msg.clone()).await;
-            Some(SyncFailure::of(status::reason::FAILED_DELETE, msg, &e))
+            Some(SyncFailure::of(failed.reason(), msg, &e))
         }
     }
 }
@@ -174,20 +172,24 @@ async fn create_vmi(ctx: &Context, vm: &VirtualMachine, paused: bool) -> Option<
             let message = crate::kube_error::message(&e);
             let note = format!("Error creating virtual machine instance: {message}");
             event(ctx, vm, true, "FailedCreate", note).await;
-            let msg = format!("Failure while starting VMI: {message}");
-            Some(SyncFailure::of(status::reason::FAILED_CREATE, msg, &e))
+            let failed = FailedWrite::Start;
+            Some(SyncFailure::of(
+                failed.reason(),
+                failed.message(&message),
+                &e,
+            ))
         }
     }
 }
 
 /// Sends a JSON patch to the VM (`status` or not); a failure is returned for the Failure
-/// condition, with `reason` and the message after `what`.
+/// condition, worded as `failed` says.
 async fn patch_vm(
     ctx: &Context,
     vm: &VirtualMachine,
     on_status: bool,
     patch: Value,
-    (reason, what): (&str, &str),
+    failed: FailedWrite,
 ) -> Result<Option<SyncFailure>, Error> {
     let vms: Api<VirtualMachine> =
         Api::namespaced(ctx.client.clone(), &vm.namespace().unwrap_or_default());
@@ -201,8 +203,8 @@ async fn patch_vm(
         vms.patch(&vm.name_any(), &params, &patch).await
     };
     Ok(sent.err().map(|e| {
-        let msg = format!("{what}: {}", crate::kube_error::message(&e));
-        SyncFailure::of(reason, msg, &e)
+        let msg = failed.message(&crate::kube_error::message(&e));
+        SyncFailure::of(failed.reason(), msg, &e)
     }))
 }
 
@@ -217,17 +219,13 @@ async fn execute(
         Decision::Wait(wait) => return Ok((None, Some(wait))),
         Decision::CreateVmi { paused } => create_vmi(ctx, vm, paused).await,
         Decision::DeleteVmi { uid } => delete_vmi(ctx, vm, &uid).await,
-        Decision::RerunVmi { uid, queue_start } => {
-            let deleted = delete_vmi(ctx, vm, &uid).await;
-            let why = (
-                status::reason::FAILED_DELETE,
-                "Failure attempting to restart VMI",
-            );
-            patch_vm(ctx, vm, true, queue_start, why).await?.or(deleted)
-        }
+        // As KubeVirt: a failed delete is reported, and no Start is queued for it.
+        Decision::RerunVmi { uid, queue_start } => match delete_vmi(ctx, vm, &uid).await {
+            Some(failed) => Some(failed),
+            None => patch_vm(ctx, vm, true, queue_start, FailedWrite::QueueRerunStart).await?,
+        },
         Decision::PatchVmSpec { patch } => {
-            let why = (status::reason::FAILED_CREATE, "Failure while starting VMI");
-            patch_vm(ctx, vm, false, patch, why).await?
+            patch_vm(ctx, vm, false, patch, FailedWrite::Start).await?
         }
         Decision::Fail { reason, message } => Some(SyncFailure {
             reason,

@@ -16,6 +16,38 @@ pub const ORPHAN_FINALIZER: &str = "orphan";
 pub const WAIT_AS_RECEIVER_UNSUPPORTED: &str =
     "runStrategy WaitAsReceiver (decentralized live migration) is not supported";
 
+/// A write of the VM controller that failed, and the `Failure` condition it leaves: KubeVirt's
+/// reason and words for each (Part B §4.4–§4.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedWrite {
+    /// Creating the VMI, or turning a Halted VM on for a paused start.
+    Start,
+    /// Deleting the VMI.
+    Delete,
+    /// RerunOnFailure queueing a Start after deleting its Failed VMI.
+    QueueRerunStart,
+}
+
+impl FailedWrite {
+    /// The condition's reason.
+    pub fn reason(self) -> &'static str {
+        match self {
+            FailedWrite::Start => status::reason::FAILED_CREATE,
+            FailedWrite::Delete | FailedWrite::QueueRerunStart => status::reason::FAILED_DELETE,
+        }
+    }
+
+    /// The condition's message for the API server's `error`.
+    pub fn message(self, error: &str) -> String {
+        let what = match self {
+            FailedWrite::Start => "Failure while starting VMI",
+            FailedWrite::Delete => "Failure attempting to delete VMI",
+            FailedWrite::QueueRerunStart => "failed to patch VM with start action",
+        };
+        format!("{what}: {error}")
+    }
+}
+
 /// The one thing the VM controller does in a reconcile, before it writes the status.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
@@ -25,8 +57,9 @@ pub enum Decision {
     CreateVmi { paused: bool },
     /// Delete the VMI of this UID.
     DeleteVmi { uid: String },
-    /// RerunOnFailure after a failure: delete the failed VMI of this UID, then queue a Start
-    /// with `queue_start`, a JSON patch on the VM status, so that a new VMI starts.
+    /// RerunOnFailure after a failure: delete the failed VMI of this UID, then (only if the
+    /// delete did not fail, as in KubeVirt) queue a Start with `queue_start`, a JSON patch on
+    /// the VM status, so that a new VMI starts.
     RerunVmi { uid: String, queue_start: Value },
     /// A Start on a Halted VM: turn the VM on with this JSON patch on the VM. The Start request
     /// stays queued, so the next reconcile creates the VMI (paused, if it asks so).

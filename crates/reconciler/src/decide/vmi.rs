@@ -77,8 +77,11 @@ pub fn decide(
 
 /// [`decide`], knowing whether the newest Pod's node is served by virt-handler
 /// (`node_has_handler`). There the status is [`vmi_status_from_pod_on_node`]'s (the VMI stops
-/// at Scheduled; the handler owns Running, Paused and interfaces), and the VMI also gets the
-/// label `kubevirt.io/nodeName=<node>` once it has a node, in the same write.
+/// at Scheduled; the handler owns Running, Paused and interfaces).
+///
+/// On every node, a VMI that is not final gets the label `kubevirt.io/nodeName=<node>` in the
+/// write that gives it `status.nodeName`, as KubeVirt's VMI controller labels it when it
+/// writes the node name (node agents and clients select a node's VMIs by it).
 pub fn decide_on_node(
     vmi: &VirtualMachineInstance,
     pods: &[&Pod],
@@ -144,8 +147,7 @@ pub fn decide_on_node(
     }
     let status = vmi_status_from_pod_on_node(vmi, pod, pod_create_expected, node_has_handler, now);
     let mut next = vmi.clone();
-    if node_has_handler
-        && !is_final(vmi)
+    if !is_final(vmi)
         && let Some(node) = status.node_name.as_deref()
     {
         next.metadata

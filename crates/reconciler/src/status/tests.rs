@@ -642,18 +642,31 @@ fn ready_condition_mirrors_the_vmi() {
 
 #[test]
 fn failure_condition_from_sync_error() {
-    assert_eq!(failure_condition(None, now()), None);
-    let c = failure_condition(
-        Some(("FailedCreate", "Failure while starting VMI: boom")),
-        now(),
-    )
-    .unwrap();
-    assert_eq!((c.type_.as_str(), c.status.as_str()), ("Failure", "True"));
-    assert_eq!(c.reason.as_deref(), Some("FailedCreate"));
-    assert_eq!(
-        c.message.as_deref(),
-        Some("Failure while starting VMI: boom")
-    );
+    let cases = [
+        // (sync error, the condition as written)
+        (None, None),
+        (
+            Some(("FailedCreate", "Failure while starting VMI: boom")),
+            Some(
+                json!({"type": "Failure", "status": "True", "reason": "FailedCreate",
+                        "message": "Failure while starting VMI: boom",
+                        "lastTransitionTime": "2026-08-01T12:00:00Z"}),
+            ),
+        ),
+        (
+            Some(("FailedDelete", "failed to patch VM with start action: boom")),
+            Some(
+                json!({"type": "Failure", "status": "True", "reason": "FailedDelete",
+                        "message": "failed to patch VM with start action: boom",
+                        "lastTransitionTime": "2026-08-01T12:00:00Z"}),
+            ),
+        ),
+    ];
+    for (sync_error, want) in cases {
+        let got = failure_condition(sync_error, now()).map(|c| serde_json::to_value(c).unwrap());
+        // No lastProbeTime: KubeVirt's VM controller never sets one on Failure.
+        assert_eq!(got, want, "{sync_error:?}");
+    }
 }
 
 #[test]

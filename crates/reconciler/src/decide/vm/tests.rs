@@ -561,3 +561,31 @@ fn a_vm_without_a_valid_run_strategy_fails_with_the_reason() {
         }
     );
 }
+
+#[test]
+fn failed_writes_leave_kubevirts_reason_and_message() {
+    let cases = [
+        // (write, reason, message)
+        (
+            FailedWrite::Start,
+            "FailedCreate",
+            "Failure while starting VMI: boom",
+        ),
+        (
+            FailedWrite::Delete,
+            "FailedDelete",
+            "Failure attempting to delete VMI: boom",
+        ),
+        (
+            FailedWrite::QueueRerunStart,
+            "FailedDelete",
+            "failed to patch VM with start action: boom",
+        ),
+    ];
+    for (write, reason, message) in cases {
+        assert_eq!(
+            (write.reason(), write.message("boom").as_str()),
+            (reason, message)
+        );
+    }
+}

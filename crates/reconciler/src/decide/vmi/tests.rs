@@ -10,7 +10,7 @@ use serde_json::json;
 const NOW: &str = "2026-08-01T12:00:00Z";
 const UID: &str = "vmi-uid";
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Vmi {
     /// Just created by the VM controller's client: no finalizer of this controller yet.
     Fresh,
@@ -26,7 +26,7 @@ enum Vmi {
     DeletingFinal,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum LauncherPod {
     None,
     /// None in the cache, but a creation is pending.
@@ -401,18 +401,43 @@ fn on_a_handler_node_a_paused_start_is_left_to_the_handler() {
     assert_eq!(again, Decision::Nothing);
 }
 
-#[test]
-fn elsewhere_the_node_name_label_is_not_written() {
-    let running = pod(LauncherPod::Running).unwrap();
-    let Decision::UpdateStatus(next) = decide(&vmi(Vmi::Scheduled), &[&running], false, NOW) else {
-        panic!("expected a status write");
-    };
-    assert_eq!(next.phase(), "Running");
-    assert!(
-        !next
+/// The label `kubevirt.io/nodeName` of the VMI a decision writes, or `None` when it writes
+/// none (or no VMI).
+fn node_name_label(state: Vmi, launcher: LauncherPod, handler: bool) -> Option<String> {
+    let pod = pod(launcher);
+    let pods: Vec<&Pod> = pod.iter().collect();
+    let expected = matches!(launcher, LauncherPod::Expected);
+    match decide_on_node(&vmi(state), &pods, expected, handler, NOW) {
+        Decision::UpdateStatus(v) => v
             .metadata
             .labels
             .unwrap_or_default()
-            .contains_key("kubevirt.io/nodeName")
-    );
+            .remove(NODE_NAME_LABEL),
+        _ => None,
+    }
+}
+
+#[test]
+fn the_node_name_label_comes_with_the_node_name_on_every_node() {
+    let cases = [
+        // (VMI, Pod, label written, on a simulated node and on a handler node)
+        (Vmi::Pending, LauncherPod::Unscheduled, None),
+        (Vmi::Pending, LauncherPod::Scheduled, Some("node1")),
+        (Vmi::Scheduling, LauncherPod::Running, Some("node1")),
+        (Vmi::Scheduled, LauncherPod::Running, Some("node1")),
+        // A VMI ending now still gets its node, as in KubeVirt it keeps the label it had.
+        (Vmi::Running, LauncherPod::Failed, Some("node1")),
+        // A final VMI is never relabelled; no Pod yet is a Pod creation.
+        (Vmi::Succeeded, LauncherPod::Succeeded, None),
+        (Vmi::Pending, LauncherPod::None, None),
+    ];
+    for (state, launcher, want) in cases {
+        for handler in [false, true] {
+            assert_eq!(
+                node_name_label(state, launcher, handler).as_deref(),
+                want,
+                "{state:?} {launcher:?} handler={handler}"
+            );
+        }
+    }
 }
