@@ -589,8 +589,9 @@ pub struct ExposeArgs {
     pub args: Vec<String>,
 
     /// Name of the Service to create (required).
-    #[arg(long, value_name = "SERVICE", required = true)]
-    pub name: String,
+    // Checked after the argument count, as cobra does, not by clap (see settings::expose).
+    #[arg(long, value_name = "SERVICE")]
+    pub name: Option<String>,
 
     /// The port the Service serves; without it, the ports are found by introspection.
     #[arg(long, value_name = "PORT", default_value_t = 0)]

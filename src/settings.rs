@@ -690,14 +690,13 @@ fn vmi_settings(args: &[String]) -> anyhow::Result<VmiSettings> {
     })
 }
 
-/// Step 2 of Part B §3.1: parse the flag values (protocol, type, IP families, policy), and
-/// check both names.
+/// Part B §3.1 in KubeVirt's order: the argument count, `--name`, the flag values (protocol,
+/// service type, IP families, policy), then TYPE; then both names (Part A §14).
 fn expose(a: &ExposeArgs) -> anyhow::Result<ExposeSettings> {
     exact_args(&a.args, 2)?;
-    let type_name = a.args[0].to_lowercase();
-    let kind = ExposeKind::parse(&type_name)?;
-    let name = names::resource_name(kind.name_kind(), &a.args[1])?;
-    let service_name = names::resource_name(NameKind::Service, &a.name)?;
+    let Some(typed_service_name) = a.name.as_deref() else {
+        bail!("required flag(s) \"name\" not set");
+    };
     let protocol = match a.protocol.to_lowercase().as_str() {
         "tcp" => "TCP",
         "udp" => "UDP",
@@ -726,6 +725,10 @@ fn expose(a: &ExposeArgs) -> anyhow::Result<ExposeSettings> {
         "requiredualstack" => Some("RequireDualStack"),
         _ => bail!("unknown IPFamilyPolicy/s: {}", a.ip_family_policy),
     };
+    let type_name = a.args[0].to_lowercase();
+    let kind = ExposeKind::parse(&type_name)?;
+    let name = names::resource_name(kind.name_kind(), &a.args[1])?;
+    let service_name = names::resource_name(NameKind::Service, typed_service_name)?;
     let port = (a.port != 0).then(|| ServicePort {
         name: Some(a.port_name.clone()).filter(|n| !n.is_empty()),
         protocol: Some(protocol.to_string()),
@@ -845,6 +848,52 @@ mod tests {
             }
         }
         assert!(error("-n Bad_NS status").starts_with("invalid namespace \"Bad_NS\""));
+    }
+
+    /// KubeVirt's order of expose's checks: with several things wrong, the first in this
+    /// order is reported.
+    #[test]
+    fn expose_checks_in_kubevirts_order() {
+        let cases = [
+            // (command line, the error reported)
+            ("expose kaboom", "accepts 2 arg(s), received 1"),
+            (
+                "expose kaboom Bad_Name",
+                "required flag(s) \"name\" not set",
+            ),
+            (
+                "expose kaboom Bad_Name --name Bad_Svc --protocol sctp --type weird",
+                "unknown protocol: sctp",
+            ),
+            (
+                "expose kaboom Bad_Name --name Bad_Svc --type externalname --ip-family ipv5",
+                "type: externalname not supported",
+            ),
+            (
+                "expose kaboom Bad_Name --name Bad_Svc --ip-family ipv5 --ip-family-policy x",
+                "unknown IPFamily/s: ipv5",
+            ),
+            (
+                "expose kaboom Bad_Name --name Bad_Svc --ip-family-policy sometimes",
+                "unknown IPFamilyPolicy/s: sometimes",
+            ),
+            (
+                "expose kaboom Bad_Name --name Bad_Svc",
+                "unsupported resource type: kaboom",
+            ),
+            (
+                "expose vmi Bad_Name --name Bad_Svc",
+                "invalid VirtualMachineInstance name \"Bad_Name\"",
+            ),
+            (
+                "expose vm vm1 --name Bad_Svc",
+                "invalid Service name \"Bad_Svc\"",
+            ),
+        ];
+        for (line, want) in cases {
+            let got = error(line);
+            assert!(got.starts_with(want), "{line}: {got}");
+        }
     }
 
     #[test]

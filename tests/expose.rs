@@ -233,6 +233,16 @@ async fn expose_flag_errors_come_before_the_cluster() {
             "accepts 2 arg(s), received 1",
         ),
         (&["expose", "vm", "x"], "required flag(s) \"name\" not set"),
+        // KubeVirt's order: the count before --name, --name and the values before TYPE.
+        (&["expose", "kaboom"], "accepts 2 arg(s), received 1"),
+        (
+            &["expose", "kaboom", "x"],
+            "required flag(s) \"name\" not set",
+        ),
+        (
+            &["expose", "kaboom", "x", "--name", "s", "--protocol=sctp"],
+            "unknown protocol: sctp",
+        ),
         (
             &["expose", "vm", "x", "--name", "s", "--port", "abc"],
             "invalid argument \"abc\" for \"--port\" flag: invalid digit found in string",

@@ -107,8 +107,19 @@ fn pause_and_unpause_requests_and_messages() {
     );
     run(&["pause", "vm", "vm-backoff"])
         .fails_with("Error pausing VirtualMachineInstance vm-backoff, it was not found");
-    run(&["unpause", "vm", "vm-backoff"])
-        .fails_with("Error unpausing VirtualMachineInstance vm-backoff, it was not found");
+    // unpause has no words of its own for a missing instance: the server's message.
+    run(&["unpause", "vm", "vm-backoff"]).fails_with(
+        "Error unpausing VirtualMachineInstance vm-backoff: virtualmachineinstances.kubevirt.io \"vm-backoff\" not found",
+    );
+    run(&["unpause", "vm", "vm-halted"]).fails_with(
+        "Error unpausing VirtualMachineInstance vm-halted: virtualmachineinstances.kubevirt.io \"vm-halted\" not found",
+    );
+    // The dry-run line comes before the VM is read, as in KubeVirt's virtctl.
+    let out = run(&["unpause", "vm", "nope", "--dry-run"]);
+    out.fails_with(
+        "Error getting VirtualMachine nope: virtualmachines.kubevirt.io \"nope\" not found",
+    );
+    assert_eq!(out.stdout, "Dry Run execution\n");
     run(&["pause", "vm", "nope"]).fails_with(
         "Error getting VirtualMachine nope: virtualmachines.kubevirt.io \"nope\" not found",
     );
@@ -184,8 +195,9 @@ async fn pause_and_unpause_on_the_playground() {
     c.virtctl(&["pause", "vm", "vm1"]).await.fails_with(
         "Error pausing VirtualMachineInstance vm1. VirtualMachine vm1 is not set to run",
     );
+    // unpause has no words of its own for it: the server's 404.
     c.virtctl(&["unpause", "vm", "vm1"]).await.fails_with(
-        "Error unpausing VirtualMachineInstance vm1. VirtualMachine vm1 is not set to run",
+        "Error unpausing VirtualMachineInstance vm1: virtualmachineinstance.kubevirt.io \"vm1\" not found",
     );
 
     c.virtctl(&["start", "vm1", "--wait", "--timeout", "60s"])
