@@ -2,6 +2,7 @@
 //! stop and restart mean for each run strategy) and the status rules, as pure functions, and
 //! the controller loops that make a cluster match (VM → VMI → launcher Pod).
 
+pub mod admission;
 pub mod controller;
 pub mod crds;
 pub mod decide;
