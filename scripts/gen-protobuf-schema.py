@@ -42,6 +42,7 @@ API_GROUPS = [
     ("coordination.k8s.io/v1", "api/coordination/v1"),
     ("events.k8s.io/v1", "api/events/v1"),
     ("rbac.authorization.k8s.io/v1", "api/rbac/v1"),
+    ("authorization.k8s.io/v1", "api/authorization/v1"),
     ("apiextensions.k8s.io/v1", "apiextensions_apiserver/pkg/apis/apiextensions/v1"),
     ("meta.k8s.io/v1", "apimachinery/pkg/apis/meta/v1"),
 ]

@@ -22,6 +22,7 @@ pub(super) static API_GROUPS: &[(&str, &str)] = &[
     ("coordination.k8s.io/v1", "k8s.io.api.coordination.v1"),
     ("events.k8s.io/v1", "k8s.io.api.events.v1"),
     ("rbac.authorization.k8s.io/v1", "k8s.io.api.rbac.v1"),
+    ("authorization.k8s.io/v1", "k8s.io.api.authorization.v1"),
     (
         "apiextensions.k8s.io/v1",
         "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1",
@@ -36,8 +37,8 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.apps.v1.ControllerRevision",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
-            f(2, "data", M(359), Keep),
+            f(1, "metadata", M(356), Keep),
+            f(2, "data", M(375), Keep),
             f(3, "revision", I64, Keep),
         ],
     },
@@ -45,14 +46,14 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.apps.v1.ControllerRevisionList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(0), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(0), Rep)],
     },
     // 2
     Msg {
         name: "k8s.io.api.apps.v1.DaemonSet",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
+            f(1, "metadata", M(356), Keep),
             f(2, "spec", M(5), Keep),
             f(3, "status", M(6), Keep),
         ],
@@ -64,7 +65,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         fields: &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
-            f(3, "lastTransitionTime", M(353), Keep),
+            f(3, "lastTransitionTime", M(369), Keep),
             f(4, "reason", Str, Opt),
             f(5, "message", Str, Opt),
         ],
@@ -73,15 +74,15 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.apps.v1.DaemonSetList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(2), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(2), Rep)],
     },
     // 5
     Msg {
         name: "k8s.io.api.apps.v1.DaemonSetSpec",
         special: Special::None,
         fields: &[
-            f(1, "selector", M(333), Keep),
-            f(2, "template", M(195), Keep),
+            f(1, "selector", M(349), Keep),
+            f(2, "template", M(211), Keep),
             f(3, "updateStrategy", M(7), Keep),
             f(4, "minReadySeconds", I32, Opt),
             f(6, "revisionHistoryLimit", I32, Keep),
@@ -115,7 +116,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.apps.v1.Deployment",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
+            f(1, "metadata", M(356), Keep),
             f(2, "spec", M(11), Keep),
             f(3, "status", M(12), Keep),
         ],
@@ -127,8 +128,8 @@ pub(super) static MESSAGES: &[Msg] = &[
         fields: &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
-            f(6, "lastUpdateTime", M(353), Keep),
-            f(7, "lastTransitionTime", M(353), Keep),
+            f(6, "lastUpdateTime", M(369), Keep),
+            f(7, "lastTransitionTime", M(369), Keep),
             f(4, "reason", Str, Opt),
             f(5, "message", Str, Opt),
         ],
@@ -137,7 +138,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.apps.v1.DeploymentList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(8), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(8), Rep)],
     },
     // 11
     Msg {
@@ -145,8 +146,8 @@ pub(super) static MESSAGES: &[Msg] = &[
         special: Special::None,
         fields: &[
             f(1, "replicas", I32, Keep),
-            f(2, "selector", M(333), Keep),
-            f(3, "template", M(195), Keep),
+            f(2, "selector", M(349), Keep),
+            f(3, "template", M(211), Keep),
             f(4, "strategy", M(13), Keep),
             f(5, "minReadySeconds", I32, Opt),
             f(6, "revisionHistoryLimit", I32, Keep),
@@ -181,7 +182,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.apps.v1.ReplicaSet",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
+            f(1, "metadata", M(356), Keep),
             f(2, "spec", M(17), Keep),
             f(3, "status", M(18), Keep),
         ],
@@ -193,7 +194,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         fields: &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
-            f(3, "lastTransitionTime", M(353), Keep),
+            f(3, "lastTransitionTime", M(369), Keep),
             f(4, "reason", Str, Opt),
             f(5, "message", Str, Opt),
         ],
@@ -202,7 +203,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.apps.v1.ReplicaSetList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(14), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(14), Rep)],
     },
     // 17
     Msg {
@@ -211,8 +212,8 @@ pub(super) static MESSAGES: &[Msg] = &[
         fields: &[
             f(1, "replicas", I32, Keep),
             f(4, "minReadySeconds", I32, Opt),
-            f(2, "selector", M(333), Keep),
-            f(3, "template", M(195), Keep),
+            f(2, "selector", M(349), Keep),
+            f(3, "template", M(211), Keep),
         ],
     },
     // 18
@@ -234,8 +235,8 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.apps.v1.RollingUpdateDaemonSet",
         special: Special::None,
         fields: &[
-            f(1, "maxUnavailable", M(360), Keep),
-            f(2, "maxSurge", M(360), Keep),
+            f(1, "maxUnavailable", M(376), Keep),
+            f(2, "maxSurge", M(376), Keep),
         ],
     },
     // 20
@@ -243,8 +244,8 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.apps.v1.RollingUpdateDeployment",
         special: Special::None,
         fields: &[
-            f(1, "maxUnavailable", M(360), Keep),
-            f(2, "maxSurge", M(360), Keep),
+            f(1, "maxUnavailable", M(376), Keep),
+            f(2, "maxSurge", M(376), Keep),
         ],
     },
     // 21
@@ -253,7 +254,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         special: Special::None,
         fields: &[
             f(1, "partition", I32, Keep),
-            f(2, "maxUnavailable", M(360), Keep),
+            f(2, "maxUnavailable", M(376), Keep),
         ],
     },
     // 22
@@ -261,7 +262,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.apps.v1.StatefulSet",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
+            f(1, "metadata", M(356), Keep),
             f(2, "spec", M(27), Keep),
             f(3, "status", M(28), Keep),
         ],
@@ -273,7 +274,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         fields: &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
-            f(3, "lastTransitionTime", M(353), Keep),
+            f(3, "lastTransitionTime", M(369), Keep),
             f(4, "reason", Str, Opt),
             f(5, "message", Str, Opt),
         ],
@@ -282,7 +283,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.apps.v1.StatefulSetList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(22), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(22), Rep)],
     },
     // 25
     Msg {
@@ -302,9 +303,9 @@ pub(super) static MESSAGES: &[Msg] = &[
         special: Special::None,
         fields: &[
             f(1, "replicas", I32, Keep),
-            f(2, "selector", M(333), Keep),
-            f(3, "template", M(195), Keep),
-            f(4, "volumeClaimTemplates", M(155), Rep),
+            f(2, "selector", M(349), Keep),
+            f(3, "template", M(211), Keep),
+            f(4, "volumeClaimTemplates", M(171), Rep),
             f(5, "serviceName", Str, Opt),
             f(6, "podManagementPolicy", Str, Opt),
             f(7, "updateStrategy", M(29), Keep),
@@ -339,31 +340,184 @@ pub(super) static MESSAGES: &[Msg] = &[
     },
     // 30
     Msg {
-        name: "k8s.io.api.coordination.v1.Lease",
+        name: "k8s.io.api.authorization.v1.ExtraValue",
         special: Special::None,
-        fields: &[f(1, "metadata", M(340), Keep), f(2, "spec", M(32), Keep)],
+        fields: &[f(1, "items", Str, Rep)],
     },
     // 31
     Msg {
-        name: "k8s.io.api.coordination.v1.LeaseList",
+        name: "k8s.io.api.authorization.v1.FieldSelectorAttributes",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(30), Rep)],
+        fields: &[
+            f(1, "rawSelector", Str, Opt),
+            f(2, "requirements", M(340), Rep),
+        ],
     },
     // 32
+    Msg {
+        name: "k8s.io.api.authorization.v1.LabelSelectorAttributes",
+        special: Special::None,
+        fields: &[
+            f(1, "rawSelector", Str, Opt),
+            f(2, "requirements", M(350), Rep),
+        ],
+    },
+    // 33
+    Msg {
+        name: "k8s.io.api.authorization.v1.LocalSubjectAccessReview",
+        special: Special::None,
+        fields: &[
+            f(1, "metadata", M(356), Keep),
+            f(2, "spec", M(43), Keep),
+            f(3, "status", M(44), Keep),
+        ],
+    },
+    // 34
+    Msg {
+        name: "k8s.io.api.authorization.v1.NonResourceAttributes",
+        special: Special::None,
+        fields: &[f(1, "path", Str, Opt), f(2, "verb", Str, Opt)],
+    },
+    // 35
+    Msg {
+        name: "k8s.io.api.authorization.v1.NonResourceRule",
+        special: Special::None,
+        fields: &[f(1, "verbs", Str, Rep), f(2, "nonResourceURLs", Str, Rep)],
+    },
+    // 36
+    Msg {
+        name: "k8s.io.api.authorization.v1.ResourceAttributes",
+        special: Special::None,
+        fields: &[
+            f(1, "namespace", Str, Opt),
+            f(2, "verb", Str, Opt),
+            f(3, "group", Str, Opt),
+            f(4, "version", Str, Opt),
+            f(5, "resource", Str, Opt),
+            f(6, "subresource", Str, Opt),
+            f(7, "name", Str, Opt),
+            f(8, "fieldSelector", M(31), Keep),
+            f(9, "labelSelector", M(32), Keep),
+        ],
+    },
+    // 37
+    Msg {
+        name: "k8s.io.api.authorization.v1.ResourceRule",
+        special: Special::None,
+        fields: &[
+            f(1, "verbs", Str, Rep),
+            f(2, "apiGroups", Str, Rep),
+            f(3, "resources", Str, Rep),
+            f(4, "resourceNames", Str, Rep),
+        ],
+    },
+    // 38
+    Msg {
+        name: "k8s.io.api.authorization.v1.SelfSubjectAccessReview",
+        special: Special::None,
+        fields: &[
+            f(1, "metadata", M(356), Keep),
+            f(2, "spec", M(39), Keep),
+            f(3, "status", M(44), Keep),
+        ],
+    },
+    // 39
+    Msg {
+        name: "k8s.io.api.authorization.v1.SelfSubjectAccessReviewSpec",
+        special: Special::None,
+        fields: &[
+            f(1, "resourceAttributes", M(36), Keep),
+            f(2, "nonResourceAttributes", M(34), Keep),
+        ],
+    },
+    // 40
+    Msg {
+        name: "k8s.io.api.authorization.v1.SelfSubjectRulesReview",
+        special: Special::None,
+        fields: &[
+            f(1, "metadata", M(356), Keep),
+            f(2, "spec", M(41), Keep),
+            f(3, "status", M(45), Keep),
+        ],
+    },
+    // 41
+    Msg {
+        name: "k8s.io.api.authorization.v1.SelfSubjectRulesReviewSpec",
+        special: Special::None,
+        fields: &[f(1, "namespace", Str, Opt)],
+    },
+    // 42
+    Msg {
+        name: "k8s.io.api.authorization.v1.SubjectAccessReview",
+        special: Special::None,
+        fields: &[
+            f(1, "metadata", M(356), Keep),
+            f(2, "spec", M(43), Keep),
+            f(3, "status", M(44), Keep),
+        ],
+    },
+    // 43
+    Msg {
+        name: "k8s.io.api.authorization.v1.SubjectAccessReviewSpec",
+        special: Special::None,
+        fields: &[
+            f(1, "resourceAttributes", M(36), Keep),
+            f(2, "nonResourceAttributes", M(34), Keep),
+            f(3, "user", Str, Opt),
+            f(4, "groups", Str, Rep),
+            f(5, "extra", M(30), Map),
+            f(6, "uid", Str, Opt),
+        ],
+    },
+    // 44
+    Msg {
+        name: "k8s.io.api.authorization.v1.SubjectAccessReviewStatus",
+        special: Special::None,
+        fields: &[
+            f(1, "allowed", Bool, Keep),
+            f(4, "denied", Bool, Opt),
+            f(2, "reason", Str, Opt),
+            f(3, "evaluationError", Str, Opt),
+        ],
+    },
+    // 45
+    Msg {
+        name: "k8s.io.api.authorization.v1.SubjectRulesReviewStatus",
+        special: Special::None,
+        fields: &[
+            f(1, "resourceRules", M(37), Rep),
+            f(2, "nonResourceRules", M(35), Rep),
+            f(3, "incomplete", Bool, Keep),
+            f(4, "evaluationError", Str, Opt),
+        ],
+    },
+    // 46
+    Msg {
+        name: "k8s.io.api.coordination.v1.Lease",
+        special: Special::None,
+        fields: &[f(1, "metadata", M(356), Keep), f(2, "spec", M(48), Keep)],
+    },
+    // 47
+    Msg {
+        name: "k8s.io.api.coordination.v1.LeaseList",
+        special: Special::None,
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(46), Rep)],
+    },
+    // 48
     Msg {
         name: "k8s.io.api.coordination.v1.LeaseSpec",
         special: Special::None,
         fields: &[
             f(1, "holderIdentity", Str, Keep),
             f(2, "leaseDurationSeconds", I32, Keep),
-            f(3, "acquireTime", M(339), Keep),
-            f(4, "renewTime", M(339), Keep),
+            f(3, "acquireTime", M(355), Keep),
+            f(4, "renewTime", M(355), Keep),
             f(5, "leaseTransitions", I32, Keep),
             f(6, "strategy", Str, Keep),
             f(7, "preferredHolder", Str, Keep),
         ],
     },
-    // 33
+    // 49
     Msg {
         name: "k8s.io.api.core.v1.AWSElasticBlockStoreVolumeSource",
         special: Special::None,
@@ -374,35 +528,35 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "readOnly", Bool, Opt),
         ],
     },
-    // 34
+    // 50
     Msg {
         name: "k8s.io.api.core.v1.Affinity",
         special: Special::None,
         fields: &[
-            f(1, "nodeAffinity", M(135), Keep),
-            f(2, "podAffinity", M(168), Keep),
-            f(3, "podAntiAffinity", M(170), Keep),
+            f(1, "nodeAffinity", M(151), Keep),
+            f(2, "podAffinity", M(184), Keep),
+            f(3, "podAntiAffinity", M(186), Keep),
         ],
     },
-    // 35
+    // 51
     Msg {
         name: "k8s.io.api.core.v1.AppArmorProfile",
         special: Special::None,
         fields: &[f(1, "type", Str, Keep), f(2, "localhostProfile", Str, Keep)],
     },
-    // 36
+    // 52
     Msg {
         name: "k8s.io.api.core.v1.AttachedVolume",
         special: Special::None,
         fields: &[f(1, "name", Str, Keep), f(2, "devicePath", Str, Keep)],
     },
-    // 37
+    // 53
     Msg {
         name: "k8s.io.api.core.v1.AvoidPods",
         special: Special::None,
-        fields: &[f(1, "preferAvoidPods", M(199), Rep)],
+        fields: &[f(1, "preferAvoidPods", M(215), Rep)],
     },
-    // 38
+    // 54
     Msg {
         name: "k8s.io.api.core.v1.AzureDiskVolumeSource",
         special: Special::None,
@@ -415,7 +569,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(6, "kind", Str, Keep),
         ],
     },
-    // 39
+    // 55
     Msg {
         name: "k8s.io.api.core.v1.AzureFilePersistentVolumeSource",
         special: Special::None,
@@ -426,7 +580,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "secretNamespace", Str, Keep),
         ],
     },
-    // 40
+    // 56
     Msg {
         name: "k8s.io.api.core.v1.AzureFileVolumeSource",
         special: Special::None,
@@ -436,13 +590,13 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "readOnly", Bool, Opt),
         ],
     },
-    // 41
+    // 57
     Msg {
         name: "k8s.io.api.core.v1.Binding",
         special: Special::None,
-        fields: &[f(1, "metadata", M(340), Keep), f(2, "target", M(153), Keep)],
+        fields: &[f(1, "metadata", M(356), Keep), f(2, "target", M(169), Keep)],
     },
-    // 42
+    // 58
     Msg {
         name: "k8s.io.api.core.v1.CSIPersistentVolumeSource",
         special: Special::None,
@@ -452,14 +606,14 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "readOnly", Bool, Opt),
             f(4, "fsType", Str, Opt),
             f(5, "volumeAttributes", Str, Map),
-            f(6, "controllerPublishSecretRef", M(233), Keep),
-            f(7, "nodeStageSecretRef", M(233), Keep),
-            f(8, "nodePublishSecretRef", M(233), Keep),
-            f(9, "controllerExpandSecretRef", M(233), Keep),
-            f(10, "nodeExpandSecretRef", M(233), Keep),
+            f(6, "controllerPublishSecretRef", M(249), Keep),
+            f(7, "nodeStageSecretRef", M(249), Keep),
+            f(8, "nodePublishSecretRef", M(249), Keep),
+            f(9, "controllerExpandSecretRef", M(249), Keep),
+            f(10, "nodeExpandSecretRef", M(249), Keep),
         ],
     },
-    // 43
+    // 59
     Msg {
         name: "k8s.io.api.core.v1.CSIVolumeSource",
         special: Special::None,
@@ -468,16 +622,16 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "readOnly", Bool, Keep),
             f(3, "fsType", Str, Keep),
             f(4, "volumeAttributes", Str, Map),
-            f(5, "nodePublishSecretRef", M(124), Keep),
+            f(5, "nodePublishSecretRef", M(140), Keep),
         ],
     },
-    // 44
+    // 60
     Msg {
         name: "k8s.io.api.core.v1.Capabilities",
         special: Special::None,
         fields: &[f(1, "add", Str, Rep), f(2, "drop", Str, Rep)],
     },
-    // 45
+    // 61
     Msg {
         name: "k8s.io.api.core.v1.CephFSPersistentVolumeSource",
         special: Special::None,
@@ -486,11 +640,11 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "path", Str, Opt),
             f(3, "user", Str, Opt),
             f(4, "secretFile", Str, Opt),
-            f(5, "secretRef", M(233), Keep),
+            f(5, "secretRef", M(249), Keep),
             f(6, "readOnly", Bool, Opt),
         ],
     },
-    // 46
+    // 62
     Msg {
         name: "k8s.io.api.core.v1.CephFSVolumeSource",
         special: Special::None,
@@ -499,11 +653,11 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "path", Str, Opt),
             f(3, "user", Str, Opt),
             f(4, "secretFile", Str, Opt),
-            f(5, "secretRef", M(124), Keep),
+            f(5, "secretRef", M(140), Keep),
             f(6, "readOnly", Bool, Opt),
         ],
     },
-    // 47
+    // 63
     Msg {
         name: "k8s.io.api.core.v1.CinderPersistentVolumeSource",
         special: Special::None,
@@ -511,10 +665,10 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(1, "volumeID", Str, Keep),
             f(2, "fsType", Str, Opt),
             f(3, "readOnly", Bool, Opt),
-            f(4, "secretRef", M(233), Keep),
+            f(4, "secretRef", M(249), Keep),
         ],
     },
-    // 48
+    // 64
     Msg {
         name: "k8s.io.api.core.v1.CinderVolumeSource",
         special: Special::None,
@@ -522,28 +676,28 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(1, "volumeID", Str, Keep),
             f(2, "fsType", Str, Opt),
             f(3, "readOnly", Bool, Opt),
-            f(4, "secretRef", M(124), Keep),
+            f(4, "secretRef", M(140), Keep),
         ],
     },
-    // 49
+    // 65
     Msg {
         name: "k8s.io.api.core.v1.ClientIPConfig",
         special: Special::None,
         fields: &[f(1, "timeoutSeconds", I32, Keep)],
     },
-    // 50
+    // 66
     Msg {
         name: "k8s.io.api.core.v1.ClusterTrustBundleProjection",
         special: Special::None,
         fields: &[
             f(1, "name", Str, Keep),
             f(2, "signerName", Str, Keep),
-            f(3, "labelSelector", M(333), Keep),
+            f(3, "labelSelector", M(349), Keep),
             f(5, "optional", Bool, Keep),
             f(4, "path", Str, Keep),
         ],
     },
-    // 51
+    // 67
     Msg {
         name: "k8s.io.api.core.v1.ComponentCondition",
         special: Special::None,
@@ -554,58 +708,58 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "error", Str, Opt),
         ],
     },
-    // 52
+    // 68
     Msg {
         name: "k8s.io.api.core.v1.ComponentStatus",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
-            f(2, "conditions", M(51), Rep),
+            f(1, "metadata", M(356), Keep),
+            f(2, "conditions", M(67), Rep),
         ],
     },
-    // 53
+    // 69
     Msg {
         name: "k8s.io.api.core.v1.ComponentStatusList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(52), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(68), Rep)],
     },
-    // 54
+    // 70
     Msg {
         name: "k8s.io.api.core.v1.ConfigMap",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
+            f(1, "metadata", M(356), Keep),
             f(4, "immutable", Bool, Keep),
             f(2, "data", Str, Map),
             f(3, "binaryData", Bytes, Map),
         ],
     },
-    // 55
+    // 71
     Msg {
         name: "k8s.io.api.core.v1.ConfigMapEnvSource",
         special: Special::None,
         fields: &[
-            f(1, "local_object_reference", M(124), Inline),
+            f(1, "local_object_reference", M(140), Inline),
             f(2, "optional", Bool, Keep),
         ],
     },
-    // 56
+    // 72
     Msg {
         name: "k8s.io.api.core.v1.ConfigMapKeySelector",
         special: Special::None,
         fields: &[
-            f(1, "local_object_reference", M(124), Inline),
+            f(1, "local_object_reference", M(140), Inline),
             f(2, "key", Str, Keep),
             f(3, "optional", Bool, Keep),
         ],
     },
-    // 57
+    // 73
     Msg {
         name: "k8s.io.api.core.v1.ConfigMapList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(54), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(70), Rep)],
     },
-    // 58
+    // 74
     Msg {
         name: "k8s.io.api.core.v1.ConfigMapNodeConfigSource",
         special: Special::None,
@@ -617,28 +771,28 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(5, "kubeletConfigKey", Str, Keep),
         ],
     },
-    // 59
+    // 75
     Msg {
         name: "k8s.io.api.core.v1.ConfigMapProjection",
         special: Special::None,
         fields: &[
-            f(1, "local_object_reference", M(124), Inline),
-            f(2, "items", M(113), Rep),
+            f(1, "local_object_reference", M(140), Inline),
+            f(2, "items", M(129), Rep),
             f(4, "optional", Bool, Keep),
         ],
     },
-    // 60
+    // 76
     Msg {
         name: "k8s.io.api.core.v1.ConfigMapVolumeSource",
         special: Special::None,
         fields: &[
-            f(1, "local_object_reference", M(124), Inline),
-            f(2, "items", M(113), Rep),
+            f(1, "local_object_reference", M(140), Inline),
+            f(2, "items", M(129), Rep),
             f(3, "defaultMode", I32, Keep),
             f(4, "optional", Bool, Keep),
         ],
     },
-    // 61
+    // 77
     Msg {
         name: "k8s.io.api.core.v1.Container",
         special: Special::None,
@@ -648,29 +802,29 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "command", Str, Rep),
             f(4, "args", Str, Rep),
             f(5, "workingDir", Str, Opt),
-            f(6, "ports", M(64), Rep),
-            f(19, "envFrom", M(84), Rep),
-            f(7, "env", M(85), Rep),
-            f(8, "resources", M(220), Keep),
-            f(23, "resizePolicy", M(65), Rep),
+            f(6, "ports", M(80), Rep),
+            f(19, "envFrom", M(100), Rep),
+            f(7, "env", M(101), Rep),
+            f(8, "resources", M(236), Keep),
+            f(23, "resizePolicy", M(81), Rep),
             f(24, "restartPolicy", Str, Keep),
-            f(25, "restartPolicyRules", M(66), Rep),
-            f(9, "volumeMounts", M(261), Rep),
-            f(21, "volumeDevices", M(260), Rep),
-            f(10, "livenessProbe", M(201), Keep),
-            f(11, "readinessProbe", M(201), Keep),
-            f(22, "startupProbe", M(201), Keep),
-            f(12, "lifecycle", M(114), Keep),
+            f(25, "restartPolicyRules", M(82), Rep),
+            f(9, "volumeMounts", M(277), Rep),
+            f(21, "volumeDevices", M(276), Rep),
+            f(10, "livenessProbe", M(217), Keep),
+            f(11, "readinessProbe", M(217), Keep),
+            f(22, "startupProbe", M(217), Keep),
+            f(12, "lifecycle", M(130), Keep),
             f(13, "terminationMessagePath", Str, Opt),
             f(20, "terminationMessagePolicy", Str, Opt),
             f(14, "imagePullPolicy", Str, Opt),
-            f(15, "securityContext", M(235), Keep),
+            f(15, "securityContext", M(251), Keep),
             f(16, "stdin", Bool, Opt),
             f(17, "stdinOnce", Bool, Opt),
             f(18, "tty", Bool, Opt),
         ],
     },
-    // 62
+    // 78
     Msg {
         name: "k8s.io.api.core.v1.ContainerExtendedResourceRequest",
         special: Special::None,
@@ -680,13 +834,13 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "requestName", Str, Keep),
         ],
     },
-    // 63
+    // 79
     Msg {
         name: "k8s.io.api.core.v1.ContainerImage",
         special: Special::None,
         fields: &[f(1, "names", Str, Rep), f(2, "sizeBytes", I64, Opt)],
     },
-    // 64
+    // 80
     Msg {
         name: "k8s.io.api.core.v1.ContainerPort",
         special: Special::None,
@@ -698,7 +852,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(5, "hostIP", Str, Opt),
         ],
     },
-    // 65
+    // 81
     Msg {
         name: "k8s.io.api.core.v1.ContainerResizePolicy",
         special: Special::None,
@@ -707,35 +861,35 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "restartPolicy", Str, Keep),
         ],
     },
-    // 66
+    // 82
     Msg {
         name: "k8s.io.api.core.v1.ContainerRestartRule",
         special: Special::None,
-        fields: &[f(1, "action", Str, Keep), f(2, "exitCodes", M(67), Keep)],
+        fields: &[f(1, "action", Str, Keep), f(2, "exitCodes", M(83), Keep)],
     },
-    // 67
+    // 83
     Msg {
         name: "k8s.io.api.core.v1.ContainerRestartRuleOnExitCodes",
         special: Special::None,
         fields: &[f(1, "operator", Str, Keep), f(2, "values", I32, Rep)],
     },
-    // 68
+    // 84
     Msg {
         name: "k8s.io.api.core.v1.ContainerState",
         special: Special::None,
         fields: &[
-            f(1, "waiting", M(71), Keep),
-            f(2, "running", M(69), Keep),
-            f(3, "terminated", M(70), Keep),
+            f(1, "waiting", M(87), Keep),
+            f(2, "running", M(85), Keep),
+            f(3, "terminated", M(86), Keep),
         ],
     },
-    // 69
+    // 85
     Msg {
         name: "k8s.io.api.core.v1.ContainerStateRunning",
         special: Special::None,
-        fields: &[f(1, "startedAt", M(353), Keep)],
+        fields: &[f(1, "startedAt", M(369), Keep)],
     },
-    // 70
+    // 86
     Msg {
         name: "k8s.io.api.core.v1.ContainerStateTerminated",
         special: Special::None,
@@ -744,81 +898,81 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "signal", I32, Opt),
             f(3, "reason", Str, Opt),
             f(4, "message", Str, Opt),
-            f(5, "startedAt", M(353), Keep),
-            f(6, "finishedAt", M(353), Keep),
+            f(5, "startedAt", M(369), Keep),
+            f(6, "finishedAt", M(369), Keep),
             f(7, "containerID", Str, Opt),
         ],
     },
-    // 71
+    // 87
     Msg {
         name: "k8s.io.api.core.v1.ContainerStateWaiting",
         special: Special::None,
         fields: &[f(1, "reason", Str, Opt), f(2, "message", Str, Opt)],
     },
-    // 72
+    // 88
     Msg {
         name: "k8s.io.api.core.v1.ContainerStatus",
         special: Special::None,
         fields: &[
             f(1, "name", Str, Keep),
-            f(2, "state", M(68), Keep),
-            f(3, "lastState", M(68), Keep),
+            f(2, "state", M(84), Keep),
+            f(3, "lastState", M(84), Keep),
             f(4, "ready", Bool, Keep),
             f(5, "restartCount", I32, Keep),
             f(6, "image", Str, Keep),
             f(7, "imageID", Str, Keep),
             f(8, "containerID", Str, Opt),
             f(9, "started", Bool, Keep),
-            f(10, "allocatedResources", M(313), Map),
-            f(11, "resources", M(220), Keep),
-            f(12, "volumeMounts", M(262), Rep),
-            f(13, "user", M(73), Keep),
-            f(14, "allocatedResourcesStatus", M(221), Rep),
+            f(10, "allocatedResources", M(329), Map),
+            f(11, "resources", M(236), Keep),
+            f(12, "volumeMounts", M(278), Rep),
+            f(13, "user", M(89), Keep),
+            f(14, "allocatedResourcesStatus", M(237), Rep),
             f(15, "stopSignal", Str, Keep),
         ],
     },
-    // 73
+    // 89
     Msg {
         name: "k8s.io.api.core.v1.ContainerUser",
         special: Special::None,
-        fields: &[f(1, "linux", M(120), Keep)],
+        fields: &[f(1, "linux", M(136), Keep)],
     },
-    // 74
+    // 90
     Msg {
         name: "k8s.io.api.core.v1.DaemonEndpoint",
         special: Special::None,
         fields: &[f(1, "Port", I32, Keep)],
     },
-    // 75
+    // 91
     Msg {
         name: "k8s.io.api.core.v1.DownwardAPIProjection",
         special: Special::None,
-        fields: &[f(1, "items", M(76), Rep)],
+        fields: &[f(1, "items", M(92), Rep)],
     },
-    // 76
+    // 92
     Msg {
         name: "k8s.io.api.core.v1.DownwardAPIVolumeFile",
         special: Special::None,
         fields: &[
             f(1, "path", Str, Keep),
-            f(2, "fieldRef", M(152), Keep),
-            f(3, "resourceFieldRef", M(214), Keep),
+            f(2, "fieldRef", M(168), Keep),
+            f(3, "resourceFieldRef", M(230), Keep),
             f(4, "mode", I32, Keep),
         ],
     },
-    // 77
+    // 93
     Msg {
         name: "k8s.io.api.core.v1.DownwardAPIVolumeSource",
         special: Special::None,
-        fields: &[f(1, "items", M(76), Rep), f(2, "defaultMode", I32, Keep)],
+        fields: &[f(1, "items", M(92), Rep), f(2, "defaultMode", I32, Keep)],
     },
-    // 78
+    // 94
     Msg {
         name: "k8s.io.api.core.v1.EmptyDirVolumeSource",
         special: Special::None,
-        fields: &[f(1, "medium", Str, Opt), f(2, "sizeLimit", M(313), Keep)],
+        fields: &[f(1, "medium", Str, Opt), f(2, "sizeLimit", M(329), Keep)],
     },
-    // 79
+    // 95
     Msg {
         name: "k8s.io.api.core.v1.EndpointAddress",
         special: Special::None,
@@ -826,10 +980,10 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(1, "ip", Str, Keep),
             f(3, "hostname", Str, Opt),
             f(4, "nodeName", Str, Keep),
-            f(2, "targetRef", M(153), Keep),
+            f(2, "targetRef", M(169), Keep),
         ],
     },
-    // 80
+    // 96
     Msg {
         name: "k8s.io.api.core.v1.EndpointPort",
         special: Special::None,
@@ -840,70 +994,70 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "appProtocol", Str, Keep),
         ],
     },
-    // 81
+    // 97
     Msg {
         name: "k8s.io.api.core.v1.EndpointSubset",
         special: Special::None,
         fields: &[
-            f(1, "addresses", M(79), Rep),
-            f(2, "notReadyAddresses", M(79), Rep),
-            f(3, "ports", M(80), Rep),
+            f(1, "addresses", M(95), Rep),
+            f(2, "notReadyAddresses", M(95), Rep),
+            f(3, "ports", M(96), Rep),
         ],
     },
-    // 82
+    // 98
     Msg {
         name: "k8s.io.api.core.v1.Endpoints",
         special: Special::None,
-        fields: &[f(1, "metadata", M(340), Keep), f(2, "subsets", M(81), Rep)],
+        fields: &[f(1, "metadata", M(356), Keep), f(2, "subsets", M(97), Rep)],
     },
-    // 83
+    // 99
     Msg {
         name: "k8s.io.api.core.v1.EndpointsList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(82), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(98), Rep)],
     },
-    // 84
+    // 100
     Msg {
         name: "k8s.io.api.core.v1.EnvFromSource",
         special: Special::None,
         fields: &[
             f(1, "prefix", Str, Opt),
-            f(2, "configMapRef", M(55), Keep),
-            f(3, "secretRef", M(229), Keep),
+            f(2, "configMapRef", M(71), Keep),
+            f(3, "secretRef", M(245), Keep),
         ],
     },
-    // 85
+    // 101
     Msg {
         name: "k8s.io.api.core.v1.EnvVar",
         special: Special::None,
         fields: &[
             f(1, "name", Str, Keep),
             f(2, "value", Str, Opt),
-            f(3, "valueFrom", M(86), Keep),
+            f(3, "valueFrom", M(102), Keep),
         ],
     },
-    // 86
+    // 102
     Msg {
         name: "k8s.io.api.core.v1.EnvVarSource",
         special: Special::None,
         fields: &[
-            f(1, "fieldRef", M(152), Keep),
-            f(2, "resourceFieldRef", M(214), Keep),
-            f(3, "configMapKeyRef", M(56), Keep),
-            f(4, "secretKeyRef", M(230), Keep),
-            f(5, "fileKeyRef", M(96), Keep),
+            f(1, "fieldRef", M(168), Keep),
+            f(2, "resourceFieldRef", M(230), Keep),
+            f(3, "configMapKeyRef", M(72), Keep),
+            f(4, "secretKeyRef", M(246), Keep),
+            f(5, "fileKeyRef", M(112), Keep),
         ],
     },
-    // 87
+    // 103
     Msg {
         name: "k8s.io.api.core.v1.EphemeralContainer",
         special: Special::None,
         fields: &[
-            f(1, "ephemeral_container_common", M(88), Inline),
+            f(1, "ephemeral_container_common", M(104), Inline),
             f(2, "targetContainerName", Str, Opt),
         ],
     },
-    // 88
+    // 104
     Msg {
         name: "k8s.io.api.core.v1.EphemeralContainerCommon",
         special: Special::None,
@@ -913,84 +1067,84 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "command", Str, Rep),
             f(4, "args", Str, Rep),
             f(5, "workingDir", Str, Opt),
-            f(6, "ports", M(64), Rep),
-            f(19, "envFrom", M(84), Rep),
-            f(7, "env", M(85), Rep),
-            f(8, "resources", M(220), Keep),
-            f(23, "resizePolicy", M(65), Rep),
+            f(6, "ports", M(80), Rep),
+            f(19, "envFrom", M(100), Rep),
+            f(7, "env", M(101), Rep),
+            f(8, "resources", M(236), Keep),
+            f(23, "resizePolicy", M(81), Rep),
             f(24, "restartPolicy", Str, Keep),
-            f(25, "restartPolicyRules", M(66), Rep),
-            f(9, "volumeMounts", M(261), Rep),
-            f(21, "volumeDevices", M(260), Rep),
-            f(10, "livenessProbe", M(201), Keep),
-            f(11, "readinessProbe", M(201), Keep),
-            f(22, "startupProbe", M(201), Keep),
-            f(12, "lifecycle", M(114), Keep),
+            f(25, "restartPolicyRules", M(82), Rep),
+            f(9, "volumeMounts", M(277), Rep),
+            f(21, "volumeDevices", M(276), Rep),
+            f(10, "livenessProbe", M(217), Keep),
+            f(11, "readinessProbe", M(217), Keep),
+            f(22, "startupProbe", M(217), Keep),
+            f(12, "lifecycle", M(130), Keep),
             f(13, "terminationMessagePath", Str, Opt),
             f(20, "terminationMessagePolicy", Str, Opt),
             f(14, "imagePullPolicy", Str, Opt),
-            f(15, "securityContext", M(235), Keep),
+            f(15, "securityContext", M(251), Keep),
             f(16, "stdin", Bool, Opt),
             f(17, "stdinOnce", Bool, Opt),
             f(18, "tty", Bool, Opt),
         ],
     },
-    // 89
+    // 105
     Msg {
         name: "k8s.io.api.core.v1.EphemeralVolumeSource",
         special: Special::None,
-        fields: &[f(1, "volumeClaimTemplate", M(160), Keep)],
+        fields: &[f(1, "volumeClaimTemplate", M(176), Keep)],
     },
-    // 90
+    // 106
     Msg {
         name: "k8s.io.api.core.v1.Event",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
-            f(2, "involvedObject", M(153), Keep),
+            f(1, "metadata", M(356), Keep),
+            f(2, "involvedObject", M(169), Keep),
             f(3, "reason", Str, Opt),
             f(4, "message", Str, Opt),
-            f(5, "source", M(93), Keep),
-            f(6, "firstTimestamp", M(353), Keep),
-            f(7, "lastTimestamp", M(353), Keep),
+            f(5, "source", M(109), Keep),
+            f(6, "firstTimestamp", M(369), Keep),
+            f(7, "lastTimestamp", M(369), Keep),
             f(8, "count", I32, Opt),
             f(9, "type", Str, Opt),
-            f(10, "eventTime", M(339), Keep),
-            f(11, "series", M(92), Keep),
+            f(10, "eventTime", M(355), Keep),
+            f(11, "series", M(108), Keep),
             f(12, "action", Str, Opt),
-            f(13, "related", M(153), Keep),
+            f(13, "related", M(169), Keep),
             f(14, "reportingComponent", Str, Opt),
             f(15, "reportingInstance", Str, Opt),
         ],
     },
-    // 91
+    // 107
     Msg {
         name: "k8s.io.api.core.v1.EventList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(90), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(106), Rep)],
     },
-    // 92
+    // 108
     Msg {
         name: "k8s.io.api.core.v1.EventSeries",
         special: Special::None,
         fields: &[
             f(1, "count", I32, Opt),
-            f(2, "lastObservedTime", M(339), Keep),
+            f(2, "lastObservedTime", M(355), Keep),
         ],
     },
-    // 93
+    // 109
     Msg {
         name: "k8s.io.api.core.v1.EventSource",
         special: Special::None,
         fields: &[f(1, "component", Str, Opt), f(2, "host", Str, Opt)],
     },
-    // 94
+    // 110
     Msg {
         name: "k8s.io.api.core.v1.ExecAction",
         special: Special::None,
         fields: &[f(1, "command", Str, Rep)],
     },
-    // 95
+    // 111
     Msg {
         name: "k8s.io.api.core.v1.FCVolumeSource",
         special: Special::None,
@@ -1002,7 +1156,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(5, "wwids", Str, Rep),
         ],
     },
-    // 96
+    // 112
     Msg {
         name: "k8s.io.api.core.v1.FileKeySelector",
         special: Special::None,
@@ -1013,37 +1167,37 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "optional", Bool, Keep),
         ],
     },
-    // 97
+    // 113
     Msg {
         name: "k8s.io.api.core.v1.FlexPersistentVolumeSource",
         special: Special::None,
         fields: &[
             f(1, "driver", Str, Keep),
             f(2, "fsType", Str, Opt),
-            f(3, "secretRef", M(233), Keep),
+            f(3, "secretRef", M(249), Keep),
             f(4, "readOnly", Bool, Opt),
             f(5, "options", Str, Map),
         ],
     },
-    // 98
+    // 114
     Msg {
         name: "k8s.io.api.core.v1.FlexVolumeSource",
         special: Special::None,
         fields: &[
             f(1, "driver", Str, Keep),
             f(2, "fsType", Str, Opt),
-            f(3, "secretRef", M(124), Keep),
+            f(3, "secretRef", M(140), Keep),
             f(4, "readOnly", Bool, Opt),
             f(5, "options", Str, Map),
         ],
     },
-    // 99
+    // 115
     Msg {
         name: "k8s.io.api.core.v1.FlockerVolumeSource",
         special: Special::None,
         fields: &[f(1, "datasetName", Str, Opt), f(2, "datasetUUID", Str, Opt)],
     },
-    // 100
+    // 116
     Msg {
         name: "k8s.io.api.core.v1.GCEPersistentDiskVolumeSource",
         special: Special::None,
@@ -1054,13 +1208,13 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "readOnly", Bool, Opt),
         ],
     },
-    // 101
+    // 117
     Msg {
         name: "k8s.io.api.core.v1.GRPCAction",
         special: Special::None,
         fields: &[f(1, "port", I32, Keep), f(2, "service", Str, Keep)],
     },
-    // 102
+    // 118
     Msg {
         name: "k8s.io.api.core.v1.GitRepoVolumeSource",
         special: Special::None,
@@ -1070,7 +1224,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "directory", Str, Opt),
         ],
     },
-    // 103
+    // 119
     Msg {
         name: "k8s.io.api.core.v1.GlusterfsPersistentVolumeSource",
         special: Special::None,
@@ -1081,7 +1235,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "endpointsNamespace", Str, Keep),
         ],
     },
-    // 104
+    // 120
     Msg {
         name: "k8s.io.api.core.v1.GlusterfsVolumeSource",
         special: Special::None,
@@ -1091,43 +1245,43 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "readOnly", Bool, Opt),
         ],
     },
-    // 105
+    // 121
     Msg {
         name: "k8s.io.api.core.v1.HTTPGetAction",
         special: Special::None,
         fields: &[
             f(1, "path", Str, Opt),
-            f(2, "port", M(360), Keep),
+            f(2, "port", M(376), Keep),
             f(3, "host", Str, Opt),
             f(4, "scheme", Str, Opt),
-            f(5, "httpHeaders", M(106), Rep),
+            f(5, "httpHeaders", M(122), Rep),
         ],
     },
-    // 106
+    // 122
     Msg {
         name: "k8s.io.api.core.v1.HTTPHeader",
         special: Special::None,
         fields: &[f(1, "name", Str, Keep), f(2, "value", Str, Keep)],
     },
-    // 107
+    // 123
     Msg {
         name: "k8s.io.api.core.v1.HostAlias",
         special: Special::None,
         fields: &[f(1, "ip", Str, Keep), f(2, "hostnames", Str, Rep)],
     },
-    // 108
+    // 124
     Msg {
         name: "k8s.io.api.core.v1.HostIP",
         special: Special::None,
         fields: &[f(1, "ip", Str, Keep)],
     },
-    // 109
+    // 125
     Msg {
         name: "k8s.io.api.core.v1.HostPathVolumeSource",
         special: Special::None,
         fields: &[f(1, "path", Str, Keep), f(2, "type", Str, Keep)],
     },
-    // 110
+    // 126
     Msg {
         name: "k8s.io.api.core.v1.ISCSIPersistentVolumeSource",
         special: Special::None,
@@ -1141,11 +1295,11 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(7, "portals", Str, Rep),
             f(8, "chapAuthDiscovery", Bool, Opt),
             f(11, "chapAuthSession", Bool, Opt),
-            f(10, "secretRef", M(233), Keep),
+            f(10, "secretRef", M(249), Keep),
             f(12, "initiatorName", Str, Keep),
         ],
     },
-    // 111
+    // 127
     Msg {
         name: "k8s.io.api.core.v1.ISCSIVolumeSource",
         special: Special::None,
@@ -1159,17 +1313,17 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(7, "portals", Str, Rep),
             f(8, "chapAuthDiscovery", Bool, Opt),
             f(11, "chapAuthSession", Bool, Opt),
-            f(10, "secretRef", M(124), Keep),
+            f(10, "secretRef", M(140), Keep),
             f(12, "initiatorName", Str, Keep),
         ],
     },
-    // 112
+    // 128
     Msg {
         name: "k8s.io.api.core.v1.ImageVolumeSource",
         special: Special::None,
         fields: &[f(1, "reference", Str, Opt), f(2, "pullPolicy", Str, Opt)],
     },
-    // 113
+    // 129
     Msg {
         name: "k8s.io.api.core.v1.KeyToPath",
         special: Special::None,
@@ -1179,59 +1333,59 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "mode", I32, Keep),
         ],
     },
-    // 114
+    // 130
     Msg {
         name: "k8s.io.api.core.v1.Lifecycle",
         special: Special::None,
         fields: &[
-            f(1, "postStart", M(115), Keep),
-            f(2, "preStop", M(115), Keep),
+            f(1, "postStart", M(131), Keep),
+            f(2, "preStop", M(131), Keep),
             f(3, "stopSignal", Str, Keep),
         ],
     },
-    // 115
+    // 131
     Msg {
         name: "k8s.io.api.core.v1.LifecycleHandler",
         special: Special::None,
         fields: &[
-            f(1, "exec", M(94), Keep),
-            f(2, "httpGet", M(105), Keep),
-            f(3, "tcpSocket", M(251), Keep),
-            f(4, "sleep", M(247), Keep),
+            f(1, "exec", M(110), Keep),
+            f(2, "httpGet", M(121), Keep),
+            f(3, "tcpSocket", M(267), Keep),
+            f(4, "sleep", M(263), Keep),
         ],
     },
-    // 116
+    // 132
     Msg {
         name: "k8s.io.api.core.v1.LimitRange",
         special: Special::None,
-        fields: &[f(1, "metadata", M(340), Keep), f(2, "spec", M(119), Keep)],
+        fields: &[f(1, "metadata", M(356), Keep), f(2, "spec", M(135), Keep)],
     },
-    // 117
+    // 133
     Msg {
         name: "k8s.io.api.core.v1.LimitRangeItem",
         special: Special::None,
         fields: &[
             f(1, "type", Str, Keep),
-            f(2, "max", M(313), Map),
-            f(3, "min", M(313), Map),
-            f(4, "default", M(313), Map),
-            f(5, "defaultRequest", M(313), Map),
-            f(6, "maxLimitRequestRatio", M(313), Map),
+            f(2, "max", M(329), Map),
+            f(3, "min", M(329), Map),
+            f(4, "default", M(329), Map),
+            f(5, "defaultRequest", M(329), Map),
+            f(6, "maxLimitRequestRatio", M(329), Map),
         ],
     },
-    // 118
+    // 134
     Msg {
         name: "k8s.io.api.core.v1.LimitRangeList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(116), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(132), Rep)],
     },
-    // 119
+    // 135
     Msg {
         name: "k8s.io.api.core.v1.LimitRangeSpec",
         special: Special::None,
-        fields: &[f(1, "limits", M(117), Rep)],
+        fields: &[f(1, "limits", M(133), Rep)],
     },
-    // 120
+    // 136
     Msg {
         name: "k8s.io.api.core.v1.LinuxContainerUser",
         special: Special::None,
@@ -1241,13 +1395,13 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "supplementalGroups", I64, Rep),
         ],
     },
-    // 121
+    // 137
     Msg {
         name: "k8s.io.api.core.v1.List",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(359), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(375), Rep)],
     },
-    // 122
+    // 138
     Msg {
         name: "k8s.io.api.core.v1.LoadBalancerIngress",
         special: Special::None,
@@ -1255,28 +1409,28 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(1, "ip", Str, Opt),
             f(2, "hostname", Str, Opt),
             f(3, "ipMode", Str, Keep),
-            f(4, "ports", M(196), Rep),
+            f(4, "ports", M(212), Rep),
         ],
     },
-    // 123
+    // 139
     Msg {
         name: "k8s.io.api.core.v1.LoadBalancerStatus",
         special: Special::None,
-        fields: &[f(1, "ingress", M(122), Rep)],
+        fields: &[f(1, "ingress", M(138), Rep)],
     },
-    // 124
+    // 140
     Msg {
         name: "k8s.io.api.core.v1.LocalObjectReference",
         special: Special::None,
         fields: &[f(1, "name", Str, Keep)],
     },
-    // 125
+    // 141
     Msg {
         name: "k8s.io.api.core.v1.LocalVolumeSource",
         special: Special::None,
         fields: &[f(1, "path", Str, Keep), f(2, "fsType", Str, Keep)],
     },
-    // 126
+    // 142
     Msg {
         name: "k8s.io.api.core.v1.ModifyVolumeStatus",
         special: Special::None,
@@ -1285,7 +1439,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "status", Str, Keep),
         ],
     },
-    // 127
+    // 143
     Msg {
         name: "k8s.io.api.core.v1.NFSVolumeSource",
         special: Special::None,
@@ -1295,63 +1449,63 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "readOnly", Bool, Opt),
         ],
     },
-    // 128
+    // 144
     Msg {
         name: "k8s.io.api.core.v1.Namespace",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
-            f(2, "spec", M(131), Keep),
-            f(3, "status", M(132), Keep),
+            f(1, "metadata", M(356), Keep),
+            f(2, "spec", M(147), Keep),
+            f(3, "status", M(148), Keep),
         ],
     },
-    // 129
+    // 145
     Msg {
         name: "k8s.io.api.core.v1.NamespaceCondition",
         special: Special::None,
         fields: &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
-            f(4, "lastTransitionTime", M(353), Keep),
+            f(4, "lastTransitionTime", M(369), Keep),
             f(5, "reason", Str, Opt),
             f(6, "message", Str, Opt),
         ],
     },
-    // 130
+    // 146
     Msg {
         name: "k8s.io.api.core.v1.NamespaceList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(128), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(144), Rep)],
     },
-    // 131
+    // 147
     Msg {
         name: "k8s.io.api.core.v1.NamespaceSpec",
         special: Special::None,
         fields: &[f(1, "finalizers", Str, Rep)],
     },
-    // 132
+    // 148
     Msg {
         name: "k8s.io.api.core.v1.NamespaceStatus",
         special: Special::None,
-        fields: &[f(1, "phase", Str, Opt), f(2, "conditions", M(129), Rep)],
+        fields: &[f(1, "phase", Str, Opt), f(2, "conditions", M(145), Rep)],
     },
-    // 133
+    // 149
     Msg {
         name: "k8s.io.api.core.v1.Node",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
-            f(2, "spec", M(148), Keep),
-            f(3, "status", M(149), Keep),
+            f(1, "metadata", M(356), Keep),
+            f(2, "spec", M(164), Keep),
+            f(3, "status", M(165), Keep),
         ],
     },
-    // 134
+    // 150
     Msg {
         name: "k8s.io.api.core.v1.NodeAddress",
         special: Special::None,
         fields: &[f(1, "type", Str, Keep), f(2, "address", Str, Keep)],
     },
-    // 135
+    // 151
     Msg {
         name: "k8s.io.api.core.v1.NodeAffinity",
         special: Special::None,
@@ -1359,78 +1513,78 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(
                 1,
                 "requiredDuringSchedulingIgnoredDuringExecution",
-                M(145),
+                M(161),
                 Keep,
             ),
             f(
                 2,
                 "preferredDuringSchedulingIgnoredDuringExecution",
-                M(200),
+                M(216),
                 Rep,
             ),
         ],
     },
-    // 136
+    // 152
     Msg {
         name: "k8s.io.api.core.v1.NodeCondition",
         special: Special::None,
         fields: &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
-            f(3, "lastHeartbeatTime", M(353), Keep),
-            f(4, "lastTransitionTime", M(353), Keep),
+            f(3, "lastHeartbeatTime", M(369), Keep),
+            f(4, "lastTransitionTime", M(369), Keep),
             f(5, "reason", Str, Opt),
             f(6, "message", Str, Opt),
         ],
     },
-    // 137
+    // 153
     Msg {
         name: "k8s.io.api.core.v1.NodeConfigSource",
         special: Special::None,
-        fields: &[f(2, "configMap", M(58), Keep)],
+        fields: &[f(2, "configMap", M(74), Keep)],
     },
-    // 138
+    // 154
     Msg {
         name: "k8s.io.api.core.v1.NodeConfigStatus",
         special: Special::None,
         fields: &[
-            f(1, "assigned", M(137), Keep),
-            f(2, "active", M(137), Keep),
-            f(3, "lastKnownGood", M(137), Keep),
+            f(1, "assigned", M(153), Keep),
+            f(2, "active", M(153), Keep),
+            f(3, "lastKnownGood", M(153), Keep),
             f(4, "error", Str, Opt),
         ],
     },
-    // 139
+    // 155
     Msg {
         name: "k8s.io.api.core.v1.NodeDaemonEndpoints",
         special: Special::None,
-        fields: &[f(1, "kubeletEndpoint", M(74), Keep)],
+        fields: &[f(1, "kubeletEndpoint", M(90), Keep)],
     },
-    // 140
+    // 156
     Msg {
         name: "k8s.io.api.core.v1.NodeFeatures",
         special: Special::None,
         fields: &[f(1, "supplementalGroupsPolicy", Bool, Keep)],
     },
-    // 141
+    // 157
     Msg {
         name: "k8s.io.api.core.v1.NodeList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(133), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(149), Rep)],
     },
-    // 142
+    // 158
     Msg {
         name: "k8s.io.api.core.v1.NodeProxyOptions",
         special: Special::None,
         fields: &[f(1, "path", Str, Opt)],
     },
-    // 143
+    // 159
     Msg {
         name: "k8s.io.api.core.v1.NodeRuntimeHandler",
         special: Special::None,
-        fields: &[f(1, "name", Str, Opt), f(2, "features", M(144), Keep)],
+        fields: &[f(1, "name", Str, Opt), f(2, "features", M(160), Keep)],
     },
-    // 144
+    // 160
     Msg {
         name: "k8s.io.api.core.v1.NodeRuntimeHandlerFeatures",
         special: Special::None,
@@ -1439,13 +1593,13 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "userNamespaces", Bool, Keep),
         ],
     },
-    // 145
+    // 161
     Msg {
         name: "k8s.io.api.core.v1.NodeSelector",
         special: Special::None,
-        fields: &[f(1, "nodeSelectorTerms", M(147), Rep)],
+        fields: &[f(1, "nodeSelectorTerms", M(163), Rep)],
     },
-    // 146
+    // 162
     Msg {
         name: "k8s.io.api.core.v1.NodeSelectorRequirement",
         special: Special::None,
@@ -1455,16 +1609,16 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "values", Str, Rep),
         ],
     },
-    // 147
+    // 163
     Msg {
         name: "k8s.io.api.core.v1.NodeSelectorTerm",
         special: Special::None,
         fields: &[
-            f(1, "matchExpressions", M(146), Rep),
-            f(2, "matchFields", M(146), Rep),
+            f(1, "matchExpressions", M(162), Rep),
+            f(2, "matchFields", M(162), Rep),
         ],
     },
-    // 148
+    // 164
     Msg {
         name: "k8s.io.api.core.v1.NodeSpec",
         special: Special::None,
@@ -1473,39 +1627,39 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(7, "podCIDRs", Str, Rep),
             f(3, "providerID", Str, Opt),
             f(4, "unschedulable", Bool, Opt),
-            f(5, "taints", M(252), Rep),
-            f(6, "configSource", M(137), Keep),
+            f(5, "taints", M(268), Rep),
+            f(6, "configSource", M(153), Keep),
             f(2, "externalID", Str, Opt),
         ],
     },
-    // 149
+    // 165
     Msg {
         name: "k8s.io.api.core.v1.NodeStatus",
         special: Special::None,
         fields: &[
-            f(1, "capacity", M(313), Map),
-            f(2, "allocatable", M(313), Map),
+            f(1, "capacity", M(329), Map),
+            f(2, "allocatable", M(329), Map),
             f(3, "phase", Str, Opt),
-            f(4, "conditions", M(136), Rep),
-            f(5, "addresses", M(134), Rep),
-            f(6, "daemonEndpoints", M(139), Keep),
-            f(7, "nodeInfo", M(151), Keep),
-            f(8, "images", M(63), Rep),
+            f(4, "conditions", M(152), Rep),
+            f(5, "addresses", M(150), Rep),
+            f(6, "daemonEndpoints", M(155), Keep),
+            f(7, "nodeInfo", M(167), Keep),
+            f(8, "images", M(79), Rep),
             f(9, "volumesInUse", Str, Rep),
-            f(10, "volumesAttached", M(36), Rep),
-            f(11, "config", M(138), Keep),
-            f(12, "runtimeHandlers", M(143), Rep),
-            f(13, "features", M(140), Keep),
+            f(10, "volumesAttached", M(52), Rep),
+            f(11, "config", M(154), Keep),
+            f(12, "runtimeHandlers", M(159), Rep),
+            f(13, "features", M(156), Keep),
             f(14, "declaredFeatures", Str, Rep),
         ],
     },
-    // 150
+    // 166
     Msg {
         name: "k8s.io.api.core.v1.NodeSwapStatus",
         special: Special::None,
         fields: &[f(1, "capacity", I64, Keep)],
     },
-    // 151
+    // 167
     Msg {
         name: "k8s.io.api.core.v1.NodeSystemInfo",
         special: Special::None,
@@ -1520,16 +1674,16 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(8, "kubeProxyVersion", Str, Keep),
             f(9, "operatingSystem", Str, Keep),
             f(10, "architecture", Str, Keep),
-            f(11, "swap", M(150), Keep),
+            f(11, "swap", M(166), Keep),
         ],
     },
-    // 152
+    // 168
     Msg {
         name: "k8s.io.api.core.v1.ObjectFieldSelector",
         special: Special::None,
         fields: &[f(1, "apiVersion", Str, Opt), f(2, "fieldPath", Str, Keep)],
     },
-    // 153
+    // 169
     Msg {
         name: "k8s.io.api.core.v1.ObjectReference",
         special: Special::None,
@@ -1543,141 +1697,141 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(7, "fieldPath", Str, Opt),
         ],
     },
-    // 154
+    // 170
     Msg {
         name: "k8s.io.api.core.v1.PersistentVolume",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
-            f(2, "spec", M(164), Keep),
-            f(3, "status", M(165), Keep),
+            f(1, "metadata", M(356), Keep),
+            f(2, "spec", M(180), Keep),
+            f(3, "status", M(181), Keep),
         ],
     },
-    // 155
+    // 171
     Msg {
         name: "k8s.io.api.core.v1.PersistentVolumeClaim",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
-            f(2, "spec", M(158), Keep),
-            f(3, "status", M(159), Keep),
+            f(1, "metadata", M(356), Keep),
+            f(2, "spec", M(174), Keep),
+            f(3, "status", M(175), Keep),
         ],
     },
-    // 156
+    // 172
     Msg {
         name: "k8s.io.api.core.v1.PersistentVolumeClaimCondition",
         special: Special::None,
         fields: &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
-            f(3, "lastProbeTime", M(353), Keep),
-            f(4, "lastTransitionTime", M(353), Keep),
+            f(3, "lastProbeTime", M(369), Keep),
+            f(4, "lastTransitionTime", M(369), Keep),
             f(5, "reason", Str, Opt),
             f(6, "message", Str, Opt),
         ],
     },
-    // 157
+    // 173
     Msg {
         name: "k8s.io.api.core.v1.PersistentVolumeClaimList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(155), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(171), Rep)],
     },
-    // 158
+    // 174
     Msg {
         name: "k8s.io.api.core.v1.PersistentVolumeClaimSpec",
         special: Special::None,
         fields: &[
             f(1, "accessModes", Str, Rep),
-            f(4, "selector", M(333), Keep),
-            f(2, "resources", M(265), Keep),
+            f(4, "selector", M(349), Keep),
+            f(2, "resources", M(281), Keep),
             f(3, "volumeName", Str, Opt),
             f(5, "storageClassName", Str, Keep),
             f(6, "volumeMode", Str, Keep),
-            f(7, "dataSource", M(257), Keep),
-            f(8, "dataSourceRef", M(258), Keep),
+            f(7, "dataSource", M(273), Keep),
+            f(8, "dataSourceRef", M(274), Keep),
             f(9, "volumeAttributesClassName", Str, Keep),
         ],
     },
-    // 159
+    // 175
     Msg {
         name: "k8s.io.api.core.v1.PersistentVolumeClaimStatus",
         special: Special::None,
         fields: &[
             f(1, "phase", Str, Opt),
             f(2, "accessModes", Str, Rep),
-            f(3, "capacity", M(313), Map),
-            f(4, "conditions", M(156), Rep),
-            f(5, "allocatedResources", M(313), Map),
+            f(3, "capacity", M(329), Map),
+            f(4, "conditions", M(172), Rep),
+            f(5, "allocatedResources", M(329), Map),
             f(7, "allocatedResourceStatuses", Str, Map),
             f(8, "currentVolumeAttributesClassName", Str, Keep),
-            f(9, "modifyVolumeStatus", M(126), Keep),
+            f(9, "modifyVolumeStatus", M(142), Keep),
         ],
     },
-    // 160
+    // 176
     Msg {
         name: "k8s.io.api.core.v1.PersistentVolumeClaimTemplate",
         special: Special::None,
-        fields: &[f(1, "metadata", M(340), Keep), f(2, "spec", M(158), Keep)],
+        fields: &[f(1, "metadata", M(356), Keep), f(2, "spec", M(174), Keep)],
     },
-    // 161
+    // 177
     Msg {
         name: "k8s.io.api.core.v1.PersistentVolumeClaimVolumeSource",
         special: Special::None,
         fields: &[f(1, "claimName", Str, Keep), f(2, "readOnly", Bool, Opt)],
     },
-    // 162
+    // 178
     Msg {
         name: "k8s.io.api.core.v1.PersistentVolumeList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(154), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(170), Rep)],
     },
-    // 163
+    // 179
     Msg {
         name: "k8s.io.api.core.v1.PersistentVolumeSource",
         special: Special::None,
         fields: &[
-            f(1, "gcePersistentDisk", M(100), Keep),
-            f(2, "awsElasticBlockStore", M(33), Keep),
-            f(3, "hostPath", M(109), Keep),
-            f(4, "glusterfs", M(103), Keep),
-            f(5, "nfs", M(127), Keep),
-            f(6, "rbd", M(205), Keep),
-            f(7, "iscsi", M(110), Keep),
-            f(8, "cinder", M(47), Keep),
-            f(9, "cephfs", M(45), Keep),
-            f(10, "fc", M(95), Keep),
-            f(11, "flocker", M(99), Keep),
-            f(12, "flexVolume", M(97), Keep),
-            f(13, "azureFile", M(39), Keep),
-            f(14, "vsphereVolume", M(267), Keep),
-            f(15, "quobyte", M(204), Keep),
-            f(16, "azureDisk", M(38), Keep),
-            f(17, "photonPersistentDisk", M(166), Keep),
-            f(18, "portworxVolume", M(197), Keep),
-            f(19, "scaleIO", M(223), Keep),
-            f(20, "local", M(125), Keep),
-            f(21, "storageos", M(248), Keep),
-            f(22, "csi", M(42), Keep),
+            f(1, "gcePersistentDisk", M(116), Keep),
+            f(2, "awsElasticBlockStore", M(49), Keep),
+            f(3, "hostPath", M(125), Keep),
+            f(4, "glusterfs", M(119), Keep),
+            f(5, "nfs", M(143), Keep),
+            f(6, "rbd", M(221), Keep),
+            f(7, "iscsi", M(126), Keep),
+            f(8, "cinder", M(63), Keep),
+            f(9, "cephfs", M(61), Keep),
+            f(10, "fc", M(111), Keep),
+            f(11, "flocker", M(115), Keep),
+            f(12, "flexVolume", M(113), Keep),
+            f(13, "azureFile", M(55), Keep),
+            f(14, "vsphereVolume", M(283), Keep),
+            f(15, "quobyte", M(220), Keep),
+            f(16, "azureDisk", M(54), Keep),
+            f(17, "photonPersistentDisk", M(182), Keep),
+            f(18, "portworxVolume", M(213), Keep),
+            f(19, "scaleIO", M(239), Keep),
+            f(20, "local", M(141), Keep),
+            f(21, "storageos", M(264), Keep),
+            f(22, "csi", M(58), Keep),
         ],
     },
-    // 164
+    // 180
     Msg {
         name: "k8s.io.api.core.v1.PersistentVolumeSpec",
         special: Special::None,
         fields: &[
-            f(1, "capacity", M(313), Map),
-            f(2, "persistent_volume_source", M(163), Inline),
+            f(1, "capacity", M(329), Map),
+            f(2, "persistent_volume_source", M(179), Inline),
             f(3, "accessModes", Str, Rep),
-            f(4, "claimRef", M(153), Keep),
+            f(4, "claimRef", M(169), Keep),
             f(5, "persistentVolumeReclaimPolicy", Str, Opt),
             f(6, "storageClassName", Str, Opt),
             f(7, "mountOptions", Str, Rep),
             f(8, "volumeMode", Str, Keep),
-            f(9, "nodeAffinity", M(263), Keep),
+            f(9, "nodeAffinity", M(279), Keep),
             f(10, "volumeAttributesClassName", Str, Keep),
         ],
     },
-    // 165
+    // 181
     Msg {
         name: "k8s.io.api.core.v1.PersistentVolumeStatus",
         special: Special::None,
@@ -1685,26 +1839,26 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(1, "phase", Str, Opt),
             f(2, "message", Str, Opt),
             f(3, "reason", Str, Opt),
-            f(4, "lastPhaseTransitionTime", M(353), Keep),
+            f(4, "lastPhaseTransitionTime", M(369), Keep),
         ],
     },
-    // 166
+    // 182
     Msg {
         name: "k8s.io.api.core.v1.PhotonPersistentDiskVolumeSource",
         special: Special::None,
         fields: &[f(1, "pdID", Str, Keep), f(2, "fsType", Str, Opt)],
     },
-    // 167
+    // 183
     Msg {
         name: "k8s.io.api.core.v1.Pod",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
-            f(2, "spec", M(190), Keep),
-            f(3, "status", M(191), Keep),
+            f(1, "metadata", M(356), Keep),
+            f(2, "spec", M(206), Keep),
+            f(3, "status", M(207), Keep),
         ],
     },
-    // 168
+    // 184
     Msg {
         name: "k8s.io.api.core.v1.PodAffinity",
         special: Special::None,
@@ -1712,31 +1866,31 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(
                 1,
                 "requiredDuringSchedulingIgnoredDuringExecution",
-                M(169),
+                M(185),
                 Rep,
             ),
             f(
                 2,
                 "preferredDuringSchedulingIgnoredDuringExecution",
-                M(268),
+                M(284),
                 Rep,
             ),
         ],
     },
-    // 169
+    // 185
     Msg {
         name: "k8s.io.api.core.v1.PodAffinityTerm",
         special: Special::None,
         fields: &[
-            f(1, "labelSelector", M(333), Keep),
+            f(1, "labelSelector", M(349), Keep),
             f(2, "namespaces", Str, Rep),
             f(3, "topologyKey", Str, Keep),
-            f(4, "namespaceSelector", M(333), Keep),
+            f(4, "namespaceSelector", M(349), Keep),
             f(5, "matchLabelKeys", Str, Rep),
             f(6, "mismatchLabelKeys", Str, Rep),
         ],
     },
-    // 170
+    // 186
     Msg {
         name: "k8s.io.api.core.v1.PodAntiAffinity",
         special: Special::None,
@@ -1744,18 +1898,18 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(
                 1,
                 "requiredDuringSchedulingIgnoredDuringExecution",
-                M(169),
+                M(185),
                 Rep,
             ),
             f(
                 2,
                 "preferredDuringSchedulingIgnoredDuringExecution",
-                M(268),
+                M(284),
                 Rep,
             ),
         ],
     },
-    // 171
+    // 187
     Msg {
         name: "k8s.io.api.core.v1.PodAttachOptions",
         special: Special::None,
@@ -1767,7 +1921,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(5, "container", Str, Opt),
         ],
     },
-    // 172
+    // 188
     Msg {
         name: "k8s.io.api.core.v1.PodCertificateProjection",
         special: Special::None,
@@ -1781,7 +1935,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(7, "userAnnotations", Str, Map),
         ],
     },
-    // 173
+    // 189
     Msg {
         name: "k8s.io.api.core.v1.PodCondition",
         special: Special::None,
@@ -1789,29 +1943,29 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(1, "type", Str, Keep),
             f(7, "observedGeneration", I64, Opt),
             f(2, "status", Str, Keep),
-            f(3, "lastProbeTime", M(353), Keep),
-            f(4, "lastTransitionTime", M(353), Keep),
+            f(3, "lastProbeTime", M(369), Keep),
+            f(4, "lastTransitionTime", M(369), Keep),
             f(5, "reason", Str, Opt),
             f(6, "message", Str, Opt),
         ],
     },
-    // 174
+    // 190
     Msg {
         name: "k8s.io.api.core.v1.PodDNSConfig",
         special: Special::None,
         fields: &[
             f(1, "nameservers", Str, Rep),
             f(2, "searches", Str, Rep),
-            f(3, "options", M(175), Rep),
+            f(3, "options", M(191), Rep),
         ],
     },
-    // 175
+    // 191
     Msg {
         name: "k8s.io.api.core.v1.PodDNSConfigOption",
         special: Special::None,
         fields: &[f(1, "name", Str, Opt), f(2, "value", Str, Keep)],
     },
-    // 176
+    // 192
     Msg {
         name: "k8s.io.api.core.v1.PodExecOptions",
         special: Special::None,
@@ -1824,28 +1978,28 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(6, "command", Str, Rep),
         ],
     },
-    // 177
+    // 193
     Msg {
         name: "k8s.io.api.core.v1.PodExtendedResourceClaimStatus",
         special: Special::None,
         fields: &[
-            f(1, "requestMappings", M(62), Rep),
+            f(1, "requestMappings", M(78), Rep),
             f(2, "resourceClaimName", Str, Keep),
         ],
     },
-    // 178
+    // 194
     Msg {
         name: "k8s.io.api.core.v1.PodIP",
         special: Special::None,
         fields: &[f(1, "ip", Str, Keep)],
     },
-    // 179
+    // 195
     Msg {
         name: "k8s.io.api.core.v1.PodList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(167), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(183), Rep)],
     },
-    // 180
+    // 196
     Msg {
         name: "k8s.io.api.core.v1.PodLogOptions",
         special: Special::None,
@@ -1854,7 +2008,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "follow", Bool, Opt),
             f(3, "previous", Bool, Opt),
             f(4, "sinceSeconds", I64, Keep),
-            f(5, "sinceTime", M(353), Keep),
+            f(5, "sinceTime", M(369), Keep),
             f(6, "timestamps", Bool, Opt),
             f(7, "tailLines", I64, Keep),
             f(8, "limitBytes", I64, Keep),
@@ -1862,31 +2016,31 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(10, "stream", Str, Keep),
         ],
     },
-    // 181
+    // 197
     Msg {
         name: "k8s.io.api.core.v1.PodOS",
         special: Special::None,
         fields: &[f(1, "name", Str, Keep)],
     },
-    // 182
+    // 198
     Msg {
         name: "k8s.io.api.core.v1.PodPortForwardOptions",
         special: Special::None,
         fields: &[f(1, "ports", I32, Rep)],
     },
-    // 183
+    // 199
     Msg {
         name: "k8s.io.api.core.v1.PodProxyOptions",
         special: Special::None,
         fields: &[f(1, "path", Str, Opt)],
     },
-    // 184
+    // 200
     Msg {
         name: "k8s.io.api.core.v1.PodReadinessGate",
         special: Special::None,
         fields: &[f(1, "conditionType", Str, Keep)],
     },
-    // 185
+    // 201
     Msg {
         name: "k8s.io.api.core.v1.PodResourceClaim",
         special: Special::None,
@@ -1896,7 +2050,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "resourceClaimTemplateName", Str, Keep),
         ],
     },
-    // 186
+    // 202
     Msg {
         name: "k8s.io.api.core.v1.PodResourceClaimStatus",
         special: Special::None,
@@ -1905,47 +2059,47 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "resourceClaimName", Str, Keep),
         ],
     },
-    // 187
+    // 203
     Msg {
         name: "k8s.io.api.core.v1.PodSchedulingGate",
         special: Special::None,
         fields: &[f(1, "name", Str, Keep)],
     },
-    // 188
+    // 204
     Msg {
         name: "k8s.io.api.core.v1.PodSecurityContext",
         special: Special::None,
         fields: &[
-            f(1, "seLinuxOptions", M(222), Keep),
-            f(8, "windowsOptions", M(269), Keep),
+            f(1, "seLinuxOptions", M(238), Keep),
+            f(8, "windowsOptions", M(285), Keep),
             f(2, "runAsUser", I64, Keep),
             f(6, "runAsGroup", I64, Keep),
             f(3, "runAsNonRoot", Bool, Keep),
             f(4, "supplementalGroups", I64, Rep),
             f(12, "supplementalGroupsPolicy", Str, Keep),
             f(5, "fsGroup", I64, Keep),
-            f(7, "sysctls", M(250), Rep),
+            f(7, "sysctls", M(266), Rep),
             f(9, "fsGroupChangePolicy", Str, Keep),
-            f(10, "seccompProfile", M(227), Keep),
-            f(11, "appArmorProfile", M(35), Keep),
+            f(10, "seccompProfile", M(243), Keep),
+            f(11, "appArmorProfile", M(51), Keep),
             f(13, "seLinuxChangePolicy", Str, Keep),
         ],
     },
-    // 189
+    // 205
     Msg {
         name: "k8s.io.api.core.v1.PodSignature",
         special: Special::None,
-        fields: &[f(1, "podController", M(341), Keep)],
+        fields: &[f(1, "podController", M(357), Keep)],
     },
-    // 190
+    // 206
     Msg {
         name: "k8s.io.api.core.v1.PodSpec",
         special: Special::None,
         fields: &[
-            f(1, "volumes", M(259), Rep),
-            f(20, "initContainers", M(61), Rep),
-            f(2, "containers", M(61), Rep),
-            f(34, "ephemeralContainers", M(87), Rep),
+            f(1, "volumes", M(275), Rep),
+            f(20, "initContainers", M(77), Rep),
+            f(2, "containers", M(77), Rep),
+            f(34, "ephemeralContainers", M(103), Rep),
             f(3, "restartPolicy", Str, Opt),
             f(4, "terminationGracePeriodSeconds", I64, Keep),
             f(5, "activeDeadlineSeconds", I64, Keep),
@@ -1959,88 +2113,88 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(12, "hostPID", Bool, Opt),
             f(13, "hostIPC", Bool, Opt),
             f(27, "shareProcessNamespace", Bool, Keep),
-            f(14, "securityContext", M(188), Keep),
-            f(15, "imagePullSecrets", M(124), Rep),
+            f(14, "securityContext", M(204), Keep),
+            f(15, "imagePullSecrets", M(140), Rep),
             f(16, "hostname", Str, Opt),
             f(17, "subdomain", Str, Opt),
-            f(18, "affinity", M(34), Keep),
+            f(18, "affinity", M(50), Keep),
             f(19, "schedulerName", Str, Opt),
-            f(22, "tolerations", M(253), Rep),
-            f(23, "hostAliases", M(107), Rep),
+            f(22, "tolerations", M(269), Rep),
+            f(23, "hostAliases", M(123), Rep),
             f(24, "priorityClassName", Str, Opt),
             f(25, "priority", I32, Keep),
-            f(26, "dnsConfig", M(174), Keep),
-            f(28, "readinessGates", M(184), Rep),
+            f(26, "dnsConfig", M(190), Keep),
+            f(28, "readinessGates", M(200), Rep),
             f(29, "runtimeClassName", Str, Keep),
             f(30, "enableServiceLinks", Bool, Keep),
             f(31, "preemptionPolicy", Str, Keep),
-            f(32, "overhead", M(313), Map),
-            f(33, "topologySpreadConstraints", M(256), Rep),
+            f(32, "overhead", M(329), Map),
+            f(33, "topologySpreadConstraints", M(272), Rep),
             f(35, "setHostnameAsFQDN", Bool, Keep),
-            f(36, "os", M(181), Keep),
+            f(36, "os", M(197), Keep),
             f(37, "hostUsers", Bool, Keep),
-            f(38, "schedulingGates", M(187), Rep),
-            f(39, "resourceClaims", M(185), Rep),
-            f(40, "resources", M(220), Keep),
+            f(38, "schedulingGates", M(203), Rep),
+            f(39, "resourceClaims", M(201), Rep),
+            f(40, "resources", M(236), Keep),
             f(41, "hostnameOverride", Str, Keep),
-            f(42, "workloadRef", M(270), Keep),
+            f(42, "workloadRef", M(286), Keep),
         ],
     },
-    // 191
+    // 207
     Msg {
         name: "k8s.io.api.core.v1.PodStatus",
         special: Special::None,
         fields: &[
             f(17, "observedGeneration", I64, Opt),
             f(1, "phase", Str, Opt),
-            f(2, "conditions", M(173), Rep),
+            f(2, "conditions", M(189), Rep),
             f(3, "message", Str, Opt),
             f(4, "reason", Str, Opt),
             f(11, "nominatedNodeName", Str, Opt),
             f(5, "hostIP", Str, Opt),
-            f(16, "hostIPs", M(108), Rep),
+            f(16, "hostIPs", M(124), Rep),
             f(6, "podIP", Str, Opt),
-            f(12, "podIPs", M(178), Rep),
-            f(7, "startTime", M(353), Keep),
-            f(10, "initContainerStatuses", M(72), Rep),
-            f(8, "containerStatuses", M(72), Rep),
+            f(12, "podIPs", M(194), Rep),
+            f(7, "startTime", M(369), Keep),
+            f(10, "initContainerStatuses", M(88), Rep),
+            f(8, "containerStatuses", M(88), Rep),
             f(9, "qosClass", Str, Opt),
-            f(13, "ephemeralContainerStatuses", M(72), Rep),
+            f(13, "ephemeralContainerStatuses", M(88), Rep),
             f(14, "resize", Str, Opt),
-            f(15, "resourceClaimStatuses", M(186), Rep),
-            f(18, "extendedResourceClaimStatus", M(177), Keep),
-            f(19, "allocatedResources", M(313), Map),
-            f(20, "resources", M(220), Keep),
+            f(15, "resourceClaimStatuses", M(202), Rep),
+            f(18, "extendedResourceClaimStatus", M(193), Keep),
+            f(19, "allocatedResources", M(329), Map),
+            f(20, "resources", M(236), Keep),
         ],
     },
-    // 192
+    // 208
     Msg {
         name: "k8s.io.api.core.v1.PodStatusResult",
         special: Special::None,
-        fields: &[f(1, "metadata", M(340), Keep), f(2, "status", M(191), Keep)],
+        fields: &[f(1, "metadata", M(356), Keep), f(2, "status", M(207), Keep)],
     },
-    // 193
+    // 209
     Msg {
         name: "k8s.io.api.core.v1.PodTemplate",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
-            f(2, "template", M(195), Keep),
+            f(1, "metadata", M(356), Keep),
+            f(2, "template", M(211), Keep),
         ],
     },
-    // 194
+    // 210
     Msg {
         name: "k8s.io.api.core.v1.PodTemplateList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(193), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(209), Rep)],
     },
-    // 195
+    // 211
     Msg {
         name: "k8s.io.api.core.v1.PodTemplateSpec",
         special: Special::None,
-        fields: &[f(1, "metadata", M(340), Keep), f(2, "spec", M(190), Keep)],
+        fields: &[f(1, "metadata", M(356), Keep), f(2, "spec", M(206), Keep)],
     },
-    // 196
+    // 212
     Msg {
         name: "k8s.io.api.core.v1.PortStatus",
         special: Special::None,
@@ -2050,7 +2204,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "error", Str, Keep),
         ],
     },
-    // 197
+    // 213
     Msg {
         name: "k8s.io.api.core.v1.PortworxVolumeSource",
         special: Special::None,
@@ -2060,35 +2214,35 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "readOnly", Bool, Opt),
         ],
     },
-    // 198
+    // 214
     Msg {
         name: "k8s.io.api.core.v1.Preconditions",
         special: Special::None,
         fields: &[f(1, "uid", Str, Keep)],
     },
-    // 199
+    // 215
     Msg {
         name: "k8s.io.api.core.v1.PreferAvoidPodsEntry",
         special: Special::None,
         fields: &[
-            f(1, "podSignature", M(189), Keep),
-            f(2, "evictionTime", M(353), Keep),
+            f(1, "podSignature", M(205), Keep),
+            f(2, "evictionTime", M(369), Keep),
             f(3, "reason", Str, Opt),
             f(4, "message", Str, Opt),
         ],
     },
-    // 200
+    // 216
     Msg {
         name: "k8s.io.api.core.v1.PreferredSchedulingTerm",
         special: Special::None,
-        fields: &[f(1, "weight", I32, Keep), f(2, "preference", M(147), Keep)],
+        fields: &[f(1, "weight", I32, Keep), f(2, "preference", M(163), Keep)],
     },
-    // 201
+    // 217
     Msg {
         name: "k8s.io.api.core.v1.Probe",
         special: Special::None,
         fields: &[
-            f(1, "handler", M(202), Inline),
+            f(1, "handler", M(218), Inline),
             f(2, "initialDelaySeconds", I32, Opt),
             f(3, "timeoutSeconds", I32, Opt),
             f(4, "periodSeconds", I32, Opt),
@@ -2097,24 +2251,24 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(7, "terminationGracePeriodSeconds", I64, Keep),
         ],
     },
-    // 202
+    // 218
     Msg {
         name: "k8s.io.api.core.v1.ProbeHandler",
         special: Special::None,
         fields: &[
-            f(1, "exec", M(94), Keep),
-            f(2, "httpGet", M(105), Keep),
-            f(3, "tcpSocket", M(251), Keep),
-            f(4, "grpc", M(101), Keep),
+            f(1, "exec", M(110), Keep),
+            f(2, "httpGet", M(121), Keep),
+            f(3, "tcpSocket", M(267), Keep),
+            f(4, "grpc", M(117), Keep),
         ],
     },
-    // 203
+    // 219
     Msg {
         name: "k8s.io.api.core.v1.ProjectedVolumeSource",
         special: Special::None,
-        fields: &[f(1, "sources", M(264), Rep), f(2, "defaultMode", I32, Keep)],
+        fields: &[f(1, "sources", M(280), Rep), f(2, "defaultMode", I32, Keep)],
     },
-    // 204
+    // 220
     Msg {
         name: "k8s.io.api.core.v1.QuobyteVolumeSource",
         special: Special::None,
@@ -2127,7 +2281,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(6, "tenant", Str, Opt),
         ],
     },
-    // 205
+    // 221
     Msg {
         name: "k8s.io.api.core.v1.RBDPersistentVolumeSource",
         special: Special::None,
@@ -2138,11 +2292,11 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "pool", Str, Opt),
             f(5, "user", Str, Opt),
             f(6, "keyring", Str, Opt),
-            f(7, "secretRef", M(233), Keep),
+            f(7, "secretRef", M(249), Keep),
             f(8, "readOnly", Bool, Opt),
         ],
     },
-    // 206
+    // 222
     Msg {
         name: "k8s.io.api.core.v1.RBDVolumeSource",
         special: Special::None,
@@ -2153,49 +2307,49 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "pool", Str, Opt),
             f(5, "user", Str, Opt),
             f(6, "keyring", Str, Opt),
-            f(7, "secretRef", M(124), Keep),
+            f(7, "secretRef", M(140), Keep),
             f(8, "readOnly", Bool, Opt),
         ],
     },
-    // 207
+    // 223
     Msg {
         name: "k8s.io.api.core.v1.RangeAllocation",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
+            f(1, "metadata", M(356), Keep),
             f(2, "range", Str, Opt),
             f(3, "data", Bytes, Opt),
         ],
     },
-    // 208
+    // 224
     Msg {
         name: "k8s.io.api.core.v1.ReplicationController",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
-            f(2, "spec", M(211), Keep),
-            f(3, "status", M(212), Keep),
+            f(1, "metadata", M(356), Keep),
+            f(2, "spec", M(227), Keep),
+            f(3, "status", M(228), Keep),
         ],
     },
-    // 209
+    // 225
     Msg {
         name: "k8s.io.api.core.v1.ReplicationControllerCondition",
         special: Special::None,
         fields: &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
-            f(3, "lastTransitionTime", M(353), Keep),
+            f(3, "lastTransitionTime", M(369), Keep),
             f(4, "reason", Str, Opt),
             f(5, "message", Str, Opt),
         ],
     },
-    // 210
+    // 226
     Msg {
         name: "k8s.io.api.core.v1.ReplicationControllerList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(208), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(224), Rep)],
     },
-    // 211
+    // 227
     Msg {
         name: "k8s.io.api.core.v1.ReplicationControllerSpec",
         special: Special::None,
@@ -2203,10 +2357,10 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(1, "replicas", I32, Keep),
             f(4, "minReadySeconds", I32, Opt),
             f(2, "selector", Str, Map),
-            f(3, "template", M(195), Keep),
+            f(3, "template", M(211), Keep),
         ],
     },
-    // 212
+    // 228
     Msg {
         name: "k8s.io.api.core.v1.ReplicationControllerStatus",
         special: Special::None,
@@ -2216,80 +2370,80 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "readyReplicas", I32, Opt),
             f(5, "availableReplicas", I32, Opt),
             f(3, "observedGeneration", I64, Opt),
-            f(6, "conditions", M(209), Rep),
+            f(6, "conditions", M(225), Rep),
         ],
     },
-    // 213
+    // 229
     Msg {
         name: "k8s.io.api.core.v1.ResourceClaim",
         special: Special::None,
         fields: &[f(1, "name", Str, Keep), f(2, "request", Str, Opt)],
     },
-    // 214
+    // 230
     Msg {
         name: "k8s.io.api.core.v1.ResourceFieldSelector",
         special: Special::None,
         fields: &[
             f(1, "containerName", Str, Opt),
             f(2, "resource", Str, Keep),
-            f(3, "divisor", M(313), Keep),
+            f(3, "divisor", M(329), Keep),
         ],
     },
-    // 215
+    // 231
     Msg {
         name: "k8s.io.api.core.v1.ResourceHealth",
         special: Special::None,
         fields: &[f(1, "resourceID", Str, Keep), f(2, "health", Str, Opt)],
     },
-    // 216
+    // 232
     Msg {
         name: "k8s.io.api.core.v1.ResourceQuota",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
-            f(2, "spec", M(218), Keep),
-            f(3, "status", M(219), Keep),
+            f(1, "metadata", M(356), Keep),
+            f(2, "spec", M(234), Keep),
+            f(3, "status", M(235), Keep),
         ],
     },
-    // 217
+    // 233
     Msg {
         name: "k8s.io.api.core.v1.ResourceQuotaList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(216), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(232), Rep)],
     },
-    // 218
+    // 234
     Msg {
         name: "k8s.io.api.core.v1.ResourceQuotaSpec",
         special: Special::None,
         fields: &[
-            f(1, "hard", M(313), Map),
+            f(1, "hard", M(329), Map),
             f(2, "scopes", Str, Rep),
-            f(3, "scopeSelector", M(225), Keep),
+            f(3, "scopeSelector", M(241), Keep),
         ],
     },
-    // 219
+    // 235
     Msg {
         name: "k8s.io.api.core.v1.ResourceQuotaStatus",
         special: Special::None,
-        fields: &[f(1, "hard", M(313), Map), f(2, "used", M(313), Map)],
+        fields: &[f(1, "hard", M(329), Map), f(2, "used", M(329), Map)],
     },
-    // 220
+    // 236
     Msg {
         name: "k8s.io.api.core.v1.ResourceRequirements",
         special: Special::None,
         fields: &[
-            f(1, "limits", M(313), Map),
-            f(2, "requests", M(313), Map),
-            f(3, "claims", M(213), Rep),
+            f(1, "limits", M(329), Map),
+            f(2, "requests", M(329), Map),
+            f(3, "claims", M(229), Rep),
         ],
     },
-    // 221
+    // 237
     Msg {
         name: "k8s.io.api.core.v1.ResourceStatus",
         special: Special::None,
-        fields: &[f(1, "name", Str, Keep), f(2, "resources", M(215), Rep)],
+        fields: &[f(1, "name", Str, Keep), f(2, "resources", M(231), Rep)],
     },
-    // 222
+    // 238
     Msg {
         name: "k8s.io.api.core.v1.SELinuxOptions",
         special: Special::None,
@@ -2300,14 +2454,14 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "level", Str, Opt),
         ],
     },
-    // 223
+    // 239
     Msg {
         name: "k8s.io.api.core.v1.ScaleIOPersistentVolumeSource",
         special: Special::None,
         fields: &[
             f(1, "gateway", Str, Keep),
             f(2, "system", Str, Keep),
-            f(3, "secretRef", M(233), Keep),
+            f(3, "secretRef", M(249), Keep),
             f(4, "sslEnabled", Bool, Opt),
             f(5, "protectionDomain", Str, Opt),
             f(6, "storagePool", Str, Opt),
@@ -2317,14 +2471,14 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(10, "readOnly", Bool, Opt),
         ],
     },
-    // 224
+    // 240
     Msg {
         name: "k8s.io.api.core.v1.ScaleIOVolumeSource",
         special: Special::None,
         fields: &[
             f(1, "gateway", Str, Keep),
             f(2, "system", Str, Keep),
-            f(3, "secretRef", M(124), Keep),
+            f(3, "secretRef", M(140), Keep),
             f(4, "sslEnabled", Bool, Opt),
             f(5, "protectionDomain", Str, Opt),
             f(6, "storagePool", Str, Opt),
@@ -2334,13 +2488,13 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(10, "readOnly", Bool, Opt),
         ],
     },
-    // 225
+    // 241
     Msg {
         name: "k8s.io.api.core.v1.ScopeSelector",
         special: Special::None,
-        fields: &[f(1, "matchExpressions", M(226), Rep)],
+        fields: &[f(1, "matchExpressions", M(242), Rep)],
     },
-    // 226
+    // 242
     Msg {
         name: "k8s.io.api.core.v1.ScopedResourceSelectorRequirement",
         special: Special::None,
@@ -2350,129 +2504,129 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "values", Str, Rep),
         ],
     },
-    // 227
+    // 243
     Msg {
         name: "k8s.io.api.core.v1.SeccompProfile",
         special: Special::None,
         fields: &[f(1, "type", Str, Keep), f(2, "localhostProfile", Str, Keep)],
     },
-    // 228
+    // 244
     Msg {
         name: "k8s.io.api.core.v1.Secret",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
+            f(1, "metadata", M(356), Keep),
             f(5, "immutable", Bool, Keep),
             f(2, "data", Bytes, Map),
             f(4, "stringData", Str, Map),
             f(3, "type", Str, Opt),
         ],
     },
-    // 229
+    // 245
     Msg {
         name: "k8s.io.api.core.v1.SecretEnvSource",
         special: Special::None,
         fields: &[
-            f(1, "local_object_reference", M(124), Inline),
+            f(1, "local_object_reference", M(140), Inline),
             f(2, "optional", Bool, Keep),
         ],
     },
-    // 230
+    // 246
     Msg {
         name: "k8s.io.api.core.v1.SecretKeySelector",
         special: Special::None,
         fields: &[
-            f(1, "local_object_reference", M(124), Inline),
+            f(1, "local_object_reference", M(140), Inline),
             f(2, "key", Str, Keep),
             f(3, "optional", Bool, Keep),
         ],
     },
-    // 231
+    // 247
     Msg {
         name: "k8s.io.api.core.v1.SecretList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(228), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(244), Rep)],
     },
-    // 232
+    // 248
     Msg {
         name: "k8s.io.api.core.v1.SecretProjection",
         special: Special::None,
         fields: &[
-            f(1, "local_object_reference", M(124), Inline),
-            f(2, "items", M(113), Rep),
+            f(1, "local_object_reference", M(140), Inline),
+            f(2, "items", M(129), Rep),
             f(4, "optional", Bool, Keep),
         ],
     },
-    // 233
+    // 249
     Msg {
         name: "k8s.io.api.core.v1.SecretReference",
         special: Special::None,
         fields: &[f(1, "name", Str, Opt), f(2, "namespace", Str, Opt)],
     },
-    // 234
+    // 250
     Msg {
         name: "k8s.io.api.core.v1.SecretVolumeSource",
         special: Special::None,
         fields: &[
             f(1, "secretName", Str, Opt),
-            f(2, "items", M(113), Rep),
+            f(2, "items", M(129), Rep),
             f(3, "defaultMode", I32, Keep),
             f(4, "optional", Bool, Keep),
         ],
     },
-    // 235
+    // 251
     Msg {
         name: "k8s.io.api.core.v1.SecurityContext",
         special: Special::None,
         fields: &[
-            f(1, "capabilities", M(44), Keep),
+            f(1, "capabilities", M(60), Keep),
             f(2, "privileged", Bool, Keep),
-            f(3, "seLinuxOptions", M(222), Keep),
-            f(10, "windowsOptions", M(269), Keep),
+            f(3, "seLinuxOptions", M(238), Keep),
+            f(10, "windowsOptions", M(285), Keep),
             f(4, "runAsUser", I64, Keep),
             f(8, "runAsGroup", I64, Keep),
             f(5, "runAsNonRoot", Bool, Keep),
             f(6, "readOnlyRootFilesystem", Bool, Keep),
             f(7, "allowPrivilegeEscalation", Bool, Keep),
             f(9, "procMount", Str, Keep),
-            f(11, "seccompProfile", M(227), Keep),
-            f(12, "appArmorProfile", M(35), Keep),
+            f(11, "seccompProfile", M(243), Keep),
+            f(12, "appArmorProfile", M(51), Keep),
         ],
     },
-    // 236
+    // 252
     Msg {
         name: "k8s.io.api.core.v1.SerializedReference",
         special: Special::None,
-        fields: &[f(1, "reference", M(153), Keep)],
+        fields: &[f(1, "reference", M(169), Keep)],
     },
-    // 237
+    // 253
     Msg {
         name: "k8s.io.api.core.v1.Service",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
-            f(2, "spec", M(244), Keep),
-            f(3, "status", M(245), Keep),
+            f(1, "metadata", M(356), Keep),
+            f(2, "spec", M(260), Keep),
+            f(3, "status", M(261), Keep),
         ],
     },
-    // 238
+    // 254
     Msg {
         name: "k8s.io.api.core.v1.ServiceAccount",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
-            f(2, "secrets", M(153), Rep),
-            f(3, "imagePullSecrets", M(124), Rep),
+            f(1, "metadata", M(356), Keep),
+            f(2, "secrets", M(169), Rep),
+            f(3, "imagePullSecrets", M(140), Rep),
             f(4, "automountServiceAccountToken", Bool, Keep),
         ],
     },
-    // 239
+    // 255
     Msg {
         name: "k8s.io.api.core.v1.ServiceAccountList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(238), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(254), Rep)],
     },
-    // 240
+    // 256
     Msg {
         name: "k8s.io.api.core.v1.ServiceAccountTokenProjection",
         special: Special::None,
@@ -2482,13 +2636,13 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "path", Str, Keep),
         ],
     },
-    // 241
+    // 257
     Msg {
         name: "k8s.io.api.core.v1.ServiceList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(237), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(253), Rep)],
     },
-    // 242
+    // 258
     Msg {
         name: "k8s.io.api.core.v1.ServicePort",
         special: Special::None,
@@ -2497,22 +2651,22 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "protocol", Str, Opt),
             f(6, "appProtocol", Str, Keep),
             f(3, "port", I32, Keep),
-            f(4, "targetPort", M(360), Keep),
+            f(4, "targetPort", M(376), Keep),
             f(5, "nodePort", I32, Opt),
         ],
     },
-    // 243
+    // 259
     Msg {
         name: "k8s.io.api.core.v1.ServiceProxyOptions",
         special: Special::None,
         fields: &[f(1, "path", Str, Opt)],
     },
-    // 244
+    // 260
     Msg {
         name: "k8s.io.api.core.v1.ServiceSpec",
         special: Special::None,
         fields: &[
-            f(1, "ports", M(242), Rep),
+            f(1, "ports", M(258), Rep),
             f(2, "selector", Str, Map),
             f(3, "clusterIP", Str, Opt),
             f(18, "clusterIPs", Str, Rep),
@@ -2525,7 +2679,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(11, "externalTrafficPolicy", Str, Opt),
             f(12, "healthCheckNodePort", I32, Opt),
             f(13, "publishNotReadyAddresses", Bool, Opt),
-            f(14, "sessionAffinityConfig", M(246), Keep),
+            f(14, "sessionAffinityConfig", M(262), Keep),
             f(19, "ipFamilies", Str, Rep),
             f(17, "ipFamilyPolicy", Str, Keep),
             f(20, "allocateLoadBalancerNodePorts", Bool, Keep),
@@ -2534,28 +2688,28 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(23, "trafficDistribution", Str, Keep),
         ],
     },
-    // 245
+    // 261
     Msg {
         name: "k8s.io.api.core.v1.ServiceStatus",
         special: Special::None,
         fields: &[
-            f(1, "loadBalancer", M(123), Keep),
-            f(2, "conditions", M(320), Rep),
+            f(1, "loadBalancer", M(139), Keep),
+            f(2, "conditions", M(336), Rep),
         ],
     },
-    // 246
+    // 262
     Msg {
         name: "k8s.io.api.core.v1.SessionAffinityConfig",
         special: Special::None,
-        fields: &[f(1, "clientIP", M(49), Keep)],
+        fields: &[f(1, "clientIP", M(65), Keep)],
     },
-    // 247
+    // 263
     Msg {
         name: "k8s.io.api.core.v1.SleepAction",
         special: Special::None,
         fields: &[f(1, "seconds", I64, Keep)],
     },
-    // 248
+    // 264
     Msg {
         name: "k8s.io.api.core.v1.StorageOSPersistentVolumeSource",
         special: Special::None,
@@ -2564,10 +2718,10 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "volumeNamespace", Str, Opt),
             f(3, "fsType", Str, Opt),
             f(4, "readOnly", Bool, Opt),
-            f(5, "secretRef", M(153), Keep),
+            f(5, "secretRef", M(169), Keep),
         ],
     },
-    // 249
+    // 265
     Msg {
         name: "k8s.io.api.core.v1.StorageOSVolumeSource",
         special: Special::None,
@@ -2576,22 +2730,22 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "volumeNamespace", Str, Opt),
             f(3, "fsType", Str, Opt),
             f(4, "readOnly", Bool, Opt),
-            f(5, "secretRef", M(124), Keep),
+            f(5, "secretRef", M(140), Keep),
         ],
     },
-    // 250
+    // 266
     Msg {
         name: "k8s.io.api.core.v1.Sysctl",
         special: Special::None,
         fields: &[f(1, "name", Str, Keep), f(2, "value", Str, Keep)],
     },
-    // 251
+    // 267
     Msg {
         name: "k8s.io.api.core.v1.TCPSocketAction",
         special: Special::None,
-        fields: &[f(1, "port", M(360), Keep), f(2, "host", Str, Opt)],
+        fields: &[f(1, "port", M(376), Keep), f(2, "host", Str, Opt)],
     },
-    // 252
+    // 268
     Msg {
         name: "k8s.io.api.core.v1.Taint",
         special: Special::None,
@@ -2599,10 +2753,10 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(1, "key", Str, Keep),
             f(2, "value", Str, Opt),
             f(3, "effect", Str, Keep),
-            f(4, "timeAdded", M(353), Keep),
+            f(4, "timeAdded", M(369), Keep),
         ],
     },
-    // 253
+    // 269
     Msg {
         name: "k8s.io.api.core.v1.Toleration",
         special: Special::None,
@@ -2614,19 +2768,19 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(5, "tolerationSeconds", I64, Keep),
         ],
     },
-    // 254
+    // 270
     Msg {
         name: "k8s.io.api.core.v1.TopologySelectorLabelRequirement",
         special: Special::None,
         fields: &[f(1, "key", Str, Keep), f(2, "values", Str, Rep)],
     },
-    // 255
+    // 271
     Msg {
         name: "k8s.io.api.core.v1.TopologySelectorTerm",
         special: Special::None,
-        fields: &[f(1, "matchLabelExpressions", M(254), Rep)],
+        fields: &[f(1, "matchLabelExpressions", M(270), Rep)],
     },
-    // 256
+    // 272
     Msg {
         name: "k8s.io.api.core.v1.TopologySpreadConstraint",
         special: Special::None,
@@ -2634,14 +2788,14 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(1, "maxSkew", I32, Keep),
             f(2, "topologyKey", Str, Keep),
             f(3, "whenUnsatisfiable", Str, Keep),
-            f(4, "labelSelector", M(333), Keep),
+            f(4, "labelSelector", M(349), Keep),
             f(5, "minDomains", I32, Keep),
             f(6, "nodeAffinityPolicy", Str, Keep),
             f(7, "nodeTaintsPolicy", Str, Keep),
             f(8, "matchLabelKeys", Str, Rep),
         ],
     },
-    // 257
+    // 273
     Msg {
         name: "k8s.io.api.core.v1.TypedLocalObjectReference",
         special: Special::None,
@@ -2651,7 +2805,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "name", Str, Keep),
         ],
     },
-    // 258
+    // 274
     Msg {
         name: "k8s.io.api.core.v1.TypedObjectReference",
         special: Special::None,
@@ -2662,22 +2816,22 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "namespace", Str, Keep),
         ],
     },
-    // 259
+    // 275
     Msg {
         name: "k8s.io.api.core.v1.Volume",
         special: Special::None,
         fields: &[
             f(1, "name", Str, Keep),
-            f(2, "volume_source", M(266), Inline),
+            f(2, "volume_source", M(282), Inline),
         ],
     },
-    // 260
+    // 276
     Msg {
         name: "k8s.io.api.core.v1.VolumeDevice",
         special: Special::None,
         fields: &[f(1, "name", Str, Keep), f(2, "devicePath", Str, Keep)],
     },
-    // 261
+    // 277
     Msg {
         name: "k8s.io.api.core.v1.VolumeMount",
         special: Special::None,
@@ -2691,7 +2845,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(6, "subPathExpr", Str, Opt),
         ],
     },
-    // 262
+    // 278
     Msg {
         name: "k8s.io.api.core.v1.VolumeMountStatus",
         special: Special::None,
@@ -2702,69 +2856,69 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "recursiveReadOnly", Str, Keep),
         ],
     },
-    // 263
+    // 279
     Msg {
         name: "k8s.io.api.core.v1.VolumeNodeAffinity",
         special: Special::None,
-        fields: &[f(1, "required", M(145), Keep)],
+        fields: &[f(1, "required", M(161), Keep)],
     },
-    // 264
+    // 280
     Msg {
         name: "k8s.io.api.core.v1.VolumeProjection",
         special: Special::None,
         fields: &[
-            f(1, "secret", M(232), Keep),
-            f(2, "downwardAPI", M(75), Keep),
-            f(3, "configMap", M(59), Keep),
-            f(4, "serviceAccountToken", M(240), Keep),
-            f(5, "clusterTrustBundle", M(50), Keep),
-            f(6, "podCertificate", M(172), Keep),
+            f(1, "secret", M(248), Keep),
+            f(2, "downwardAPI", M(91), Keep),
+            f(3, "configMap", M(75), Keep),
+            f(4, "serviceAccountToken", M(256), Keep),
+            f(5, "clusterTrustBundle", M(66), Keep),
+            f(6, "podCertificate", M(188), Keep),
         ],
     },
-    // 265
+    // 281
     Msg {
         name: "k8s.io.api.core.v1.VolumeResourceRequirements",
         special: Special::None,
-        fields: &[f(1, "limits", M(313), Map), f(2, "requests", M(313), Map)],
+        fields: &[f(1, "limits", M(329), Map), f(2, "requests", M(329), Map)],
     },
-    // 266
+    // 282
     Msg {
         name: "k8s.io.api.core.v1.VolumeSource",
         special: Special::None,
         fields: &[
-            f(1, "hostPath", M(109), Keep),
-            f(2, "emptyDir", M(78), Keep),
-            f(3, "gcePersistentDisk", M(100), Keep),
-            f(4, "awsElasticBlockStore", M(33), Keep),
-            f(5, "gitRepo", M(102), Keep),
-            f(6, "secret", M(234), Keep),
-            f(7, "nfs", M(127), Keep),
-            f(8, "iscsi", M(111), Keep),
-            f(9, "glusterfs", M(104), Keep),
-            f(10, "persistentVolumeClaim", M(161), Keep),
-            f(11, "rbd", M(206), Keep),
-            f(12, "flexVolume", M(98), Keep),
-            f(13, "cinder", M(48), Keep),
-            f(14, "cephfs", M(46), Keep),
-            f(15, "flocker", M(99), Keep),
-            f(16, "downwardAPI", M(77), Keep),
-            f(17, "fc", M(95), Keep),
-            f(18, "azureFile", M(40), Keep),
-            f(19, "configMap", M(60), Keep),
-            f(20, "vsphereVolume", M(267), Keep),
-            f(21, "quobyte", M(204), Keep),
-            f(22, "azureDisk", M(38), Keep),
-            f(23, "photonPersistentDisk", M(166), Keep),
-            f(26, "projected", M(203), Keep),
-            f(24, "portworxVolume", M(197), Keep),
-            f(25, "scaleIO", M(224), Keep),
-            f(27, "storageos", M(249), Keep),
-            f(28, "csi", M(43), Keep),
-            f(29, "ephemeral", M(89), Keep),
-            f(30, "image", M(112), Keep),
+            f(1, "hostPath", M(125), Keep),
+            f(2, "emptyDir", M(94), Keep),
+            f(3, "gcePersistentDisk", M(116), Keep),
+            f(4, "awsElasticBlockStore", M(49), Keep),
+            f(5, "gitRepo", M(118), Keep),
+            f(6, "secret", M(250), Keep),
+            f(7, "nfs", M(143), Keep),
+            f(8, "iscsi", M(127), Keep),
+            f(9, "glusterfs", M(120), Keep),
+            f(10, "persistentVolumeClaim", M(177), Keep),
+            f(11, "rbd", M(222), Keep),
+            f(12, "flexVolume", M(114), Keep),
+            f(13, "cinder", M(64), Keep),
+            f(14, "cephfs", M(62), Keep),
+            f(15, "flocker", M(115), Keep),
+            f(16, "downwardAPI", M(93), Keep),
+            f(17, "fc", M(111), Keep),
+            f(18, "azureFile", M(56), Keep),
+            f(19, "configMap", M(76), Keep),
+            f(20, "vsphereVolume", M(283), Keep),
+            f(21, "quobyte", M(220), Keep),
+            f(22, "azureDisk", M(54), Keep),
+            f(23, "photonPersistentDisk", M(182), Keep),
+            f(26, "projected", M(219), Keep),
+            f(24, "portworxVolume", M(213), Keep),
+            f(25, "scaleIO", M(240), Keep),
+            f(27, "storageos", M(265), Keep),
+            f(28, "csi", M(59), Keep),
+            f(29, "ephemeral", M(105), Keep),
+            f(30, "image", M(128), Keep),
         ],
     },
-    // 267
+    // 283
     Msg {
         name: "k8s.io.api.core.v1.VsphereVirtualDiskVolumeSource",
         special: Special::None,
@@ -2775,16 +2929,16 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "storagePolicyID", Str, Opt),
         ],
     },
-    // 268
+    // 284
     Msg {
         name: "k8s.io.api.core.v1.WeightedPodAffinityTerm",
         special: Special::None,
         fields: &[
             f(1, "weight", I32, Keep),
-            f(2, "podAffinityTerm", M(169), Keep),
+            f(2, "podAffinityTerm", M(185), Keep),
         ],
     },
-    // 269
+    // 285
     Msg {
         name: "k8s.io.api.core.v1.WindowsSecurityContextOptions",
         special: Special::None,
@@ -2795,7 +2949,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "hostProcess", Bool, Keep),
         ],
     },
-    // 270
+    // 286
     Msg {
         name: "k8s.io.api.core.v1.WorkloadReference",
         special: Special::None,
@@ -2805,82 +2959,82 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "podGroupReplicaKey", Str, Opt),
         ],
     },
-    // 271
+    // 287
     Msg {
         name: "k8s.io.api.events.v1.Event",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
-            f(2, "eventTime", M(339), Keep),
-            f(3, "series", M(273), Keep),
+            f(1, "metadata", M(356), Keep),
+            f(2, "eventTime", M(355), Keep),
+            f(3, "series", M(289), Keep),
             f(4, "reportingController", Str, Opt),
             f(5, "reportingInstance", Str, Opt),
             f(6, "action", Str, Opt),
             f(7, "reason", Str, Opt),
-            f(8, "regarding", M(153), Keep),
-            f(9, "related", M(153), Keep),
+            f(8, "regarding", M(169), Keep),
+            f(9, "related", M(169), Keep),
             f(10, "note", Str, Opt),
             f(11, "type", Str, Opt),
-            f(12, "deprecatedSource", M(93), Keep),
-            f(13, "deprecatedFirstTimestamp", M(353), Keep),
-            f(14, "deprecatedLastTimestamp", M(353), Keep),
+            f(12, "deprecatedSource", M(109), Keep),
+            f(13, "deprecatedFirstTimestamp", M(369), Keep),
+            f(14, "deprecatedLastTimestamp", M(369), Keep),
             f(15, "deprecatedCount", I32, Opt),
         ],
     },
-    // 272
+    // 288
     Msg {
         name: "k8s.io.api.events.v1.EventList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(271), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(287), Rep)],
     },
-    // 273
+    // 289
     Msg {
         name: "k8s.io.api.events.v1.EventSeries",
         special: Special::None,
         fields: &[
             f(1, "count", I32, Keep),
-            f(2, "lastObservedTime", M(339), Keep),
+            f(2, "lastObservedTime", M(355), Keep),
         ],
     },
-    // 274
+    // 290
     Msg {
         name: "k8s.io.api.rbac.v1.AggregationRule",
         special: Special::None,
-        fields: &[f(1, "clusterRoleSelectors", M(333), Rep)],
+        fields: &[f(1, "clusterRoleSelectors", M(349), Rep)],
     },
-    // 275
+    // 291
     Msg {
         name: "k8s.io.api.rbac.v1.ClusterRole",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
-            f(2, "rules", M(279), Rep),
-            f(3, "aggregationRule", M(274), Keep),
+            f(1, "metadata", M(356), Keep),
+            f(2, "rules", M(295), Rep),
+            f(3, "aggregationRule", M(290), Keep),
         ],
     },
-    // 276
+    // 292
     Msg {
         name: "k8s.io.api.rbac.v1.ClusterRoleBinding",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
-            f(2, "subjects", M(285), Rep),
-            f(3, "roleRef", M(284), Keep),
+            f(1, "metadata", M(356), Keep),
+            f(2, "subjects", M(301), Rep),
+            f(3, "roleRef", M(300), Keep),
         ],
     },
-    // 277
+    // 293
     Msg {
         name: "k8s.io.api.rbac.v1.ClusterRoleBindingList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(276), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(292), Rep)],
     },
-    // 278
+    // 294
     Msg {
         name: "k8s.io.api.rbac.v1.ClusterRoleList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(275), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(291), Rep)],
     },
-    // 279
+    // 295
     Msg {
         name: "k8s.io.api.rbac.v1.PolicyRule",
         special: Special::None,
@@ -2892,35 +3046,35 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(5, "nonResourceURLs", Str, Rep),
         ],
     },
-    // 280
+    // 296
     Msg {
         name: "k8s.io.api.rbac.v1.Role",
         special: Special::None,
-        fields: &[f(1, "metadata", M(340), Keep), f(2, "rules", M(279), Rep)],
+        fields: &[f(1, "metadata", M(356), Keep), f(2, "rules", M(295), Rep)],
     },
-    // 281
+    // 297
     Msg {
         name: "k8s.io.api.rbac.v1.RoleBinding",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
-            f(2, "subjects", M(285), Rep),
-            f(3, "roleRef", M(284), Keep),
+            f(1, "metadata", M(356), Keep),
+            f(2, "subjects", M(301), Rep),
+            f(3, "roleRef", M(300), Keep),
         ],
     },
-    // 282
+    // 298
     Msg {
         name: "k8s.io.api.rbac.v1.RoleBindingList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(281), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(297), Rep)],
     },
-    // 283
+    // 299
     Msg {
         name: "k8s.io.api.rbac.v1.RoleList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(280), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(296), Rep)],
     },
-    // 284
+    // 300
     Msg {
         name: "k8s.io.api.rbac.v1.RoleRef",
         special: Special::None,
@@ -2930,7 +3084,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "name", Str, Keep),
         ],
     },
-    // 285
+    // 301
     Msg {
         name: "k8s.io.api.rbac.v1.Subject",
         special: Special::None,
@@ -2941,36 +3095,36 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "namespace", Str, Opt),
         ],
     },
-    // 286
+    // 302
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.ConversionRequest",
         special: Special::None,
         fields: &[
             f(1, "uid", Str, Opt),
             f(2, "desiredAPIVersion", Str, Opt),
-            f(3, "objects", M(359), Rep),
+            f(3, "objects", M(375), Rep),
         ],
     },
-    // 287
+    // 303
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.ConversionResponse",
         special: Special::None,
         fields: &[
             f(1, "uid", Str, Opt),
-            f(2, "convertedObjects", M(359), Rep),
-            f(3, "result", M(349), Keep),
+            f(2, "convertedObjects", M(375), Rep),
+            f(3, "result", M(365), Keep),
         ],
     },
-    // 288
+    // 304
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.ConversionReview",
         special: Special::None,
         fields: &[
-            f(1, "request", M(286), Keep),
-            f(2, "response", M(287), Keep),
+            f(1, "request", M(302), Keep),
+            f(2, "response", M(303), Keep),
         ],
     },
-    // 289
+    // 305
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition",
         special: Special::None,
@@ -2983,42 +3137,42 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(6, "jsonPath", Str, Keep),
         ],
     },
-    // 290
+    // 306
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion",
         special: Special::None,
-        fields: &[f(1, "strategy", Str, Keep), f(2, "webhook", M(312), Keep)],
+        fields: &[f(1, "strategy", Str, Keep), f(2, "webhook", M(328), Keep)],
     },
-    // 291
+    // 307
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(340), Keep),
-            f(2, "spec", M(295), Keep),
-            f(3, "status", M(296), Keep),
+            f(1, "metadata", M(356), Keep),
+            f(2, "spec", M(311), Keep),
+            f(3, "status", M(312), Keep),
         ],
     },
-    // 292
+    // 308
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition",
         special: Special::None,
         fields: &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
-            f(3, "lastTransitionTime", M(353), Keep),
+            f(3, "lastTransitionTime", M(369), Keep),
             f(4, "reason", Str, Opt),
             f(5, "message", Str, Opt),
             f(6, "observedGeneration", I64, Opt),
         ],
     },
-    // 293
+    // 309
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(291), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(307), Rep)],
     },
-    // 294
+    // 310
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames",
         special: Special::None,
@@ -3031,31 +3185,31 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(6, "categories", Str, Rep),
         ],
     },
-    // 295
+    // 311
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec",
         special: Special::None,
         fields: &[
             f(1, "group", Str, Keep),
-            f(3, "names", M(294), Keep),
+            f(3, "names", M(310), Keep),
             f(4, "scope", Str, Keep),
-            f(7, "versions", M(297), Rep),
-            f(9, "conversion", M(290), Keep),
+            f(7, "versions", M(313), Rep),
+            f(9, "conversion", M(306), Keep),
             f(10, "preserveUnknownFields", Bool, Opt),
         ],
     },
-    // 296
+    // 312
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
         special: Special::None,
         fields: &[
-            f(1, "conditions", M(292), Rep),
-            f(2, "acceptedNames", M(294), Keep),
+            f(1, "conditions", M(308), Rep),
+            f(2, "acceptedNames", M(310), Keep),
             f(3, "storedVersions", Str, Rep),
             f(4, "observedGeneration", I64, Opt),
         ],
     },
-    // 297
+    // 313
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion",
         special: Special::None,
@@ -3065,13 +3219,13 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "storage", Bool, Keep),
             f(7, "deprecated", Bool, Opt),
             f(8, "deprecationWarning", Str, Keep),
-            f(4, "schema", M(301), Keep),
-            f(5, "subresources", M(300), Keep),
-            f(6, "additionalPrinterColumns", M(289), Rep),
-            f(9, "selectableFields", M(308), Rep),
+            f(4, "schema", M(317), Keep),
+            f(5, "subresources", M(316), Keep),
+            f(6, "additionalPrinterColumns", M(305), Rep),
+            f(9, "selectableFields", M(324), Rep),
         ],
     },
-    // 298
+    // 314
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale",
         special: Special::None,
@@ -3081,37 +3235,37 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "labelSelectorPath", Str, Keep),
         ],
     },
-    // 299
+    // 315
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus",
         special: Special::None,
         fields: &[],
     },
-    // 300
+    // 316
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources",
         special: Special::None,
-        fields: &[f(1, "status", M(299), Keep), f(2, "scale", M(298), Keep)],
+        fields: &[f(1, "status", M(315), Keep), f(2, "scale", M(314), Keep)],
     },
-    // 301
+    // 317
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation",
         special: Special::None,
-        fields: &[f(1, "openAPIV3Schema", M(304), Keep)],
+        fields: &[f(1, "openAPIV3Schema", M(320), Keep)],
     },
-    // 302
+    // 318
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation",
         special: Special::None,
         fields: &[f(1, "description", Str, Opt), f(2, "url", Str, Opt)],
     },
-    // 303
+    // 319
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSON",
         special: Special::RawJson,
         fields: &[f(1, "raw", Bytes, Opt)],
     },
-    // 304
+    // 320
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps",
         special: Special::None,
@@ -3123,7 +3277,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(5, "type", Str, Opt),
             f(6, "format", Str, Opt),
             f(7, "title", Str, Opt),
-            f(8, "default", M(303), Keep),
+            f(8, "default", M(319), Keep),
             f(9, "maximum", F64, Keep),
             f(10, "exclusiveMaximum", Bool, Opt),
             f(11, "minimum", F64, Keep),
@@ -3135,23 +3289,23 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(17, "minItems", I64, Keep),
             f(18, "uniqueItems", Bool, Opt),
             f(19, "multipleOf", F64, Keep),
-            f(20, "enum", M(303), Rep),
+            f(20, "enum", M(319), Rep),
             f(21, "maxProperties", I64, Keep),
             f(22, "minProperties", I64, Keep),
             f(23, "required", Str, Rep),
-            f(24, "items", M(305), Keep),
-            f(25, "allOf", M(304), Rep),
-            f(26, "oneOf", M(304), Rep),
-            f(27, "anyOf", M(304), Rep),
-            f(28, "not", M(304), Keep),
-            f(29, "properties", M(304), Map),
-            f(30, "additionalProperties", M(306), Keep),
-            f(31, "patternProperties", M(304), Map),
-            f(32, "dependencies", M(307), Map),
-            f(33, "additionalItems", M(306), Keep),
-            f(34, "definitions", M(304), Map),
-            f(35, "externalDocs", M(302), Keep),
-            f(36, "example", M(303), Keep),
+            f(24, "items", M(321), Keep),
+            f(25, "allOf", M(320), Rep),
+            f(26, "oneOf", M(320), Rep),
+            f(27, "anyOf", M(320), Rep),
+            f(28, "not", M(320), Keep),
+            f(29, "properties", M(320), Map),
+            f(30, "additionalProperties", M(322), Keep),
+            f(31, "patternProperties", M(320), Map),
+            f(32, "dependencies", M(323), Map),
+            f(33, "additionalItems", M(322), Keep),
+            f(34, "definitions", M(320), Map),
+            f(35, "externalDocs", M(318), Keep),
+            f(36, "example", M(319), Keep),
             f(37, "nullable", Bool, Opt),
             f(38, "x-kubernetes-preserve-unknown-fields", Bool, Keep),
             f(39, "x-kubernetes-embedded-resource", Bool, Opt),
@@ -3159,37 +3313,37 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(41, "x-kubernetes-list-map-keys", Str, Rep),
             f(42, "x-kubernetes-list-type", Str, Keep),
             f(43, "x-kubernetes-map-type", Str, Keep),
-            f(44, "x-kubernetes-validations", M(310), Rep),
+            f(44, "x-kubernetes-validations", M(326), Rep),
         ],
     },
-    // 305
+    // 321
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrArray",
         special: Special::SchemaOrArray,
         fields: &[
-            f(1, "schema", M(304), Keep),
-            f(2, "jSonSchemas", M(304), Rep),
+            f(1, "schema", M(320), Keep),
+            f(2, "jSonSchemas", M(320), Rep),
         ],
     },
-    // 306
+    // 322
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrBool",
         special: Special::SchemaOrBool,
-        fields: &[f(1, "allows", Bool, Opt), f(2, "schema", M(304), Keep)],
+        fields: &[f(1, "allows", Bool, Opt), f(2, "schema", M(320), Keep)],
     },
-    // 307
+    // 323
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrStringArray",
         special: Special::SchemaOrStringArray,
-        fields: &[f(1, "schema", M(304), Keep), f(2, "property", Str, Rep)],
+        fields: &[f(1, "schema", M(320), Keep), f(2, "property", Str, Rep)],
     },
-    // 308
+    // 324
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField",
         special: Special::None,
         fields: &[f(1, "jsonPath", Str, Keep)],
     },
-    // 309
+    // 325
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.ServiceReference",
         special: Special::None,
@@ -3200,7 +3354,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "port", I32, Keep),
         ],
     },
-    // 310
+    // 326
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.ValidationRule",
         special: Special::None,
@@ -3213,49 +3367,49 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(6, "optionalOldSelf", Bool, Keep),
         ],
     },
-    // 311
+    // 327
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig",
         special: Special::None,
         fields: &[
             f(3, "url", Str, Keep),
-            f(1, "service", M(309), Keep),
+            f(1, "service", M(325), Keep),
             f(2, "caBundle", Bytes, Opt),
         ],
     },
-    // 312
+    // 328
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookConversion",
         special: Special::None,
         fields: &[
-            f(2, "clientConfig", M(311), Keep),
+            f(2, "clientConfig", M(327), Keep),
             f(3, "conversionReviewVersions", Str, Rep),
         ],
     },
-    // 313
+    // 329
     Msg {
         name: "k8s.io.apimachinery.pkg.api.resource.Quantity",
         special: Special::Quantity,
         fields: &[f(1, "string", Str, Opt)],
     },
-    // 314
+    // 330
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.APIGroup",
         special: Special::None,
         fields: &[
             f(1, "name", Str, Keep),
-            f(2, "versions", M(330), Rep),
-            f(3, "preferredVersion", M(330), Keep),
-            f(4, "serverAddressByClientCIDRs", M(348), Rep),
+            f(2, "versions", M(346), Rep),
+            f(3, "preferredVersion", M(346), Keep),
+            f(4, "serverAddressByClientCIDRs", M(364), Rep),
         ],
     },
-    // 315
+    // 331
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.APIGroupList",
         special: Special::None,
-        fields: &[f(1, "groups", M(314), Rep)],
+        fields: &[f(1, "groups", M(330), Rep)],
     },
-    // 316
+    // 332
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.APIResource",
         special: Special::None,
@@ -3266,31 +3420,31 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(8, "group", Str, Opt),
             f(9, "version", Str, Opt),
             f(3, "kind", Str, Keep),
-            f(4, "verbs", M(357), Keep),
+            f(4, "verbs", M(373), Keep),
             f(5, "shortNames", Str, Rep),
             f(7, "categories", Str, Rep),
             f(10, "storageVersionHash", Str, Opt),
         ],
     },
-    // 317
+    // 333
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.APIResourceList",
         special: Special::None,
         fields: &[
             f(1, "groupVersion", Str, Keep),
-            f(2, "resources", M(316), Rep),
+            f(2, "resources", M(332), Rep),
         ],
     },
-    // 318
+    // 334
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.APIVersions",
         special: Special::None,
         fields: &[
             f(1, "versions", Str, Rep),
-            f(2, "serverAddressByClientCIDRs", M(348), Rep),
+            f(2, "serverAddressByClientCIDRs", M(364), Rep),
         ],
     },
-    // 319
+    // 335
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.ApplyOptions",
         special: Special::None,
@@ -3300,7 +3454,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "fieldManager", Str, Opt),
         ],
     },
-    // 320
+    // 336
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.Condition",
         special: Special::None,
@@ -3308,12 +3462,12 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
             f(3, "observedGeneration", I64, Opt),
-            f(4, "lastTransitionTime", M(353), Keep),
+            f(4, "lastTransitionTime", M(369), Keep),
             f(5, "reason", Str, Keep),
             f(6, "message", Str, Keep),
         ],
     },
-    // 321
+    // 337
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.CreateOptions",
         special: Special::None,
@@ -3323,13 +3477,13 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "fieldValidation", Str, Opt),
         ],
     },
-    // 322
+    // 338
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
         special: Special::None,
         fields: &[
             f(1, "gracePeriodSeconds", I64, Keep),
-            f(2, "preconditions", M(346), Keep),
+            f(2, "preconditions", M(362), Keep),
             f(3, "orphanDependents", Bool, Keep),
             f(4, "propagationPolicy", Str, Keep),
             f(5, "dryRun", Str, Rep),
@@ -3341,13 +3495,13 @@ pub(super) static MESSAGES: &[Msg] = &[
             ),
         ],
     },
-    // 323
+    // 339
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.Duration",
         special: Special::Duration,
         fields: &[f(1, "duration", I64, Opt)],
     },
-    // 324
+    // 340
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement",
         special: Special::None,
@@ -3357,43 +3511,43 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "values", Str, Rep),
         ],
     },
-    // 325
+    // 341
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1",
         special: Special::RawJson,
         fields: &[f(1, "raw", Bytes, Opt)],
     },
-    // 326
+    // 342
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.GetOptions",
         special: Special::None,
         fields: &[f(1, "resourceVersion", Str, Opt)],
     },
-    // 327
+    // 343
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.GroupKind",
         special: Special::None,
         fields: &[f(1, "group", Str, Opt), f(2, "kind", Str, Opt)],
     },
-    // 328
+    // 344
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.GroupResource",
         special: Special::None,
         fields: &[f(1, "group", Str, Keep), f(2, "resource", Str, Keep)],
     },
-    // 329
+    // 345
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.GroupVersion",
         special: Special::None,
         fields: &[f(1, "group", Str, Opt), f(2, "version", Str, Opt)],
     },
-    // 330
+    // 346
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.GroupVersionForDiscovery",
         special: Special::None,
         fields: &[f(1, "groupVersion", Str, Keep), f(2, "version", Str, Keep)],
     },
-    // 331
+    // 347
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.GroupVersionKind",
         special: Special::None,
@@ -3403,7 +3557,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "kind", Str, Opt),
         ],
     },
-    // 332
+    // 348
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.GroupVersionResource",
         special: Special::None,
@@ -3413,16 +3567,16 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "resource", Str, Opt),
         ],
     },
-    // 333
+    // 349
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector",
         special: Special::None,
         fields: &[
             f(1, "matchLabels", Str, Map),
-            f(2, "matchExpressions", M(334), Rep),
+            f(2, "matchExpressions", M(350), Rep),
         ],
     },
-    // 334
+    // 350
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
         special: Special::None,
@@ -3432,13 +3586,13 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "values", Str, Rep),
         ],
     },
-    // 335
+    // 351
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.List",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(359), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(375), Rep)],
     },
-    // 336
+    // 352
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta",
         special: Special::None,
@@ -3449,7 +3603,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "remainingItemCount", I64, Keep),
         ],
     },
-    // 337
+    // 353
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.ListOptions",
         special: Special::None,
@@ -3466,7 +3620,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(11, "sendInitialEvents", Bool, Keep),
         ],
     },
-    // 338
+    // 354
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry",
         special: Special::None,
@@ -3474,19 +3628,19 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(1, "manager", Str, Opt),
             f(2, "operation", Str, Opt),
             f(3, "apiVersion", Str, Opt),
-            f(4, "time", M(353), Keep),
+            f(4, "time", M(369), Keep),
             f(6, "fieldsType", Str, Opt),
-            f(7, "fieldsV1", M(325), Keep),
+            f(7, "fieldsV1", M(341), Keep),
             f(8, "subresource", Str, Opt),
         ],
     },
-    // 339
+    // 355
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime",
         special: Special::MicroTime,
         fields: &[f(1, "seconds", I64, Opt), f(2, "nanos", I32, Opt)],
     },
-    // 340
+    // 356
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta",
         special: Special::None,
@@ -3498,17 +3652,17 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(5, "uid", Str, Opt),
             f(6, "resourceVersion", Str, Opt),
             f(7, "generation", I64, Opt),
-            f(8, "creationTimestamp", M(353), Keep),
-            f(9, "deletionTimestamp", M(353), Keep),
+            f(8, "creationTimestamp", M(369), Keep),
+            f(9, "deletionTimestamp", M(369), Keep),
             f(10, "deletionGracePeriodSeconds", I64, Keep),
             f(11, "labels", Str, Map),
             f(12, "annotations", Str, Map),
-            f(13, "ownerReferences", M(341), Rep),
+            f(13, "ownerReferences", M(357), Rep),
             f(14, "finalizers", Str, Rep),
-            f(17, "managedFields", M(338), Rep),
+            f(17, "managedFields", M(354), Rep),
         ],
     },
-    // 341
+    // 357
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.OwnerReference",
         special: Special::None,
@@ -3521,25 +3675,25 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(7, "blockOwnerDeletion", Bool, Keep),
         ],
     },
-    // 342
+    // 358
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.PartialObjectMetadata",
         special: Special::None,
-        fields: &[f(1, "metadata", M(340), Keep)],
+        fields: &[f(1, "metadata", M(356), Keep)],
     },
-    // 343
+    // 359
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.PartialObjectMetadataList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(336), Keep), f(2, "items", M(342), Rep)],
+        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(358), Rep)],
     },
-    // 344
+    // 360
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.Patch",
         special: Special::None,
         fields: &[],
     },
-    // 345
+    // 361
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.PatchOptions",
         special: Special::None,
@@ -3550,19 +3704,19 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "fieldValidation", Str, Opt),
         ],
     },
-    // 346
+    // 362
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.Preconditions",
         special: Special::None,
         fields: &[f(1, "uid", Str, Keep), f(2, "resourceVersion", Str, Keep)],
     },
-    // 347
+    // 363
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.RootPaths",
         special: Special::None,
         fields: &[f(1, "paths", Str, Rep)],
     },
-    // 348
+    // 364
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.ServerAddressByClientCIDR",
         special: Special::None,
@@ -3571,20 +3725,20 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "serverAddress", Str, Keep),
         ],
     },
-    // 349
+    // 365
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.Status",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(336), Keep),
+            f(1, "metadata", M(352), Keep),
             f(2, "status", Str, Opt),
             f(3, "message", Str, Opt),
             f(4, "reason", Str, Opt),
-            f(5, "details", M(351), Keep),
+            f(5, "details", M(367), Keep),
             f(6, "code", I32, Opt),
         ],
     },
-    // 350
+    // 366
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.StatusCause",
         special: Special::None,
@@ -3594,7 +3748,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "field", Str, Opt),
         ],
     },
-    // 351
+    // 367
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.StatusDetails",
         special: Special::None,
@@ -3603,35 +3757,35 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "group", Str, Opt),
             f(3, "kind", Str, Opt),
             f(6, "uid", Str, Opt),
-            f(4, "causes", M(350), Rep),
+            f(4, "causes", M(366), Rep),
             f(5, "retryAfterSeconds", I32, Opt),
         ],
     },
-    // 352
+    // 368
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.TableOptions",
         special: Special::None,
         fields: &[f(1, "includeObject", Str, Opt)],
     },
-    // 353
+    // 369
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.Time",
         special: Special::Time,
         fields: &[f(1, "seconds", I64, Opt), f(2, "nanos", I32, Opt)],
     },
-    // 354
+    // 370
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.Timestamp",
         special: Special::Time,
         fields: &[f(1, "seconds", I64, Opt), f(2, "nanos", I32, Opt)],
     },
-    // 355
+    // 371
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.TypeMeta",
         special: Special::None,
         fields: &[f(1, "kind", Str, Opt), f(2, "apiVersion", Str, Opt)],
     },
-    // 356
+    // 372
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.UpdateOptions",
         special: Special::None,
@@ -3641,25 +3795,25 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "fieldValidation", Str, Opt),
         ],
     },
-    // 357
+    // 373
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.Verbs",
         special: Special::StringList,
         fields: &[f(1, "items", Str, Rep)],
     },
-    // 358
+    // 374
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.WatchEvent",
         special: Special::None,
-        fields: &[f(1, "type", Str, Opt), f(2, "object", M(359), Keep)],
+        fields: &[f(1, "type", Str, Opt), f(2, "object", M(375), Keep)],
     },
-    // 359
+    // 375
     Msg {
         name: "k8s.io.apimachinery.pkg.runtime.RawExtension",
         special: Special::RawJson,
         fields: &[f(1, "raw", Bytes, Opt)],
     },
-    // 360
+    // 376
     Msg {
         name: "k8s.io.apimachinery.pkg.util.intstr.IntOrString",
         special: Special::IntOrString,
