@@ -754,6 +754,25 @@ async fn resource_request(
             }
         ));
     }
+    if rt.strategy == crate::registry::StrategyId::AccessReview {
+        if method != Method::POST || target.name.is_some() {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({method})"
+            )));
+        }
+        let body = parse_object_body(&headers, &read_body(req).await?)?;
+        if let Some(kind) = body.get("kind").and_then(Value::as_str)
+            && kind != rt.kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the body is a {kind}, not a {}",
+                rt.kind
+            )));
+        }
+        crate::openapi::check_builtin_types(&rt.group, &rt.kind, &body)?;
+        let answer = crate::access::review(&rt.kind, body)?;
+        return Ok(json_response(StatusCode::CREATED, &answer, &warnings));
+    }
     if target.subresource.as_deref() == Some("binding")
         && rt.group.is_empty()
         && rt.plural == "pods"

@@ -11,6 +11,7 @@
 //! # let _ = client; Ok(()) }
 //! ```
 
+pub mod access;
 pub(crate) mod api;
 pub(crate) mod apply;
 pub(crate) mod builtin;
@@ -45,6 +46,7 @@ mod server;
 
 pub use registry::MountedGroup;
 pub use server::{Builder, LocalKube, Server};
+pub use tls::{FRONT_PROXY_CLIENT_CN, FrontProxy};
 
 /// The Kubernetes version the server reports and implements.
 pub const KUBE_VERSION: &str = "v1.33.0";

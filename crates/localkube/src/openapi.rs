@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
 
-use k8s_openapi::api::{apps, coordination, core, events, rbac};
+use k8s_openapi::api::{apps, authorization, coordination, core, events, rbac};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -182,6 +182,16 @@ pub fn builtin_schemas() -> &'static BuiltinSchemas {
             "v1",
             "CustomResourceDefinition",
         );
+        c.add::<authorization::v1::SubjectAccessReview>(
+            "authorization.k8s.io",
+            "v1",
+            "SubjectAccessReview",
+        );
+        c.add::<authorization::v1::SelfSubjectAccessReview>(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectAccessReview",
+        );
         let mut components = c.generator.take_definitions(true);
         let mut by_kind = Vec::new();
         for (group, kind, tagged) in c.by_kind {
@@ -282,6 +292,12 @@ pub fn check_builtin_types(group: &str, kind: &str, obj: &Value) -> ApiResult<()
         }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             decode_as::<apiext::CustomResourceDefinition>(obj, kind, "v1")
+        }
+        ("authorization.k8s.io", "SubjectAccessReview") => {
+            decode_as::<authorization::v1::SubjectAccessReview>(obj, kind, "v1")
+        }
+        ("authorization.k8s.io", "SelfSubjectAccessReview") => {
+            decode_as::<authorization::v1::SelfSubjectAccessReview>(obj, kind, "v1")
         }
         _ => Ok(()),
     }
@@ -406,6 +422,14 @@ pub fn group_version_document(types: &[std::sync::Arc<ResourceType>]) -> Value {
         } else {
             format!("{prefix}/{}", rt.plural)
         };
+        if rt.strategy == crate::registry::StrategyId::AccessReview {
+            // Create is the only verb of a review.
+            paths.insert(
+                collection,
+                json!({"post": op("post", rt, &schema_ref, write_params(false))}),
+            );
+            continue;
+        }
         paths.insert(
             collection.clone(),
             json!({

@@ -30,6 +30,8 @@ pub enum StrategyId {
     CustomResourceDefinition,
     /// A resource that a CRD serves.
     CustomResource,
+    /// An access review: answered on create, never stored (see `crate::access`).
+    AccessReview,
 }
 
 impl StrategyId {
@@ -43,6 +45,7 @@ impl StrategyId {
             ("", "secrets") => Self::Secret,
             ("apps", "deployments") => Self::Deployment,
             ("apiextensions.k8s.io", "customresourcedefinitions") => Self::CustomResourceDefinition,
+            ("authorization.k8s.io", _) => Self::AccessReview,
             _ => Self::Plain,
         }
     }
@@ -93,6 +96,9 @@ impl ResourceType {
     }
 
     pub fn verbs(&self) -> Vec<&'static str> {
+        if self.strategy == StrategyId::AccessReview {
+            return vec!["create"];
+        }
         vec![
             "create",
             "delete",
@@ -264,6 +270,26 @@ const BUILTINS: &[Builtin] = &[
         false,
         true,
         &["api-extensions"],
+    ),
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "SubjectAccessReview",
+        "subjectaccessreviews",
+        &[],
+        false,
+        false,
+        &[],
+    ),
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        &[],
+        false,
+        false,
+        &[],
     ),
 ];
 

@@ -93,6 +93,7 @@ impl Builder {
         let token = random_token();
         let core = Arc::new(Core::new(self.watch_window, self.service_cidr));
         bootstrap(&core)?;
+        publish_authentication(&core, &pki)?;
         let mut mounted_routers = Vec::new();
         for (group, r) in self.mounted {
             mounted_routers.push((group.group.clone(), r));
@@ -120,6 +121,7 @@ impl Builder {
             url,
             token,
             ca_pem: pki.ca_pem,
+            front_proxy: pki.front_proxy,
             kubeconfig,
             kubeconfig_path: self.kubeconfig_out,
             core,
@@ -149,6 +151,42 @@ fn bootstrap(core: &Core) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("bootstrapping namespace {name}: {e}"))?;
     }
     Ok(())
+}
+
+/// The `kube-system/extension-apiserver-authentication` ConfigMap, as kube-apiserver writes
+/// it at start: the CAs and request headers that extension API servers trust.
+fn publish_authentication(core: &Core, pki: &crate::tls::Pki) -> anyhow::Result<()> {
+    let cm = core
+        .registry
+        .find("", "v1", "configmaps")
+        .expect("configmaps are built in");
+    let opts = WriteOptions {
+        field_manager: Some("localkube".into()),
+        ..Default::default()
+    };
+    let body = extension_apiserver_authentication(&pki.ca_pem, &pki.front_proxy.ca_pem);
+    core.create(&cm, "kube-system", body, &opts)
+        .map_err(|e| anyhow::anyhow!("publishing extension-apiserver-authentication: {e}"))?;
+    Ok(())
+}
+
+/// The ConfigMap's body. The list values are JSON arrays, as kube-apiserver writes them.
+fn extension_apiserver_authentication(
+    client_ca: &str,
+    requestheader_ca: &str,
+) -> serde_json::Value {
+    let list = |items: &[&str]| serde_json::to_string(items).expect("strings serialize");
+    json!({
+        "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"},
+        "data": {
+            "client-ca-file": client_ca,
+            "requestheader-client-ca-file": requestheader_ca,
+            "requestheader-allowed-names": list(&[crate::tls::FRONT_PROXY_CLIENT_CN]),
+            "requestheader-username-headers": list(&["X-Remote-User"]),
+            "requestheader-group-headers": list(&["X-Remote-Group"]),
+            "requestheader-extra-headers-prefix": list(&["X-Remote-Extra-"]),
+        },
+    })
 }
 
 async fn accept_loop(
@@ -197,6 +235,7 @@ pub struct Server {
     pub url: String,
     pub token: String,
     pub ca_pem: String,
+    front_proxy: crate::tls::FrontProxy,
     kubeconfig: String,
     kubeconfig_path: Option<PathBuf>,
     core: Arc<Core>,
@@ -212,6 +251,11 @@ impl Server {
 
     pub fn kubeconfig_path(&self) -> Option<&std::path::Path> {
         self.kubeconfig_path.as_deref()
+    }
+
+    /// The front-proxy CA and client certificate, for proxying to extension API servers.
+    pub fn front_proxy(&self) -> &crate::tls::FrontProxy {
+        &self.front_proxy
     }
 
     /// The API semantics behind the HTTP server, for embedders and tests.

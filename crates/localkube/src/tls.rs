@@ -1,5 +1,7 @@
 //! A throwaway certificate authority and a serving certificate signed by it. They are two
 //! certificates because rustls (and so kube-rs) rejects a CA used as the end-entity certificate.
+//! Also the front-proxy (request-header) CA and its client certificate, with which the
+//! aggregation layer authenticates itself to extension API servers.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,6 +15,53 @@ pub struct Pki {
     pub ca_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
+    pub front_proxy: FrontProxy,
+}
+
+/// The request-header CA that extension API servers trust (published as
+/// `requestheader-client-ca-file`), and the client certificate signed by it that the
+/// aggregation layer presents when it proxies to them, with `X-Remote-User` and friends.
+#[derive(Clone, Debug)]
+pub struct FrontProxy {
+    pub ca_pem: String,
+    /// Common name `front-proxy-client`, the one allowed name (`requestheader-allowed-names`).
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
+}
+
+/// The common name of the front-proxy client certificate.
+pub const FRONT_PROXY_CLIENT_CN: &str = "front-proxy-client";
+
+fn front_proxy() -> anyhow::Result<FrontProxy> {
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "localkube-front-proxy-ca");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, FRONT_PROXY_CLIENT_CN);
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok(FrontProxy {
+        ca_pem: ca_cert.pem(),
+        client_cert_pem: cert.pem(),
+        client_key_pem: key.serialize_pem(),
+    })
 }
 
 pub fn generate(ip: IpAddr) -> anyhow::Result<Pki> {
@@ -51,6 +100,7 @@ pub fn generate(ip: IpAddr) -> anyhow::Result<Pki> {
         ca_pem: ca_cert.pem(),
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
+        front_proxy: front_proxy()?,
     })
 }
 

@@ -232,6 +232,8 @@ fn strategy(rt: &ResourceType) -> &'static dyn Strategy {
         StrategyId::Deployment => &builtin::Deployments,
         StrategyId::CustomResourceDefinition => &crd::Definitions,
         StrategyId::CustomResource => &crd::CustomResources,
+        // Reviews never reach the verbs (http answers them); nothing to store.
+        StrategyId::AccessReview => &builtin::Plain,
     }
 }
 
