@@ -32,6 +32,8 @@ pub struct AppState {
     pub server_address: String,
     pub mounted: Vec<(String, Router)>,
     pub bookmark_interval: Duration,
+    /// The client certificate for proxying to APIServices' backends.
+    pub front_proxy: crate::tls::FrontProxy,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -253,8 +255,13 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
     if !authorized {
         return ApiError::unauthorized().into_response();
     }
-    // Mounted API groups get their requests, except for discovery which the server answers.
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // A group/version that an APIService with a Service claims goes to that Service.
+    if let Some(api_service) = crate::aggregation_proxy::claiming(&state.core, &segments) {
+        return crate::aggregation_proxy::proxy(&state.core, &state.front_proxy, &api_service, req)
+            .await;
+    }
+    // Mounted API groups get their requests, except for discovery which the server answers.
     if segments.len() > 3
         && segments[0] == "apis"
         && let Some((_, router)) = state.mounted.iter().find(|(g, _)| g == segments[1])

@@ -12,6 +12,8 @@
 //! ```
 
 pub mod access;
+pub(crate) mod aggregation;
+pub(crate) mod aggregation_proxy;
 pub(crate) mod api;
 pub(crate) mod apply;
 pub(crate) mod builtin;

@@ -109,14 +109,6 @@ async fn pass_upgrade(node: &str, port: u16, path: &str, mut req: Request) -> Ap
         .await
         .map_err(|e| unreachable(&e))?;
     let _ = tcp.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| unreachable(&e))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!("kubelet connection: {e}");
-        }
-    });
     let mut to_kubelet = http::Request::builder()
         .method(req.method().clone())
         .uri(path)
@@ -129,32 +121,49 @@ async fn pass_upgrade(node: &str, port: u16, path: &str, mut req: Request) -> Ap
     let to_kubelet = to_kubelet
         .body(Body::empty())
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let mut answer = sender
-        .send_request(to_kubelet)
+    exchange(tcp, to_kubelet, Some(from_client))
         .await
-        .map_err(|e| unreachable(&e))?;
-    if answer.status() != StatusCode::SWITCHING_PROTOCOLS {
+        .map_err(|e| unreachable(&e))
+}
+
+/// Sends `outgoing` over a fresh HTTP/1.1 connection on `io` and passes the answer back as it
+/// comes (its body streamed). After a 101, when the client asked for an upgrade
+/// (`from_client`), the client's and the peer's upgraded connections are spliced byte for byte.
+pub async fn exchange<IO>(
+    io: IO,
+    outgoing: http::Request<Body>,
+    from_client: Option<hyper::upgrade::OnUpgrade>,
+) -> Result<Response, hyper::Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!("proxied connection: {e}");
+        }
+    });
+    let mut answer = sender.send_request(outgoing).await?;
+    let Some(from_client) =
+        from_client.filter(|_| answer.status() == StatusCode::SWITCHING_PROTOCOLS)
+    else {
         let (parts, body) = answer.into_parts();
         return Ok(Response::from_parts(parts, Body::new(body)));
-    }
-    let from_kubelet = hyper::upgrade::on(&mut answer);
+    };
+    let from_peer = hyper::upgrade::on(&mut answer);
     tokio::spawn(async move {
-        let (client, kubelet) = match tokio::try_join!(from_client, from_kubelet) {
+        let (client, peer) = match tokio::try_join!(from_client, from_peer) {
             Ok(both) => both,
             Err(e) => {
-                tracing::debug!("port-forward upgrade: {e}");
+                tracing::debug!("proxied upgrade: {e}");
                 return;
             }
         };
-        let (mut client, mut kubelet) = (TokioIo::new(client), TokioIo::new(kubelet));
+        let (mut client, mut peer) = (TokioIo::new(client), TokioIo::new(peer));
         // Bytes go on as they come; the buffers only bound each copy.
-        let _ = tokio::io::copy_bidirectional_with_sizes(
-            &mut client,
-            &mut kubelet,
-            64 * 1024,
-            64 * 1024,
-        )
-        .await;
+        let _ =
+            tokio::io::copy_bidirectional_with_sizes(&mut client, &mut peer, 64 * 1024, 64 * 1024)
+                .await;
     });
     let (parts, _) = answer.into_parts();
     Ok(Response::from_parts(parts, Body::empty()))

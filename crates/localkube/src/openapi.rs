@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use k8s_openapi::api::{apps, authorization, coordination, core, events, rbac};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1 as apireg;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -192,6 +193,7 @@ pub fn builtin_schemas() -> &'static BuiltinSchemas {
             "v1",
             "SelfSubjectAccessReview",
         );
+        c.add::<apireg::APIService>("apiregistration.k8s.io", "v1", "APIService");
         let mut components = c.generator.take_definitions(true);
         let mut by_kind = Vec::new();
         for (group, kind, tagged) in c.by_kind {
@@ -292,6 +294,9 @@ pub fn check_builtin_types(group: &str, kind: &str, obj: &Value) -> ApiResult<()
         }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             decode_as::<apiext::CustomResourceDefinition>(obj, kind, "v1")
+        }
+        ("apiregistration.k8s.io", "APIService") => {
+            decode_as::<apireg::APIService>(obj, kind, "v1")
         }
         ("authorization.k8s.io", "SubjectAccessReview") => {
             decode_as::<authorization::v1::SubjectAccessReview>(obj, kind, "v1")

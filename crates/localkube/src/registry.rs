@@ -32,6 +32,8 @@ pub enum StrategyId {
     CustomResource,
     /// An access review: answered on create, never stored (see `crate::access`).
     AccessReview,
+    /// An APIService (see `crate::aggregation`).
+    ApiService,
 }
 
 impl StrategyId {
@@ -46,6 +48,7 @@ impl StrategyId {
             ("apps", "deployments") => Self::Deployment,
             ("apiextensions.k8s.io", "customresourcedefinitions") => Self::CustomResourceDefinition,
             ("authorization.k8s.io", _) => Self::AccessReview,
+            ("apiregistration.k8s.io", "apiservices") => Self::ApiService,
             _ => Self::Plain,
         }
     }
@@ -291,6 +294,16 @@ const BUILTINS: &[Builtin] = &[
         false,
         &[],
     ),
+    b(
+        "apiregistration.k8s.io",
+        "v1",
+        "APIService",
+        "apiservices",
+        &[],
+        false,
+        true,
+        &["api-extensions"],
+    ),
 ];
 
 fn builtin_types() -> Vec<Arc<ResourceType>> {
@@ -344,6 +357,8 @@ pub struct MountedGroup {
 pub struct Registry {
     types: RwLock<Vec<Arc<ResourceType>>>,
     mounted: RwLock<Vec<MountedGroup>>,
+    /// Groups that APIServices proxy to, with the resources their backends last listed.
+    aggregated: RwLock<Vec<MountedGroup>>,
 }
 
 impl Default for Registry {
@@ -357,6 +372,7 @@ impl Registry {
         Registry {
             types: RwLock::new(builtin_types()),
             mounted: RwLock::new(Vec::new()),
+            aggregated: RwLock::new(Vec::new()),
         }
     }
 
@@ -409,8 +425,21 @@ impl Registry {
         m.push(group);
     }
 
+    /// The groups served by something else than the registry's types: mounted ones, then
+    /// those of available APIServices (a group both mount and aggregate shows as mounted).
     pub fn mounted(&self) -> Vec<MountedGroup> {
-        self.mounted.read().clone()
+        let mut all = self.mounted.read().clone();
+        for g in self.aggregated.read().iter() {
+            if !all.iter().any(|m| m.group == g.group) {
+                all.push(g.clone());
+            }
+        }
+        all
+    }
+
+    /// Replaces the groups of available APIServices.
+    pub fn set_aggregated(&self, groups: Vec<MountedGroup>) {
+        *self.aggregated.write() = groups;
     }
 }
 

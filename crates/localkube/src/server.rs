@@ -105,6 +105,7 @@ impl Builder {
             server_address: addr.to_string(),
             mounted: mounted_routers,
             bookmark_interval: self.bookmark_interval,
+            front_proxy: pki.front_proxy.clone(),
         });
         let app = router(state);
         let url = format!("https://{addr}");
@@ -115,6 +116,11 @@ impl Builder {
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         let gc = tokio::spawn(crate::gc::run(core.clone()));
+        let probes = crate::aggregation_proxy::spawn_probes(
+            core.clone(),
+            pki.front_proxy.clone(),
+            stop_rx.clone(),
+        );
         let accept = tokio::spawn(accept_loop(listener, tls, app, stop_rx));
         Ok(Server {
             addr,
@@ -126,7 +132,7 @@ impl Builder {
             kubeconfig_path: self.kubeconfig_out,
             core,
             stop: stop_tx,
-            tasks: vec![accept, gc],
+            tasks: vec![accept, gc, probes],
         })
     }
 }

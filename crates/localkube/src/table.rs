@@ -577,6 +577,22 @@ pub fn builtin_columns(group: &str, resource: &str) -> Vec<Column> {
         ("rbac.authorization.k8s.io", "clusterrolebindings") => {
             binding_columns("clusterRoleBinding")
         }
+        ("apiregistration.k8s.io", "apiservices") => vec![
+            name_col(0),
+            col(
+                "Service",
+                "string",
+                "The reference to the service that hosts this API endpoint.",
+                0,
+            ),
+            col(
+                "Available",
+                "string",
+                "Whether this service is available.",
+                0,
+            ),
+            age_col(),
+        ],
         _ => default_columns(),
     }
 }
@@ -624,7 +640,45 @@ pub fn builtin_cells(group: &str, resource: &str, obj: &Value, now: DateTime<Utc
         ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
             binding_cells(obj, now)
         }
+        ("apiregistration.k8s.io", "apiservices") => vec![
+            name_cell(obj),
+            json!(api_service_backend(obj)),
+            json!(api_service_available(obj)),
+            json!(age(obj, now)),
+        ],
         _ => vec![name_cell(obj), created_at(obj)],
+    }
+}
+
+/// `namespace/name` of an APIService's Service, or `Local` for one served in-process.
+fn api_service_backend(obj: &Value) -> String {
+    match obj.pointer("/spec/service").filter(|s| s.is_object()) {
+        Some(svc) => format!(
+            "{}/{}",
+            svc["namespace"].as_str().unwrap_or(""),
+            svc["name"].as_str().unwrap_or("")
+        ),
+        None => "Local".to_string(),
+    }
+}
+
+/// The Available condition as kubectl prints it: `True`, or `False (Reason)`.
+fn api_service_available(obj: &Value) -> String {
+    let cond = list(obj, &["status", "conditions"])
+        .iter()
+        .find(|c| c["type"] == "Available");
+    match cond {
+        None => "Unknown".to_string(),
+        Some(c) => {
+            let status = c["status"].as_str().unwrap_or("Unknown");
+            match c["reason"]
+                .as_str()
+                .filter(|r| !r.is_empty() && status != "True")
+            {
+                Some(reason) => format!("{status} ({reason})"),
+                None => status.to_string(),
+            }
+        }
     }
 }
 

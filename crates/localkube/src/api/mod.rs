@@ -234,6 +234,7 @@ fn strategy(rt: &ResourceType) -> &'static dyn Strategy {
         StrategyId::CustomResource => &crd::CustomResources,
         // Reviews never reach the verbs (http answers them); nothing to store.
         StrategyId::AccessReview => &builtin::Plain,
+        StrategyId::ApiService => &crate::aggregation::ApiServices,
     }
 }
 
