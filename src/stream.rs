@@ -24,7 +24,7 @@ use crate::lifecycle::SUBRESOURCE_GROUP;
 use crate::names::path_segment;
 
 /// KubeVirt's subprotocol: each binary message is raw bytes of the stream.
-pub const PLAIN_PROTOCOL: &str = "plain.kubevirt.io";
+pub use virt_reconciler::handler_client::PLAIN_STREAM_PROTOCOL as PLAIN_PROTOCOL;
 
 /// An open stream.
 pub type WsStream = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;

@@ -212,19 +212,7 @@ async fn console_logs_in_runs_a_command_and_leaves_on_ctrl_close_bracket_and_vnc
     let Some(c) = Cluster::with_guests("reach_guests::console").await else {
         return;
     };
-    let out = c
-        .kubectl(&[
-            "create",
-            "-f",
-            &test_support::example_path("vm-cirros.yaml")
-                .display()
-                .to_string(),
-        ])
-        .await;
-    assert!(out.status.success(), "{out:?}");
-    c.virtctl(&["start", "vm", "vm-cirros"])
-        .await
-        .ok("VM vm-cirros was scheduled to start\n");
+    c.create_and_start_the_seed_vm().await;
     c.wait_vmi_phase("vm-cirros", "Running").await;
     let uid = c.vmi_uid("vm-cirros").await;
     c.wait_console(&uid, "guest: ready").await;

@@ -16,19 +16,7 @@ async fn the_seed_vm_boots_runs_its_user_data_and_keeps_its_firmware_uuid_across
     let Some(c) = Cluster::with_guests("real_guests::seed").await else {
         return;
     };
-    let out = c
-        .kubectl(&[
-            "create",
-            "-f",
-            &test_support::example_path("vm-cirros.yaml")
-                .display()
-                .to_string(),
-        ])
-        .await;
-    assert!(out.status.success(), "{out:?}");
-    c.virtctl(&["start", "vm", "vm-cirros"])
-        .await
-        .ok("VM vm-cirros was scheduled to start\n");
+    c.create_and_start_the_seed_vm().await;
 
     // Running only once the guest has started: by then QEMU runs the domain.
     c.wait_vmi_phase("vm-cirros", "Running").await;

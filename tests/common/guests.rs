@@ -133,6 +133,24 @@ impl Cluster {
             .expect("kubectl runs")
     }
 
+    /// The seed's steps: `kubectl create -f examples/vm-cirros.yaml`, `virtctl start vm
+    /// vm-cirros`, with their outputs checked.
+    pub async fn create_and_start_the_seed_vm(&self) {
+        let out = self
+            .kubectl(&[
+                "create",
+                "-f",
+                &test_support::example_path("vm-cirros.yaml")
+                    .display()
+                    .to_string(),
+            ])
+            .await;
+        assert!(out.status.success(), "{out:?}");
+        self.virtctl(&["start", "vm", "vm-cirros"])
+            .await
+            .ok("VM vm-cirros was scheduled to start\n");
+    }
+
     pub async fn create_vm_json(&self, vm: Value) {
         self.create(NS, vm).await;
     }

@@ -32,19 +32,23 @@ pub struct FrontProxy {
 /// The common name of the front-proxy client certificate.
 pub const FRONT_PROXY_CLIENT_CN: &str = "front-proxy-client";
 
-fn front_proxy() -> anyhow::Result<FrontProxy> {
+/// A self-signed CA with this common name: its PEM, and the issuer that signs with it.
+fn new_ca(common_name: &str) -> anyhow::Result<(String, Issuer<'static, KeyPair>)> {
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "localkube-front-proxy-ca");
+    ca.distinguished_name.push(DnType::CommonName, common_name);
     ca.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca, ca_key);
+    let ca_pem = ca.self_signed(&ca_key)?.pem();
+    Ok((ca_pem, Issuer::new(ca, ca_key)))
+}
+
+fn front_proxy() -> anyhow::Result<FrontProxy> {
+    let (ca_pem, issuer) = new_ca("localkube-front-proxy-ca")?;
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params
@@ -58,25 +62,14 @@ fn front_proxy() -> anyhow::Result<FrontProxy> {
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let cert = params.signed_by(&key, &issuer)?;
     Ok(FrontProxy {
-        ca_pem: ca_cert.pem(),
+        ca_pem,
         client_cert_pem: cert.pem(),
         client_key_pem: key.serialize_pem(),
     })
 }
 
 pub fn generate(ip: IpAddr) -> anyhow::Result<Pki> {
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "localkube-ca");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca, ca_key);
+    let (ca_pem, issuer) = new_ca("localkube-ca")?;
 
     let key = KeyPair::generate()?;
     let mut params =
@@ -97,7 +90,7 @@ pub fn generate(ip: IpAddr) -> anyhow::Result<Pki> {
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let cert = params.signed_by(&key, &issuer)?;
     Ok(Pki {
-        ca_pem: ca_cert.pem(),
+        ca_pem,
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
         front_proxy: front_proxy()?,

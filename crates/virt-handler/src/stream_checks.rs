@@ -3,6 +3,7 @@
 //! codes and messages of `docs/data-plane.md`.
 
 use http::StatusCode;
+use virt_reconciler::intent::streams;
 use virt_reconciler::launcher_api::{DomainState, DomainStatus, Protocol};
 
 /// What the stream carries.
@@ -32,8 +33,7 @@ fn refuse(code: StatusCode, message: impl Into<String>) -> Refusal {
 
 pub const NOT_HERE: &str = "the VMI does not run on this node";
 pub const NOT_RUNNING: &str = "VMI is not running";
-pub const BAD_PORT: &str = "port must be 1-65535";
-pub const BAD_PROTOCOL: &str = "protocol must be tcp or udp";
+pub use virt_reconciler::intent::streams::{BAD_PORT, BAD_PROTOCOL};
 
 /// `console` or `vnc`, the last path segment.
 pub fn named_endpoint(name: &str) -> Result<Endpoint, Refusal> {
@@ -48,18 +48,10 @@ pub fn named_endpoint(name: &str) -> Result<Endpoint, Refusal> {
 }
 
 /// `portforward/{port}[/{protocol}]`: protocol `tcp` when left out, lowercase as KubeVirt's
-/// paths have it.
+/// paths have it; parsed by the same rule virt-api checks them with.
 pub fn port_forward(port: &str, protocol: Option<&str>) -> Result<Endpoint, Refusal> {
-    let port = port
-        .parse::<u16>()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, BAD_PORT))?;
-    let protocol = match protocol.unwrap_or("tcp") {
-        "tcp" => Protocol::Tcp,
-        "udp" => Protocol::Udp,
-        _ => return Err(refuse(StatusCode::BAD_REQUEST, BAD_PROTOCOL)),
-    };
+    let (port, protocol) =
+        streams::forward(port, protocol).map_err(|e| refuse(StatusCode::BAD_REQUEST, e.message))?;
     Ok(Endpoint::PortForward { port, protocol })
 }
 

@@ -30,7 +30,7 @@ use crate::stream_checks::{self, Endpoint, Refusal};
 use crate::{Shared, Tracked, launcher, paths, vmis};
 
 /// The websocket subprotocol of KubeVirt's console, VNC and portforward streams.
-pub const SUBPROTOCOL: &str = "plain.kubevirt.io";
+pub use virt_reconciler::handler_client::PLAIN_STREAM_PROTOCOL as SUBPROTOCOL;
 /// QEMU's sockets in the launcher Pod's private directory.
 pub const SERIAL_SOCKET: &str = "virt-serial0";
 pub const VNC_SOCKET: &str = "virt-vnc";

@@ -3,13 +3,15 @@
 //! host root and speaks the protocol), checking what the handler writes onto the VMI and its
 //! Pod, what it asks of the launcher, and the subresource API's forwarding to it.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{cluster, eventually};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -105,16 +107,6 @@ async fn serve(
     }
 }
 
-async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..600 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 fn condition<'a>(
     vmi: &'a VirtualMachineInstance,
     type_: &str,
@@ -134,41 +126,6 @@ fn pod_gate(pod: &Pod) -> Option<(String, Option<String>)> {
         .iter()
         .find(|c| c.type_ == "kubevirt.io/virtual-machine-unpaused")
         .map(|c| (c.status.clone(), c.reason.clone()))
-}
-
-struct Cluster {
-    _server: localkube::Server,
-    client: kube::Client,
-}
-
-async fn cluster() -> Cluster {
-    let server = localkube::LocalKube::builder()
-        .start()
-        .await
-        .expect("localkube starts");
-    let client = server.client().await.expect("a client of localkube");
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for (_, crd) in virt_reconciler::crds::all() {
-        crds.create(&PostParams::default(), &crd).await.unwrap();
-    }
-    let nodes: Api<Node> = Api::all(client.clone());
-    nodes
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NODE}})).unwrap(),
-        )
-        .await
-        .unwrap();
-    // CRDs take a moment to serve.
-    let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), "default");
-    eventually("the VMI CRD served", async || {
-        vmis.list(&Default::default()).await.ok()
-    })
-    .await;
-    Cluster {
-        _server: server,
-        client,
-    }
 }
 
 /// A VMI already Scheduled on [`NODE`] (status sent on create is kept: no status
@@ -209,7 +166,7 @@ fn sockets_dir(host_root: &Path) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn handler_drives_the_launcher_and_reports_the_domain() {
-    let cluster = cluster().await;
+    let cluster = cluster(NODE).await;
     let client = cluster.client.clone();
     let host_root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(sockets_dir(host_root.path())).unwrap();
@@ -439,7 +396,7 @@ async fn handler_drives_the_launcher_and_reports_the_domain() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_host_root_too_deep_for_unix_sockets_fails_with_a_clear_message() {
-    let cluster = cluster().await;
+    let cluster = cluster(NODE).await;
     let deep = PathBuf::from(format!("/tmp/{}", "d".repeat(90)));
     let err = virt_handler::run_until(
         cluster.client.clone(),

@@ -2,13 +2,15 @@
 //! fake launcher on the command socket (it answers `forward` with addresses this test
 //! listens on) and fake QEMU sockets in the launcher Pod's private directory.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{cluster, eventually};
 use futures::{SinkExt, StreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -25,16 +27,6 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    for _ in 0..600 {
-        if let Some(v) = f().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 /// Answers `watch`/`status` from `state`, `forward` from `forwards` (or refuses).
 struct Fake {
@@ -126,25 +118,10 @@ async fn next_binary(ws: &mut Ws) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn streams_reach_the_sockets_and_forwards_or_say_why_not() {
-    let server = localkube::LocalKube::builder().start().await.unwrap();
-    let client = server.client().await.unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for (_, crd) in virt_reconciler::crds::all() {
-        crds.create(&PostParams::default(), &crd).await.unwrap();
-    }
-    let nodes: Api<Node> = Api::all(client.clone());
-    nodes
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NODE}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    let cluster = cluster(NODE).await;
+    let client = cluster.client.clone();
     let vmis: Api<VirtualMachineInstance> = Api::namespaced(client.clone(), "default");
-    eventually("the VMI CRD served", async || {
-        vmis.list(&Default::default()).await.ok()
-    })
-    .await;
+    let nodes: Api<Node> = Api::all(client.clone());
     let vmi: VirtualMachineInstance = serde_json::from_value(json!({
         "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
         "metadata": {"name": "vm1", "namespace": "default"},

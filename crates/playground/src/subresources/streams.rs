@@ -14,7 +14,6 @@ use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::Node;
 use kube::Client;
 use kube::api::Api;
-use serde_json::json;
 use virt_reconciler::handler_client::{self, Dialed, PLAIN_STREAM_PROTOCOL};
 use virt_reconciler::intent::IntentError;
 use virt_reconciler::intent::streams::{self, Stream};
@@ -260,17 +259,12 @@ impl IntoResponse for HandshakeRefusal {
             StatusCode::BAD_REQUEST => "BadRequest",
             _ => "",
         };
-        let body = json!({
-            "kind": "Status", "apiVersion": "v1", "metadata": {},
-            "status": "Failure", "message": self.message, "reason": reason,
-            "code": self.code.as_u16(),
+        let mut response = from_intent(IntentError {
+            code: self.code.as_u16(),
+            reason,
+            message: self.message.to_string(),
+            details: None,
         });
-        let mut response = (
-            self.code,
-            [(header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
-        )
-            .into_response();
         // gorilla's upgrader names the version it speaks on every refusal.
         response.headers_mut().insert(
             header::SEC_WEBSOCKET_VERSION,
