@@ -20,6 +20,7 @@ use crate::aggregation::{self, Backend, Unreachable};
 use crate::api::{Core, WriteOptions};
 use crate::registry::{MountedGroup, ResourceType};
 use crate::status::ApiError;
+use crate::store::EventType;
 use crate::tls::FrontProxy;
 
 /// How often APIServices are probed.
@@ -369,12 +370,33 @@ pub fn spawn_probes(
     front_proxy: FrontProxy,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    // A new or changed APIService is probed at once, so that its group is served and
+    // discovered without waiting for the next tick.
+    let mut changes = core.store.subscribe_from(core.store.current_rv()).ok().map(|s| s.live);
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(PROBE_INTERVAL);
         loop {
+            let api_service_changed = async {
+                match changes.as_mut() {
+                    Some(live) => loop {
+                        match live.recv().await {
+                            Ok(c) if c.key.1 == "apiservices" && c.kind != EventType::Deleted => {
+                                return;
+                            }
+                            Ok(_) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                                std::future::pending::<()>().await
+                            }
+                        }
+                    },
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = stop.changed() => return,
                 _ = ticker.tick() => probe_all(&core, &front_proxy).await,
+                _ = api_service_changed => probe_all(&core, &front_proxy).await,
             }
         }
     })

@@ -1,9 +1,10 @@
 //! `virt-playground`: the playground. One process runs an embedded localkube with its node,
-//! installs the CRDs, mounts the subresource API, and runs both controllers; with real guests
-//! (`--guests qemu`) the node runs launcher Pods as processes and virt-handler drives them.
+//! installs the CRDs, serves virt-api on loopback behind localkube's aggregation layer (the
+//! cluster's topology: APIServices, front-proxy TLS, SubjectAccessReviews), and runs both
+//! controllers; with real guests (`--guests qemu`) the node runs launcher Pods as processes and
+//! virt-handler drives them.
 
 mod guests;
-mod subresources;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,10 +16,9 @@ use kube::api::{Api, PostParams};
 use localkube::cli::ServerArgs;
 use virt_reconciler::controller::Metrics;
 
-use crate::subresources::SubresourceState;
-
-/// The all-in-one playground: an embedded API server with a node, the KubeVirt CRDs, the
-/// subresource API, both controllers and virt-handler, in one process. With `--guests qemu`
+/// The all-in-one playground: an embedded API server with a node, the KubeVirt CRDs, virt-api
+/// (the subresource API and the admission webhooks, aggregated as on a cluster), both
+/// controllers and virt-handler, in one process. With `--guests qemu`
 /// (the default) every VM boots a real guest under QEMU; with `--guests simulated` the node
 /// only pretends, which needs nothing but this binary. It writes a kubeconfig for kubectl and
 /// virtctl.
@@ -60,18 +60,8 @@ struct LocalArgs {
 }
 
 async fn run(args: LocalArgs) -> anyhow::Result<()> {
-    let state = Arc::new(SubresourceState::default());
-    let server = args
-        .server
-        .builder()?
-        .mount_group(
-            subresources::mounted_group(),
-            subresources::router(state.clone()),
-        )
-        .start()
-        .await?;
+    let server = args.server.builder()?.start().await?;
     let client = server.client().await?;
-    let _ = state.client.set(client.clone());
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
         Api::all(client.clone());
     for (_, crd) in virt_reconciler::crds::all() {
@@ -79,6 +69,14 @@ async fn run(args: LocalArgs) -> anyhow::Result<()> {
             .await
             .context("installing the KubeVirt CRDs")?;
     }
+    // Every component here acts as localkube's one user, so the VMI webhooks trust it.
+    let virt_api = virt_api::loopback::serve(
+        &client,
+        tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        virt_api::loopback::reviewer_trusting(localkube::access::ADMIN_USER),
+    )
+    .await
+    .context("starting virt-api")?;
     let mut node = args.server.node_config();
     let data_plane = guests::prepare(&args.guests, &mut node)?;
     let node_client = client.clone();
@@ -113,6 +111,7 @@ async fn run(args: LocalArgs) -> anyhow::Result<()> {
         handler.abort();
     }
     node_task.abort();
+    virt_api.shutdown().await;
     server.shutdown().await;
     drop(data_plane);
     Ok(())

@@ -17,17 +17,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use http::StatusCode;
 use kube::Client;
-use serde_json::{Value, json};
-use tokio::sync::OnceCell;
+use serde_json::json;
 use virt_reconciler::intent::IntentError;
-use virt_reconciler::{controller, execute, version};
+use virt_reconciler::{controller, execute};
 
-pub const GROUP: &str = "subresources.kubevirt.io";
+pub use crate::discovery::GROUP;
 
-/// The client the handlers act with; set once the API server is up.
-#[derive(Default)]
+/// What the handlers act with: the API client of virt-api's own identity.
 pub struct SubresourceState {
-    pub client: OnceCell<Client>,
+    pub client: Client,
 }
 
 /// The refusal as the `metav1.Status` virt-api writes: details carry the object's name and
@@ -60,16 +58,6 @@ fn no_such_action() -> IntentError {
     }
 }
 
-/// The client the handlers act with, once the API server is up.
-pub(crate) fn client(state: &SubresourceState) -> Result<&Client, IntentError> {
-    state.client.get().ok_or(IntentError {
-        code: 503,
-        reason: "ServiceUnavailable",
-        message: "the subresource API is starting".into(),
-        details: None,
-    })
-}
-
 /// The response: `ok` with no body, or the refusal as a `metav1.Status`.
 fn respond(result: Result<(), IntentError>, ok: StatusCode) -> Response {
     match result {
@@ -84,12 +72,9 @@ async fn lifecycle(
     Path((ns, name, action)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    let result = match client(&state) {
-        Ok(client) => execute::lifecycle_body(client, &ns, &name, &action, &body)
-            .await
-            .unwrap_or(Err(no_such_action())),
-        Err(e) => Err(e),
-    };
+    let result = execute::lifecycle_body(&state.client, &ns, &name, &action, &body)
+        .await
+        .unwrap_or(Err(no_such_action()));
     respond(result, StatusCode::ACCEPTED)
 }
 
@@ -100,27 +85,11 @@ async fn pause_or_unpause(
     Path((ns, name, action)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    let result = match client(&state) {
-        Ok(client) => {
-            execute::vmi_request_body(client, &ns, &name, &action, &body, &controller::now())
-                .await
-                .unwrap_or(Err(no_such_action()))
-        }
-        Err(e) => Err(e),
-    };
+    let result =
+        execute::vmi_request_body(&state.client, &ns, &name, &action, &body, &controller::now())
+            .await
+            .unwrap_or(Err(no_such_action()));
     respond(result, StatusCode::OK)
-}
-
-async fn version() -> axum::Json<Value> {
-    axum::Json(json!({
-        "gitVersion": version::KUBEVIRT_COMPATIBLE,
-        "gitCommit": "",
-        "gitTreeState": "clean",
-        "buildDate": "1970-01-01T00:00:00Z",
-        "goVersion": "none (Rust)",
-        "compiler": "rustc",
-        "platform": "linux/amd64",
-    }))
 }
 
 /// The router, for every path under `/apis/subresources.kubevirt.io/{v1,v1alpha3}/`.
@@ -162,35 +131,7 @@ pub fn router(state: Arc<SubresourceState>) -> Router {
                 ),
                 get(streams::vm_port_forward),
             )
-            .route(
-                &format!("/apis/{GROUP}/{v}/version"),
-                get(version),
-            );
+            ;
     }
     r.with_state(state)
-}
-
-/// The discovery description of the group, for `localkube::MountedGroup`.
-pub fn mounted_group() -> localkube::MountedGroup {
-    let resources = json!([
-        {"name": "virtualmachines/start", "singularName": "", "namespaced": true, "kind": "VirtualMachine", "verbs": ["update"]},
-        {"name": "virtualmachines/stop", "singularName": "", "namespaced": true, "kind": "VirtualMachine", "verbs": ["update"]},
-        {"name": "virtualmachines/restart", "singularName": "", "namespaced": true, "kind": "VirtualMachine", "verbs": ["update"]},
-        {"name": "virtualmachineinstances/pause", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["update"]},
-        {"name": "virtualmachineinstances/unpause", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["update"]},
-        {"name": "virtualmachineinstances/reset", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["update"]},
-        {"name": "virtualmachineinstances/softreboot", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["update"]},
-        // The streams, as virt-api lists them (it lists no `virtualmachines/portforward`).
-        {"name": "virtualmachineinstances/console", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["get"]},
-        {"name": "virtualmachineinstances/vnc", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["get"]},
-        {"name": "virtualmachineinstances/portforward", "singularName": "", "namespaced": true, "kind": "VirtualMachineInstance", "verbs": ["get"]},
-    ]);
-    localkube::MountedGroup {
-        group: GROUP.into(),
-        versions: vec!["v1".into(), "v1alpha3".into()],
-        resources: vec![
-            ("v1".into(), resources.clone()),
-            ("v1alpha3".into(), resources),
-        ],
-    }
 }

@@ -20,7 +20,7 @@ use virt_reconciler::intent::streams::{self, Stream};
 use virt_reconciler::kube_error::message as api_message;
 use virt_reconciler::{VirtualMachine, VirtualMachineInstance, execute};
 
-use super::{SubresourceState, client, from_intent};
+use super::{SubresourceState, from_intent};
 
 /// What the stream is opened on: the VMI of the path's name, or the VM's VMI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +123,7 @@ async fn checked_target(
     stream: &Stream,
     owner: Owner,
 ) -> Result<streams::HandlerTarget, IntentError> {
-    let client = client(state)?;
+    let client = &state.client;
     let vmi = match owner {
         Owner::Vmi => execute::get_opt::<VirtualMachineInstance>(client, ns, "vmi", name).await?,
         Owner::Vm => {
