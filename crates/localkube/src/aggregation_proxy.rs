@@ -372,7 +372,11 @@ pub fn spawn_probes(
 ) -> tokio::task::JoinHandle<()> {
     // A new or changed APIService is probed at once, so that its group is served and
     // discovered without waiting for the next tick.
-    let mut changes = core.store.subscribe_from(core.store.current_rv()).ok().map(|s| s.live);
+    let mut changes = core
+        .store
+        .subscribe_from(core.store.current_rv())
+        .ok()
+        .map(|s| s.live);
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(PROBE_INTERVAL);
         loop {

@@ -74,6 +74,7 @@ async fn run(args: LocalArgs) -> anyhow::Result<()> {
         &client,
         tokio::net::TcpListener::bind("127.0.0.1:0").await?,
         virt_api::loopback::reviewer_trusting(localkube::access::ADMIN_USER),
+        true,
     )
     .await
     .context("starting virt-api")?;

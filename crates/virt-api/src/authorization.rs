@@ -79,8 +79,7 @@ pub fn access(method: &Method, path: &str) -> Access {
 /// Paths that need no identity: discovery, version and health of every version, and the
 /// admission webhooks (the API server calls those, with no front-proxy certificate).
 fn is_open(path: &str) -> bool {
-    if matches!(path, "/" | "/apis" | "/healthz" | "/version") || path == format!("/apis/{GROUP}")
-    {
+    if matches!(path, "/" | "/apis" | "/healthz" | "/version") || path == format!("/apis/{GROUP}") {
         return true;
     }
     if virt_reconciler::admission::Webhook::from_path(path).is_some() {
@@ -223,7 +222,10 @@ mod tests {
             Method::GET,
             "/apis/subresources.kubevirt.io/v1alpha3/namespaces/ns/virtualmachineinstances/v/console",
         );
-        assert_eq!((a.verb.as_str(), a.subresource.as_str()), ("get", "console"));
+        assert_eq!(
+            (a.verb.as_str(), a.subresource.as_str()),
+            ("get", "console")
+        );
         let a = reviewed(
             Method::GET,
             "/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachines/v/portforward/22/tcp",
@@ -234,12 +236,30 @@ mod tests {
     #[test]
     fn unknown_paths_are_not_served() {
         for (method, path) in [
-            (Method::PUT, "/apis/subresources.kubevirt.io/v1/namespaces/ns/pods/p/start"),
-            (Method::PUT, "/apis/subresources.kubevirt.io/v2/namespaces/ns/virtualmachines/v/start"),
-            (Method::PUT, "/apis/other.io/v1/namespaces/ns/virtualmachines/v/start"),
-            (Method::PUT, "/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachines/v"),
-            (Method::PUT, "/apis/subresources.kubevirt.io/v1/namespaces//virtualmachines/v/start"),
-            (Method::OPTIONS, "/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachines/v/start"),
+            (
+                Method::PUT,
+                "/apis/subresources.kubevirt.io/v1/namespaces/ns/pods/p/start",
+            ),
+            (
+                Method::PUT,
+                "/apis/subresources.kubevirt.io/v2/namespaces/ns/virtualmachines/v/start",
+            ),
+            (
+                Method::PUT,
+                "/apis/other.io/v1/namespaces/ns/virtualmachines/v/start",
+            ),
+            (
+                Method::PUT,
+                "/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachines/v",
+            ),
+            (
+                Method::PUT,
+                "/apis/subresources.kubevirt.io/v1/namespaces//virtualmachines/v/start",
+            ),
+            (
+                Method::OPTIONS,
+                "/apis/subresources.kubevirt.io/v1/namespaces/ns/virtualmachines/v/start",
+            ),
             (Method::GET, "/metrics"),
         ] {
             assert_eq!(access(&method, path), Access::Unknown, "{method} {path}");

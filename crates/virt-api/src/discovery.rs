@@ -16,9 +16,7 @@ pub const VERSIONS: [&str; 2] = ["v1", "v1alpha3"];
 /// The resources of each version, as KubeVirt's virt-api lists them (it lists no
 /// `virtualmachines/portforward`, though it serves it).
 pub fn resources() -> Value {
-    let entry = |name: &str, kind: &str, verb: &str| {
-        json!({"name": name, "singularName": "", "namespaced": true, "kind": kind, "verbs": [verb]})
-    };
+    let entry = |name: &str, kind: &str, verb: &str| json!({"name": name, "singularName": "", "namespaced": true, "kind": kind, "verbs": [verb]});
     let mut list = Vec::new();
     for action in ["start", "stop", "restart"] {
         list.push(entry(
@@ -88,7 +86,9 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/apis",
             get(|| async {
-                axum::Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [api_group()]}))
+                axum::Json(
+                    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [api_group()]}),
+                )
             }),
         )
         .route(
@@ -128,12 +128,7 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|r| {
-                    (
-                        r["name"].as_str().unwrap(),
-                        r["verbs"][0].as_str().unwrap(),
-                    )
-                })
+                .map(|r| (r["name"].as_str().unwrap(), r["verbs"][0].as_str().unwrap()))
                 .collect();
             assert_eq!(names.len(), 10);
             assert!(names.contains(&("virtualmachines/start", "update")));

@@ -39,8 +39,9 @@ impl RequestHeaderAuth {
         let list = |key: &str| -> Result<Vec<String>, String> {
             match data.get(key).map(|s| s.trim()) {
                 None | Some("") => Ok(Vec::new()),
-                Some(text) => serde_json::from_str(text)
-                    .map_err(|e| format!("{CONFIG_MAP_NAME}: {key} is not a JSON list of strings: {e}")),
+                Some(text) => serde_json::from_str(text).map_err(|e| {
+                    format!("{CONFIG_MAP_NAME}: {key} is not a JSON list of strings: {e}")
+                }),
             }
         };
         Ok(RequestHeaderAuth {
@@ -90,7 +91,9 @@ pub fn identity(
                 .and_then(|v| v.to_str().ok())
                 .filter(|v| !v.is_empty())
         })
-        .ok_or_else(|| Unauthenticated("a valid user header is required for authorization".into()))?;
+        .ok_or_else(|| {
+            Unauthenticated("a valid user header is required for authorization".into())
+        })?;
     let groups = auth
         .group_headers
         .iter()
@@ -122,7 +125,8 @@ pub fn identity(
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 #[cfg(test)]
@@ -131,11 +135,17 @@ mod tests {
 
     fn auth() -> RequestHeaderAuth {
         let data: BTreeMap<String, String> = [
-            ("requestheader-client-ca-file", "-----BEGIN CERTIFICATE-----\n"),
+            (
+                "requestheader-client-ca-file",
+                "-----BEGIN CERTIFICATE-----\n",
+            ),
             ("requestheader-allowed-names", r#"["front-proxy-client"]"#),
             ("requestheader-username-headers", r#"["X-Remote-User"]"#),
             ("requestheader-group-headers", r#"["X-Remote-Group"]"#),
-            ("requestheader-extra-headers-prefix", r#"["X-Remote-Extra-"]"#),
+            (
+                "requestheader-extra-headers-prefix",
+                r#"["X-Remote-Extra-"]"#,
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -171,7 +181,10 @@ mod tests {
     fn a_list_that_is_not_json_is_refused() {
         let mut data = BTreeMap::new();
         data.insert("requestheader-client-ca-file".into(), "pem".into());
-        data.insert("requestheader-allowed-names".into(), "front-proxy-client".into());
+        data.insert(
+            "requestheader-allowed-names".into(),
+            "front-proxy-client".into(),
+        );
         let e = RequestHeaderAuth::from_config_map_data(&data).unwrap_err();
         assert!(e.contains("requestheader-allowed-names"), "{e}");
     }
@@ -180,12 +193,44 @@ mod tests {
     fn identity_table() {
         let a = auth();
         let user = ("X-Remote-User", "alice");
-        let cases: &[(&str, Option<&str>, Vec<(&str, &str)>, Result<&str, &str>)] = &[
-            ("no certificate", None, vec![user], Err("request is not authenticated")),
-            ("a name not allowed", Some("someone"), vec![user], Err("is not one of")),
-            ("no user header", Some("front-proxy-client"), vec![], Err("a valid user header")),
-            ("empty user header", Some("front-proxy-client"), vec![("X-Remote-User", "")], Err("a valid user header")),
-            ("the front proxy", Some("front-proxy-client"), vec![user], Ok("alice")),
+        // (case, certificate CN, headers, the user or a part of the refusal)
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            Vec<(&'a str, &'a str)>,
+            Result<&'a str, &'a str>,
+        );
+        let cases: &[Case] = &[
+            (
+                "no certificate",
+                None,
+                vec![user],
+                Err("request is not authenticated"),
+            ),
+            (
+                "a name not allowed",
+                Some("someone"),
+                vec![user],
+                Err("is not one of"),
+            ),
+            (
+                "no user header",
+                Some("front-proxy-client"),
+                vec![],
+                Err("a valid user header"),
+            ),
+            (
+                "empty user header",
+                Some("front-proxy-client"),
+                vec![("X-Remote-User", "")],
+                Err("a valid user header"),
+            ),
+            (
+                "the front proxy",
+                Some("front-proxy-client"),
+                vec![user],
+                Ok("alice"),
+            ),
         ];
         for (name, cn, h, want) in cases {
             let got = identity(&a, *cn, &headers(h));
@@ -220,7 +265,12 @@ mod tests {
     fn any_signed_name_is_allowed_when_no_names_are_listed() {
         let mut a = auth();
         a.allowed_names.clear();
-        let id = identity(&a, Some("aggregator"), &headers(&[("X-Remote-User", "bob")])).unwrap();
+        let id = identity(
+            &a,
+            Some("aggregator"),
+            &headers(&[("X-Remote-User", "bob")]),
+        )
+        .unwrap();
         assert_eq!(id.user, "bob");
     }
 }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use base64::Engine;
 use k8s_openapi::api::core::v1::{Namespace, Service};
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use virt_reconciler::admission::Reviewer;
 
@@ -65,16 +65,16 @@ pub async fn register(client: &Client, port: u16, ca_pem: &str) -> anyhow::Resul
     ignore_exists(
         Api::<Service>::namespaced(client.clone(), NAMESPACE)
             .create(
-            &pp,
-            &from_json(json!({
-                "metadata": {"name": SERVICE},
-                "spec": {"type": "ExternalName", "externalName": "localhost"},
-            }))?,
-        )
+                &pp,
+                &from_json(json!({
+                    "metadata": {"name": SERVICE},
+                    "spec": {"type": "ExternalName", "externalName": "localhost"},
+                }))?,
+            )
             .await,
     )
     .context("creating the virt-api Service")?;
-    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(&ca_pem);
+    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     let names: Vec<String> = crate::discovery::VERSIONS
         .iter()
         .map(|v| format!("{v}.{}", crate::discovery::GROUP))
@@ -96,9 +96,13 @@ pub async fn register(client: &Client, port: u16, ca_pem: &str) -> anyhow::Resul
         let api = api_services(client);
         let obj: DynamicObject = from_json(api_service)?;
         // A new port and CA replace an earlier registration's.
-        api.patch(name, &PatchParams::apply("virt-api").force(), &Patch::Apply(&obj))
-            .await
-            .with_context(|| format!("registering the APIService {name}"))?;
+        api.patch(
+            name,
+            &PatchParams::apply("virt-api").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .with_context(|| format!("registering the APIService {name}"))?;
     }
     wait_available(client, &names).await
 }
@@ -139,11 +143,13 @@ fn ignore_exists<T>(r: Result<T, kube::Error>) -> Result<(), kube::Error> {
 }
 
 /// Serves virt-api on `listener` (a loopback address) with a fresh self-signed certificate,
-/// and registers it with the API server of `client`.
+/// and registers it with the API server of `client`: the APIServices, and with `webhooks` the
+/// admission webhooks too.
 pub async fn serve(
     client: &Client,
     listener: tokio::net::TcpListener,
     reviewer: Reviewer,
+    webhooks: bool,
 ) -> anyhow::Result<crate::Running> {
     let names = serving_names();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -159,5 +165,39 @@ pub async fn serve(
         },
     )?;
     register(client, running.addr.port(), &ca_pem).await?;
+    if webhooks {
+        register_webhooks(client, running.addr.port(), &ca_pem).await?;
+    }
     Ok(running)
+}
+
+/// Sends VM and VMI writes of the API server of `client` to the virt-api listening on loopback
+/// `port` (webhooks by `url`, as an API server outside the cluster reaches them).
+pub async fn register_webhooks(client: &Client, port: u16, ca_pem: &str) -> anyhow::Result<()> {
+    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let client_config = |path: &str| json!({"url": format!("https://127.0.0.1:{port}{path}"), "caBundle": ca_bundle});
+    for configuration in crate::webhooks::configurations(&client_config) {
+        let kind = configuration["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let resource = ApiResource {
+            group: "admissionregistration.k8s.io".into(),
+            version: "v1".into(),
+            api_version: "admissionregistration.k8s.io/v1".into(),
+            plural: format!("{}s", kind.to_lowercase()),
+            kind: kind.clone(),
+        };
+        let obj: DynamicObject = from_json(configuration)?;
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        Api::<DynamicObject>::all_with(client.clone(), &resource)
+            .patch(
+                &name,
+                &PatchParams::apply("virt-api").force(),
+                &Patch::Apply(&obj),
+            )
+            .await
+            .with_context(|| format!("registering the {kind} {name}"))?;
+    }
+    Ok(())
 }

@@ -35,18 +35,26 @@ struct Cli {
     port: u16,
 
     /// The serving certificate (PEM; the chain, leaf first).
-    #[arg(long, value_name = "PATH", required_unless_present = "register_loopback")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "register_loopback"
+    )]
     tls_cert_file: Option<PathBuf>,
 
     /// The serving certificate's private key (PEM).
-    #[arg(long, value_name = "PATH", required_unless_present = "register_loopback")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "register_loopback"
+    )]
     tls_private_key_file: Option<PathBuf>,
 
     /// For an API server on this machine (development): serve on loopback with a fresh
     /// self-signed certificate, and register this virt-api with the API server: the namespace
-    /// kubevirt, a Service kubevirt/virt-api of type ExternalName (localhost) and the
-    /// APIServices of subresources.kubevirt.io with this certificate's CA. Trusts the
-    /// --trusted-user users as in-cluster.
+    /// kubevirt, a Service kubevirt/virt-api of type ExternalName (localhost), the APIServices
+    /// of subresources.kubevirt.io with this certificate's CA, and the webhook configurations
+    /// virt-api-mutator and virt-api-validator by URL.
     #[arg(long, conflicts_with_all = ["tls_cert_file", "tls_private_key_file"])]
     register_loopback: bool,
 
@@ -111,7 +119,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 addr.ip().is_loopback(),
                 "--register-loopback serves on loopback: give --bind-address 127.0.0.1"
             );
-            virt_api::loopback::serve(&client, listener, reviewer).await?
+            virt_api::loopback::serve(&client, listener, reviewer, true).await?
         }
     };
     println!("virt-api serving on https://{}", running.addr);

@@ -85,10 +85,16 @@ async fn pause_or_unpause(
     Path((ns, name, action)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    let result =
-        execute::vmi_request_body(&state.client, &ns, &name, &action, &body, &controller::now())
-            .await
-            .unwrap_or(Err(no_such_action()));
+    let result = execute::vmi_request_body(
+        &state.client,
+        &ns,
+        &name,
+        &action,
+        &body,
+        &controller::now(),
+    )
+    .await
+    .unwrap_or(Err(no_such_action()));
     respond(result, StatusCode::OK)
 }
 

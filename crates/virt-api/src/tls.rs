@@ -28,21 +28,30 @@ pub fn server_config(
     let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .context("reading the serving certificate")?;
-    anyhow::ensure!(!certs.is_empty(), "the serving certificate file holds no certificate");
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).context("reading the private key")?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "the serving certificate file holds no certificate"
+    );
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).context("reading the private key")?;
     let mut roots = rustls::RootCertStore::empty();
     for ca in CertificateDer::pem_slice_iter(client_ca_pem.as_bytes()) {
         roots
             .add(ca.context("reading the request-header CA")?)
             .context("adding the request-header CA")?;
     }
-    anyhow::ensure!(!roots.is_empty(), "the request-header CA holds no certificate");
+    anyhow::ensure!(
+        !roots.is_empty(),
+        "the request-header CA holds no certificate"
+    );
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()
-            .context("building the client certificate verifier")?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .context("building the client certificate verifier")?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
@@ -104,8 +113,10 @@ pub async fn accept_loop(
                 req
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(app));
+            let conn = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(app),
+            );
             tokio::select! {
                 _ = conn => {}
                 _ = stop.changed() => {}

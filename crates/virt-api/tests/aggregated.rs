@@ -40,6 +40,7 @@ async fn setup() -> Setup {
         &client,
         listener,
         virt_api::loopback::reviewer_trusting(localkube::access::ADMIN_USER),
+        true,
     )
     .await
     .expect("virt-api starts and registers");
@@ -179,7 +180,10 @@ async fn start_and_stop_reach_virt_api_through_the_aggregation_layer() {
     )
     .await;
     assert_eq!(code, 202, "{body}");
-    assert_eq!(vms.get("vm-cirros").await.unwrap().spec.running, Some(false));
+    assert_eq!(
+        vms.get("vm-cirros").await.unwrap().spec.running,
+        Some(false)
+    );
     // A refusal comes back as virt-api's Status, through localkube.
     let (code, body) = through_api_server(
         &s.client,
@@ -197,12 +201,8 @@ async fn start_and_stop_reach_virt_api_through_the_aggregation_layer() {
 #[tokio::test]
 async fn discovery_and_version_are_served_through_localkube() {
     let s = setup().await;
-    let (code, body) = through_api_server(
-        &s.client,
-        Method::GET,
-        "/apis/subresources.kubevirt.io/v1",
-    )
-    .await;
+    let (code, body) =
+        through_api_server(&s.client, Method::GET, "/apis/subresources.kubevirt.io/v1").await;
     assert_eq!(code, 200, "{body}");
     let names: Vec<String> = json_of(&body)["resources"]
         .as_array()
@@ -210,7 +210,10 @@ async fn discovery_and_version_are_served_through_localkube() {
         .iter()
         .map(|r| r["name"].as_str().unwrap().to_string())
         .collect();
-    assert!(names.contains(&"virtualmachines/start".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"virtualmachines/start".to_string()),
+        "{names:?}"
+    );
     let (_, body) = through_api_server(&s.client, Method::GET, "/apis").await;
     assert!(body.contains("subresources.kubevirt.io"), "{body}");
     let (code, body) = through_api_server(
@@ -236,7 +239,10 @@ async fn without_the_front_proxy_certificate_a_request_is_not_authenticated() {
         None,
         Method::PUT,
         START,
-        &[("X-Remote-User", "localkube-admin"), ("X-Remote-Group", "system:masters")],
+        &[
+            ("X-Remote-User", "localkube-admin"),
+            ("X-Remote-Group", "system:masters"),
+        ],
         b"{}".to_vec(),
     )
     .await;
@@ -254,7 +260,10 @@ async fn a_user_the_authorizer_denies_gets_403_naming_the_subresource() {
         Some((&fp.client_cert_pem, &fp.client_key_pem)),
         Method::PUT,
         START,
-        &[("X-Remote-User", "mallory"), ("X-Remote-Group", "system:authenticated")],
+        &[
+            ("X-Remote-User", "mallory"),
+            ("X-Remote-Group", "system:authenticated"),
+        ],
         b"{}".to_vec(),
     )
     .await;
@@ -272,14 +281,20 @@ async fn a_user_the_authorizer_denies_gets_403_naming_the_subresource() {
     );
     // Nothing was started.
     let vms: Api<VirtualMachine> = Api::namespaced(s.client.clone(), "default");
-    assert_eq!(vms.get("vm-cirros").await.unwrap().spec.running, Some(false));
+    assert_eq!(
+        vms.get("vm-cirros").await.unwrap().spec.running,
+        Some(false)
+    );
     // The admin, through the same front proxy, is let through.
     let (code, body) = direct(
         &s,
         Some((&fp.client_cert_pem, &fp.client_key_pem)),
         Method::PUT,
         START,
-        &[("X-Remote-User", "localkube-admin"), ("X-Remote-Group", "system:masters")],
+        &[
+            ("X-Remote-User", "localkube-admin"),
+            ("X-Remote-Group", "system:masters"),
+        ],
         b"{}".to_vec(),
     )
     .await;
@@ -289,7 +304,10 @@ async fn a_user_the_authorizer_denies_gets_403_naming_the_subresource() {
 #[tokio::test]
 async fn a_path_virt_api_does_not_serve_is_404_before_any_review() {
     let s = setup().await;
-    for path in ["/metrics", "/apis/subresources.kubevirt.io/v1/namespaces/default/pods/p/start"] {
+    for path in [
+        "/metrics",
+        "/apis/subresources.kubevirt.io/v1/namespaces/default/pods/p/start",
+    ] {
         let (code, body) = direct(&s, None, Method::GET, path, &[], Vec::new()).await;
         assert_eq!(code, StatusCode::NOT_FOUND, "{path}: {body}");
     }
