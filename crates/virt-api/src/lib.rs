@@ -203,12 +203,3 @@ pub fn self_signed(names: &[&str]) -> anyhow::Result<(String, String, String)> {
     let cert = params.signed_by(&key, &issuer)?;
     Ok((ca_pem, cert.pem(), key.serialize_pem()))
 }
-
-/// The service accounts deploy/ runs this toolkit's components as, in `namespace`: trusted by
-/// the VMI webhooks like KubeVirt's own.
-pub fn deploy_service_accounts(namespace: &str) -> Vec<String> {
-    ["virt-api", "virt-controller", "virt-handler"]
-        .iter()
-        .map(|sa| format!("system:serviceaccount:{namespace}:{sa}"))
-        .collect()
-}

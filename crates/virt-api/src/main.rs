@@ -89,9 +89,6 @@ async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = client(cli.kubeconfig.as_ref()).await?;
     let mut reviewer = Reviewer::kubevirt(&cli.namespace);
-    reviewer
-        .trusted_users
-        .extend(virt_api::deploy_service_accounts(&cli.namespace));
     reviewer.trusted_users.extend(cli.trusted_users);
     let addr = SocketAddr::new(cli.bind_address, cli.port);
     let listener = tokio::net::TcpListener::bind(addr)
