@@ -58,7 +58,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     -h | --help) usage; exit 0 ;;
     --namespace | --days | --kubeconfig | --context)
-      [ $# -ge 2 ] || usage_error "$1 needs a value"
+      { [ $# -ge 2 ] && [[ "$2" != -* ]]; } || usage_error "$1 needs a value"
       opt=$1 value=$2
       shift 2
       ;;
