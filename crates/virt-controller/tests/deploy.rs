@@ -574,6 +574,7 @@ fn the_webhooks_are_kubevirts_and_reach_virt_api() {
             json!([{
                 "operations": operations, "apiGroups": ["kubevirt.io"],
                 "apiVersions": WEBHOOK_VERSIONS, "resources": [webhook.resource()],
+                "scope": "*",
             }]),
             "{name}"
         );
