@@ -88,7 +88,10 @@ k() { "$KUBECTL" ${kubectl_args[@]+"${kubectl_args[@]}"} "$@"; }
 
 # --- What is there: read only, so that a missing piece stops us before anything is written.
 if ! out=$(k get namespace "$namespace" -o name 2>&1); then
-  die "cannot read namespace $namespace (apply deploy/ first): ${out##*$'\n'}"
+  case "$out" in
+    *NotFound*) die "namespace $namespace not found: apply deploy/ first" ;;
+    *) die "cannot reach the cluster: ${out##*$'\n'}" ;;
+  esac
 fi
 for a in "${APISERVICES[@]}"; do
   k get apiservice "$a" -o name >/dev/null 2>&1 || die "apiservice $a not found: apply deploy/ first"
@@ -196,7 +199,12 @@ EOF
   die "cannot write secret $namespace/$SECRET (caBundle already trusts the new CA and the previous one; run again)"
 not_after=$(openssl x509 -in "$work/tls.crt" -noout -enddate)
 echo "certs.sh: secret $namespace/$SECRET: a certificate for $sans, ${not_after#notAfter=}"
-echo "certs.sh: caBundle ($(grep -c 'BEGIN CERTIFICATE' "$work/bundle.crt") CA certificates) in: ${APISERVICES[*]/#/apiservice/} ${webhook_patches[*]-}"
+if [ "$(grep -c 'BEGIN CERTIFICATE' "$work/bundle.crt")" -gt 1 ]; then
+  trusted="the new CA and the previous one"
+else
+  trusted="the new CA"
+fi
+echo "certs.sh: caBundle = $trusted, in ${APISERVICES[*]/#/apiservice/} ${webhook_patches[*]-}"
 if [ -n "$have_deployment" ]; then
   k -n "$namespace" rollout restart deployment "$DEPLOYMENT" >/dev/null ||
     die "cannot restart deployment $namespace/$DEPLOYMENT: run 'kubectl -n $namespace rollout restart deployment $DEPLOYMENT'"

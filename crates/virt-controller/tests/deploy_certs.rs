@@ -332,11 +332,17 @@ async fn certs_sh_refuses_bad_input_and_a_cluster_without_deploy() {
             2,
             "unknown argument: --rotate-everything",
         ),
+        // kubectl's complaint, passed on.
+        (
+            &["--context", "nowhere"][..],
+            1,
+            "cannot reach the cluster: ",
+        ),
         // Nothing applied yet: refused before anything is generated or written.
         (
             &[][..],
             1,
-            "cannot read namespace kubevirt (apply deploy/ first)",
+            "namespace kubevirt not found: apply deploy/ first",
         ),
     ] {
         let out = c.certs(args).await;
