@@ -1,8 +1,9 @@
-# The virt-controller image that deploy/20-deployment.yaml runs (virt-controller:0.1.0).
-# It packages a binary built on the host, so the image build needs no Rust toolchain:
+# The virt-controller image that deploy/20-virt-controller.yaml runs
+# (virt-toolkit/virt-controller:v0.1.0). It packages a binary built on the host, so the image
+# build needs no Rust toolchain:
 #
 #   cargo build --release -p virt-controller --bin virt-controller
-#   docker build -f deploy/Dockerfile -t virt-controller:0.1.0 .
+#   docker build -f deploy/images/virt-controller.Dockerfile -t virt-toolkit/virt-controller:v0.1.0 .
 #
 # The runtime base has glibc and CA certificates, and runs as the non-root user 65532 that the
 # Deployment's securityContext expects. Build on a glibc no newer than Debian 12's (2.36).
