@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the data plane needs: QEMU to run guests, and the host tools
 # scripts/build-guest-image.sh and scripts/test-guest-image.sh use (mtools, dosfstools,
-# syslinux, cpio, socat; openssh-client for the ssh test). Idempotent: prints one line when
+# syslinux, cpio, socat; openssh-client for the ssh test; openssl for deploy/certs.sh and its
+# test). Idempotent: prints one line when
 # everything is present.
 # Not root: prints the exact command to run and exits 1.
 # Usage: scripts/install-deps.sh
 set -euo pipefail
 
-packages=(qemu-system-x86 qemu-utils mtools dosfstools syslinux syslinux-common cpio socat xz-utils openssh-client)
+packages=(qemu-system-x86 qemu-utils mtools dosfstools syslinux syslinux-common cpio socat xz-utils openssh-client openssl)
 
 installed_version() {
   dpkg-query -W -f='${db:Status-Abbrev} ${Version}' "$1" 2>/dev/null | awk '$1 == "ii" { print $2 }'

@@ -204,6 +204,17 @@ const BUILTINS: &[Builtin] = &[
         true,
         &["all"],
     ),
+    // Stored only: the node runs no controllers for them (deploy/ has one, for virt-handler).
+    b(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        &["ds"],
+        true,
+        true,
+        &["all"],
+    ),
     b(
         "coordination.k8s.io",
         "v1",

@@ -57,7 +57,7 @@ pub struct Config {
 /// The front proxy's settings, as the API server publishes them.
 pub async fn request_header_auth(client: &Client) -> anyhow::Result<RequestHeaderAuth> {
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), front_proxy::CONFIG_MAP_NAMESPACE);
-    let map = maps.get(front_proxy::CONFIG_MAP_NAME).await.with_context(|| {
+    let map = maps.get(front_proxy::CONFIG_MAP_NAME).await.map_err(loopback::plain).with_context(|| {
         format!(
             "reading {}/{} (virt-api needs `get` on it: bind the Role extension-apiserver-authentication-reader)",
             front_proxy::CONFIG_MAP_NAMESPACE,

@@ -61,6 +61,7 @@ pub async fn register(client: &Client, port: u16, ca_pem: &str) -> anyhow::Resul
             .create(&pp, &from_json(json!({"metadata": {"name": NAMESPACE}}))?)
             .await,
     )
+    .map_err(plain)
     .context("creating the kubevirt namespace")?;
     ignore_exists(
         Api::<Service>::namespaced(client.clone(), NAMESPACE)
@@ -73,6 +74,7 @@ pub async fn register(client: &Client, port: u16, ca_pem: &str) -> anyhow::Resul
             )
             .await,
     )
+    .map_err(plain)
     .context("creating the virt-api Service")?;
     let ca_bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     let names: Vec<String> = crate::discovery::VERSIONS
@@ -197,7 +199,13 @@ pub async fn register_webhooks(client: &Client, port: u16, ca_pem: &str) -> anyh
                 &Patch::Apply(&obj),
             )
             .await
+            .map_err(plain)
             .with_context(|| format!("registering the {kind} {name}"))?;
     }
     Ok(())
+}
+
+/// The API server's message, not the client's debug dump.
+pub(crate) fn plain(e: kube::Error) -> anyhow::Error {
+    anyhow::anyhow!(virt_reconciler::kube_error::message(&e))
 }
