@@ -46,7 +46,7 @@ pub fn claiming(core: &Core, segments: &[&str]) -> Option<Value> {
 fn unavailable(message: impl std::fmt::Display) -> Response {
     let mut e = ApiError::internal(format!("service unavailable: {message}"));
     e.code = 503;
-    e.reason = "ServiceUnavailable";
+    e.reason = "ServiceUnavailable".into();
     e.into_response()
 }
 

@@ -1264,12 +1264,12 @@ const MAX_WATCH_SECONDS: u64 = 365 * 24 * 3600;
 fn too_large_rv(asked: u64, current: u64) -> ApiError {
     ApiError {
         code: 504,
-        reason: "Timeout",
+        reason: "Timeout".into(),
         message: format!("Too large resource version: {asked}, current: {current}"),
-        details: Some(json!({
+        details: Some(Box::new(json!({
             "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
             "retryAfterSeconds": 1,
-        })),
+        }))),
     }
 }
 
