@@ -42,6 +42,7 @@ pub(crate) mod strategic;
 pub(crate) mod strategy;
 pub(crate) mod table;
 pub(crate) mod tls;
+pub(crate) mod tls_client;
 pub(crate) mod validation;
 
 mod server;
