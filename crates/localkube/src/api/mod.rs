@@ -26,6 +26,8 @@ mod read;
 mod update;
 mod view;
 
+pub use patch::apply_json_patch_ops;
+
 /// The largest request body the server reads (kube-apiserver's limit is 3 MiB).
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
@@ -46,6 +48,27 @@ impl FieldValidation {
             other => Err(ApiError::bad_request(format!(
                 "fieldValidation parameter unsupported: {other:?}, must be one of Ignore, Warn or Strict"
             ))),
+        }
+    }
+}
+
+/// The operation that admission sees a write as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+    Connect,
+}
+
+impl Operation {
+    /// As `AdmissionRequest.operation` and webhook rules spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+            Operation::Connect => "CONNECT",
         }
     }
 }
@@ -235,6 +258,7 @@ fn strategy(rt: &ResourceType) -> &'static dyn Strategy {
         // Reviews never reach the verbs (http answers them); nothing to store.
         StrategyId::AccessReview => &builtin::Plain,
         StrategyId::ApiService => &crate::aggregation::ApiServices,
+        StrategyId::WebhookConfiguration => &crate::webhooks::WebhookConfigurations,
     }
 }
 
