@@ -44,6 +44,7 @@ pub(crate) mod table;
 pub(crate) mod tls;
 pub(crate) mod tls_client;
 pub(crate) mod validation;
+pub(crate) mod webhook_dispatch;
 pub(crate) mod webhooks;
 
 mod server;
