@@ -138,16 +138,8 @@ impl std::fmt::Display for ConnectError {
     }
 }
 
-/// A TLS connection to `host:port`, whose certificate must be for `server_name`.
-pub async fn connect(
-    cfg: Arc<rustls::ClientConfig>,
-    host: &str,
-    port: u16,
-    server_name: &str,
-) -> Result<TlsStream<TcpStream>, ConnectError> {
-    let name = ServerName::try_from(server_name.to_string())
-        .map_err(|_| ConnectError::ServerName(server_name.to_string()))?;
-    // An IPv6 literal is bracketed in URLs; the socket wants it bare.
+/// A TCP connection to `host:port` (an IPv6 literal bracketed or not), and its address.
+pub async fn dial(host: &str, port: u16) -> Result<(TcpStream, String), ConnectError> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let addr = if bare.contains(':') {
         format!("[{bare}]:{port}")
@@ -161,6 +153,19 @@ pub async fn connect(
             error,
         })?;
     let _ = tcp.set_nodelay(true);
+    Ok((tcp, addr))
+}
+
+/// A TLS connection to `host:port`, whose certificate must be for `server_name`.
+pub async fn connect(
+    cfg: Arc<rustls::ClientConfig>,
+    host: &str,
+    port: u16,
+    server_name: &str,
+) -> Result<TlsStream<TcpStream>, ConnectError> {
+    let name = ServerName::try_from(server_name.to_string())
+        .map_err(|_| ConnectError::ServerName(server_name.to_string()))?;
+    let (tcp, addr) = dial(host, port).await?;
     tokio_rustls::TlsConnector::from(cfg)
         .connect(name, tcp)
         .await

@@ -53,8 +53,9 @@ impl Clients {
         if let Some(c) = self.configs.lock().get(ca_bundle) {
             return Ok(c.clone());
         }
-        let cfg = tls_client::client_config(Trust::CaBundle(ca_bundle), None)
-            .map_err(|e| format!("x509: clientConfig.{e} (localkube trusts only the caBundle)"))?;
+        let cfg = tls_client::client_config(Trust::CaBundle(ca_bundle), None).map_err(|e| {
+            format!("tls: clientConfig.{e}, and localkube trusts no other certificate authority")
+        })?;
         let mut configs = self.configs.lock();
         // A handful of webhooks at most; the bound keeps churning configurations from growing it.
         if configs.len() > 64 {
@@ -90,7 +91,16 @@ impl Clients {
     }
 
     async fn connect(&self, endpoint: &Endpoint, ca_bundle: &[u8]) -> Result<Connection, String> {
-        let cfg = self.config(ca_bundle)?;
+        let cfg = match self.config(ca_bundle) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                // As Go's client does, a webhook that cannot be reached says so first.
+                tls_client::dial(&endpoint.host, endpoint.port)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return Err(e);
+            }
+        };
         let stream = tls_client::connect(cfg, &endpoint.host, endpoint.port, &endpoint.server_name)
             .await
             .map_err(|e| e.to_string())?;
