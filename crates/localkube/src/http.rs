@@ -769,15 +769,6 @@ async fn resource_request(
     Ok(response)
 }
 
-/// The kind of a resource type's objects.
-fn kind_of(rt: &ResourceType) -> Gvk {
-    Gvk {
-        group: rt.group.clone(),
-        version: rt.version.clone(),
-        kind: rt.kind.clone(),
-    }
-}
-
 /// The admission of a request's writes by webhooks, when any are configured: of `subresource`
 /// of `rt`, whose objects are `kind`. Kept in `admitted` for the warnings webhooks answer with.
 struct Admitting<'a> {
@@ -811,7 +802,7 @@ impl Admitting<'_> {
 
     /// Of the resource itself or a subresource that writes it (status, finalize).
     fn of_objects(&mut self, subresource: &str, delete_options: Value) -> AdmissionHook {
-        let kind = kind_of(self.rt);
+        let kind = Gvk::of(self.rt);
         self.hook(subresource, kind, delete_options)
     }
 }
@@ -907,12 +898,7 @@ async fn serve_resource(
         }
         let mut opts = write_options(&headers, &q)?;
         let body = parse_object_body(&headers, &read_body(req).await?)?;
-        let binding = Gvk {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "Binding".into(),
-        };
-        opts.admission = admitting.hook("binding", binding, Value::Null);
+        opts.admission = admitting.hook("binding", Gvk::core_v1("Binding"), Value::Null);
         let (core, ns) = (core.clone(), ns.clone());
         run_write(opts.admission.is_set(), move || {
             core.bind(&ns, &name, &body, &opts)
@@ -940,11 +926,7 @@ async fn serve_resource(
         let name = target.name.clone().unwrap_or_default();
         let query = req.uri().query().map(str::to_string);
         // Connecting is admitted as CONNECT of the PodPortForwardOptions.
-        let forward = Gvk {
-            group: String::new(),
-            version: "v1".into(),
-            kind: "PodPortForwardOptions".into(),
-        };
+        let forward = Gvk::core_v1("PodPortForwardOptions");
         let hook = admitting.hook("portforward", forward, Value::Null);
         if hook.is_set() {
             let ports: Vec<Value> =

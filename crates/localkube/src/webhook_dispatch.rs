@@ -234,28 +234,12 @@ pub fn admission_for(
         clients: clients.clone(),
         mutating,
         validating,
-        resource: gvr_of(&info.rt),
+        resource: Gvr::of(&info.rt),
         equivalents,
         info,
         handle: tokio::runtime::Handle::current(),
         warnings: Mutex::new(Vec::new()),
     }))
-}
-
-fn gvr_of(rt: &ResourceType) -> Gvr {
-    Gvr {
-        group: rt.group.clone(),
-        version: rt.version.clone(),
-        resource: rt.plural.clone(),
-    }
-}
-
-fn gvk_of(rt: &ResourceType) -> Gvk {
-    Gvk {
-        group: rt.group.clone(),
-        version: rt.version.clone(),
-        kind: rt.kind.clone(),
-    }
 }
 
 /// Runs a write: at once without webhooks, else on a blocking thread, from which the
@@ -350,9 +334,9 @@ impl WebhookAdmission {
         )
     }
 
-    /// Which hook of `hooks` is called, and for which resource.
+    /// Whether a webhook is called, and for which resource (the request's or an equivalent).
     fn target(&self, hook: &Webhook, attrs: &Attributes) -> ApiResult<Option<Converted>> {
-        let equivalents: Vec<Gvr> = self.equivalents.iter().map(|t| gvr_of(t)).collect();
+        let equivalents: Vec<Gvr> = self.equivalents.iter().map(|t| Gvr::of(t)).collect();
         let found =
             webhooks::should_call(hook, attrs, &equivalents, &|ns| self.namespace_labels(ns))?;
         Ok(found.map(|t| match t {
@@ -364,8 +348,8 @@ impl WebhookAdmission {
             Target::Equivalent(i) => {
                 let rt = self.equivalents[i].clone();
                 Converted {
-                    resource: gvr_of(&rt),
-                    kind: gvk_of(&rt),
+                    resource: Gvr::of(&rt),
+                    kind: Gvk::of(&rt),
                     to: Some(rt),
                 }
             }
@@ -498,7 +482,15 @@ impl WebhookAdmission {
             Ok(a) => a,
             Err(reason) => return Outcome::CallFailed(reason),
         };
-        self.warnings.lock().extend(answer.warnings.iter().cloned());
+        {
+            // Each text once, as kube-apiserver's warning recorder keeps them.
+            let mut warnings = self.warnings.lock();
+            for w in &answer.warnings {
+                if !warnings.contains(w) {
+                    warnings.push(w.clone());
+                }
+            }
+        }
         let mut view = view;
         let outcome = webhooks::admit_answer(hook, &answer, view.as_mut());
         if outcome == Outcome::Allowed

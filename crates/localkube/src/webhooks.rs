@@ -744,6 +744,36 @@ pub struct Gvk {
     pub kind: String,
 }
 
+impl Gvr {
+    pub fn of(rt: &ResourceType) -> Self {
+        Gvr {
+            group: rt.group.clone(),
+            version: rt.version.clone(),
+            resource: rt.plural.clone(),
+        }
+    }
+}
+
+impl Gvk {
+    /// The kind of a resource type's objects.
+    pub fn of(rt: &ResourceType) -> Self {
+        Gvk {
+            group: rt.group.clone(),
+            version: rt.version.clone(),
+            kind: rt.kind.clone(),
+        }
+    }
+
+    /// A core `v1` kind (the objects of subresources: `Binding`, `PodPortForwardOptions`).
+    pub fn core_v1(kind: &str) -> Self {
+        Gvk {
+            group: String::new(),
+            version: "v1".into(),
+            kind: kind.into(),
+        }
+    }
+}
+
 /// What admission knows of one write.
 #[derive(Debug, Clone)]
 pub struct Attributes<'a> {
