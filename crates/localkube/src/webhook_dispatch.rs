@@ -531,21 +531,50 @@ impl WebhookAdmission {
         old: Option<&Value>,
     ) -> ApiResult<()> {
         let options = self.options(op);
-        for hook in &self.mutating {
-            let current = object.as_deref().cloned();
-            let attrs = self.attributes(op, name, current.as_ref(), old, &options);
-            let Some(target) = self.target(hook, &attrs)? else {
-                continue;
-            };
-            if let Some(e) = webhooks::refuses_dry_run(hook, self.info.dry_run) {
-                return Err(e);
+        let mut first_round = Vec::new();
+        for (index, hook) in self.mutating.iter().enumerate() {
+            if let Some(changed) = self
+                .call_mutating(hook, op, name, object.as_deref_mut(), old, &options)
+                .await?
+            {
+                first_round.push(webhooks::Called {
+                    index,
+                    reinvoke_if_needed: hook.reinvoke_if_needed,
+                    changed,
+                });
             }
-            let outcome = self
-                .admit_one(hook, &attrs, &target, object.as_deref_mut())
-                .await;
-            self.settle(hook, outcome)?;
+        }
+        for index in webhooks::to_reinvoke(&first_round) {
+            let hook = &self.mutating[index];
+            self.call_mutating(hook, op, name, object.as_deref_mut(), old, &options)
+                .await?;
         }
         Ok(())
+    }
+
+    /// Calls one mutating webhook if it matches: whether its answer changed the object.
+    async fn call_mutating(
+        &self,
+        hook: &Webhook,
+        op: Operation,
+        name: &str,
+        mut object: Option<&mut Value>,
+        old: Option<&Value>,
+        options: &Value,
+    ) -> ApiResult<Option<bool>> {
+        let current = object.as_deref().cloned();
+        let attrs = self.attributes(op, name, current.as_ref(), old, options);
+        let Some(target) = self.target(hook, &attrs)? else {
+            return Ok(None);
+        };
+        if let Some(e) = webhooks::refuses_dry_run(hook, self.info.dry_run) {
+            return Err(e);
+        }
+        let outcome = self
+            .admit_one(hook, &attrs, &target, object.as_deref_mut())
+            .await;
+        self.settle(hook, outcome)?;
+        Ok(Some(object.as_deref() != current.as_ref()))
     }
 
     async fn run_validating(

@@ -659,6 +659,8 @@ pub struct Webhook {
     pub client: ClientConfig,
     /// `clientConfig.caBundle`, decoded.
     pub ca_bundle: Vec<u8>,
+    /// `reinvocationPolicy: IfNeeded` (mutating webhooks only).
+    pub reinvoke_if_needed: bool,
 }
 
 /// The webhooks of a configuration, in their order.
@@ -717,9 +719,37 @@ pub fn webhooks_of(configuration: &Value, phase: Phase) -> Vec<Webhook> {
                 ca_bundle: base64::engine::general_purpose::STANDARD
                     .decode(str_at(client, "/caBundle"))
                     .unwrap_or_default(),
+                reinvoke_if_needed: phase == Phase::Mutating
+                    && str_at(h, "/reinvocationPolicy") == "IfNeeded",
             }
         })
         .collect()
+}
+
+/// One call of the first round of mutating webhooks: which webhook (its index in call order),
+/// and whether its answer changed the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Called {
+    pub index: usize,
+    pub reinvoke_if_needed: bool,
+    pub changed: bool,
+}
+
+/// The webhooks called a second time, in call order: those with `reinvocationPolicy:
+/// IfNeeded` that a later webhook's change followed. There is no third round.
+pub fn to_reinvoke(first_round: &[Called]) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::new();
+    for (i, call) in first_round.iter().enumerate() {
+        if call.changed {
+            for earlier in &first_round[..i] {
+                if earlier.reinvoke_if_needed && !out.contains(&earlier.index) {
+                    out.push(earlier.index);
+                }
+            }
+        }
+    }
+    out.sort_unstable();
+    out
 }
 
 /// The order webhooks are called in: by configuration name, then as listed.
@@ -1697,6 +1727,7 @@ mod tests {
             review_versions: vec!["v1".into()],
             client: ClientConfig::Url("https://h/x".into()),
             ca_bundle: Vec::new(),
+            reinvoke_if_needed: false,
         }
     }
 
@@ -2078,6 +2109,35 @@ mod tests {
                 .unwrap()
                 .contains("does not accept known AdmissionReview versions")
         );
+    }
+
+    #[test]
+    fn webhooks_that_ask_are_called_again_after_a_later_change() {
+        let call = |index, reinvoke_if_needed, changed| Called {
+            index,
+            reinvoke_if_needed,
+            changed,
+        };
+        // (first round, called again)
+        let table: Vec<(Vec<Called>, Vec<usize>)> = vec![
+            (vec![call(0, true, false), call(1, false, false)], vec![]),
+            (vec![call(0, true, false), call(1, false, true)], vec![0]),
+            (vec![call(0, false, false), call(1, false, true)], vec![]),
+            // Its own change does not call a webhook again.
+            (vec![call(0, true, true), call(1, false, false)], vec![]),
+            (
+                vec![
+                    call(0, true, false),
+                    call(2, true, true),
+                    call(3, false, true),
+                ],
+                vec![0, 2],
+            ),
+            (vec![call(1, true, true), call(4, true, true)], vec![1]),
+        ];
+        for (round, want) in table {
+            assert_eq!(to_reinvoke(&round), want, "{round:?}");
+        }
     }
 
     #[test]

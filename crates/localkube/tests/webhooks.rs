@@ -368,6 +368,43 @@ async fn mutating_webhooks_run_in_order_of_configuration_name_each_on_the_last_p
 }
 
 #[tokio::test]
+async fn a_webhook_that_asks_is_called_again_after_a_later_webhook_changed_the_object() {
+    let env = start().await;
+    let mut again = env.by_url(
+        "again.localkube.test",
+        "/label/again",
+        configmap_rules(&["CREATE"]),
+    );
+    again["reinvocationPolicy"] = json!("IfNeeded");
+    env.mutating("a-again", vec![again]).await;
+    env.mutating(
+        "b-once",
+        vec![env.by_url(
+            "once.localkube.test",
+            "/label/once",
+            configmap_rules(&["CREATE"]),
+        )],
+    )
+    .await;
+    env.ok("POST", CONFIGMAPS, &configmap("twice")).await;
+    let again = env.hooks.calls("/label/again");
+    assert_eq!(
+        again.len(),
+        2,
+        "called again after once.localkube.test's change"
+    );
+    assert_eq!(
+        again[1]["object"]["metadata"]["labels"],
+        json!({"again": "yes", "once": "yes"})
+    );
+    assert_eq!(
+        env.hooks.calls("/label/once").len(),
+        1,
+        "Never is called once"
+    );
+}
+
+#[tokio::test]
 async fn warnings_reach_the_client_as_warning_headers() {
     let env = start().await;
     env.validating(
