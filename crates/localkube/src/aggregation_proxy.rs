@@ -11,8 +11,6 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use http_body_util::BodyExt;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use serde_json::{Value, json};
 
 use crate::access::{ADMIN_GROUPS, ADMIN_USER};
@@ -22,6 +20,7 @@ use crate::registry::{MountedGroup, ResourceType};
 use crate::status::ApiError;
 use crate::store::EventType;
 use crate::tls::FrontProxy;
+use crate::tls_client::{self, Trust};
 
 /// How often APIServices are probed.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(2);
@@ -47,7 +46,7 @@ pub fn claiming(core: &Core, segments: &[&str]) -> Option<Value> {
 fn unavailable(message: impl std::fmt::Display) -> Response {
     let mut e = ApiError::internal(format!("service unavailable: {message}"));
     e.code = 503;
-    e.reason = "ServiceUnavailable";
+    e.reason = "ServiceUnavailable".into();
     e.into_response()
 }
 
@@ -65,118 +64,32 @@ fn locate(core: &Core, api_service: &Value) -> Result<(Backend, String), Unreach
     Ok((backend, host))
 }
 
-/// Accepts any server certificate (`insecureSkipTLSVerify: true`), still checking signatures.
-#[derive(Debug)]
-struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// The TLS client for a backend: the front-proxy client certificate, and the backend verified
-/// with `caBundle` (or not at all when asked so).
-fn client_config(
-    front_proxy: &FrontProxy,
-    backend: &Backend,
-) -> Result<Arc<rustls::ClientConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
-    let builder = if backend.insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        let certs: Vec<CertificateDer<'static>> = if backend.ca_bundle.starts_with(b"-----") {
-            CertificateDer::pem_slice_iter(&backend.ca_bundle)
-                .collect::<Result<_, _>>()
-                .map_err(|e| format!("spec.caBundle is not valid PEM: {e}"))?
-        } else {
-            vec![CertificateDer::from(backend.ca_bundle.clone())]
-        };
-        let (added, _) = roots.add_parsable_certificates(certs);
-        if added == 0 {
-            return Err(
-                "spec.caBundle holds no usable CA certificate (and insecureSkipTLSVerify is not set)"
-                    .into(),
-            );
-        }
-        builder.with_root_certificates(roots)
-    };
-    let chain = vec![
-        CertificateDer::from_pem_slice(front_proxy.client_cert_pem.as_bytes())
-            .map_err(|e| e.to_string())?,
-    ];
-    let key = PrivateKeyDer::from_pem_slice(front_proxy.client_key_pem.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut cfg = builder
-        .with_client_auth_cert(chain, key)
-        .map_err(|e| e.to_string())?;
-    // Upgrades (websockets, SPDY) need HTTP/1.1.
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
-}
-
-/// A TLS connection to the backend.
+/// A TLS connection to the backend: the front-proxy client certificate presented, the backend
+/// verified with `caBundle` (or not at all when asked so).
 async fn connect(
     front_proxy: &FrontProxy,
     backend: &Backend,
     host: &str,
 ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
-    let cfg = client_config(front_proxy, backend)?;
-    let addr = format!("{host}:{}", backend.port);
-    let tcp = tokio::net::TcpStream::connect(&addr)
+    let trust = if backend.insecure {
+        Trust::Anything
+    } else {
+        Trust::CaBundle(&backend.ca_bundle)
+    };
+    let identity = (
+        front_proxy.client_cert_pem.as_str(),
+        front_proxy.client_key_pem.as_str(),
+    );
+    let cfg = tls_client::client_config(trust, Some(identity)).map_err(|e| {
+        if e.starts_with("caBundle") {
+            format!("spec.{e} (and insecureSkipTLSVerify is not set)")
+        } else {
+            e
+        }
+    })?;
+    tls_client::connect(cfg, host, backend.port, &backend.server_name())
         .await
-        .map_err(|e| format!("error trying to reach service: dial tcp {addr}: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    let name = ServerName::try_from(backend.server_name()).map_err(|e| e.to_string())?;
-    tokio_rustls::TlsConnector::from(cfg)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("error trying to reach service: tls to {addr}: {e}"))
+        .map_err(|e| format!("error trying to reach service: {e}"))
 }
 
 /// The request as the backend gets it: same method, path and query; the client's headers

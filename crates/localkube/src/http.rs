@@ -15,7 +15,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tower::ServiceExt;
 
 use crate::api::{
-    Core, DeleteOptions, FieldValidation, MAX_BODY, PatchType, WriteOptions, parse_propagation,
+    AdmissionHook, Core, DeleteOptions, FieldValidation, MAX_BODY, PatchType, Propagation,
+    WriteOptions, parse_propagation,
 };
 use crate::discovery;
 use crate::openapi;
@@ -25,6 +26,10 @@ use crate::status::{ApiError, ApiResult, Cause};
 use crate::store::{Change, EventType, Stored, watch_line};
 use crate::table;
 use crate::validation::{NameRule, check_name, go_quote};
+use crate::webhook_dispatch::{
+    Clients as WebhookClients, RequestInfo, WebhookAdmission, admission_for, run_write,
+};
+use crate::webhooks::Gvk;
 
 pub struct AppState {
     pub core: Arc<Core>,
@@ -34,6 +39,8 @@ pub struct AppState {
     pub bookmark_interval: Duration,
     /// The client certificate for proxying to APIServices' backends.
     pub front_proxy: crate::tls::FrontProxy,
+    /// TLS client configurations for admission webhooks.
+    pub webhook_clients: Arc<WebhookClients>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -205,13 +212,18 @@ fn json_bytes_response(code: StatusCode, body: Bytes, warnings: &[String]) -> Re
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    add_warnings(r.headers_mut(), warnings);
+    r
+}
+
+/// `Warning: 299 - "text"` headers, which kubectl prints as `Warning: text`.
+fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
     for w in warnings {
         let text = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
         if let Ok(v) = HeaderValue::from_str(&text) {
-            r.headers_mut().append(header::WARNING, v);
+            headers.append(header::WARNING, v);
         }
     }
-    r
 }
 
 fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
@@ -685,6 +697,7 @@ fn write_options(headers: &HeaderMap, q: &Query) -> ApiResult<WriteOptions> {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        admission: AdmissionHook::default(),
     })
 }
 
@@ -744,9 +757,104 @@ async fn resource_request(
     q: Query,
     req: Request,
 ) -> ApiResult<Response> {
+    let mut admitted = None;
+    let result = serve_resource(state, target, method, headers, q, req, &mut admitted).await;
+    // Webhooks' warnings reach the client whether the request succeeded or not.
+    let warnings = admitted.map(|a| a.warnings()).unwrap_or_default();
+    if warnings.is_empty() {
+        return result;
+    }
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    add_warnings(response.headers_mut(), &warnings);
+    Ok(response)
+}
+
+/// The admission of a request's writes by webhooks, when any are configured: of `subresource`
+/// of `rt`, whose objects are `kind`. Kept in `admitted` for the warnings webhooks answer with.
+struct Admitting<'a> {
+    state: &'a AppState,
+    rt: &'a Arc<ResourceType>,
+    ns: &'a str,
+    q: &'a Query,
+    admitted: &'a mut Option<Arc<WebhookAdmission>>,
+}
+
+impl Admitting<'_> {
+    fn hook(&mut self, subresource: &str, kind: Gvk, delete_options: Value) -> AdmissionHook {
+        let info = RequestInfo {
+            rt: self.rt.clone(),
+            subresource: subresource.to_string(),
+            kind,
+            namespace: self.ns.to_string(),
+            dry_run: self.q.dry_run().unwrap_or(false),
+            field_manager: self.q.get("fieldManager").map(str::to_string),
+            field_validation: self.q.get("fieldValidation").map(str::to_string),
+            delete_options,
+        };
+        match admission_for(&self.state.core, &self.state.webhook_clients, info) {
+            Some(a) => {
+                *self.admitted = Some(a.clone());
+                AdmissionHook::new(a)
+            }
+            None => AdmissionHook::default(),
+        }
+    }
+
+    /// Of the resource itself or a subresource that writes it (status, finalize).
+    fn of_objects(&mut self, subresource: &str, delete_options: Value) -> AdmissionHook {
+        let kind = Gvk::of(self.rt);
+        self.hook(subresource, kind, delete_options)
+    }
+}
+
+/// DeleteOptions as an AdmissionRequest carries them.
+fn delete_options_object(opts: &DeleteOptions) -> Value {
+    let mut o = json!({"kind": "DeleteOptions", "apiVersion": "meta.k8s.io/v1"});
+    if let Some(g) = opts.grace_period {
+        o["gracePeriodSeconds"] = json!(g);
+    }
+    let mut pre = serde_json::Map::new();
+    if let Some(uid) = &opts.precondition_uid {
+        pre.insert("uid".into(), json!(uid));
+    }
+    if let Some(rv) = &opts.precondition_rv {
+        pre.insert("resourceVersion".into(), json!(rv));
+    }
+    if !pre.is_empty() {
+        o["preconditions"] = Value::Object(pre);
+    }
+    if let Some(p) = opts.propagation {
+        o["propagationPolicy"] = json!(match p {
+            Propagation::Background => "Background",
+            Propagation::Foreground => "Foreground",
+            Propagation::Orphan => "Orphan",
+        });
+    }
+    if opts.dry_run {
+        o["dryRun"] = json!(["All"]);
+    }
+    o
+}
+
+async fn serve_resource(
+    state: &Arc<AppState>,
+    target: Target,
+    method: Method,
+    headers: HeaderMap,
+    q: Query,
+    req: Request,
+    admitted: &mut Option<Arc<WebhookAdmission>>,
+) -> ApiResult<Response> {
     let core = state.core.clone();
     let rt = target.rt.clone();
     let ns = target.namespace.clone().unwrap_or_default();
+    let mut admitting = Admitting {
+        state,
+        rt: &rt,
+        ns: &ns,
+        q: &q,
+        admitted,
+    };
     let how = rendering(&headers, &q)?;
     let mut warnings: Vec<String> = Vec::new();
     if let Some(w) = &rt.deprecation_warning {
@@ -788,9 +896,14 @@ async fn resource_request(
         if method != Method::POST {
             return Err(ApiError::method_not_allowed("bindings can only be created"));
         }
-        let opts = write_options(&headers, &q)?;
+        let mut opts = write_options(&headers, &q)?;
         let body = parse_object_body(&headers, &read_body(req).await?)?;
-        core.bind(&ns, &name, &body, &opts)?;
+        opts.admission = admitting.hook("binding", Gvk::core_v1("Binding"), Value::Null);
+        let (core, ns) = (core.clone(), ns.clone());
+        run_write(opts.admission.is_set(), move || {
+            core.bind(&ns, &name, &body, &opts)
+        })
+        .await?;
         let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
         return Ok(json_response(StatusCode::CREATED, &status, &warnings));
     }
@@ -812,6 +925,24 @@ async fn resource_request(
         }
         let name = target.name.clone().unwrap_or_default();
         let query = req.uri().query().map(str::to_string);
+        // Connecting is admitted as CONNECT of the PodPortForwardOptions.
+        let forward = Gvk::core_v1("PodPortForwardOptions");
+        let hook = admitting.hook("portforward", forward, Value::Null);
+        if hook.is_set() {
+            let ports: Vec<Value> =
+                q.0.iter()
+                    .filter(|(k, _)| k == "ports")
+                    .flat_map(|(_, v)| v.split(','))
+                    .filter_map(|p| p.trim().parse::<u16>().ok())
+                    .map(|p| json!(p))
+                    .collect();
+            let mut options = json!({"kind": "PodPortForwardOptions", "apiVersion": "v1"});
+            if !ports.is_empty() {
+                options["ports"] = Value::Array(ports);
+            }
+            let name = name.clone();
+            run_write(true, move || hook.connect(&name, options)).await?;
+        }
         return crate::node_proxy::port_forward(&core, &ns, &name, query.as_deref(), req).await;
     }
     let status_only = match target.subresource.as_deref() {
@@ -909,9 +1040,14 @@ async fn resource_request(
                     "create requires a namespace in the path for namespaced resources",
                 ));
             }
-            let opts = write_options(&headers, &q)?;
+            let mut opts = write_options(&headers, &q)?;
             let body = parse_object_body(&headers, &read_body(req).await?)?;
-            let mut w = core.create(&rt, &ns, body, &opts)?;
+            opts.admission = admitting.of_objects("", Value::Null);
+            let (core, rt2, ns) = (core.clone(), rt.clone(), ns.clone());
+            let mut w = run_write(opts.admission.is_set(), move || {
+                core.create(&rt2, &ns, body, &opts)
+            })
+            .await?;
             warnings.append(&mut w.warnings);
             Ok(written_response(
                 StatusCode::CREATED,
@@ -928,9 +1064,13 @@ async fn resource_request(
                 ));
             }
             let (labels, fields) = q.selectors()?;
-            let opts = delete_options(&q, &content_type(&headers), &read_body(req).await?)?;
-            let items =
-                core.delete_collection(&rt, target.namespace.as_deref(), &labels, &fields, &opts)?;
+            let mut opts = delete_options(&q, &content_type(&headers), &read_body(req).await?)?;
+            opts.admission = admitting.of_objects("", delete_options_object(&opts));
+            let (core2, rt2, ns2) = (core.clone(), rt.clone(), target.namespace.clone());
+            let items = run_write(opts.admission.is_set(), move || {
+                core2.delete_collection(&rt2, ns2.as_deref(), &labels, &fields, &opts)
+            })
+            .await?;
             let head = list_head(
                 &rt.api_version(),
                 &rt.list_kind(),
@@ -951,14 +1091,19 @@ async fn resource_request(
             Ok(json_response(StatusCode::OK, &out, &warnings))
         }
         (Some(name), Method::PUT) => {
-            let opts = write_options(&headers, &q)?;
+            let mut opts = write_options(&headers, &q)?;
             let body = parse_object_body(&headers, &read_body(req).await?)?;
-            let w = if target.subresource.as_deref() == Some("finalize") {
-                finalize_namespace(&core, &rt, name, body, &opts)?
-            } else {
-                core.update(&rt, &ns, name, body, &opts, status_only)?
-            };
-            let mut w = w;
+            let sub = target.subresource.clone().unwrap_or_default();
+            opts.admission = admitting.of_objects(&sub, Value::Null);
+            let (core, rt2, ns, name) = (core.clone(), rt.clone(), ns.clone(), name.clone());
+            let mut w = run_write(opts.admission.is_set(), move || {
+                if sub == "finalize" {
+                    finalize_namespace(&core, &rt2, &name, body, &opts)
+                } else {
+                    core.update(&rt2, &ns, &name, body, &opts, status_only)
+                }
+            })
+            .await?;
             warnings.append(&mut w.warnings);
             Ok(written_response(StatusCode::OK, &rt, w, how, &warnings))
         }
@@ -966,7 +1111,7 @@ async fn resource_request(
             let ct = content_type(&headers);
             let pt = PatchType::from_content_type(&ct)
                 .ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
-            let opts = write_options(&headers, &q)?;
+            let mut opts = write_options(&headers, &q)?;
             let bytes = read_body(req).await?;
             // kube-apiserver reads an empty apply body as null (and refuses it as such).
             let patch = if pt == PatchType::Apply && bytes.iter().all(u8::is_ascii_whitespace) {
@@ -974,7 +1119,13 @@ async fn resource_request(
             } else {
                 parse_document(&bytes, pt == PatchType::Apply)?
             };
-            let mut w = core.patch(&rt, &ns, name, pt, &patch, &opts, status_only)?;
+            let sub = target.subresource.clone().unwrap_or_default();
+            opts.admission = admitting.of_objects(&sub, Value::Null);
+            let (core, rt2, ns, name) = (core.clone(), rt.clone(), ns.clone(), name.clone());
+            let mut w = run_write(opts.admission.is_set(), move || {
+                core.patch(&rt2, &ns, &name, pt, &patch, &opts, status_only)
+            })
+            .await?;
             warnings.append(&mut w.warnings);
             let code = if w.created {
                 StatusCode::CREATED
@@ -987,8 +1138,13 @@ async fn resource_request(
             if status_only {
                 return Err(ApiError::method_not_allowed("status cannot be deleted"));
             }
-            let opts = delete_options(&q, &content_type(&headers), &read_body(req).await?)?;
-            let d = core.delete(&rt, &ns, name, &opts)?;
+            let mut opts = delete_options(&q, &content_type(&headers), &read_body(req).await?)?;
+            opts.admission = admitting.of_objects("", delete_options_object(&opts));
+            let (core, rt2, ns2, name2) = (core.clone(), rt.clone(), ns.clone(), name.clone());
+            let d = run_write(opts.admission.is_set(), move || {
+                core.delete(&rt2, &ns2, &name2, &opts)
+            })
+            .await?;
             if d.gone && !rt.is_custom() {
                 let body = json!({
                     "kind": "Status",
@@ -1264,12 +1420,12 @@ const MAX_WATCH_SECONDS: u64 = 365 * 24 * 3600;
 fn too_large_rv(asked: u64, current: u64) -> ApiError {
     ApiError {
         code: 504,
-        reason: "Timeout",
+        reason: "Timeout".into(),
         message: format!("Too large resource version: {asked}, current: {current}"),
-        details: Some(json!({
+        details: Some(Box::new(json!({
             "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
             "retryAfterSeconds": 1,
-        })),
+        }))),
     }
 }
 

@@ -42,7 +42,10 @@ pub(crate) mod strategic;
 pub(crate) mod strategy;
 pub(crate) mod table;
 pub(crate) mod tls;
+pub(crate) mod tls_client;
 pub(crate) mod validation;
+pub(crate) mod webhook_dispatch;
+pub(crate) mod webhooks;
 
 mod server;
 

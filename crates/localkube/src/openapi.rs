@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
 
-use k8s_openapi::api::{apps, authorization, coordination, core, events, rbac};
+use k8s_openapi::api::{
+    admissionregistration, apps, authorization, coordination, core, events, rbac,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1 as apireg;
 use schemars::JsonSchema;
@@ -125,6 +127,18 @@ const PATCH_EXTENSIONS: &[(&str, &str, &str, &str)] = &[
         "merge",
         "uid",
     ),
+    (
+        "io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration",
+        "webhooks",
+        "merge",
+        "name",
+    ),
+    (
+        "io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration",
+        "webhooks",
+        "merge",
+        "name",
+    ),
 ];
 
 const OPAQUE: &[&str] = &[
@@ -194,6 +208,16 @@ pub fn builtin_schemas() -> &'static BuiltinSchemas {
             "SelfSubjectAccessReview",
         );
         c.add::<apireg::APIService>("apiregistration.k8s.io", "v1", "APIService");
+        c.add::<admissionregistration::v1::MutatingWebhookConfiguration>(
+            "admissionregistration.k8s.io",
+            "v1",
+            "MutatingWebhookConfiguration",
+        );
+        c.add::<admissionregistration::v1::ValidatingWebhookConfiguration>(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingWebhookConfiguration",
+        );
         let mut components = c.generator.take_definitions(true);
         let mut by_kind = Vec::new();
         for (group, kind, tagged) in c.by_kind {
@@ -297,6 +321,12 @@ pub fn check_builtin_types(group: &str, kind: &str, obj: &Value) -> ApiResult<()
         }
         ("apiregistration.k8s.io", "APIService") => {
             decode_as::<apireg::APIService>(obj, kind, "v1")
+        }
+        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
+            decode_as::<admissionregistration::v1::MutatingWebhookConfiguration>(obj, kind, "v1")
+        }
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
+            decode_as::<admissionregistration::v1::ValidatingWebhookConfiguration>(obj, kind, "v1")
         }
         ("authorization.k8s.io", "SubjectAccessReview") => {
             decode_as::<authorization::v1::SubjectAccessReview>(obj, kind, "v1")

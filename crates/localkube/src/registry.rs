@@ -34,6 +34,8 @@ pub enum StrategyId {
     AccessReview,
     /// An APIService (see `crate::aggregation`).
     ApiService,
+    /// A Validating- or MutatingWebhookConfiguration (see `crate::webhooks`).
+    WebhookConfiguration,
 }
 
 impl StrategyId {
@@ -49,6 +51,10 @@ impl StrategyId {
             ("apiextensions.k8s.io", "customresourcedefinitions") => Self::CustomResourceDefinition,
             ("authorization.k8s.io", _) => Self::AccessReview,
             ("apiregistration.k8s.io", "apiservices") => Self::ApiService,
+            (
+                "admissionregistration.k8s.io",
+                "validatingwebhookconfigurations" | "mutatingwebhookconfigurations",
+            ) => Self::WebhookConfiguration,
             _ => Self::Plain,
         }
     }
@@ -274,6 +280,26 @@ const BUILTINS: &[Builtin] = &[
         false,
         false,
         &[],
+    ),
+    b(
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        &[],
+        false,
+        false,
+        &["api-extensions"],
+    ),
+    b(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        &[],
+        false,
+        false,
+        &["api-extensions"],
     ),
     b(
         "apiextensions.k8s.io",

@@ -38,7 +38,6 @@ pub enum SelectorError {
     #[error("unable to parse requirement: {0}")]
     Requirement(String),
     /// A `metav1.LabelSelector` object that cannot be converted.
-    #[cfg(test)]
     #[error("{0}")]
     InvalidLabelSelector(String),
     /// A field-selector term without a recognised operator.
@@ -220,8 +219,7 @@ pub fn parse_label_selector(s: &str) -> Result<LabelSelector, SelectorError> {
 }
 
 /// Converts a `metav1.LabelSelector` (`matchLabels` and `matchExpressions`)
-/// into a [`LabelSelector`]. `null` and `{}` select everything. Only the tests use it so far.
-#[cfg(test)]
+/// into a [`LabelSelector`]. `null` and `{}` select everything.
 pub fn label_selector_from_object(sel: &Value) -> Result<LabelSelector, SelectorError> {
     let obj = match sel {
         Value::Null => return Ok(LabelSelector::everything()),
@@ -270,7 +268,6 @@ pub fn label_selector_from_object(sel: &Value) -> Result<LabelSelector, Selector
     Ok(LabelSelector::from_requirements(requirements))
 }
 
-#[cfg(test)]
 fn expression_requirement(expr: &Value) -> Result<LabelRequirement, String> {
     let key = expr.get("key").and_then(Value::as_str).unwrap_or_default();
     let op_name = expr

@@ -106,6 +106,7 @@ impl Builder {
             mounted: mounted_routers,
             bookmark_interval: self.bookmark_interval,
             front_proxy: pki.front_proxy.clone(),
+            webhook_clients: Default::default(),
         });
         let app = router(state);
         let url = format!("https://{addr}");

@@ -1,5 +1,7 @@
 //! API errors as `metav1.Status` responses.
 
+use std::borrow::Cow;
+
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -16,9 +18,11 @@ pub struct Cause {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub code: u16,
-    pub reason: &'static str,
+    /// Kubernetes' own reasons are static; an admission webhook may answer with any.
+    pub reason: Cow<'static, str>,
     pub message: String,
-    pub details: Option<Value>,
+    /// Boxed: errors travel in every `Result`, which stays small.
+    pub details: Option<Box<Value>>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -44,7 +48,7 @@ impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             code,
-            reason,
+            reason: Cow::Borrowed(reason),
             message: message.into(),
             details: None,
         }
@@ -60,7 +64,7 @@ impl ApiError {
             d.insert("group".into(), json!(group));
         }
         d.insert("kind".into(), json!(kind_or_plural));
-        self.details = Some(Value::Object(d));
+        self.details = Some(Box::new(Value::Object(d)));
         self
     }
 
@@ -80,7 +84,7 @@ impl ApiError {
             "the server could not find the requested resource",
         );
         // kube-apiserver sends this one with empty details.
-        e.details = Some(json!({}));
+        e.details = Some(Box::new(json!({})));
         e
     }
 
@@ -230,7 +234,7 @@ impl ApiError {
             "Invalid",
             "the server rejected our request due to an error in our request",
         );
-        e.details = Some(json!({}));
+        e.details = Some(Box::new(json!({})));
         e
     }
 
@@ -247,6 +251,18 @@ impl ApiError {
         Self::new(500, "InternalError", message)
     }
 
+    /// kube-apiserver's `NewInternalError`: the cause is in the message and in `details`.
+    pub fn internal_error(cause: impl std::fmt::Display) -> Self {
+        let cause = cause.to_string();
+        let mut e = Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {cause}"),
+        );
+        e.details = Some(Box::new(json!({"causes": [{"message": cause}]})));
+        e
+    }
+
     /// The `metav1.Status` body of this error.
     pub fn to_status(&self) -> Value {
         let mut s = json!({
@@ -255,11 +271,14 @@ impl ApiError {
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
         });
+        // Omitted when empty, as Go's omitempty does (a webhook's denial may have none).
+        if !self.reason.is_empty() {
+            s["reason"] = json!(self.reason);
+        }
         // In kube-apiserver's order: details, then code.
         if let Some(d) = &self.details {
-            s["details"] = d.clone();
+            s["details"] = (**d).clone();
         }
         s["code"] = json!(self.code);
         s

@@ -171,6 +171,9 @@ impl PatchMeta for BuiltinPatchMeta {
             (_, ["status", "conditions"]) => ListStrategy::keyed("type"),
             ("Node", ["status", "addresses"]) => ListStrategy::keyed("type"),
             ("Service", ["spec", "ports"]) => ListStrategy::keyed("port"),
+            ("ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration", ["webhooks"]) => {
+                ListStrategy::keyed("name")
+            }
             _ => ListStrategy::Atomic,
         }
     }

@@ -593,6 +593,19 @@ pub fn builtin_columns(group: &str, resource: &str) -> Vec<Column> {
             ),
             age_col(),
         ],
+        (
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations" | "mutatingwebhookconfigurations",
+        ) => vec![
+            name_col(0),
+            col(
+                "Webhooks",
+                "integer",
+                "Webhooks indicates the number of webhooks registered in this configuration",
+                0,
+            ),
+            age_col(),
+        ],
         _ => default_columns(),
     }
 }
@@ -644,6 +657,14 @@ pub fn builtin_cells(group: &str, resource: &str, obj: &Value, now: DateTime<Utc
             name_cell(obj),
             json!(api_service_backend(obj)),
             json!(api_service_available(obj)),
+            json!(age(obj, now)),
+        ],
+        (
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations" | "mutatingwebhookconfigurations",
+        ) => vec![
+            name_cell(obj),
+            json!(list(obj, &["webhooks"]).len()),
             json!(age(obj, now)),
         ],
         _ => vec![name_cell(obj), created_at(obj)],

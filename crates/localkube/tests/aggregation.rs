@@ -15,19 +15,15 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use base64::Engine;
 use futures::{SinkExt, StreamExt};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-};
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use common::have_kubectl;
+use common::{have_kubectl, tls_backend};
 
 const GROUP: &str = "widgets.localkube.test";
 /// Generous, only so that a broken thing fails instead of hanging.
@@ -71,47 +67,10 @@ async fn echo_socket(ws: WebSocketUpgrade) -> impl IntoResponse {
     })
 }
 
-/// A CA and a serving certificate for `api.default.svc` signed by it: (CA PEM, cert, key).
-fn backend_pki() -> (String, String, String) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "test-backend-ca");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["api.default.svc".to_string()]).unwrap();
-    leaf.is_ca = IsCa::ExplicitNoCa;
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = leaf.signed_by(&key, &issuer).unwrap();
-    (ca_cert.pem(), cert.pem(), key.serialize_pem())
-}
-
-/// Starts the backend on 127.0.0.1, requiring client certificates signed by `client_ca_pem`.
-/// Returns its port and the CA that signed its serving certificate.
+/// Starts the backend on 127.0.0.1 with a certificate for `api.default.svc`, requiring client
+/// certificates signed by `client_ca_pem`. Returns its port and the CA that signed its
+/// serving certificate.
 async fn start_backend(client_ca_pem: &str) -> (u16, String) {
-    let (ca_pem, cert_pem, key_pem) = backend_pki();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(client_ca_pem.as_bytes()).unwrap())
-        .unwrap();
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider.clone())
-            .build()
-            .unwrap();
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(
-            vec![CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()],
-            PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap(),
-        )
-        .unwrap();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     let app = Router::new()
         .route(&format!("/apis/{GROUP}/v1"), get(discovery))
         .route(
@@ -122,29 +81,8 @@ async fn start_backend(client_ca_pem: &str) -> (u16, String) {
             &format!("/apis/{GROUP}/v1/namespaces/{{ns}}/widgets/echo/ws"),
             get(echo_socket),
         );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let (acceptor, app) = (acceptor.clone(), app.clone());
-            tokio::spawn(async move {
-                // A client without the front-proxy certificate fails here.
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection_with_upgrades(
-                        TokioIo::new(tls),
-                        TowerToHyperService::new(app),
-                    )
-                    .await;
-            });
-        }
-    });
-    (port, ca_pem)
+    let backend = tls_backend::serve(app, &["api.default.svc"], Some(client_ca_pem)).await;
+    (backend.port, backend.ca_pem)
 }
 
 /// localkube with the backend registered: Service `default/api` (ExternalName localhost)

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Core, WriteOptions, now_rfc3339, store_err};
+use super::{Core, Operation, WriteOptions, now_rfc3339, store_err};
 use crate::status::{ApiError, ApiResult};
 use crate::store::StoreError;
 
@@ -19,6 +19,11 @@ impl Core {
             .registry
             .find("", "v1", "pods")
             .expect("pods are built in");
+        // pods/binding is admitted as the creation of a Binding.
+        let mut binding = binding.clone();
+        opts.admission
+            .mutate(Operation::Create, name, &mut binding, None)?;
+        let binding = &binding;
         let node = binding
             .pointer("/target/name")
             .and_then(Value::as_str)
@@ -76,6 +81,8 @@ impl Core {
                 }
                 None => next["status"]["conditions"] = json!([cond]),
             }
+            opts.admission
+                .validate(Operation::Create, name, Some(binding), None)?;
             if opts.dry_run {
                 return Ok(());
             }

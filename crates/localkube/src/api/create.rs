@@ -2,7 +2,9 @@
 
 use serde_json::{Value, json};
 
-use super::{Core, WriteOptions, Written, meta, meta_str, now_rfc3339, store_err, strategy};
+use super::{
+    Core, Operation, WriteOptions, Written, meta, meta_str, now_rfc3339, store_err, strategy,
+};
 use crate::apply;
 use crate::registry::ResourceType;
 use crate::status::{ApiError, ApiResult};
@@ -32,27 +34,25 @@ impl Core {
         let strategy = strategy(rt);
         self.check_type(rt, &mut obj)?;
         strategy.admit_create(self, rt)?;
+        settle_namespace(rt, ns, &mut obj)?;
+        if meta(&obj)
+            .get("resourceVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+        {
+            return Err(ApiError::bad_request(
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
+        // Mutating admission sees the object before its name is generated and before the
+        // type's defaults, as kube-apiserver's does; what it returns is checked again.
+        let requested_name = meta_str(&obj, "name").to_string();
+        opts.admission
+            .mutate(Operation::Create, &requested_name, &mut obj, None)?;
+        self.check_type(rt, &mut obj)?;
+        settle_namespace(rt, ns, &mut obj)?;
         {
             let m = obj["metadata"].as_object_mut().expect("checked");
-            let body_ns = m.get("namespace").and_then(Value::as_str).unwrap_or("");
-            if rt.namespaced {
-                if !body_ns.is_empty() && body_ns != ns {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
-                }
-                m.insert("namespace".into(), json!(ns));
-            } else {
-                m.remove("namespace");
-            }
-            if m.get("resourceVersion")
-                .and_then(Value::as_str)
-                .is_some_and(|s| !s.is_empty())
-            {
-                return Err(ApiError::bad_request(
-                    "resourceVersion should not be set on objects to be created",
-                ));
-            }
             let name = m.get("name").and_then(Value::as_str).unwrap_or("");
             if name.is_empty() {
                 match m.get("generateName").and_then(Value::as_str) {
@@ -109,6 +109,8 @@ impl Core {
             ),
         }
         self.check_namespace(rt, ns, true)?;
+        opts.admission
+            .validate(Operation::Create, &name, Some(&obj), None)?;
         let stored = self.to_storage(rt, obj);
         let key_ns = if rt.namespaced { ns } else { "" };
         let (result, stored) = strategy.commit_create(self, stored, &mut |stored| {
@@ -155,4 +157,24 @@ impl Core {
             .map(|c| (c.object, Some(c.stored)))
             .map_err(|e| store_err(rt, name, e))
     }
+}
+
+/// The object's namespace as the request's: set when absent, cleared for cluster-scoped types,
+/// refused when it differs.
+fn settle_namespace(rt: &ResourceType, ns: &str, obj: &mut Value) -> ApiResult<()> {
+    let m = obj["metadata"]
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+    let body_ns = m.get("namespace").and_then(Value::as_str).unwrap_or("");
+    if !rt.namespaced {
+        m.remove("namespace");
+        return Ok(());
+    }
+    if !body_ns.is_empty() && body_ns != ns {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    m.insert("namespace".into(), json!(ns));
+    Ok(())
 }

@@ -7,7 +7,8 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use super::{
-    Core, DeleteOptions, Deleted, Propagation, finalizers, is_deleting, meta, store_err, strategy,
+    Core, DeleteOptions, Deleted, Operation, Propagation, finalizers, is_deleting, meta, store_err,
+    strategy,
 };
 use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector};
@@ -77,6 +78,12 @@ impl Core {
                         "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rv}"
                     ),
                 ));
+            }
+            if let Some(admission) = opts.admission.get() {
+                // A deletion is admitted with the object as it is now, after the preconditions.
+                let old = self.view_of(rt, &current);
+                admission.mutate(Operation::Delete, name, None, Some(&old))?;
+                admission.validate(Operation::Delete, name, None, Some(&old))?;
             }
             match self.try_delete(rt, key_ns, name, &current, opts) {
                 Err(e) if e.reason == "Conflict" && e.message.contains("has been modified") => {

@@ -3,7 +3,10 @@
 //!
 //! One file per verb (`create`, `update`, `patch`, `delete`, `read` for get and list, `bind`
 //! for pods/binding); `checks` holds what every write checks, `view` how a type shows its
-//! stored objects. This file holds the options and results the verbs share.
+//! stored objects. This file holds the options and results the verbs share, and the seam through
+//! which a write is admitted (`Admission`: admission webhooks, see `crate::webhooks`).
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -25,6 +28,8 @@ mod patch;
 mod read;
 mod update;
 mod view;
+
+pub use patch::apply_json_patch_ops;
 
 /// The largest request body the server reads (kube-apiserver's limit is 3 MiB).
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -50,6 +55,112 @@ impl FieldValidation {
     }
 }
 
+/// The operation that admission sees a write as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Create,
+    Update,
+    Delete,
+    Connect,
+}
+
+impl Operation {
+    /// As `AdmissionRequest.operation` and webhook rules spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+            Operation::Connect => "CONNECT",
+        }
+    }
+}
+
+/// Admission of one request's writes, called by the verbs where kube-apiserver calls its
+/// admission chain: `mutate` before the type's defaults and checks, `validate` after them,
+/// just before storage. Neither is called with a storage lock held, so an implementation may
+/// block on servers that call back into this one.
+pub trait Admission: Send + Sync {
+    /// May change `object` (None for DELETE, which has only `old`).
+    fn mutate(
+        &self,
+        op: Operation,
+        name: &str,
+        object: Option<&mut Value>,
+        old: Option<&Value>,
+    ) -> ApiResult<()>;
+
+    fn validate(
+        &self,
+        op: Operation,
+        name: &str,
+        object: Option<&Value>,
+        old: Option<&Value>,
+    ) -> ApiResult<()>;
+}
+
+/// The admission of a request's writes; none for the server's own writes.
+#[derive(Clone, Default)]
+pub struct AdmissionHook(Option<Arc<dyn Admission>>);
+
+impl AdmissionHook {
+    pub fn new(admission: Arc<dyn Admission>) -> Self {
+        AdmissionHook(Some(admission))
+    }
+
+    fn get(&self) -> Option<&dyn Admission> {
+        self.0.as_deref()
+    }
+
+    /// Whether writes are admitted by something (so may block on it).
+    pub fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Mutating admission of a new or changed object.
+    fn mutate(
+        &self,
+        op: Operation,
+        name: &str,
+        object: &mut Value,
+        old: Option<&Value>,
+    ) -> ApiResult<()> {
+        match self.get() {
+            Some(a) => a.mutate(op, name, Some(object), old),
+            None => Ok(()),
+        }
+    }
+
+    fn validate(
+        &self,
+        op: Operation,
+        name: &str,
+        object: Option<&Value>,
+        old: Option<&Value>,
+    ) -> ApiResult<()> {
+        match self.get() {
+            Some(a) => a.validate(op, name, object, old),
+            None => Ok(()),
+        }
+    }
+
+    /// Admission of a connection (CONNECT) to `name` with these options.
+    pub fn connect(&self, name: &str, mut options: Value) -> ApiResult<()> {
+        self.mutate(Operation::Connect, name, &mut options, None)?;
+        self.validate(Operation::Connect, name, Some(&options), None)
+    }
+}
+
+impl std::fmt::Debug for AdmissionHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "AdmissionHook(some)"
+        } else {
+            "AdmissionHook(none)"
+        })
+    }
+}
+
 /// Options every write accepts.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
@@ -59,6 +170,7 @@ pub struct WriteOptions {
     pub force: bool,
     /// Who is writing, for the default field manager (the User-Agent's first word).
     pub user_agent: Option<String>,
+    pub admission: AdmissionHook,
 }
 
 impl WriteOptions {
@@ -110,6 +222,7 @@ pub struct DeleteOptions {
     pub precondition_rv: Option<String>,
     pub propagation: Option<Propagation>,
     pub dry_run: bool,
+    pub admission: AdmissionHook,
 }
 
 impl DeleteOptions {
@@ -235,6 +348,7 @@ fn strategy(rt: &ResourceType) -> &'static dyn Strategy {
         // Reviews never reach the verbs (http answers them); nothing to store.
         StrategyId::AccessReview => &builtin::Plain,
         StrategyId::ApiService => &crate::aggregation::ApiServices,
+        StrategyId::WebhookConfiguration => &crate::webhooks::WebhookConfigurations,
     }
 }
 

@@ -308,6 +308,17 @@ impl From<json_patch::PatchError> for JsonPatchError {
     }
 }
 
+/// A JSON patch applied as a PATCH request's is (the leniencies and the copy limit below), for
+/// the other patches the server applies: admission webhooks' answers.
+pub fn apply_json_patch_ops(doc: &mut Value, ops: json_patch::Patch) -> Result<(), String> {
+    apply_json_patch(doc, ops, MAX_JSON_PATCH_COPY_BYTES).map_err(|e| match e {
+        JsonPatchError::Op(e) => e.to_string(),
+        JsonPatchError::CopyLimit => format!(
+            "the copy operations of the patch add more than {MAX_JSON_PATCH_COPY_BYTES} bytes"
+        ),
+    })
+}
+
 /// Applies RFC 6902 operations one by one, with the leniencies of the json-patch library
 /// kube-apiserver uses (evanphx/json-patch v4), which clients rely on:
 /// - a `test` for `null` passes when the path does not exist (kube-rs's finalizer helper);

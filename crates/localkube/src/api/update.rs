@@ -8,13 +8,14 @@ use serde_json::{Value, json};
 
 use super::delete::removable_now;
 use super::{
-    Core, WriteOptions, Written, finalizers, is_deleting, is_store_conflict, meta, meta_str,
-    now_rfc3339, storage_key, store_err, strategy, uid_immutable,
+    Core, Operation, WriteOptions, Written, finalizers, is_deleting, is_store_conflict, meta,
+    meta_str, now_rfc3339, storage_key, store_err, strategy, uid_immutable,
 };
 use crate::apply;
 use crate::registry::ResourceType;
 use crate::status::{ApiError, ApiResult};
 use crate::store::Stored;
+use crate::validation::go_quote;
 
 /// Everything but metadata and status: what `generation` tracks.
 fn spec_part(obj: &Value) -> Value {
@@ -139,6 +140,42 @@ impl Core {
         managed_override: Option<Value>,
     ) -> ApiResult<Written> {
         let strategy = strategy(rt);
+        // Mutating admission sees the object as sent (or patched), before what the server
+        // keeps is put back; it may not rename or move it.
+        if opts.admission.is_set()
+            && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            // Webhooks see the object where it is, as kube-apiserver shows it to them.
+            for (field, value) in [("name", name), ("namespace", ns)] {
+                if !value.is_empty()
+                    && m.get(field)
+                        .and_then(Value::as_str)
+                        .is_none_or(str::is_empty)
+                {
+                    m.insert(field.to_string(), json!(value));
+                }
+            }
+        }
+        let before = [
+            meta_str(&obj, "name").to_string(),
+            meta_str(&obj, "namespace").to_string(),
+        ];
+        opts.admission
+            .mutate(Operation::Update, name, &mut obj, Some(&current_view))?;
+        self.check_type(rt, &mut obj)?;
+        for (field, was) in ["name", "namespace"].into_iter().zip(before) {
+            let now = meta_str(&obj, field);
+            if now != was {
+                return Err(ApiError::invalid_field(
+                    &rt.group,
+                    &rt.kind,
+                    name,
+                    &format!("metadata.{field}"),
+                    "FieldValueInvalid",
+                    format!("Invalid value: {}: field is immutable", go_quote(now)),
+                ));
+            }
+        }
         if status_only {
             // Only the status stanza moves; everything else stays as stored.
             let status = obj.get("status").cloned();
@@ -216,6 +253,8 @@ impl Core {
                 }
             }
         }
+        opts.admission
+            .validate(Operation::Update, name, Some(&obj), Some(&current_view))?;
         if same_content(&obj, &current_view) && managed_override.is_none() {
             let json = Self::shows_as_stored(rt, current).then(|| current.json());
             return Ok(Written {

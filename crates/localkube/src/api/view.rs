@@ -74,7 +74,7 @@ impl Core {
         Bytes::from(json)
     }
 
-    pub(super) fn to_storage(&self, rt: &ResourceType, obj: Value) -> Value {
+    pub(crate) fn to_storage(&self, rt: &ResourceType, obj: Value) -> Value {
         match rt.view {
             View::EventsV1 => events::to_core(&obj),
             View::Plain => {

@@ -1,6 +1,8 @@
 //! Shared harness: runs the real `localkube` binary on a random port with a temporary
-//! kubeconfig, and runs kubectl against it.
+//! kubeconfig, and runs kubectl against it; `tls_backend` serves what localkube calls over TLS.
 #![allow(dead_code)]
+
+pub mod tls_backend;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
