@@ -10,6 +10,7 @@
 //! (`webhooks`) are open: the API server calls webhooks without a client certificate.
 
 pub mod authorization;
+pub mod client_cert;
 pub mod discovery;
 pub mod front_proxy;
 pub mod loopback;

@@ -14,6 +14,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+use crate::client_cert::RequestHeaderVerifier;
+
 /// The common name of the verified client certificate of a request's connection, if any.
 #[derive(Debug, Clone, Default)]
 pub struct PeerName(pub Option<String>);
@@ -34,24 +36,18 @@ pub fn server_config(
     );
     let key =
         PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).context("reading the private key")?;
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(client_ca_pem.as_bytes()) {
-        roots
-            .add(ca.context("reading the request-header CA")?)
-            .context("adding the request-header CA")?;
-    }
+    let roots = CertificateDer::pem_slice_iter(client_ca_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .context("reading the request-header CA")?;
     anyhow::ensure!(
         !roots.is_empty(),
         "the request-header CA holds no certificate"
     );
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .allow_unauthenticated()
-    .build()
-    .context("building the client certificate verifier")?;
+    let verifier = Arc::new(RequestHeaderVerifier::new(
+        roots,
+        provider.signature_verification_algorithms,
+    ));
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
