@@ -92,7 +92,7 @@ grep -q 'serving on' "$work/virt-api.log" || { cat "$work/virt-api.log" >&2; exi
 pids+=($!)
 "$bin/localkube" node --kubeconfig "$KUBECONFIG" >"$work/node.log" 2>&1 &
 pids+=($!)
-show head -1 "$work/virt-api.log"
+show grep "serving on" "$work/virt-api.log"
 show kubectl get apiservices v1.subresources.kubevirt.io v1alpha3.subresources.kubevirt.io
 show kubectl get validatingwebhookconfigurations,mutatingwebhookconfigurations
 for _ in $(seq 300); do kubectl get nodes 2>/dev/null | grep -q ' Ready' && break; sleep 0.1; done
@@ -135,9 +135,16 @@ lifecycle "$KUBECONFIG"
 echo
 echo "# editor: the same verbs, and no status writes"
 lifecycle "$work/editor.kubeconfig"
-refused 'cannot patch resource "virtualmachines/status"' \
+refused 'User "system:serviceaccount:default:editor" cannot get resource "virtualmachines/status"' \
   kubectl --kubeconfig "$work/editor.kubeconfig" patch vm vm-cirros --subresource=status \
   --type=merge -p '{"status":{"ready":true}}'
+# kubectl reads the status before it patches; the PATCH alone, as virtctl's client side sends it:
+server=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
+echo "Authorization: Bearer $(kubectl create token editor)" >"$work/editor.header"
+refused 'cannot patch resource \"virtualmachines/status\"' \
+  curl -sSk --fail-with-body -X PATCH -H @"$work/editor.header" \
+  -H 'Content-Type: application/merge-patch+json' -d '{"status":{"ready":true}}' \
+  "$server/apis/kubevirt.io/v1/namespaces/default/virtualmachines/vm-cirros/status"
 
 echo
 echo "# viewer: may look, may not start"

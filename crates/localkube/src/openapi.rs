@@ -182,6 +182,7 @@ pub fn builtin_schemas() -> &'static BuiltinSchemas {
         c.add::<core::v1::ServiceAccount>("", "v1", "ServiceAccount");
         c.add::<core::v1::Event>("", "v1", "Event");
         c.add::<apps::v1::Deployment>("apps", "v1", "Deployment");
+        c.add::<apps::v1::DaemonSet>("apps", "v1", "DaemonSet");
         c.add::<coordination::v1::Lease>("coordination.k8s.io", "v1", "Lease");
         c.add::<events::v1::Event>("events.k8s.io", "v1", "Event");
         c.add::<rbac::v1::Role>("rbac.authorization.k8s.io", "v1", "Role");
@@ -304,6 +305,7 @@ pub fn check_builtin_types(group: &str, kind: &str, obj: &Value) -> ApiResult<()
         ("", "ServiceAccount") => decode_as::<core::v1::ServiceAccount>(obj, kind, "v1"),
         ("", "Event") => decode_as::<core::v1::Event>(obj, kind, "v1"),
         ("apps", "Deployment") => decode_as::<apps::v1::Deployment>(obj, kind, "v1"),
+        ("apps", "DaemonSet") => decode_as::<apps::v1::DaemonSet>(obj, kind, "v1"),
         ("coordination.k8s.io", "Lease") => decode_as::<coordination::v1::Lease>(obj, kind, "v1"),
         ("events.k8s.io", "Event") => decode_as::<events::v1::Event>(obj, kind, "v1"),
         ("rbac.authorization.k8s.io", "Role") => decode_as::<rbac::v1::Role>(obj, kind, "v1"),

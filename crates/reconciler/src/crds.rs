@@ -65,8 +65,10 @@ pub fn virtual_machine() -> CustomResourceDefinition {
         if let Some(spec) = schema_mut(v, &["spec"]) {
             // Keep fields this toolkit does not model (dataVolumeTemplates, instancetype, ...).
             spec["x-kubernetes-preserve-unknown-fields"] = json!(true);
-            // running and runStrategy are mutually exclusive.
-            spec["not"] = json!({"required": ["running", "runStrategy"]});
+            // running and runStrategy are mutually exclusive: virt-api's webhook says so in
+            // KubeVirt's words; where no webhook runs, this CEL rule (Kubernetes 1.25+) does.
+            // No structural `not` rule: it would refuse first, with a message that names
+            // neither field (Part A §3).
             spec["x-kubernetes-validations"] = json!([{
                 "rule": "!(has(self.running) && has(self.runStrategy))",
                 "message": "Running and RunStrategy are mutually exclusive"
@@ -189,7 +191,14 @@ mod tests {
         assert_eq!(columns, ["Age", "Status", "Ready"]);
         let schema = serde_json::to_value(&v1.schema).unwrap();
         let spec = &schema["openAPIV3Schema"]["properties"]["spec"];
-        assert_eq!(spec["not"]["required"], json!(["running", "runStrategy"]));
+        assert!(
+            spec.get("not").is_none(),
+            "the webhook's message must reach users"
+        );
+        assert_eq!(
+            spec["x-kubernetes-validations"][0]["message"],
+            "Running and RunStrategy are mutually exclusive"
+        );
         assert_eq!(
             spec["properties"]["template"]["properties"]["spec"]["x-kubernetes-preserve-unknown-fields"],
             json!(true)

@@ -367,3 +367,83 @@ async fn the_vm_webhook_denies_running_with_run_strategy_for_a_caller_without_a_
     .await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
 }
+
+/// A raw POST of `vm` through localkube: (status, warning headers, body).
+async fn create_vm_raw(client: &kube::Client, vm: Value) -> (u16, Vec<String>, Value) {
+    let request = http::Request::post("/apis/kubevirt.io/v1/namespaces/default/virtualmachines")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&vm).unwrap())
+        .unwrap();
+    let response = client.send(request.map(Into::into)).await.unwrap();
+    let status = response.status().as_u16();
+    let warnings = response
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, warnings, serde_json::from_slice(&body).unwrap())
+}
+
+fn vm_with(name: &str, strategy: Value) -> Value {
+    let mut vm = json!({
+        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+        "metadata": {"name": name},
+        "spec": {"template": {"spec": {
+            "domain": {"devices": {}, "resources": {"requests": {"memory": "64Mi"}}}
+        }}},
+    });
+    for (k, v) in strategy.as_object().unwrap() {
+        vm["spec"][k] = v.clone();
+    }
+    vm
+}
+
+#[tokio::test]
+async fn localkube_sends_vm_writes_through_virt_apis_webhooks() {
+    let s = setup().await;
+    let (code, _, status) = create_vm_raw(
+        &s.client,
+        vm_with("both", json!({"running": true, "runStrategy": "Always"})),
+    )
+    .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["message"],
+        "admission webhook \"virtualmachine-validator.kubevirt.io\" denied the request: Running and \
+         RunStrategy are mutually exclusive. Note that Running is deprecated, please use RunStrategy \
+         instead"
+    );
+    assert_eq!(status["details"]["causes"][0]["field"], "spec.running");
+    let (code, _, status) = create_vm_raw(&s.client, vm_with("neither", json!({}))).await;
+    assert_eq!(code, 422, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("RunStrategy must be specified"),
+        "{status}"
+    );
+    // Admitted with the deprecation warning, and mutated as KubeVirt's webhook does.
+    let (code, warnings, vm) =
+        create_vm_raw(&s.client, vm_with("legacy", json!({"running": false}))).await;
+    assert_eq!(code, 201, "{vm}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("spec.running is deprecated, please use spec.runStrategy instead")),
+        "{warnings:?}"
+    );
+    assert_eq!(
+        vm["metadata"]["annotations"]["kubevirt.io/latest-observed-api-version"],
+        "v1"
+    );
+    let firmware = &vm["spec"]["template"]["spec"]["domain"]["firmware"];
+    assert_eq!(firmware["uuid"].as_str().map(str::len), Some(36), "{vm}");
+    assert_eq!(firmware["serial"].as_str().map(str::len), Some(36), "{vm}");
+    assert_eq!(
+        vm["spec"]["template"]["spec"]["domain"]["machine"]["type"],
+        "q35"
+    );
+}
