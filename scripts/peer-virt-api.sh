@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The toolkit on a real kube-apiserver (the peer of ../shared/peer/README.md; not in CI, which
-# cannot build it): virt-api on loopback as the aggregated server (Service ExternalName
+# The toolkit on a real kube-apiserver (the peer kube-apiserver 1.24 of docs/cluster.md, "Checked
+# against kube-apiserver 1.24"; not in CI, which cannot build it): virt-api on loopback as the aggregated server (Service ExternalName
 # localhost) with its webhooks by url, virt-controller and a localkube node drive the seed's VM.
 # Checks, each printed as a transcript and asserted:
 #   - start, pause, unpause, restart and stop through the aggregated API, for the admin and for
@@ -10,7 +10,7 @@
 #   - the webhooks refuse a VM with both running and runStrategy.
 # Exits 1 at the first check that does not hold.
 #
-# Usage: NO_KCM=1 ../shared/peer/start.sh && scripts/peer-virt-api.sh [BIN_DIR]
+# Usage: start a fresh peer (its start.sh with NO_KCM=1), then scripts/peer-virt-api.sh [BIN_DIR]
 #   BIN_DIR holds virtctl, virt-api, virt-controller and localkube (default: target/release;
 #   cargo build --release -p virtctl -p virt-api -p virt-controller -p localkube)
 set -euo pipefail
@@ -22,7 +22,7 @@ for b in virtctl virt-api virt-controller localkube; do
   [ -x "$bin/$b" ] || { echo "peer-virt-api: $bin/$b is missing (see Usage)" >&2; exit 1; }
 done
 kubectl get --raw /readyz >/dev/null 2>&1 || {
-  echo "peer-virt-api: no API server at $KUBECONFIG; start it with NO_KCM=1 ../shared/peer/start.sh" >&2
+  echo "peer-virt-api: no API server at $KUBECONFIG; start the peer first (docs/cluster.md)" >&2
   exit 1
 }
 
