@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The toolkit on a real kube-apiserver (the peer kube-apiserver 1.24 of docs/cluster.md, "Checked
-# against kube-apiserver 1.24"; not in CI, which cannot build it): virt-api on loopback as the aggregated server (Service ExternalName
-# localhost) with its webhooks by url, virt-controller and a localkube node drive the seed's VM.
+# The toolkit on a real kube-apiserver (the peer kube-apiserver 1.24 of docs/cluster.md,
+# "Checked against kube-apiserver 1.24"; not in CI, which cannot build it): virt-api on loopback
+# as the aggregated server (Service ExternalName localhost) with its webhooks by url,
+# virt-controller and a localkube node drive the seed's VM.
 # Checks, each printed as a transcript and asserted:
 #   - start, pause, unpause, restart and stop through the aggregated API, for the admin and for
 #     a ServiceAccount bound to kubevirt.io:edit only;
