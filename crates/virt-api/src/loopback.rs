@@ -19,7 +19,8 @@ use virt_reconciler::admission::Reviewer;
 pub const NAMESPACE: &str = "kubevirt";
 pub const SERVICE: &str = "virt-api";
 
-fn api_services(client: &Client) -> Api<DynamicObject> {
+/// The APIServices of the API server of `client`.
+pub fn api_services(client: &Client) -> Api<DynamicObject> {
     let resource = ApiResource {
         group: "apiregistration.k8s.io".into(),
         version: "v1".into(),

@@ -4,6 +4,8 @@
 //! asks localkube's authorizer about the named user, and serves the admission webhooks to
 //! anyone.
 
+mod common;
+
 use std::sync::Arc;
 
 use base64::Engine;
@@ -24,17 +26,8 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let server = localkube::LocalKube::builder()
-        .start()
-        .await
-        .expect("localkube starts");
+    let (server, _) = common::localkube_with_crds(None).await;
     let client = server.client().await.unwrap();
-    let crds: Api<
-        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-    > = Api::all(client.clone());
-    for (_, crd) in virt_reconciler::crds::all() {
-        crds.create(&PostParams::default(), &crd).await.unwrap();
-    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let virt_api = virt_api::loopback::serve(
         &client,
@@ -66,15 +59,10 @@ async fn through_api_server(client: &kube::Client, method: Method, path: &str) -
 
 /// The CA virt-api's APIService carries: what the API server trusts it with.
 async fn virt_api_ca(client: &kube::Client) -> String {
-    let resource = ApiResource {
-        group: "apiregistration.k8s.io".into(),
-        version: "v1".into(),
-        api_version: "apiregistration.k8s.io/v1".into(),
-        kind: "APIService".into(),
-        plural: "apiservices".into(),
-    };
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-    let obj = api.get("v1.subresources.kubevirt.io").await.unwrap();
+    let obj = virt_api::loopback::api_services(client)
+        .get("v1.subresources.kubevirt.io")
+        .await
+        .unwrap();
     let b64 = obj.data["spec"]["caBundle"].as_str().unwrap();
     String::from_utf8(
         base64::engine::general_purpose::STANDARD

@@ -3,13 +3,14 @@
 //! `/healthz` over TLS with the given certificate; `--register-loopback` makes the group
 //! reachable through the API server; bad input is a clear error and a non-zero exit.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{Api, PostParams};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
@@ -65,18 +66,7 @@ fn start(args: &[String]) -> (Running, u16) {
 
 async fn localkube_with_crds() -> (localkube::Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let server = localkube::LocalKube::builder()
-        .kubeconfig_out(dir.path().join("kubeconfig"))
-        .start()
-        .await
-        .unwrap();
-    let client = server.client().await.unwrap();
-    let crds: Api<
-        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
-    > = Api::all(client.clone());
-    for (_, crd) in virt_reconciler::crds::all() {
-        crds.create(&PostParams::default(), &crd).await.unwrap();
-    }
+    let (server, _) = common::localkube_with_crds(Some(&dir.path().join("kubeconfig"))).await;
     (server, dir)
 }
 

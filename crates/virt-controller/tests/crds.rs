@@ -86,22 +86,21 @@ async fn localkube_serves_the_crds_and_accepts_the_seed_vm() {
     let vm: virt_reconciler::VirtualMachine = serde_json::from_value(v1.clone()).unwrap();
     assert_eq!(vm.spec.running, Some(false));
     assert_eq!(serde_json::to_value(&vm.spec).unwrap(), v1["spec"]);
-    // running together with runStrategy is refused by the schema.
+    // running together with runStrategy: virt-api's webhook refuses it, and servers that
+    // evaluate CEL refuse it by the CRD's rule; localkube has neither here, and the CRD has no
+    // structural rule that would answer before the webhook (Part A §3), so it is stored.
     let mut both = seed.clone();
     both["metadata"]["name"] = "both".into();
     both["spec"]["runStrategy"] = "Always".into();
-    match send(
+    send(
         &client,
         "POST",
         "/apis/kubevirt.io/v1alpha3/namespaces/default/virtualmachines",
         both,
     )
     .await
-    {
-        Err(kube::Error::Api(e)) => assert_eq!(e.code, 422, "{}", e.message),
-        other => panic!("running with runStrategy should be refused: {other:?}"),
-    }
-    // An unknown run strategy too.
+    .expect("the schema alone accepts running with runStrategy");
+    // An unknown run strategy is refused by the schema.
     let mut bad = seed;
     bad["metadata"]["name"] = "bad".into();
     bad["spec"].as_object_mut().unwrap().remove("running");
