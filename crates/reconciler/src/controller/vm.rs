@@ -120,33 +120,63 @@ async fn claim(
     }
 }
 
-/// Deletes the VM's VMI of this UID; a failure is returned for the Failure condition.
-async fn delete_vmi(ctx: &Context, vm: &VirtualMachine, uid: &str) -> Option<SyncFailure> {
+/// Deletes the VM's VMI of this UID, as it was at `version`; a failure is returned for the
+/// Failure condition.
+///
+/// The preconditions make the delete stand only on what it was decided on: the cache may
+/// still show the VMI owned by a VM being deleted after the garbage collector orphaned it (and
+/// removed the VM's `orphan` finalizer, the only other sign of an orphaning delete).
+async fn delete_vmi(
+    ctx: &Context,
+    vm: &VirtualMachine,
+    uid: &str,
+    version: Option<&str>,
+) -> Deleted {
     ctx.expectations.expect_delete(&key(vm), uid);
     let vmis: Api<VirtualMachineInstance> =
         Api::namespaced(ctx.client.clone(), &vm.namespace().unwrap_or_default());
     ctx.metrics.write("vmi", "delete");
+    let params = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: version.map(str::to_string),
+        }),
+        ..DeleteParams::default()
+    };
     // The VMI has the VM's name (see `claim`).
-    match vmis.delete(&vm.name_any(), &DeleteParams::default()).await {
+    match vmis.delete(&vm.name_any(), &params).await {
         Ok(_) => {
             let note = format!(
                 "Stopped the virtual machine by deleting the virtual machine instance {uid}"
             );
             event(ctx, vm, false, "SuccessfulDelete", note).await;
-            None
+            Deleted::Done
         }
         Err(kube::Error::Api(e)) if e.code == 404 => {
             ctx.expectations.forget(&key(vm));
-            None
+            Deleted::Done
+        }
+        // Changed since the decision: its event brings the next one.
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            ctx.expectations.forget(&key(vm));
+            Deleted::Stale
         }
         Err(e) => {
             ctx.expectations.forget(&key(vm));
             let failed = FailedWrite::Delete;
             let msg = failed.message(&crate::kube_error::message(&e));
             event(ctx, vm, true, "FailedDelete", msg.clone()).await;
-            Some(SyncFailure::of(failed.reason(), msg, &e))
+            Deleted::Failed(SyncFailure::of(failed.reason(), msg, &e))
         }
     }
+}
+
+/// What became of a VMI deletion.
+enum Deleted {
+    Done,
+    /// Not sent: the VMI changed since the decision was made.
+    Stale,
+    Failed(SyncFailure),
 }
 
 /// Creates the VM's VMI; a failure is returned for the Failure condition.
@@ -209,21 +239,32 @@ async fn patch_vm(
 }
 
 /// Executes the decision; returns what failed, if anything, and when to look again.
+/// `vmi_version` is the resourceVersion of the VMI the decision was made on.
 async fn execute(
     ctx: &Context,
     vm: &VirtualMachine,
     decision: Decision,
+    vmi_version: Option<&str>,
 ) -> Result<(Option<SyncFailure>, Option<Duration>), Error> {
     let failure = match decision {
         Decision::Nothing => None,
         Decision::Wait(wait) => return Ok((None, Some(wait))),
         Decision::CreateVmi { paused } => create_vmi(ctx, vm, paused).await,
-        Decision::DeleteVmi { uid } => delete_vmi(ctx, vm, &uid).await,
-        // As KubeVirt: a failed delete is reported, and no Start is queued for it.
-        Decision::RerunVmi { uid, queue_start } => match delete_vmi(ctx, vm, &uid).await {
-            Some(failed) => Some(failed),
-            None => patch_vm(ctx, vm, true, queue_start, FailedWrite::QueueRerunStart).await?,
+        Decision::DeleteVmi { uid } => match delete_vmi(ctx, vm, &uid, vmi_version).await {
+            Deleted::Failed(failed) => Some(failed),
+            Deleted::Done | Deleted::Stale => None,
         },
+        // As KubeVirt: a failed delete is reported, and no Start is queued for it (nor for
+        // one not sent).
+        Decision::RerunVmi { uid, queue_start } => {
+            match delete_vmi(ctx, vm, &uid, vmi_version).await {
+                Deleted::Failed(failed) => Some(failed),
+                Deleted::Stale => None,
+                Deleted::Done => {
+                    patch_vm(ctx, vm, true, queue_start, FailedWrite::QueueRerunStart).await?
+                }
+            }
+        }
         Decision::PatchVmSpec { patch } => {
             patch_vm(ctx, vm, false, patch, FailedWrite::Start).await?
         }
@@ -319,7 +360,8 @@ async fn reconcile_inner(vm: &VirtualMachine, ctx: &Context) -> Result<Action, E
         delete_expected,
     };
     let decision = decide(vm, vmi, pending, &precise_now());
-    let (sync_err, requeue) = execute(ctx, vm, decision).await?;
+    let vmi_version = vmi.and_then(|v| v.metadata.resource_version.as_deref());
+    let (sync_err, requeue) = execute(ctx, vm, decision, vmi_version).await?;
 
     let (create_expected, delete_expected) = ctx.expectations.observe(
         &key(vm),
