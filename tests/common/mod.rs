@@ -376,7 +376,8 @@ impl Cluster {
             "apiVersion": "kubevirt.io/v1",
             "kind": "VirtualMachineInstance",
             "metadata": {"name": name},
-            "spec": {"domain": {"devices": {}}},
+            // Memory, as KubeVirt's VMI webhook requires (the playground runs it).
+            "spec": {"domain": {"devices": {}, "resources": {"requests": {"memory": "64Mi"}}}},
             "status": {"phase": phase},
         });
         merge(&mut vmi, extra);
