@@ -168,6 +168,14 @@ const PUBLIC_PATHS: [&str; 9] = [
 ];
 const PUBLIC_EXACT: [&str; 2] = ["/livez", "/readyz"];
 
+/// What kube's bootstrap `system:basic-user` lets every authenticated user create: reviews of
+/// their own access and identity.
+const SELF_REVIEWS: [(&str, &str); 3] = [
+    ("authorization.k8s.io", "selfsubjectaccessreviews"),
+    ("authorization.k8s.io", "selfsubjectrulesreviews"),
+    ("authentication.k8s.io", "selfsubjectreviews"),
+];
+
 /// Whether `user` may do `attrs` under `policy`.
 pub fn authorize(policy: &Policy, user: &UserInfo, attrs: &Attributes) -> Decision {
     if user.is_master() {
@@ -185,6 +193,17 @@ pub fn authorize(policy: &Policy, user: &UserInfo, attrs: &Attributes) -> Decisi
         return Decision {
             allowed: true,
             reason: "RBAC: allowed by ClusterRoleBinding \"system:discovery\" of ClusterRole \"system:discovery\" to Group \"system:authenticated\"".into(),
+        };
+    }
+    if attrs.resource_request
+        && attrs.verb == "create"
+        && user.groups.iter().any(|g| g == "system:authenticated")
+        && SELF_REVIEWS.contains(&(attrs.api_group.as_str(), attrs.resource.as_str()))
+        && attrs.subresource.is_empty()
+    {
+        return Decision {
+            allowed: true,
+            reason: "RBAC: allowed by ClusterRoleBinding \"system:basic-user\" of ClusterRole \"system:basic-user\" to Group \"system:authenticated\"".into(),
         };
     }
     for b in &policy.cluster_role_bindings {
