@@ -399,3 +399,51 @@ subjects:
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// What RBAC costs a request: gets of one ConfigMap as the admin (no evaluation) and as the
+/// editor (roles and bindings read and matched per request), with 100 unrelated ClusterRoles
+/// and bindings in the store. Run with
+/// `cargo test -p localkube --test rbac -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn measure_the_cost_of_authorization() {
+    const N: usize = 500;
+    let server = localkube::LocalKube::builder().start().await.unwrap();
+    let admin = server.client().await.unwrap();
+    users(&admin).await;
+    let roles: Api<ClusterRole> = Api::all(admin.clone());
+    for i in 0..100 {
+        apply(
+            &roles,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": format!("filler-{i}")},
+            "rules": [{"apiGroups": ["example.com"], "resources": ["things"], "verbs": ["get"]}]}),
+        )
+        .await;
+        apply(
+            &Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(admin.clone()),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": format!("filler-{i}")},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": format!("filler-{i}")},
+                "subjects": [{"kind": "User", "name": format!("user-{i}")}]}),
+        )
+        .await;
+    }
+    let editor = client_with(&server, &token(&admin, "editor").await).await;
+    for (who, client) in [("admin", &admin), ("editor", &editor)] {
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        let mut took = Vec::with_capacity(N);
+        for _ in 0..N {
+            let started = std::time::Instant::now();
+            cms.get("c1").await.unwrap();
+            took.push(started.elapsed());
+        }
+        took.sort();
+        let mean = took.iter().sum::<std::time::Duration>() / N as u32;
+        println!(
+            "{N} gets as the {who}: mean {mean:?}, p50 {:?}, p99 {:?}",
+            took[N / 2],
+            took[N * 99 / 100]
+        );
+    }
+}
