@@ -3,11 +3,16 @@
 //! admin and `system:masters` may do anything, everyone else what RBAC grants). Reviews are
 //! answered, never stored.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use crate::rbac::{self, Attributes, Policy, UserInfo};
 use crate::state::Core;
 use crate::status::{ApiError, ApiResult, Cause};
+use crate::store::Stored;
 
 /// The user name of the bearer token in localkube's kubeconfig (besides ServiceAccount tokens).
 pub const ADMIN_USER: &str = "localkube-admin";
@@ -23,7 +28,7 @@ pub(crate) fn review(
     kind: &str,
     mut body: Value,
     requester: &UserInfo,
-    policy: impl Fn(&str) -> Policy,
+    policy: impl Fn(&str) -> Arc<Policy>,
 ) -> ApiResult<Value> {
     check(kind, &body)?;
     let spec = body.get("spec").cloned().unwrap_or(Value::Null);
@@ -74,30 +79,62 @@ pub(crate) fn decide(user: &UserInfo, attrs: &Attributes, policy: &Policy) -> Va
     }
 }
 
+/// Policies already read, per namespace, with the resourceVersions of the objects they were
+/// read from: a request parses roles and bindings only after one of them changed.
+#[derive(Default)]
+pub(crate) struct PolicyCache {
+    by_namespace: Mutex<HashMap<String, ReadPolicy>>,
+}
+
+/// A policy and the resourceVersions of what it was read from.
+type ReadPolicy = (Vec<u64>, Arc<Policy>);
+
+/// Namespaces remembered at most; past that the cache starts over.
+const CACHED_NAMESPACES: usize = 1024;
+
 /// The RBAC objects of the store that apply to requests in `namespace` (empty: cluster-wide).
-pub(crate) fn policy(core: &Core, namespace: &str) -> Policy {
-    let all = |plural: &str, ns: Option<&str>| -> Vec<Value> {
+pub(crate) fn policy(core: &Core, cache: &PolicyCache, namespace: &str) -> Arc<Policy> {
+    let stored = |plural: &str, ns: Option<&str>| -> Vec<Arc<Stored>> {
         core.registry
             .find(RBAC_GROUP, "v1", plural)
-            .map(|rt| {
-                core.store
-                    .list(&rt.store, ns)
-                    .0
-                    .iter()
-                    .map(|o| o.value())
-                    .collect()
-            })
+            .map(|rt| core.store.list(&rt.store, ns).0)
             .unwrap_or_default()
     };
-    let mut p = Policy {
-        cluster_roles: all("clusterroles", None),
-        cluster_role_bindings: all("clusterrolebindings", None),
-        ..Default::default()
+    let namespaced = |plural: &str| {
+        if namespace.is_empty() {
+            Vec::new()
+        } else {
+            stored(plural, Some(namespace))
+        }
     };
-    if !namespace.is_empty() {
-        p.roles = all("roles", Some(namespace));
-        p.role_bindings = all("rolebindings", Some(namespace));
+    let tables = [
+        stored("clusterroles", None),
+        stored("clusterrolebindings", None),
+        namespaced("roles"),
+        namespaced("rolebindings"),
+    ];
+    // resourceVersions are unique in the store: the same list of them is the same objects.
+    let key: Vec<u64> = tables
+        .iter()
+        .flat_map(|t| t.iter().map(|o| o.rv()).chain([u64::MAX]))
+        .collect();
+    if let Some((k, p)) = cache.by_namespace.lock().get(namespace)
+        && *k == key
+    {
+        return p.clone();
     }
+    let values = |t: &[Arc<Stored>]| t.iter().map(|o| o.value()).collect::<Vec<Value>>();
+    let p = Arc::new(Policy {
+        cluster_roles: values(&tables[0]),
+        cluster_role_bindings: values(&tables[1]),
+        roles: values(&tables[2]),
+        role_bindings: values(&tables[3]),
+    });
+    let mut by_namespace = cache.by_namespace.lock();
+    if by_namespace.len() >= CACHED_NAMESPACES {
+        by_namespace.clear();
+    }
+    by_namespace.insert(namespace.to_string(), (key, p.clone()));
     p
 }
 
@@ -162,7 +199,7 @@ mod tests {
 
     fn rev(kind: &str, body: Value) -> ApiResult<Value> {
         let requester = UserInfo::service_account("default", "sa");
-        review(kind, body, &requester, |_| Policy::default())
+        review(kind, body, &requester, |_| Arc::new(Policy::default()))
     }
 
     fn sar(spec: Value) -> Value {
@@ -230,19 +267,21 @@ mod tests {
             "SelfSubjectAccessReview",
             body.clone(),
             &UserInfo::admin(),
-            |_| Policy::default(),
+            |_| Arc::new(Policy::default()),
         )
         .unwrap();
         assert_eq!(out["status"]["allowed"], true);
         let out = rev("SelfSubjectAccessReview", body.clone()).unwrap();
         assert_eq!(out["status"]["allowed"], false);
-        let granted = |ns: &str| Policy {
-            role_bindings: vec![json!({"metadata": {"name": "b", "namespace": ns},
+        let granted = |ns: &str| {
+            Arc::new(Policy {
+                role_bindings: vec![json!({"metadata": {"name": "b", "namespace": ns},
                 "roleRef": {"kind": "ClusterRole", "name": "r"},
                 "subjects": [{"kind": "ServiceAccount", "name": "sa", "namespace": "default"}]})],
-            cluster_roles: vec![json!({"metadata": {"name": "r"},
+                cluster_roles: vec![json!({"metadata": {"name": "r"},
                 "rules": [{"verbs": ["create"], "apiGroups": [""], "resources": ["pods"]}]})],
-            ..Default::default()
+                ..Default::default()
+            })
         };
         let out = review(
             "SelfSubjectAccessReview",

@@ -44,6 +44,8 @@ pub struct AppState {
     pub webhook_clients: Arc<WebhookClients>,
     /// ServiceAccount tokens issued by TokenRequest.
     pub sa_tokens: crate::sa_tokens::Tokens,
+    /// The RBAC objects last read, per namespace.
+    pub policies: crate::access::PolicyCache,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -267,7 +269,7 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
     // Authorized before anything serves it: dispatch, aggregated and mounted groups alike.
     if !user.is_master() {
         let attrs = rbac::request_attributes(req.method().as_str(), &path, req.uri().query());
-        let policy = crate::access::policy(&state.core, &attrs.namespace);
+        let policy = crate::access::policy(&state.core, &state.policies, &attrs.namespace);
         if !rbac::authorize(&policy, &user, &attrs).allowed {
             return rbac::forbidden(&user, &attrs).into_response();
         }
@@ -943,7 +945,7 @@ async fn serve_resource(
         }
         crate::openapi::check_builtin_types(&rt.group, &rt.kind, &body)?;
         let answer = crate::access::review(&rt.kind, body, &user, |ns| {
-            crate::access::policy(&state.core, ns)
+            crate::access::policy(&state.core, &state.policies, ns)
         })?;
         return Ok(json_response(StatusCode::CREATED, &answer, &warnings));
     }

@@ -108,6 +108,7 @@ impl Builder {
             front_proxy: pki.front_proxy.clone(),
             webhook_clients: Default::default(),
             sa_tokens: Default::default(),
+            policies: Default::default(),
         });
         let app = router(state);
         let url = format!("https://{addr}");
