@@ -438,7 +438,10 @@ pub fn forbidden(user: &UserInfo, a: &Attributes) -> ApiError {
     let mut why = format!("User {:?} cannot {}", user.name, a.verb);
     if !a.resource_request {
         why.push_str(&format!(" path {:?}", a.path));
-        return ApiError::forbidden(format!("forbidden: {why}"));
+        let mut e = ApiError::forbidden(format!("forbidden: {why}"));
+        // No resource: kube's details are all empty.
+        e.details = Some(Box::new(json!({})));
+        return e;
     }
     let resource = if a.subresource.is_empty() {
         a.resource.clone()
@@ -913,5 +916,6 @@ mod tests {
             e.message,
             r#"forbidden: User "system:serviceaccount:default:viewer" cannot get path "/metrics""#
         );
+        assert_eq!(e.to_status()["details"], json!({}));
     }
 }
