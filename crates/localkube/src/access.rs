@@ -1,12 +1,20 @@
 //! Access reviews (`authorization.k8s.io/v1` SubjectAccessReview and SelfSubjectAccessReview):
-//! who localkube's one identity is, and the decision kube-apiserver's authorizer would give.
-//! Reviews are answered, never stored.
+//! localkube's admin identity, and the decision kube-apiserver's authorizers would give (the
+//! admin and `system:masters` may do anything, everyone else what RBAC grants). Reviews are
+//! answered, never stored.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 
+use crate::rbac::{self, Attributes, Policy, UserInfo};
+use crate::state::Core;
 use crate::status::{ApiError, ApiResult, Cause};
+use crate::store::Stored;
 
-/// The user name of the bearer token in localkube's kubeconfig (its only credential).
+/// The user name of the bearer token in localkube's kubeconfig (besides ServiceAccount tokens).
 pub const ADMIN_USER: &str = "localkube-admin";
 
 /// The groups of the admin: `system:masters` is allowed everything, as in kube-apiserver.
@@ -14,20 +22,29 @@ pub const ADMIN_GROUPS: [&str; 2] = ["system:masters", "system:authenticated"];
 
 const GROUP: &str = "authorization.k8s.io";
 
-/// The answer to one review: the request echoed with its `status`.
-pub fn review(kind: &str, mut body: Value) -> ApiResult<Value> {
+/// The answer to one review: the request echoed with its `status`. A SelfSubjectAccessReview
+/// asks about `requester`; `policy` gives the RBAC objects that apply in a namespace.
+pub(crate) fn review(
+    kind: &str,
+    mut body: Value,
+    requester: &UserInfo,
+    policy: impl Fn(&str) -> Arc<Policy>,
+) -> ApiResult<Value> {
     check(kind, &body)?;
-    let status = match kind {
-        // Only the admin's bearer token gets this far.
-        "SelfSubjectAccessReview" => allowed_admin(),
-        _ => decide(
-            body.pointer("/spec/user")
+    let spec = body.get("spec").cloned().unwrap_or(Value::Null);
+    let subject = match kind {
+        "SelfSubjectAccessReview" => requester.clone(),
+        _ => UserInfo {
+            name: spec
+                .get("user")
                 .and_then(Value::as_str)
-                .unwrap_or(""),
-            &string_list(body.pointer("/spec/groups")),
-        ),
+                .unwrap_or("")
+                .to_string(),
+            groups: string_list(spec.get("groups")),
+        },
     };
-    body["status"] = status;
+    let attrs = rbac::review_attributes(&spec);
+    body["status"] = decide(&subject, &attrs, &policy(&attrs.namespace));
     body["apiVersion"] = json!(format!("{GROUP}/v1"));
     body["kind"] = json!(kind);
     if body.get("metadata").is_none_or(Value::is_null) {
@@ -45,29 +62,83 @@ fn string_list(v: Option<&Value>) -> Vec<String> {
         .collect()
 }
 
-fn allowed_admin() -> Value {
-    json!({
-        "allowed": true,
-        "reason": "localkube: the admin (group system:masters) is allowed everything",
-    })
+/// The decision for a subject: the admin and `system:masters` members may do anything; anyone
+/// else what RBAC grants. A denial has no reason, as with kube's RBAC authorizer.
+pub(crate) fn decide(user: &UserInfo, attrs: &Attributes, policy: &Policy) -> Value {
+    if user.name == ADMIN_USER || user.is_master() {
+        return json!({
+            "allowed": true,
+            "reason": "localkube: the admin (group system:masters) is allowed everything",
+        });
+    }
+    let d = rbac::authorize(policy, user, attrs);
+    if d.allowed {
+        json!({"allowed": true, "reason": d.reason})
+    } else {
+        json!({"allowed": false})
+    }
 }
 
-/// The decision for a subject: the admin and `system:masters` members may do anything;
-/// localkube knows no one else, so it has no rule that allows them anything.
-pub fn decide(user: &str, groups: &[String]) -> Value {
-    if user == ADMIN_USER || groups.iter().any(|g| g == "system:masters") {
-        return allowed_admin();
-    }
-    let who = if user.is_empty() {
-        format!("groups {groups:?}")
-    } else {
-        format!("user {user:?}")
-    };
-    json!({
-        "allowed": false,
-        "reason": format!("localkube: no rule allows {who}; only {ADMIN_USER:?} and members of \"system:masters\" are allowed"),
-    })
+/// Policies already read, per namespace, with the resourceVersions of the objects they were
+/// read from: a request parses roles and bindings only after one of them changed.
+#[derive(Default)]
+pub(crate) struct PolicyCache {
+    by_namespace: Mutex<HashMap<String, ReadPolicy>>,
 }
+
+/// A policy and the resourceVersions of what it was read from.
+type ReadPolicy = (Vec<u64>, Arc<Policy>);
+
+/// Namespaces remembered at most; past that the cache starts over.
+const CACHED_NAMESPACES: usize = 1024;
+
+/// The RBAC objects of the store that apply to requests in `namespace` (empty: cluster-wide).
+pub(crate) fn policy(core: &Core, cache: &PolicyCache, namespace: &str) -> Arc<Policy> {
+    let stored = |plural: &str, ns: Option<&str>| -> Vec<Arc<Stored>> {
+        core.registry
+            .find(RBAC_GROUP, "v1", plural)
+            .map(|rt| core.store.list(&rt.store, ns).0)
+            .unwrap_or_default()
+    };
+    let namespaced = |plural: &str| {
+        if namespace.is_empty() {
+            Vec::new()
+        } else {
+            stored(plural, Some(namespace))
+        }
+    };
+    let tables = [
+        stored("clusterroles", None),
+        stored("clusterrolebindings", None),
+        namespaced("roles"),
+        namespaced("rolebindings"),
+    ];
+    // resourceVersions are unique in the store: the same list of them is the same objects.
+    let key: Vec<u64> = tables
+        .iter()
+        .flat_map(|t| t.iter().map(|o| o.rv()).chain([u64::MAX]))
+        .collect();
+    if let Some((k, p)) = cache.by_namespace.lock().get(namespace)
+        && *k == key
+    {
+        return p.clone();
+    }
+    let values = |t: &[Arc<Stored>]| t.iter().map(|o| o.value()).collect::<Vec<Value>>();
+    let p = Arc::new(Policy {
+        cluster_roles: values(&tables[0]),
+        cluster_role_bindings: values(&tables[1]),
+        roles: values(&tables[2]),
+        role_bindings: values(&tables[3]),
+    });
+    let mut by_namespace = cache.by_namespace.lock();
+    if by_namespace.len() >= CACHED_NAMESPACES {
+        by_namespace.clear();
+    }
+    by_namespace.insert(namespace.to_string(), (key, p.clone()));
+    p
+}
+
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
 /// kube-apiserver's validation of a review's spec (and its empty metadata).
 fn check(kind: &str, body: &Value) -> ApiResult<()> {
@@ -126,6 +197,11 @@ fn check(kind: &str, body: &Value) -> ApiResult<()> {
 mod tests {
     use super::*;
 
+    fn rev(kind: &str, body: Value) -> ApiResult<Value> {
+        let requester = UserInfo::service_account("default", "sa");
+        review(kind, body, &requester, |_| Arc::new(Policy::default()))
+    }
+
     fn sar(spec: Value) -> Value {
         json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec})
     }
@@ -150,12 +226,14 @@ mod tests {
         for (subject, allowed) in table {
             let mut spec = subject.clone();
             spec["resourceAttributes"] = attrs.clone();
-            let out = review("SubjectAccessReview", sar(spec.clone())).unwrap();
+            let out = rev("SubjectAccessReview", sar(spec.clone())).unwrap();
             assert_eq!(out["status"]["allowed"], allowed, "{subject}");
-            assert!(
+            assert_eq!(
                 out["status"]["reason"]
                     .as_str()
-                    .is_some_and(|r| !r.is_empty())
+                    .is_some_and(|r| !r.is_empty()),
+                allowed,
+                "a reason for allowing, none for denying"
             );
             assert_eq!(out["spec"], spec, "the spec is echoed");
             assert_eq!(out["kind"], "SubjectAccessReview");
@@ -173,20 +251,50 @@ mod tests {
             (json!({"resourceAttributes": {"verb": "get"}}), "spec.user"),
         ];
         for (spec, field) in table {
-            let e = review("SubjectAccessReview", sar(spec)).unwrap_err();
+            let e = rev("SubjectAccessReview", sar(spec)).unwrap_err();
             assert_eq!(e.code, 422);
             assert!(e.message.contains(field), "{}", e.message);
         }
         let named =
             json!({"metadata": {"name": "x"}, "spec": {"user": "a", "resourceAttributes": {}}});
-        assert_eq!(review("SubjectAccessReview", named).unwrap_err().code, 422);
+        assert_eq!(rev("SubjectAccessReview", named).unwrap_err().code, 422);
     }
 
     #[test]
-    fn self_reviews_need_no_subject_and_are_allowed() {
+    fn self_reviews_ask_about_the_requester() {
         let body = json!({"spec": {"resourceAttributes": {"verb": "create", "resource": "pods", "namespace": "default"}}});
-        let out = review("SelfSubjectAccessReview", body).unwrap();
+        let out = review(
+            "SelfSubjectAccessReview",
+            body.clone(),
+            &UserInfo::admin(),
+            |_| Arc::new(Policy::default()),
+        )
+        .unwrap();
         assert_eq!(out["status"]["allowed"], true);
+        let out = rev("SelfSubjectAccessReview", body.clone()).unwrap();
+        assert_eq!(out["status"]["allowed"], false);
+        let granted = |ns: &str| {
+            Arc::new(Policy {
+                role_bindings: vec![json!({"metadata": {"name": "b", "namespace": ns},
+                "roleRef": {"kind": "ClusterRole", "name": "r"},
+                "subjects": [{"kind": "ServiceAccount", "name": "sa", "namespace": "default"}]})],
+                cluster_roles: vec![json!({"metadata": {"name": "r"},
+                "rules": [{"verbs": ["create"], "apiGroups": [""], "resources": ["pods"]}]})],
+                ..Default::default()
+            })
+        };
+        let out = review(
+            "SelfSubjectAccessReview",
+            body,
+            &UserInfo::service_account("default", "sa"),
+            granted,
+        )
+        .unwrap();
+        assert_eq!(out["status"]["allowed"], true);
+        assert_eq!(
+            out["status"]["reason"],
+            r#"RBAC: allowed by RoleBinding "b/default" of ClusterRole "r" to ServiceAccount "sa/default""#
+        );
         assert_eq!(out["kind"], "SelfSubjectAccessReview");
         assert_eq!(out["spec"]["resourceAttributes"]["verb"], "create");
     }

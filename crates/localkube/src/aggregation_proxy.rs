@@ -13,9 +13,9 @@ use http::{StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
-use crate::access::{ADMIN_GROUPS, ADMIN_USER};
 use crate::aggregation::{self, Backend, Unreachable};
 use crate::api::{Core, WriteOptions};
+use crate::rbac::UserInfo;
 use crate::registry::{MountedGroup, ResourceType};
 use crate::status::ApiError;
 use crate::store::EventType;
@@ -112,8 +112,14 @@ fn outgoing(req: &Request, backend: &Backend, body: Body) -> Result<http::Reques
             b = b.header(name, value);
         }
     }
-    b = b.header("X-Remote-User", ADMIN_USER);
-    for g in ADMIN_GROUPS {
+    // `handle` attached the authenticated identity; a request made inside is the admin's.
+    let user = req
+        .extensions()
+        .get::<UserInfo>()
+        .cloned()
+        .unwrap_or_else(UserInfo::admin);
+    b = b.header("X-Remote-User", &user.name);
+    for g in &user.groups {
         b = b.header("X-Remote-Group", g);
     }
     b.body(body).map_err(|e| e.to_string())

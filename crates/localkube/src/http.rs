@@ -20,6 +20,7 @@ use crate::api::{
 };
 use crate::discovery;
 use crate::openapi;
+use crate::rbac::{self, UserInfo};
 use crate::registry::ResourceType;
 use crate::selectors::{FieldSelector, LabelSelector, parse_field_selector, parse_label_selector};
 use crate::status::{ApiError, ApiResult, Cause};
@@ -41,6 +42,10 @@ pub struct AppState {
     pub front_proxy: crate::tls::FrontProxy,
     /// TLS client configurations for admission webhooks.
     pub webhook_clients: Arc<WebhookClients>,
+    /// ServiceAccount tokens issued by TokenRequest.
+    pub sa_tokens: crate::sa_tokens::Tokens,
+    /// The RBAC objects last read, per namespace.
+    pub policies: crate::access::PolicyCache,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -258,15 +263,19 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
     if matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
         return (StatusCode::OK, "ok").into_response();
     }
-    let authorized = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| constant_time_eq(t.trim().as_bytes(), state.token.as_bytes()));
-    if !authorized {
+    let Some(user) = authenticate(&state, req.headers()) else {
         return ApiError::unauthorized().into_response();
+    };
+    // Authorized before anything serves it: dispatch, aggregated and mounted groups alike.
+    if !user.is_master() {
+        let attrs = rbac::request_attributes(req.method().as_str(), &path, req.uri().query());
+        let policy = crate::access::policy(&state.core, &state.policies, &attrs.namespace);
+        if !rbac::authorize(&policy, &user, &attrs).allowed {
+            return rbac::forbidden(&user, &attrs).into_response();
+        }
     }
+    let mut req = req;
+    req.extensions_mut().insert(user);
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     // A group/version that an APIService with a Service claims goes to that Service.
     if let Some(api_service) = crate::aggregation_proxy::claiming(&state.core, &segments) {
@@ -287,6 +296,35 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
+}
+
+/// The identity of the request's bearer token: the admin's, or a live ServiceAccount token's.
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Option<UserInfo> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))?
+        .trim();
+    if constant_time_eq(token.as_bytes(), state.token.as_bytes()) {
+        return Some(UserInfo::admin());
+    }
+    let core = &state.core;
+    let accounts = core.registry.find("", "v1", "serviceaccounts")?;
+    state
+        .sa_tokens
+        .resolve(token, chrono::Utc::now(), |ns, name| {
+            core.store
+                .get(&accounts.store, ns, name)
+                .map(|sa| sa.uid().to_string())
+        })
+}
+
+/// The identity `handle` attached to a request (the admin's for requests made inside).
+fn user_of(req: &Request) -> UserInfo {
+    req.extensions()
+        .get::<UserInfo>()
+        .cloned()
+        .unwrap_or_else(UserInfo::admin)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -777,6 +815,7 @@ struct Admitting<'a> {
     ns: &'a str,
     q: &'a Query,
     admitted: &'a mut Option<Arc<WebhookAdmission>>,
+    user: &'a UserInfo,
 }
 
 impl Admitting<'_> {
@@ -790,6 +829,7 @@ impl Admitting<'_> {
             field_manager: self.q.get("fieldManager").map(str::to_string),
             field_validation: self.q.get("fieldValidation").map(str::to_string),
             delete_options,
+            user: self.user.clone(),
         };
         match admission_for(&self.state.core, &self.state.webhook_clients, info) {
             Some(a) => {
@@ -805,6 +845,23 @@ impl Admitting<'_> {
         let kind = Gvk::of(self.rt);
         self.hook(subresource, kind, delete_options)
     }
+}
+
+/// A TokenRequest: a new token for an existing ServiceAccount.
+fn token_request(
+    state: &AppState,
+    accounts: &ResourceType,
+    ns: &str,
+    name: &str,
+    body: &Value,
+    warnings: &[String],
+) -> ApiResult<Response> {
+    let account = state.core.get_stored(accounts, ns, name)?;
+    let seconds = crate::sa_tokens::requested_seconds(body)?;
+    let expires = crate::sa_tokens::expiry(chrono::Utc::now(), seconds);
+    let token = state.sa_tokens.issue(ns, name, account.uid(), expires);
+    let answer = crate::sa_tokens::response(body, ns, name, seconds, &token, expires);
+    Ok(json_response(StatusCode::CREATED, &answer, warnings))
 }
 
 /// DeleteOptions as an AdmissionRequest carries them.
@@ -848,12 +905,14 @@ async fn serve_resource(
     let core = state.core.clone();
     let rt = target.rt.clone();
     let ns = target.namespace.clone().unwrap_or_default();
+    let user = user_of(&req);
     let mut admitting = Admitting {
         state,
         rt: &rt,
         ns: &ns,
         q: &q,
         admitted,
+        user: &user,
     };
     let how = rendering(&headers, &q)?;
     let mut warnings: Vec<String> = Vec::new();
@@ -885,8 +944,23 @@ async fn serve_resource(
             )));
         }
         crate::openapi::check_builtin_types(&rt.group, &rt.kind, &body)?;
-        let answer = crate::access::review(&rt.kind, body)?;
+        let answer = crate::access::review(&rt.kind, body, &user, |ns| {
+            crate::access::policy(&state.core, &state.policies, ns)
+        })?;
         return Ok(json_response(StatusCode::CREATED, &answer, &warnings));
+    }
+    if target.subresource.as_deref() == Some("token")
+        && rt.group.is_empty()
+        && rt.plural == "serviceaccounts"
+    {
+        if method != Method::POST {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({method})"
+            )));
+        }
+        let name = target.name.clone().unwrap_or_default();
+        let body = parse_object_body(&headers, &read_body(req).await?)?;
+        return token_request(state, &rt, &ns, &name, &body, &warnings);
     }
     if target.subresource.as_deref() == Some("binding")
         && rt.group.is_empty()

@@ -2,6 +2,8 @@
 //!
 //! It serves the built-in resources that the toolkit and kubectl use, and any CRD it is given,
 //! over HTTPS with a bearer token, and writes a kubeconfig that kubectl and kube-rs accept.
+//! That token is the admin's (`system:masters`); ServiceAccount tokens from TokenRequest are
+//! authorized by RBAC, as kube-apiserver does.
 //! Objects live in memory. See the crate README for what is implemented and what is approximated.
 //!
 //! ```no_run
@@ -32,7 +34,9 @@ pub(crate) mod openapi;
 pub mod packing;
 pub(crate) mod pod_log;
 pub(crate) mod protobuf;
+pub(crate) mod rbac;
 pub(crate) mod registry;
+pub(crate) mod sa_tokens;
 pub(crate) mod schema;
 pub(crate) mod selectors;
 pub(crate) mod state;

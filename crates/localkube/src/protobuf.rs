@@ -73,6 +73,11 @@ fn decode_document(body: &[u8], depth: usize) -> Result<Value, String> {
         return Err("the protobuf envelope has no kind".into());
     }
     let object = match envelope.content_type.as_str() {
+        "" if envelope.api_version == "authentication.k8s.io/v1"
+            && envelope.kind == "TokenRequest" =>
+        {
+            decode_token_request(envelope.raw, depth)?
+        }
         "" => {
             let index = lookup_kind(&envelope.api_version, &envelope.kind)?;
             decode_message(index, envelope.raw, depth)?
@@ -93,6 +98,68 @@ fn decode_document(body: &[u8], depth: usize) -> Result<Value, String> {
     for (key, value) in fields {
         if key != "apiVersion" && key != "kind" {
             out.insert(key, value);
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+/// A TokenRequest (what `kubectl create token` sends). Its group is outside the generated
+/// table, and a request needs only the spec, so its few fields are read here; field numbers
+/// from k8s.io/api/authentication/v1/generated.proto.
+fn decode_token_request(buf: &[u8], depth: usize) -> Result<Value, String> {
+    let mut out = Map::new();
+    for (tag, wire) in raw_fields(buf)? {
+        let Wire::Bytes(bytes) = wire else {
+            return Err(format!("TokenRequest field {tag}: a {} value", wire.name()));
+        };
+        match tag {
+            1 => {
+                let meta = "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+                let index = schema::MESSAGES
+                    .binary_search_by(|m| m.name.cmp(meta))
+                    .map_err(|_| "internal error: no ObjectMeta in the schema table".to_string())?;
+                out.insert("metadata".into(), decode_message(index, bytes, depth + 1)?);
+            }
+            2 => {
+                let mut spec = Map::new();
+                let mut audiences = Vec::new();
+                for (tag, wire) in raw_fields(bytes)? {
+                    match tag {
+                        1 => audiences
+                            .push(Value::String(string_of(Some(wire))?.unwrap_or_default())),
+                        3 => {
+                            let Wire::Bytes(b) = wire else {
+                                return Err("TokenRequestSpec.boundObjectRef is no message".into());
+                            };
+                            let mut r = Map::new();
+                            for (tag, wire) in raw_fields(b)? {
+                                let key = match tag {
+                                    1 => "kind",
+                                    2 => "apiVersion",
+                                    3 => "name",
+                                    4 => "uid",
+                                    _ => continue,
+                                };
+                                r.insert(
+                                    key.into(),
+                                    Value::String(string_of(Some(wire))?.unwrap_or_default()),
+                                );
+                            }
+                            spec.insert("boundObjectRef".into(), Value::Object(r));
+                        }
+                        4 => {
+                            spec.insert(
+                                "expirationSeconds".into(),
+                                Value::from(varint_of(Some(wire))? as i64),
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+                spec.insert("audiences".into(), Value::Array(audiences));
+                out.insert("spec".into(), Value::Object(spec));
+            }
+            _ => {}
         }
     }
     Ok(Value::Object(out))
@@ -786,6 +853,25 @@ mod tests {
             ld(4, b""),
         ]));
         out
+    }
+
+    #[test]
+    fn token_requests_decode_their_spec() {
+        let spec = cat(&[
+            ld(1, b"api"),
+            ld(3, &cat(&[ld(1, b"Pod"), ld(3, b"p1")])),
+            vi(4, 600),
+        ]);
+        let raw = cat(&[ld(1, &go_meta("")), ld(2, &spec), ld(3, b"")]);
+        let doc = document("authentication.k8s.io/v1", "TokenRequest", &raw);
+        let obj = decode_object(&doc).unwrap();
+        assert_eq!(obj["kind"], "TokenRequest");
+        assert_eq!(
+            obj["spec"],
+            json!({"audiences": ["api"], "boundObjectRef": {"kind": "Pod", "name": "p1"}, "expirationSeconds": 600})
+        );
+        let bad = document("authentication.k8s.io/v1", "TokenRequest", &vi(2, 1));
+        assert!(decode_object(&bad).is_err());
     }
 
     /// ObjectMeta the way client-go writes it: every value field, zero or not.

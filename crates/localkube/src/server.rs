@@ -107,6 +107,8 @@ impl Builder {
             bookmark_interval: self.bookmark_interval,
             front_proxy: pki.front_proxy.clone(),
             webhook_clients: Default::default(),
+            sa_tokens: Default::default(),
+            policies: Default::default(),
         });
         let app = router(state);
         let url = format!("https://{addr}");

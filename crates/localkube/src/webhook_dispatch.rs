@@ -183,6 +183,8 @@ pub struct RequestInfo {
     pub field_validation: Option<String>,
     /// For DELETE: the DeleteOptions, as the AdmissionRequest carries them.
     pub delete_options: Value,
+    /// Who asked for the write.
+    pub user: crate::rbac::UserInfo,
 }
 
 /// The webhooks configured, each list in call order.
@@ -320,6 +322,7 @@ impl WebhookAdmission {
             old_object: old,
             dry_run: self.info.dry_run,
             options,
+            user: &self.info.user,
         }
     }
 

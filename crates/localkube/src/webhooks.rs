@@ -11,8 +11,8 @@ use std::collections::HashSet;
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
-use crate::access::{ADMIN_GROUPS, ADMIN_USER};
 use crate::api::Operation;
+use crate::rbac::UserInfo;
 use crate::registry::ResourceType;
 use crate::selectors::label_selector_from_object;
 use crate::state::Core;
@@ -819,6 +819,8 @@ pub struct Attributes<'a> {
     pub dry_run: bool,
     /// CreateOptions, UpdateOptions or DeleteOptions.
     pub options: &'a Value,
+    /// Who asked for the write (`userInfo`).
+    pub user: &'a UserInfo,
 }
 
 fn is_namespaces(r: &Gvr) -> bool {
@@ -1029,7 +1031,7 @@ pub fn review_request(
     request.insert("operation".into(), json!(attrs.operation.as_str()));
     request.insert(
         "userInfo".into(),
-        json!({"username": ADMIN_USER, "groups": ADMIN_GROUPS}),
+        json!({"username": attrs.user.name, "groups": attrs.user.groups}),
     );
     request.insert("object".into(), object.cloned().unwrap_or(Value::Null));
     request.insert("oldObject".into(), old.cloned().unwrap_or(Value::Null));
@@ -1336,6 +1338,7 @@ pub fn service_url(namespace: &str, name: &str, port: u16, path: &str, timeout: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::ADMIN_USER;
 
     fn gvr(group: &str, version: &str, resource: &str) -> Gvr {
         Gvr {
@@ -1751,6 +1754,7 @@ mod tests {
             old_object: old,
             dry_run: false,
             options,
+            user: Box::leak(Box::new(UserInfo::admin())),
         }
     }
 

@@ -195,6 +195,75 @@ async fn requests_reach_the_backend_as_the_authenticated_user() {
 }
 
 #[tokio::test]
+async fn service_account_requests_are_authorized_and_reach_the_backend_as_themselves() {
+    let (server, admin) = start().await;
+    let post = |path: &str, body: Value| {
+        let req = http::Request::post(path)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap();
+        let admin = admin.clone();
+        async move { admin.request::<Value>(req).await.expect("create") }
+    };
+    post(
+        "/api/v1/namespaces/default/serviceaccounts",
+        json!({"metadata": {"name": "reader"}}),
+    )
+    .await;
+    let issued = post(
+        "/api/v1/namespaces/default/serviceaccounts/reader/token",
+        json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}),
+    )
+    .await;
+    let token = issued["status"]["token"].as_str().unwrap();
+    let kc =
+        kube::config::Kubeconfig::from_yaml(&server.kubeconfig().replace(&server.token, token))
+            .unwrap();
+    let reader = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let path = format!("/apis/{GROUP}/v1/namespaces/default/widgets");
+    let (status, body) = get_json(&reader, &path, &[]).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        format!(
+            "widgets.{GROUP} is forbidden: User \"system:serviceaccount:default:reader\" cannot list resource \"widgets\" in API group \"{GROUP}\" in the namespace \"default\""
+        )
+    );
+    post(
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles",
+        json!({"metadata": {"name": "widgets"},
+               "rules": [{"apiGroups": [GROUP], "resources": ["widgets"], "verbs": ["list"]}]}),
+    )
+    .await;
+    post(
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+        json!({"metadata": {"name": "reader-widgets"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "widgets"},
+               "subjects": [{"kind": "ServiceAccount", "name": "reader"}]}),
+    )
+    .await;
+    let (status, body) = get_json(&reader, &path, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["user"],
+        json!(["system:serviceaccount:default:reader"])
+    );
+    assert_eq!(
+        body["groups"],
+        json!([
+            "system:serviceaccounts",
+            "system:serviceaccounts:default",
+            "system:authenticated"
+        ])
+    );
+}
+
+#[tokio::test]
 async fn the_group_is_discovered_and_the_api_service_available() {
     let (_server, client) = start().await;
     let cond = wait_available(&client, &format!("v1.{GROUP}"), "True").await;

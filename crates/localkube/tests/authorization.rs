@@ -62,10 +62,8 @@ async fn subject_access_reviews_allow_the_admin_only() {
         let denied = api.create(&pp, &sar(Some(user), None)).await.unwrap();
         let status = denied.status.unwrap();
         assert!(!status.allowed, "{user}");
-        assert!(
-            status.reason.unwrap_or_default().contains(user),
-            "the reason names {user}"
-        );
+        // No RBAC rule grants them anything; kube's RBAC gives no reason for a denial.
+        assert_eq!(status.reason.unwrap_or_default(), "", "{user}");
         assert_eq!(denied.spec.user.as_deref(), Some(user));
     }
 

@@ -315,6 +315,68 @@ async fn a_mutating_webhook_behind_an_external_name_service_patches_what_is_stor
 }
 
 #[tokio::test]
+async fn webhooks_see_the_service_account_that_writes() {
+    let env = start().await;
+    env.mutating(
+        "label",
+        vec![env.by_url(
+            "label.localkube.test",
+            "/label",
+            configmap_rules(&["CREATE"]),
+        )],
+    )
+    .await;
+    env.ok(
+        "POST",
+        "/api/v1/namespaces/default/serviceaccounts",
+        &json!({"metadata": {"name": "writer"}}),
+    )
+    .await;
+    env.ok(
+        "POST",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+        &json!({"metadata": {"name": "writer-edit"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cm-create"},
+               "subjects": [{"kind": "ServiceAccount", "name": "writer"}]}),
+    )
+    .await;
+    env.ok(
+        "POST",
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        &json!({"metadata": {"name": "cm-create"},
+               "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}]}),
+    )
+    .await;
+    let issued = env
+        .ok(
+            "POST",
+            "/api/v1/namespaces/default/serviceaccounts/writer/token",
+            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}),
+        )
+        .await;
+    let token = issued["status"]["token"].as_str().unwrap();
+    let kc = kube::config::Kubeconfig::from_yaml(
+        &env.server.kubeconfig().replace(&env.server.token, token),
+    )
+    .unwrap();
+    let writer = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let (status, _, body) = send(&writer, "POST", CONFIGMAPS, Some(&configmap("mine"))).await;
+    assert_eq!(status, 201, "{body}");
+    let calls = env.hooks.calls("/label");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        calls[0]["userInfo"],
+        json!({"username": "system:serviceaccount:default:writer",
+               "groups": ["system:serviceaccounts", "system:serviceaccounts:default", "system:authenticated"]})
+    );
+}
+
+#[tokio::test]
 async fn mutating_webhooks_run_in_order_of_configuration_name_each_on_the_last_patch() {
     let env = start().await;
     // Created in the opposite order: the names decide.

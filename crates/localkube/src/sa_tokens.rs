@@ -1,0 +1,217 @@
+//! ServiceAccount tokens (`authentication.k8s.io/v1` TokenRequest, the `serviceaccounts/token`
+//! subresource): issued opaque and random, kept in memory, and resolved to the ServiceAccount's
+//! identity until they expire or the ServiceAccount (by uid) is gone.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+use crate::rbac::UserInfo;
+use crate::status::{ApiError, ApiResult, Cause};
+
+/// kube-apiserver's default lifetime of a requested token.
+pub const DEFAULT_SECONDS: i64 = 3600;
+/// The shortest lifetime kube-apiserver accepts.
+const MIN_SECONDS: i64 = 600;
+/// The audience kube-apiserver gives tokens that ask for none.
+const DEFAULT_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
+
+struct Issued {
+    namespace: String,
+    name: String,
+    uid: String,
+    expires: DateTime<Utc>,
+}
+
+/// The tokens issued so far.
+#[derive(Default)]
+pub struct Tokens {
+    issued: Mutex<HashMap<String, Issued>>,
+}
+
+impl Tokens {
+    /// A new token for the ServiceAccount `namespace/name` with `uid`, valid until `expires`.
+    pub fn issue(&self, namespace: &str, name: &str, uid: &str, expires: DateTime<Utc>) -> String {
+        use rand::Rng;
+        let bytes: [u8; 32] = rand::rng().random();
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let mut issued = self.issued.lock();
+        let now = Utc::now();
+        issued.retain(|_, t| t.expires > now);
+        issued.insert(
+            token.clone(),
+            Issued {
+                namespace: namespace.into(),
+                name: name.into(),
+                uid: uid.into(),
+                expires,
+            },
+        );
+        token
+    }
+
+    /// The identity of `token` at `now`; `current_uid` tells the uid of a ServiceAccount that
+    /// exists now (a token dies with its ServiceAccount, even when one of that name returns).
+    pub fn resolve(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        current_uid: impl Fn(&str, &str) -> Option<String>,
+    ) -> Option<UserInfo> {
+        let issued = self.issued.lock();
+        let t = issued.get(token)?;
+        if t.expires <= now || current_uid(&t.namespace, &t.name).as_deref() != Some(&t.uid) {
+            return None;
+        }
+        Some(UserInfo::service_account(&t.namespace, &t.name))
+    }
+}
+
+/// The lifetime a TokenRequest asks for, checked as kube-apiserver does.
+pub fn requested_seconds(body: &Value) -> ApiResult<i64> {
+    let Some(v) = body
+        .pointer("/spec/expirationSeconds")
+        .filter(|v| !v.is_null())
+    else {
+        return Ok(DEFAULT_SECONDS);
+    };
+    let seconds = v.as_i64().unwrap_or(0);
+    if seconds < MIN_SECONDS {
+        return Err(ApiError::invalid(
+            "authentication.k8s.io",
+            "TokenRequest",
+            "",
+            vec![Cause {
+                reason: "FieldValueInvalid".into(),
+                message: format!(
+                    "Invalid value: {seconds}: may not specify a duration less than 10 minutes"
+                ),
+                field: "spec.expirationSeconds".into(),
+            }],
+        ));
+    }
+    if seconds > 1 << 32 {
+        return Err(ApiError::invalid(
+            "authentication.k8s.io",
+            "TokenRequest",
+            "",
+            vec![Cause {
+                reason: "FieldValueTooLong".into(),
+                message: format!(
+                    "Invalid value: {seconds}: may not specify a duration larger than 2^32 seconds"
+                ),
+                field: "spec.expirationSeconds".into(),
+            }],
+        ));
+    }
+    Ok(seconds)
+}
+
+/// The expiry of a token issued `now` for `seconds`.
+pub fn expiry(now: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
+    now + Duration::seconds(seconds)
+}
+
+/// The TokenRequest answered: the request's spec (with its defaults) and the token.
+pub fn response(
+    body: &Value,
+    namespace: &str,
+    name: &str,
+    seconds: i64,
+    token: &str,
+    expires: DateTime<Utc>,
+) -> Value {
+    let mut spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
+    if !spec.is_object() {
+        spec = json!({});
+    }
+    if spec
+        .get("audiences")
+        .and_then(Value::as_array)
+        .is_none_or(|a| a.is_empty())
+    {
+        spec["audiences"] = json!([DEFAULT_AUDIENCE]);
+    }
+    spec["expirationSeconds"] = json!(seconds);
+    if spec.get("boundObjectRef").is_none() {
+        spec["boundObjectRef"] = Value::Null;
+    }
+    json!({
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": Value::Null},
+        "spec": spec,
+        "status": {
+            "token": token,
+            "expirationTimestamp": expires.to_rfc3339_opts(SecondsFormat::Secs, true),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_resolve_until_expiry_or_their_service_account_is_gone() {
+        let tokens = Tokens::default();
+        let now = Utc::now();
+        let t = tokens.issue("default", "editor", "u1", expiry(now, 600));
+        let exists =
+            |ns: &str, n: &str| (ns == "default" && n == "editor").then(|| "u1".to_string());
+        let user = tokens.resolve(&t, now, exists).unwrap();
+        assert_eq!(user.name, "system:serviceaccount:default:editor");
+        assert_eq!(
+            user.groups,
+            [
+                "system:serviceaccounts",
+                "system:serviceaccounts:default",
+                "system:authenticated"
+            ]
+        );
+        assert!(
+            tokens.resolve(&t, expiry(now, 600), exists).is_none(),
+            "expired"
+        );
+        assert!(tokens.resolve(&t, now, |_, _| None).is_none(), "deleted");
+        assert!(
+            tokens.resolve(&t, now, |_, _| Some("u2".into())).is_none(),
+            "recreated under the same name"
+        );
+        assert!(tokens.resolve("nope", now, exists).is_none());
+        let t2 = tokens.issue("default", "editor", "u1", expiry(now, 600));
+        assert_ne!(t, t2);
+    }
+
+    #[test]
+    fn requested_lifetimes() {
+        let table = [
+            (json!({}), Ok(3600)),
+            (json!({"spec": {}}), Ok(3600)),
+            (json!({"spec": {"expirationSeconds": null}}), Ok(3600)),
+            (json!({"spec": {"expirationSeconds": 600}}), Ok(600)),
+            (json!({"spec": {"expirationSeconds": 86400}}), Ok(86400)),
+            (json!({"spec": {"expirationSeconds": 599}}), Err(422)),
+            (json!({"spec": {"expirationSeconds": 1u64 << 40}}), Err(422)),
+        ];
+        for (body, want) in table {
+            assert_eq!(requested_seconds(&body).map_err(|e| e.code), want, "{body}");
+        }
+    }
+
+    #[test]
+    fn the_response_carries_the_token_and_its_expiry() {
+        let exp = DateTime::parse_from_rfc3339("2030-01-01T01:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let r = response(&json!({"spec": {}}), "ns", "sa", 3600, "tok", exp);
+        assert_eq!(r["status"]["token"], "tok");
+        assert_eq!(r["status"]["expirationTimestamp"], "2030-01-01T01:00:00Z");
+        assert_eq!(r["spec"]["expirationSeconds"], 3600);
+        assert_eq!(r["spec"]["audiences"][0], DEFAULT_AUDIENCE);
+        assert_eq!(r["metadata"]["name"], "sa");
+        assert_eq!(r["kind"], "TokenRequest");
+    }
+}
