@@ -13,7 +13,7 @@ use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube::api::Api;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::{Value, json};
@@ -133,29 +133,13 @@ fn json_of(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
-async fn create_seed_vm(client: &kube::Client) {
-    let text = std::fs::read_to_string(test_support::example_path("vm-cirros.yaml")).unwrap();
-    let vm: DynamicObject = serde_saphyr::from_str(&text).unwrap();
-    let resource = ApiResource {
-        group: "kubevirt.io".into(),
-        version: "v1alpha3".into(),
-        api_version: "kubevirt.io/v1alpha3".into(),
-        kind: "VirtualMachine".into(),
-        plural: "virtualmachines".into(),
-    };
-    Api::<DynamicObject>::namespaced_with(client.clone(), "default", &resource)
-        .create(&PostParams::default(), &vm)
-        .await
-        .unwrap();
-}
-
 const START: &str =
     "/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachines/vm-cirros/start";
 
 #[tokio::test]
 async fn start_and_stop_reach_virt_api_through_the_aggregation_layer() {
     let s = setup().await;
-    create_seed_vm(&s.client).await;
+    common::create_seed_vm(&s.client).await;
     let vms: Api<VirtualMachine> = Api::namespaced(s.client.clone(), "default");
     let (code, body) = through_api_server(&s.client, Method::PUT, START).await;
     assert_eq!(code, 202, "{body}");
@@ -241,7 +225,7 @@ async fn without_the_front_proxy_certificate_a_request_is_not_authenticated() {
 #[tokio::test]
 async fn a_user_the_authorizer_denies_gets_403_naming_the_subresource() {
     let s = setup().await;
-    create_seed_vm(&s.client).await;
+    common::create_seed_vm(&s.client).await;
     let fp = s.server.front_proxy();
     let (code, body) = direct(
         &s,

@@ -6,7 +6,6 @@ mod common;
 
 use http::Method;
 use http_body_util::BodyExt;
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use serde_json::{Value, json};
 
 const START: &str =
@@ -107,22 +106,6 @@ async fn user(
     .unwrap()
 }
 
-async fn create_seed_vm(client: &kube::Client) {
-    let text = std::fs::read_to_string(test_support::example_path("vm-cirros.yaml")).unwrap();
-    let vm: DynamicObject = serde_saphyr::from_str(&text).unwrap();
-    let resource = ApiResource {
-        group: "kubevirt.io".into(),
-        version: "v1alpha3".into(),
-        api_version: "kubevirt.io/v1alpha3".into(),
-        kind: "VirtualMachine".into(),
-        plural: "virtualmachines".into(),
-    };
-    Api::<DynamicObject>::namespaced_with(client.clone(), "default", &resource)
-        .create(&PostParams::default(), &vm)
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn editors_start_vms_viewers_do_not_and_no_user_writes_status() {
     let (server, admin) = common::localkube_with_crds(None).await;
@@ -135,7 +118,7 @@ async fn editors_start_vms_viewers_do_not_and_no_user_writes_status() {
     )
     .await
     .expect("virt-api starts and registers");
-    create_seed_vm(&admin).await;
+    common::create_seed_vm(&admin).await;
     user_roles(&admin).await;
     let editor = user(&server, &admin, "editor", "kubevirt.io:edit").await;
     let viewer = user(&server, &admin, "viewer", "kubevirt.io:view").await;

@@ -1,8 +1,11 @@
-//! What virt-api's tests share: localkube in this process with the KubeVirt CRDs.
+//! What virt-api's tests share: localkube in this process with the KubeVirt CRDs, and the
+//! seed's VM.
+
+#![allow(dead_code)]
 
 use std::path::Path;
 
-use kube::api::{Api, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 
 /// localkube (writing its kubeconfig to `kubeconfig` when given) with the CRDs installed, and
 /// a client of it.
@@ -20,4 +23,21 @@ pub async fn localkube_with_crds(kubeconfig: Option<&Path>) -> (localkube::Serve
         crds.create(&PostParams::default(), &crd).await.unwrap();
     }
     (server, client)
+}
+
+/// Creates the seed's VM (`examples/vm-cirros.yaml`, as written) in `default`.
+pub async fn create_seed_vm(client: &kube::Client) {
+    let text = std::fs::read_to_string(test_support::example_path("vm-cirros.yaml")).unwrap();
+    let vm: DynamicObject = serde_saphyr::from_str(&text).unwrap();
+    let resource = ApiResource {
+        group: "kubevirt.io".into(),
+        version: "v1alpha3".into(),
+        api_version: "kubevirt.io/v1alpha3".into(),
+        kind: "VirtualMachine".into(),
+        plural: "virtualmachines".into(),
+    };
+    Api::<DynamicObject>::namespaced_with(client.clone(), "default", &resource)
+        .create(&PostParams::default(), &vm)
+        .await
+        .unwrap();
 }
