@@ -26,12 +26,11 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::StatusCode;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
 use kube::api::Api;
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -75,17 +74,13 @@ struct Gate {
 }
 
 /// A `metav1.Status` failure.
-fn status(code: StatusCode, reason: &str, message: &str) -> Response {
-    let body = json!({
-        "kind": "Status", "apiVersion": "v1", "metadata": {},
-        "status": "Failure", "message": message, "reason": reason, "code": code.as_u16(),
-    });
-    (
-        code,
-        [(http::header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+fn status(code: StatusCode, reason: &'static str, message: &str) -> Response {
+    subresources::from_intent(virt_reconciler::intent::IntentError {
+        code: code.as_u16(),
+        reason,
+        message: message.to_string(),
+        details: None,
+    })
 }
 
 /// Lets a request through only when its path is open, or its front-proxy identity is allowed

@@ -12,15 +12,6 @@ use axum::routing::post;
 use http::{StatusCode, Uri, header};
 use virt_reconciler::admission::{AdmissionReview, Reviewer, Webhook};
 
-/// The paths KubeVirt's virt-api serves its VM and VMI webhooks at.
-pub const PATHS: [&str; 5] = [
-    "/virtualmachines-mutate",
-    "/virtualmachines-validate",
-    "/virtualmachineinstances-mutate",
-    "/virtualmachineinstances-validate-create",
-    "/virtualmachineinstances-validate-update",
-];
-
 async fn review(State(reviewer): State<Arc<Reviewer>>, uri: Uri, body: Bytes) -> Response {
     let Some(webhook) = Webhook::from_path(uri.path()) else {
         return StatusCode::NOT_FOUND.into_response();
@@ -50,11 +41,11 @@ async fn review(State(reviewer): State<Arc<Reviewer>>, uri: Uri, body: Bytes) ->
         .into_response()
 }
 
-/// The five webhook routes.
+/// One route per registered webhook.
 pub fn router(reviewer: Arc<Reviewer>) -> Router {
     let mut r = Router::new();
-    for path in PATHS {
-        r = r.route(path, post(review));
+    for hook in MUTATING.iter().chain(&VALIDATING) {
+        r = r.route(hook.path, post(review));
     }
     r.with_state(reviewer)
 }
@@ -163,10 +154,14 @@ mod tests {
             .flat_map(|c| c["webhooks"].as_array().unwrap())
             .map(|w| w["clientConfig"]["url"].as_str().unwrap())
             .collect();
+        // Every registered path is one the admission rules answer, and none twice.
+        assert!(
+            paths.iter().all(|p| Webhook::from_path(p).is_some()),
+            "{paths:?}"
+        );
         paths.sort();
-        let mut served = PATHS.to_vec();
-        served.sort();
-        assert_eq!(paths, served);
+        paths.dedup();
+        assert_eq!(paths.len(), 5);
         let w = &validating["webhooks"][2];
         assert_eq!(w["name"], "virtualmachine-validator.kubevirt.io");
         assert_eq!(
