@@ -20,7 +20,10 @@ pub struct ServerArgs {
     #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
     pub listen: SocketAddr,
 
-    /// Keep state in this directory (not yet supported: state is in memory).
+    /// Keep all state in this directory (created if missing), so that a restart keeps every
+    /// object, the CA, the certificate, the token and (when free) the port: kubeconfigs written
+    /// before keep working. Each write is on disk before it is answered. One server at a time
+    /// may use a directory. Without it, state lives in memory.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
@@ -35,15 +38,13 @@ pub struct ServerArgs {
 impl ServerArgs {
     /// A server builder with these flags, or why they cannot be honoured.
     pub fn builder(&self) -> anyhow::Result<Builder> {
-        if let Some(dir) = &self.data_dir {
-            anyhow::bail!(
-                "--data-dir {} is not yet supported: this release keeps all state in memory",
-                dir.display()
-            );
-        }
-        Ok(crate::LocalKube::builder()
+        let mut builder = crate::LocalKube::builder()
             .listen(self.listen)
-            .kubeconfig_out(&self.kubeconfig_out))
+            .kubeconfig_out(&self.kubeconfig_out);
+        if let Some(dir) = &self.data_dir {
+            builder = builder.data_dir(dir);
+        }
+        Ok(builder)
     }
 }
 

@@ -398,6 +398,17 @@ fn register(core: &Core, crd: &Value) -> ApiResult<()> {
     Ok(())
 }
 
+/// Serves the resources of every stored CRD (at start, with a data directory).
+pub fn serve_stored(core: &Core) {
+    let key = (
+        "apiextensions.k8s.io".to_string(),
+        "customresourcedefinitions".to_string(),
+    );
+    for crd in core.store.list(&key, None).0 {
+        let _ = register(core, &crd.value());
+    }
+}
+
 /// Registers a new CRD and marks it Established and NamesAccepted, as the API server does.
 fn established(core: &Core, crd: &Value) -> ApiResult<()> {
     register(core, crd)?;

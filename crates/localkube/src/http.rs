@@ -258,7 +258,26 @@ fn ok(body: &Value) -> Response {
     json_response(StatusCode::OK, body, &[])
 }
 
+/// Serves a request; a write is answered only once it is durable (with a data directory):
+/// whatever the request changed has a version no later than the store's when it was served.
 async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let response = serve(&state, req).await;
+    if !writes {
+        return response;
+    }
+    let rv = state.core.store.current_rv();
+    match state.core.store.durable(rv).await {
+        Ok(()) => response,
+        Err(why) => ApiError::internal(format!(
+            "the change could not be written to the data directory: {why}"
+        ))
+        .into_response(),
+    }
+}
+
+async fn serve(state: &Arc<AppState>, req: Request) -> Response {
+    let state = state.clone();
     let path = req.uri().path().to_string();
     if matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
         return (StatusCode::OK, "ok").into_response();

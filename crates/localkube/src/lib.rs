@@ -22,6 +22,7 @@ pub(crate) mod builtin;
 pub mod cli;
 pub(crate) mod crd;
 pub(crate) mod discovery;
+pub mod durable;
 pub(crate) mod events;
 pub(crate) mod gc;
 pub(crate) mod http;

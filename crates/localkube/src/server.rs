@@ -15,8 +15,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{Core, WriteOptions};
+use crate::durable::DataDir;
 use crate::http::{AppState, router};
 use crate::registry::MountedGroup;
+use crate::store::Store;
 
 /// Entry point: `LocalKube::builder()...start()`.
 pub struct LocalKube;
@@ -34,6 +36,7 @@ pub struct Builder {
     bookmark_interval: Duration,
     service_cidr: (std::net::Ipv4Addr, u8),
     mounted: Vec<(MountedGroup, Router)>,
+    data_dir: Option<PathBuf>,
 }
 
 impl Default for Builder {
@@ -45,6 +48,7 @@ impl Default for Builder {
             bookmark_interval: Duration::from_secs(60),
             service_cidr: ("10.96.0.0".parse().expect("static address"), 12),
             mounted: Vec::new(),
+            data_dir: None,
         }
     }
 }
@@ -59,6 +63,14 @@ impl Builder {
     /// Where to write the kubeconfig (mode 0600).
     pub fn kubeconfig_out(mut self, path: impl Into<PathBuf>) -> Self {
         self.kubeconfig_out = Some(path.into());
+        self
+    }
+
+    /// Keeps all state in this directory (created if missing): objects, the version, and the
+    /// server's CA, certificate and token, so that a restart keeps objects and kubeconfigs.
+    /// Without it, state lives in memory and is gone when the server stops.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
         self
     }
 
@@ -84,14 +96,30 @@ impl Builder {
     }
 
     pub async fn start(self) -> anyhow::Result<Server> {
-        let listener = TcpListener::bind(self.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", self.listen))?;
+        let data = match &self.data_dir {
+            Some(dir) => Some(DataDir::open(dir)?),
+            None => None,
+        };
+        let stored = match &data {
+            Some(d) => Identity::read(d)?,
+            None => None,
+        };
+        let listener = listen(self.listen, stored.as_ref().map(|i| i.address)).await?;
         let addr = listener.local_addr()?;
-        let pki = crate::tls::generate(addr.ip())?;
+        let (pki, token) = match stored {
+            Some(i) => (i.pki.for_address(addr.ip())?, i.token),
+            None => (crate::tls::generate(addr.ip())?, random_token()),
+        };
         let tls = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(&pki)?);
-        let token = random_token();
-        let core = Arc::new(Core::new(self.watch_window, self.service_cidr));
+        let store = match data {
+            Some(d) => {
+                Identity::write(&d, &pki, &token, addr)?;
+                Store::open(self.watch_window, d)?
+            }
+            None => Store::new(self.watch_window),
+        };
+        let core = Arc::new(Core::with_store(store, self.service_cidr));
+        crate::crd::serve_stored(&core);
         bootstrap(&core)?;
         publish_authentication(&core, &pki)?;
         let mut mounted_routers = Vec::new();
@@ -140,6 +168,58 @@ impl Builder {
     }
 }
 
+/// What a restart keeps besides the objects, so that kubeconfigs written before still work.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Identity {
+    pki: crate::tls::Pki,
+    token: String,
+    address: SocketAddr,
+}
+
+impl Identity {
+    fn read(data: &DataDir) -> anyhow::Result<Option<Identity>> {
+        let Some(bytes) = data.meta("identity")? else {
+            return Ok(None);
+        };
+        let identity = serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "the server identity stored in {} is not valid",
+                data.path().display()
+            )
+        })?;
+        Ok(Some(identity))
+    }
+
+    fn write(
+        data: &DataDir,
+        pki: &crate::tls::Pki,
+        token: &str,
+        address: SocketAddr,
+    ) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec(&json!({"pki": pki, "token": token, "address": address}))?;
+        data.set_meta(&[("identity", &bytes)])?;
+        Ok(())
+    }
+}
+
+/// Binds the listener. With port 0 and the address of an earlier run at hand, that address
+/// is tried first, so that kubeconfigs written then keep working.
+async fn listen(wanted: SocketAddr, earlier: Option<SocketAddr>) -> anyhow::Result<TcpListener> {
+    if wanted.port() == 0
+        && let Some(earlier) = earlier.filter(|e| e.ip() == wanted.ip())
+    {
+        match TcpListener::bind(earlier).await {
+            Ok(l) => return Ok(l),
+            Err(e) => eprintln!(
+                "localkube: the address of the last run, {earlier}, is not free ({e}): listening on another port, so kubeconfigs written before must be replaced"
+            ),
+        }
+    }
+    TcpListener::bind(wanted)
+        .await
+        .with_context(|| format!("cannot listen on {wanted}"))
+}
+
 fn random_token() -> String {
     use rand::Rng;
     let bytes: [u8; 24] = rand::rng().random();
@@ -156,6 +236,9 @@ fn bootstrap(core: &Core) -> anyhow::Result<()> {
         ..Default::default()
     };
     for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        if core.store.get(&ns.store, "", name).is_some() {
+            continue;
+        }
         core.create(&ns, "", json!({"metadata": {"name": name}}), &opts)
             .map_err(|e| anyhow::anyhow!("bootstrapping namespace {name}: {e}"))?;
     }
@@ -174,8 +257,16 @@ fn publish_authentication(core: &Core, pki: &crate::tls::Pki) -> anyhow::Result<
         ..Default::default()
     };
     let body = extension_apiserver_authentication(&pki.ca_pem, &pki.front_proxy.ca_pem);
-    core.create(&cm, "kube-system", body, &opts)
-        .map_err(|e| anyhow::anyhow!("publishing extension-apiserver-authentication: {e}"))?;
+    let name = "extension-apiserver-authentication";
+    let result = match core.store.get(&cm.store, "kube-system", name) {
+        None => core.create(&cm, "kube-system", body, &opts).map(drop),
+        // A restart: the stored one is replaced only if it says something else.
+        Some(stored) if stored.value()["data"] == body["data"] => Ok(()),
+        Some(_) => core
+            .update(&cm, "kube-system", name, body, &opts, false)
+            .map(drop),
+    };
+    result.map_err(|e| anyhow::anyhow!("publishing {name}: {e}"))?;
     Ok(())
 }
 
@@ -288,13 +379,16 @@ impl Server {
         Ok(kube::Client::try_from(self.kube_config().await?)?)
     }
 
-    /// Stops accepting connections and ends open ones.
+    /// Stops accepting connections, ends open ones, and writes what is pending to the data
+    /// directory (then releases it).
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         for t in self.tasks.drain(..) {
             t.abort();
             let _ = t.await;
         }
+        let core = self.core.clone();
+        let _ = tokio::task::spawn_blocking(move || core.store.close()).await;
     }
 }
 
@@ -304,5 +398,6 @@ impl Drop for Server {
         for t in &self.tasks {
             t.abort();
         }
+        self.core.store.close();
     }
 }

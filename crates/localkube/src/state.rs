@@ -22,8 +22,12 @@ pub struct Core {
 
 impl Core {
     pub fn new(watch_window: usize, service_cidr: (Ipv4Addr, u8)) -> Self {
+        Self::with_store(Store::new(watch_window), service_cidr)
+    }
+
+    pub fn with_store(store: Store, service_cidr: (Ipv4Addr, u8)) -> Self {
         Core {
-            store: Store::new(watch_window),
+            store,
             registry: Registry::new(),
             gc_wake: Notify::new(),
             service_cidr,

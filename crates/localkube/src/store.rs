@@ -2,12 +2,12 @@
 //!
 //! Every write takes one lock, bumps the global resourceVersion, records the event in the
 //! history window and broadcasts it. Watchers subscribe under the same lock, so a watch that
-//! starts at version N sees every event after N exactly once. Durable storage would hook in
-//! at `commit`, which is the only place where state changes.
+//! starts at version N sees every event after N exactly once. `commit` is the only place where
+//! state changes; with a data directory it also queues the change for [`crate::durable`].
 //!
 //! Objects are kept as their JSON bytes plus a small index ([`Stored`]) of what lists,
 //! selectors and the garbage collector read, because a parsed `serde_json::Value` tree costs
-//! about ten times the object's JSON size. The bytes are what a durable store would persist:
+//! about ten times the object's JSON size. The bytes are what the durable store persists:
 //! [`Stored::decode`] rebuilds the index from them. Once a table holds enough objects, their
 //! JSON is kept compressed with a dictionary trained on the table's first objects
 //! ([`crate::packing`]).
@@ -21,6 +21,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
+use crate::durable::{DataDir, Durability, Record};
 pub use crate::object_index::OwnerRef;
 use crate::object_index::{ObjectIndex, Parts};
 use crate::packing::{Body, Dictionary, Trainer};
@@ -373,6 +374,8 @@ struct Inner {
     rv: u64,
     /// Every change with rv > compacted is in `history`.
     compacted: u64,
+    /// Continue tokens of lists older than this expire: the last compaction or restart.
+    list_floor: u64,
     history: VecDeque<Arc<Change>>,
     window: usize,
     tables: HashMap<StoreKey, Table>,
@@ -386,6 +389,8 @@ pub struct Store {
     tx: broadcast::Sender<Arc<Change>>,
     /// Bumped by `compact`; open watches end when it changes.
     epoch: tokio::sync::watch::Sender<u64>,
+    /// The committer of a server with a data directory.
+    durable: Option<Durability>,
 }
 
 /// A watcher's starting point: what happened since its version, and the live feed after it.
@@ -474,6 +479,7 @@ impl Store {
             inner: Mutex::new(Inner {
                 rv: 1,
                 compacted: 1,
+                list_floor: 1,
                 history: VecDeque::new(),
                 window: window.max(1),
                 tables: HashMap::new(),
@@ -482,7 +488,76 @@ impl Store {
             }),
             tx,
             epoch: tokio::sync::watch::Sender::new(0),
+            durable: None,
         }
+    }
+
+    /// A store that keeps its state in `data`: the objects stored there are loaded, and every
+    /// later change is written back. The version moves past the stored one, and the history
+    /// starts empty, so watches and continue tokens from before get 410 and clients relist.
+    pub fn open(window: usize, data: DataDir) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let mut store = Store::new(window);
+        let stored_rv = data.version()?;
+        let mut pending_training = Vec::new();
+        let mut max_rv = stored_rv;
+        {
+            let inner = store.inner.get_mut();
+            data.load(|key, json| {
+                let stored = Stored::decode(&key, json).with_context(|| {
+                    format!("a stored object of {}/{} is not JSON", key.0, key.1)
+                })?;
+                max_rv = max_rv.max(stored.rv);
+                let (body, samples) = inner.pack(&key, stored.json());
+                let ns = stored.namespace.to_string();
+                inner.insert(&key, &ns, |ns_key| {
+                    Arc::new(Stored {
+                        body,
+                        namespace: ns_key,
+                        ..stored
+                    })
+                });
+                if let Some(samples) = samples {
+                    pending_training.push((key, samples));
+                }
+                Ok(())
+            })?;
+            inner.rv = max_rv + 1;
+            inner.compacted = inner.rv;
+            inner.list_floor = inner.rv;
+        }
+        for (key, samples) in pending_training {
+            store.train(&key, Some(samples));
+        }
+        let durable = Durability::start(data, stored_rv);
+        durable.push(Record::Version(store.inner.get_mut().rv));
+        store.durable = Some(durable);
+        Ok(store)
+    }
+
+    /// Waits until every change up to `rv` is durable (at once without a data directory).
+    pub async fn durable(&self, rv: u64) -> Result<(), String> {
+        match &self.durable {
+            Some(d) => d.wait(rv).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The committer's counters, with a data directory.
+    pub fn durability_stats(&self) -> Option<crate::durable::Stats> {
+        self.durable.as_ref().map(Durability::stats)
+    }
+
+    /// Writes what is queued and releases the data directory; later changes stay in memory.
+    pub fn close(&self) {
+        if let Some(d) = &self.durable {
+            d.close();
+        }
+    }
+
+    /// Whether a list that was consistent with version `rv` may still be continued.
+    pub fn continuable(&self, rv: u64) -> bool {
+        rv >= self.inner.lock().list_floor
     }
 
     /// Changes when the history is compacted; watches end then, as they would when an API
@@ -577,15 +652,30 @@ impl Store {
             .collect()
     }
 
-    /// Records a change in the history and sends it to watchers.
+    /// Records a change in the history, queues it for the data directory, and sends it to
+    /// watchers.
     fn commit(
+        &self,
         inner: &mut Inner,
-        tx: &broadcast::Sender<Arc<Change>>,
         key: &StoreKey,
         kind: EventType,
         object: Arc<Stored>,
         old: Option<Arc<Stored>>,
     ) {
+        if let Some(d) = &self.durable {
+            d.push(match kind {
+                EventType::Deleted => Record::Delete {
+                    key: key.clone(),
+                    namespace: object.namespace.clone(),
+                    name: object.name.clone(),
+                    rv: object.rv,
+                },
+                _ => Record::Put {
+                    key: key.clone(),
+                    object: object.clone(),
+                },
+            });
+        }
         let change = Arc::new(Change {
             key: key.clone(),
             kind,
@@ -601,7 +691,7 @@ impl Store {
             }
         }
         // Nobody listening is fine.
-        let _ = tx.send(change);
+        let _ = self.tx.send(change);
     }
 
     pub fn create(
@@ -627,14 +717,7 @@ impl Store {
             s
         });
         let stored = stored.expect("insert builds the object");
-        Self::commit(
-            &mut inner,
-            &self.tx,
-            key,
-            EventType::Added,
-            stored.clone(),
-            None,
-        );
+        self.commit(&mut inner, key, EventType::Added, stored.clone(), None);
         drop(inner);
         self.train(key, samples);
         Ok(Committed {
@@ -667,9 +750,8 @@ impl Store {
         let (body, samples) = inner.pack(key, encode(&obj));
         let stored = Arc::new(old.next_version(index, body, rv));
         inner.insert(key, ns, |_| stored.clone());
-        Self::commit(
+        self.commit(
             &mut inner,
-            &self.tx,
             key,
             EventType::Modified,
             stored.clone(),
@@ -719,9 +801,8 @@ impl Store {
         let dictionary = inner.trainers.get(key).and_then(Trainer::dictionary);
         let body = Body::new(encode(&last), dictionary);
         let stored = Arc::new(old.next_version(index, body, rv));
-        Self::commit(
+        self.commit(
             &mut inner,
-            &self.tx,
             key,
             EventType::Deleted,
             stored.clone(),
@@ -773,6 +854,10 @@ impl Store {
         // now too old, while a fresh list returns one that can be watched from.
         inner.rv += 1;
         inner.compacted = inner.rv;
+        inner.list_floor = inner.rv;
+        if let Some(d) = &self.durable {
+            d.push(Record::Version(inner.rv));
+        }
         drop(inner);
         self.epoch.send_modify(|e| *e += 1);
     }

@@ -39,20 +39,6 @@ fn pod(name: &str, annotations: serde_json::Value, restart: &str) -> Pod {
 }
 
 #[test]
-fn data_dir_is_refused_clearly() {
-    let out = Command::new(env!("CARGO_BIN_EXE_localkube"))
-        .args(["--data-dir", "/tmp/somewhere", "--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("--data-dir") && err.contains("not yet supported"),
-        "{err}"
-    );
-}
-
-#[test]
 fn bad_flags_exit_non_zero_with_usage() {
     let out = Command::new(env!("CARGO_BIN_EXE_localkube"))
         .args(["--node-start-delay", "soon"])

@@ -19,14 +19,17 @@ pub struct ListPage {
     pub remaining: Option<u64>,
 }
 
-/// The continue token of a page that ends with the last of `items`.
-/// `seen` counts the items of every page so far, this one included.
-fn continue_after(items: &[Arc<Stored>], seen: u64) -> String {
+/// The continue token of a page that ends with the last of `items`, of a list consistent
+/// with version `rv`. `seen` counts the items of every page so far, this one included.
+fn continue_after(items: &[Arc<Stored>], seen: u64, rv: u64) -> String {
     items
         .last()
-        .map(|last| encode_continue(last.namespace(), last.name(), seen))
+        .map(|last| encode_continue(last.namespace(), last.name(), seen, rv))
         .unwrap_or_default()
 }
+
+/// kube-apiserver's answer to a continue token older than the last compaction.
+const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.";
 
 impl Core {
     pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> ApiResult<Value> {
@@ -115,6 +118,12 @@ impl Core {
             Some(t) if !t.is_empty() => Some(decode_continue(t)?),
             _ => None,
         };
+        // A list that began before a restart or a compaction cannot be continued consistently.
+        if let Some(c) = &start_after
+            && !self.store.continuable(c.rv)
+        {
+            return Err(ApiError::gone(CONTINUE_EXPIRED));
+        }
         let after = start_after
             .as_ref()
             .map(|c| (c.namespace.as_str(), c.name.as_str()));
@@ -160,7 +169,10 @@ impl Core {
             rv
         };
         Ok(ListPage {
-            continue_token: more.then(|| continue_after(&items, seen_before + items.len() as u64)),
+            continue_token: more.then(|| {
+                let rv = start_after.as_ref().map_or(resource_version, |c| c.rv);
+                continue_after(&items, seen_before + items.len() as u64, rv)
+            }),
             remaining,
             items,
             resource_version,
@@ -174,11 +186,13 @@ struct ContinueKey {
     namespace: String,
     name: String,
     seen: u64,
+    /// The version of the list's first page.
+    rv: u64,
 }
 
-fn encode_continue(ns: &str, name: &str, seen: u64) -> String {
+fn encode_continue(ns: &str, name: &str, seen: u64, rv: u64) -> String {
     use base64::Engine;
-    let raw = json!({"v": "localkube.v1", "start": [ns, name], "seen": seen}).to_string();
+    let raw = json!({"v": "localkube.v1", "start": [ns, name], "seen": seen, "rv": rv}).to_string();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
@@ -190,6 +204,7 @@ fn decode_continue(token: &str) -> ApiResult<ContinueKey> {
         .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let start = v.get("start").and_then(Value::as_array).ok_or_else(bad)?;
+    let rv = v.get("rv").and_then(Value::as_u64).ok_or_else(bad)?;
     match (
         start.first().and_then(Value::as_str),
         start.get(1).and_then(Value::as_str),
@@ -198,6 +213,7 @@ fn decode_continue(token: &str) -> ApiResult<ContinueKey> {
             namespace: ns.to_string(),
             name: name.to_string(),
             seen: v.get("seen").and_then(Value::as_u64).unwrap_or(0),
+            rv,
         }),
         _ => Err(bad()),
     }
@@ -209,13 +225,14 @@ mod tests {
 
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {
-        let t = encode_continue("default", "web-1", 500);
+        let t = encode_continue("default", "web-1", 500, 42);
         assert_eq!(
             decode_continue(&t).unwrap(),
             ContinueKey {
                 namespace: "default".into(),
                 name: "web-1".into(),
-                seen: 500
+                seen: 500,
+                rv: 42,
             }
         );
         assert_eq!(decode_continue("%%%").unwrap_err().code, 400);
