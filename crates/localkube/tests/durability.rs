@@ -322,7 +322,7 @@ fn run_binary(dir: &std::path::Path) -> Result<std::process::Child, (Option<i32>
 fn the_binary_refuses_a_directory_in_use_and_a_newer_format() {
     let dir = tempfile::tempdir().unwrap();
     let mut first = run_binary(dir.path()).expect("the first server starts");
-    let (code, err) = run_binary(dir.path()).err().expect("the second is refused");
+    let (code, err) = run_binary(dir.path()).expect_err("the second is refused");
     assert_eq!(code, Some(1));
     assert!(
         err.contains(&format!(
@@ -343,7 +343,7 @@ fn the_binary_refuses_a_directory_in_use_and_a_newer_format() {
     )
     .unwrap();
     drop(db);
-    let (code, err) = run_binary(dir.path()).err().expect("format 2 is refused");
+    let (code, err) = run_binary(dir.path()).expect_err("format 2 is refused");
     assert_eq!(code, Some(1));
     assert!(
         err.contains("was written by a newer localkube (data format 2; this one reads format 1"),
