@@ -6,7 +6,19 @@
 # console, then restarts it, and the new guest shows the same firmware UUID.
 # Without QEMU (and not root to install it) it says so and runs with simulated guests.
 # Run from anywhere: ./scripts/playground.sh   (needs a Rust toolchain and kubectl)
+# --keep[=DIR] keeps the playground's state in DIR (default: ~/.local/state/virt-toolkit/playground):
+# the next run with --keep finds the VM again, and DIR/kubeconfig keeps working.
 set -euo pipefail
+keep=""
+for arg in "$@"; do
+  case "$arg" in
+    --keep) keep="${XDG_STATE_HOME:-${HOME:?}/.local/state}/virt-toolkit/playground" ;;
+    --keep=?*) keep="${arg#--keep=}" ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "playground.sh: unknown argument $arg (usage: playground.sh [--keep[=DIR]])" >&2; exit 2 ;;
+  esac
+done
+[ -n "$keep" ] && mkdir -p "$keep" && keep=$(cd "$keep" && pwd)
 cd "$(dirname "$0")/.."
 command -v kubectl >/dev/null || { echo "kubectl is needed (https://kubernetes.io/docs/tasks/tools/)" >&2; exit 1; }
 guests=qemu
@@ -36,15 +48,22 @@ cargo build --profile playground -p virt-playground --bin virt-playground -p vir
   -p virt-launcher --bin virt-launcher --bin virt-tail
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+kubeconfig="$work/kubeconfig"
+state=()
+if [ -n "$keep" ]; then
+  kubeconfig="$keep/kubeconfig"
+  state=(--data-dir "$keep/data")
+fi
 if [ "$guests" = qemu ]; then
-  "$bin/virt-playground" --kubeconfig-out "$work/kubeconfig" --guests qemu --guest-image "$image" >"$work/out" 2>&1 &
+  "$bin/virt-playground" --kubeconfig-out "$kubeconfig" "${state[@]}" --guests qemu --guest-image "$image" >"$work/out" 2>&1 &
 else
-  "$bin/virt-playground" --kubeconfig-out "$work/kubeconfig" --guests simulated --node-start-delay 1s >"$work/out" 2>&1 &
+  "$bin/virt-playground" --kubeconfig-out "$kubeconfig" "${state[@]}" --guests simulated --node-start-delay 1s >"$work/out" 2>&1 &
 fi
 pid=$!
 for _ in $(seq 1 100); do grep -q 'ready at' "$work/out" 2>/dev/null && break; sleep 0.1; done
 cat "$work/out"
-export KUBECONFIG="$work/kubeconfig"
+grep -q 'ready at' "$work/out" || { echo "virt-playground did not start (see above)" >&2; exit 1; }
+export KUBECONFIG="$kubeconfig"
 run() { echo; echo "\$ $*"; "$@"; }
 virtctl() { "$bin/virtctl" "$@"; }
 # Prints each new printableStatus of the VM until it is $2 (and, with $3, the VMI uid differs).
@@ -74,6 +93,19 @@ console() {
   done
   echo "timed out waiting for the guest to print $2" >&2; return 1
 }
+if [ -n "$keep" ] && kubectl get vm vm-cirros >/dev/null 2>&1; then
+  # A kept playground: the VM is the one of the last run. Its guest died with the last run's
+  # node, so its VMI failed, and the VM's run strategy (the seed's running: true) starts it again.
+  echo; echo "The state of the last run, kept in $keep:"
+  run kubectl get vm,vmi
+  follow vm-cirros Running
+  run kubectl get vm,vmi
+  uid=$(kubectl get vmi vm-cirros -o jsonpath='{.metadata.uid}')
+  [ "$guests" = qemu ] && console "$uid" 'printed from cloud-init userdata'
+  echo; echo "The playground stops when this script exits; its state stays in $keep."
+  echo "Run ./scripts/playground.sh --keep again to find it; remove $keep to start over."
+  exit 0
+fi
 run kubectl create -f examples/vm-cirros.yaml
 follow vm-cirros Stopped
 run kubectl get vmis
@@ -91,7 +123,11 @@ if [ "$guests" = qemu ]; then
   echo "The same firmware UUID inside both guests: $(kubectl get vmi vm-cirros -o jsonpath='{.spec.domain.firmware.uuid}')"
 fi
 run kubectl describe vm vm-cirros
-echo; echo "The playground stops when this script exits. To keep one running:"
+if [ -n "$keep" ]; then
+  echo; echo "The playground stops when this script exits; its state stays in $keep."
+  echo "Run ./scripts/playground.sh --keep again to find the VM as you left it."
+fi
+echo; echo "The playground stops when this script exits. To keep one running (add --data-dir DIR to keep its state):"
 if [ "$guests" = qemu ]; then
   echo "  $bin/virt-playground --kubeconfig-out ./virt-local.kubeconfig --guests qemu --guest-image $image"
 else

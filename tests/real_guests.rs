@@ -355,3 +355,50 @@ async fn reset_boots_the_guest_again_in_the_same_qemu_and_soft_reboot_needs_an_a
     assert_eq!(c.vmi_uid("vm-reset").await, uid, "the same VMI");
     assert_eq!(c.vmi_phase("vm-reset").await, "Running");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_playground_survives_kill_9_and_handles_its_guests_as_on_a_lost_node() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("state").display().to_string();
+    let Some(mut c) = Cluster::with_guests_and("real_guests::kept", &["--data-dir", &dir]).await
+    else {
+        return;
+    };
+    c.create_vm_json(seed_vm("vm-always", "Always", "#!/bin/sh\necho up\n", 0))
+        .await;
+    c.create_vm_json(seed_vm("vm-manual", "Manual", "#!/bin/sh\necho up\n", 0))
+        .await;
+    c.virtctl(&["start", "vm-manual"])
+        .await
+        .ok("VM vm-manual was scheduled to start\n");
+    let mut before = Vec::new();
+    for vm in ["vm-always", "vm-manual"] {
+        c.wait_vmi_phase(vm, "Running").await;
+        let uid = c.vmi_uid(vm).await;
+        c.wait_console(&uid, "up").await;
+        let vm_uid = c.vms(NS).get(vm).await.unwrap().metadata.uid.unwrap();
+        before.push((vm, vm_uid, uid, one_qemu(vm).await));
+    }
+
+    // The node dies with the process, and its guests with it.
+    c.kill_9_and_restart().await;
+    for (vm, _, _, qemu) in &before {
+        within(BOOT, &format!("{vm}'s QEMU to be gone"), async || {
+            (!alive(*qemu)).then_some(())
+        })
+        .await;
+    }
+    // The client of before still works (same address, CA and token), and the VMs are the same
+    // objects; each VMI failed with its node, and the run strategy decides what follows.
+    for (vm, vm_uid, _, _) in &before {
+        let now = c.vms(NS).get(vm).await.unwrap();
+        assert_eq!(now.metadata.uid.as_ref(), Some(vm_uid), "{vm} is kept");
+    }
+    let (_, _, always_vmi, _) = &before[0];
+    let new_uid = c.wait_new_vmi("vm-always", always_vmi).await;
+    c.wait_console(&new_uid, "up").await;
+    let (_, _, manual_vmi, _) = &before[1];
+    c.wait_vmi_phase("vm-manual", "Failed").await;
+    assert_eq!(&c.vmi_uid("vm-manual").await, manual_vmi, "Manual keeps it");
+    assert!(qemu_pids("vm-manual").is_empty());
+}

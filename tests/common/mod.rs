@@ -92,6 +92,15 @@ pub struct Cluster {
     pub kubeconfig: PathBuf,
     pub client: kube::Client,
     backend: Backend,
+    /// How to start the playground again ([`Cluster::kill_9_and_restart`]).
+    relaunch: Option<Relaunch>,
+}
+
+struct Relaunch {
+    binary: PathBuf,
+    args: Vec<String>,
+    /// Earlier runs, dead, kept for their directories (the first one holds `kubeconfig`).
+    retired: Vec<Backend>,
 }
 
 /// `<target>/debug`, from this test executable's path (`<target>/debug/deps/<test>-<hash>`).
@@ -111,6 +120,16 @@ impl Drop for ChildProcess {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Starts the playground binary with `args` on a blocking thread, as its start blocks.
+async fn start_playground(binary: PathBuf, args: Vec<String>) -> test_support::Playground {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        test_support::Playground::start_with_args(&binary, Stdio::inherit(), &args)
+    })
+    .await
+    .unwrap()
 }
 
 /// Builds the `virt-playground` binary once per test process and returns its path.
@@ -191,6 +210,7 @@ impl Cluster {
             kubeconfig,
             client,
             backend: Backend::Process(playground),
+            relaunch: None,
         }
     }
 
@@ -198,6 +218,11 @@ impl Cluster {
     /// `virt-launcher` are needed. `None` (after saying `SKIPPED`) when QEMU or the image is
     /// missing outside CI; under CI that fails the test.
     pub async fn with_guests(test: &str) -> Option<Cluster> {
+        Self::with_guests_and(test, &[]).await
+    }
+
+    /// [`Cluster::with_guests`] with more flags for the playground.
+    pub async fn with_guests_and(test: &str, extra: &[&str]) -> Option<Cluster> {
         let test = test.to_string();
         let (binary, image) = tokio::task::spawn_blocking(move || {
             let image = test_support::guest_image(&test)?;
@@ -207,23 +232,38 @@ impl Cluster {
         })
         .await
         .unwrap()?;
-        let playground = tokio::task::spawn_blocking(move || {
-            let image = image.display().to_string();
-            test_support::Playground::start_with_args(
-                &binary,
-                Stdio::inherit(),
-                &["--guests", "qemu", "--guest-image", &image],
-            )
-        })
-        .await
-        .unwrap();
+        let mut args: Vec<String> = ["--guests", "qemu", "--guest-image"]
+            .map(String::from)
+            .to_vec();
+        args.push(image.display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let playground = start_playground(binary.clone(), args.clone()).await;
         let kubeconfig = playground.kubeconfig.clone();
         let client = client_for(&kubeconfig).await;
         Some(Cluster {
             kubeconfig,
             client,
             backend: Backend::Process(playground),
+            relaunch: Some(Relaunch {
+                binary,
+                args,
+                retired: Vec::new(),
+            }),
         })
+    }
+
+    /// Kills the playground with SIGKILL (its node, and so its guests, die with it) and starts
+    /// it again with the same flags. The kubeconfig and client of before are kept: with a data
+    /// directory they must keep working.
+    pub async fn kill_9_and_restart(&mut self) {
+        let relaunch = self.relaunch.as_mut().expect("a playground process");
+        if let Backend::Process(p) = &mut self.backend {
+            p.child.kill().unwrap();
+            p.child.wait().unwrap();
+        }
+        let next = start_playground(relaunch.binary.clone(), relaunch.args.clone()).await;
+        let old = std::mem::replace(&mut self.backend, Backend::Process(next));
+        relaunch.retired.push(old);
     }
 
     /// The `localkube` binary as its own process (so that a test can freeze it), with the
@@ -257,6 +297,7 @@ impl Cluster {
             kubeconfig,
             client,
             backend: Backend::Localkube(child, dir),
+            relaunch: None,
         };
         cluster.install_crds().await;
         cluster
@@ -299,6 +340,7 @@ impl Cluster {
             kubeconfig,
             client,
             backend: Backend::InProcess(Some(server), dir),
+            relaunch: None,
         };
         cluster.install_crds().await;
         cluster

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use localkube::cli::ServerArgs;
 use virt_reconciler::controller::Metrics;
 
@@ -64,10 +64,16 @@ async fn run(args: LocalArgs) -> anyhow::Result<()> {
     let client = server.client().await?;
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
         Api::all(client.clone());
+    // Applied, so that a playground kept in a data directory gets this release's CRDs.
     for (_, crd) in virt_reconciler::crds::all() {
-        crds.create(&PostParams::default(), &crd)
-            .await
-            .context("installing the KubeVirt CRDs")?;
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(
+            &name,
+            &PatchParams::apply("virt-playground").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .context("installing the KubeVirt CRDs")?;
     }
     // Every component here acts as localkube's one user, so the VMI webhooks trust it.
     let virt_api = virt_api::loopback::serve(

@@ -112,10 +112,7 @@ async fn pause_or_unpause(
     let Some(tracked) = tracked else {
         return status(StatusCode::NOT_FOUND, "the VMI does not run on this node");
     };
-    let socket = match paths::launcher_socket(&shared.config.host_root, &tracked.uid) {
-        Ok(s) => s,
-        Err(e) => return status(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    };
+    let socket = paths::launcher_socket(&shared.config.host_root, &tracked.uid);
     match launcher::call(&socket, &request).await {
         Ok(domain) => {
             // Written now rather than on the watch's report, so the caller sees it at once.

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use virt_reconciler::launcher_api::{DomainStatus, Request, Response};
 
@@ -36,7 +35,7 @@ impl Connection {
     pub async fn open(path: &Path) -> Result<Connection, LauncherError> {
         let shown = path.display().to_string();
         let stream =
-            UnixStream::connect(path)
+            crate::paths::connect(path)
                 .await
                 .map_err(|source| LauncherError::Unreachable {
                     path: shown.clone(),

@@ -84,9 +84,7 @@ async fn publish_missing(shared: &Shared, store: &Store<Service>) {
     for candidate in candidates {
         let (ns, name) = &candidate.key;
         let wanted = published_ports(&services, &candidate.pod);
-        let Ok(socket) = paths::launcher_socket(&shared.config.host_root, &candidate.uid) else {
-            continue;
-        };
+        let socket = paths::launcher_socket(&shared.config.host_root, &candidate.uid);
         for (protocol, port) in wanted.difference(&candidate.published) {
             let request = Request::Publish {
                 port: *port,

@@ -285,8 +285,7 @@ async fn forwarded_address(
     port: u16,
     protocol: Protocol,
 ) -> Result<SocketAddr, String> {
-    let socket = paths::launcher_socket(&shared.config.host_root, &tracked.uid)
-        .map_err(|e| e.to_string())?;
+    let socket = paths::launcher_socket(&shared.config.host_root, &tracked.uid);
     let address = launcher::call_for_address(&socket, &Request::Forward { port, protocol })
         .await
         .map_err(|e| e.to_string())?;

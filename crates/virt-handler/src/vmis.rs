@@ -169,13 +169,7 @@ pub async fn follow(shared: Arc<Shared>) {
 async fn follow_launcher(shared: Arc<Shared>, vmi: VirtualMachineInstance) {
     let (ns, name) = key(&vmi);
     let vmi_uid = uid(&vmi);
-    let socket = match paths::launcher_socket(&shared.config.host_root, &vmi_uid) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!("VMI {ns}/{name}: {e}");
-            return;
-        }
-    };
+    let socket = paths::launcher_socket(&shared.config.host_root, &vmi_uid);
     let mut backoff = Backoff::new();
     let mut synced = false;
     let vmi_json = serde_json::to_value(&vmi).unwrap_or_default();
@@ -335,9 +329,7 @@ pub async fn apply(
 /// A launcher still starting gets a few more tries; one already gone needs none.
 async fn shut_down(shared: Arc<Shared>, vmi: VirtualMachineInstance) {
     let (ns, name) = key(&vmi);
-    let Ok(socket) = paths::launcher_socket(&shared.config.host_root, &uid(&vmi)) else {
-        return;
-    };
+    let socket = paths::launcher_socket(&shared.config.host_root, &uid(&vmi));
     let request = Request::Shutdown {
         grace_seconds: shutdown_grace_seconds(&vmi),
     };

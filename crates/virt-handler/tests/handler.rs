@@ -393,23 +393,3 @@ async fn handler_drives_the_launcher_and_reports_the_domain() {
         "{labels:?}"
     );
 }
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_host_root_too_deep_for_unix_sockets_fails_with_a_clear_message() {
-    let cluster = cluster(NODE).await;
-    let deep = PathBuf::from(format!("/tmp/{}", "d".repeat(90)));
-    let err = virt_handler::run_until(
-        cluster.client.clone(),
-        HandlerConfig {
-            node_name: NODE.into(),
-            host_root: deep,
-            listen: "127.0.0.1:0".parse().unwrap(),
-        },
-        std::future::pending(),
-    )
-    .await
-    .expect_err("a too deep host root");
-    let message = format!("{err:#}");
-    assert!(message.contains("longer than the 107"), "{message}");
-    assert!(message.contains("--host-root"), "{message}");
-}

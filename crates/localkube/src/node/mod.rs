@@ -434,7 +434,17 @@ fn handle_pod(state: &Arc<NodeState>, pod: Pod) {
         state.runtime.updated(pod);
         return;
     }
-    if (phase.is_empty() || phase == "Pending")
+    // Running here, yet no process of this node runs it: its processes died with an earlier
+    // run of the node (killed, or its machine restarted). Like a kubelet after a reboot, the
+    // node fails it when it may not restart, and starts it again otherwise.
+    let lost = phase == "Running" && state.runtime.plan(&pod).is_some();
+    if lost && spec.restart_policy.as_deref() == Some("Never") {
+        if once(state, &pod, "lost") {
+            tokio::spawn(report_lost(state.clone(), pod));
+        }
+        return;
+    }
+    if (phase.is_empty() || phase == "Pending" || lost)
         && let Some(launches) = state.runtime.plan(&pod)
     {
         let n = state.next_loopback_ip.fetch_add(1, Ordering::Relaxed);
@@ -541,6 +551,46 @@ fn start_error_status(pod: &Pod, started: &str) -> Value {
         "startTime": started,
         "containerStatuses": statuses,
     }})
+}
+
+/// The status of a pod whose processes were lost with an earlier run of the node: `Failed`,
+/// every container terminated as a kubelet reports a container it can no longer find.
+fn lost_status(pod: &Pod, now: &str) -> Value {
+    let statuses: Vec<Value> = container_names(pod)
+        .into_iter()
+        .map(|(name, image)| {
+            json!({"name": name, "image": image, "imageID": "",
+                "ready": false, "started": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": 137, "reason": "ContainerStatusUnknown",
+                    "message": "The container could not be located when the pod was terminated",
+                    "finishedAt": now}}})
+        })
+        .collect();
+    let cond = |ty: &str| json!({"type": ty, "status": "False", "lastProbeTime": null, "lastTransitionTime": now});
+    json!({"status": {
+        "phase": "Failed",
+        "conditions": [cond("Ready"), cond("ContainersReady")],
+        "containerStatuses": statuses,
+    }})
+}
+
+/// Reports a pod whose processes were lost (see `handle_pod`).
+async fn report_lost(state: Arc<NodeState>, pod: Pod) {
+    let ns = pod.namespace().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(state.client.clone(), &ns);
+    let status = lost_status(&pod, &now());
+    if let Err(e) = api
+        .patch_status(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Strategic(status),
+        )
+        .await
+    {
+        tracing::warn!("cannot report {ns}/{} lost: {e}", pod.name_any());
+    }
+    let note = "the node restarted: its containers were lost".to_string();
+    record(&state.kubelet, &pod, "ContainersLost", "Failing", note).await;
 }
 
 fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
@@ -754,6 +804,26 @@ async fn terminate_processes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lost_pod_fails_with_its_containers_unknown() {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "uid": "u"},
+            "spec": {"containers": [{"name": "compute", "image": "launcher"}, {"name": "tail", "image": "launcher"}]},
+        }))
+        .unwrap();
+        let s = lost_status(&pod, "2026-01-01T00:00:00Z");
+        assert_eq!(s["status"]["phase"], "Failed");
+        let statuses = s["status"]["containerStatuses"].as_array().unwrap();
+        assert_eq!(statuses.len(), 2);
+        for c in statuses {
+            assert_eq!(c["state"]["terminated"]["reason"], "ContainerStatusUnknown");
+            assert_eq!(c["state"]["terminated"]["exitCode"], 137);
+            assert_eq!(c["ready"], false);
+        }
+        assert_eq!(s["status"]["conditions"][0]["type"], "Ready");
+        assert_eq!(s["status"]["conditions"][0]["status"], "False");
+    }
 
     #[test]
     fn start_error_status_fails_without_running() {
