@@ -73,7 +73,7 @@ fn content(name: &str, seq: u64, anchor_uid: &str) -> Value {
     if seq % 3 == 1 {
         meta["finalizers"] = json!([format!("test.example.com/f{seq}")]);
     }
-    if seq % 2 == 0 {
+    if seq.is_multiple_of(2) {
         meta["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "ConfigMap",
             "name": "anchor", "uid": anchor_uid}]);
     }
@@ -222,9 +222,8 @@ async fn verify(client: &kube::Client, model: &Model, anchor: &str) -> usize {
         .map(|o| (o["metadata"]["name"].as_str().unwrap().to_string(), o))
         .filter(|(n, _)| n != "anchor")
         .collect();
-    let mut m = model.lock();
     let mut present = 0;
-    for (name, slot) in m.iter_mut() {
+    for (name, slot) in model.lock().iter_mut() {
         let got = found.get(name).map(|o| seq_of(o, anchor));
         let allowed = got == slot.acked || slot.in_flight == Some(got);
         assert!(
