@@ -4,7 +4,9 @@
 //! over HTTPS with a bearer token, and writes a kubeconfig that kubectl and kube-rs accept.
 //! That token is the admin's (`system:masters`); ServiceAccount tokens from TokenRequest are
 //! authorized by RBAC, as kube-apiserver does.
-//! Objects live in memory. See the crate README for what is implemented and what is approximated.
+//! Objects live in memory; with a data directory ([`Builder::data_dir`]) they are also written
+//! to disk before each write is answered, and a restart finds them again ([`durable`]). See the
+//! project README for what is implemented and what is approximated.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {

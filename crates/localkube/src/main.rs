@@ -16,11 +16,13 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// A Kubernetes API server in one process, with a simulated node.
 ///
 /// It serves the built-in resources kubectl and the toolkit use, and any CRD you create, over
-/// HTTPS with a random admin token (no RBAC). State lives in memory. Pods are simulated, except
-/// those whose images are all mapped with --image, which run as host processes.
+/// HTTPS with a random admin token (no RBAC). State lives in memory, or with --data-dir on disk
+/// as well (each write before it is answered), so that a restart keeps it. Pods are simulated,
+/// except those whose images are all mapped with --image, which run as host processes.
 ///
 /// Examples:
 ///   localkube --kubeconfig-out ./lk.kubeconfig
+///   localkube --data-dir ./lk-state --kubeconfig-out ./lk.kubeconfig   # kept across restarts
 ///   KUBECONFIG=./lk.kubeconfig kubectl get nodes
 ///   localkube --image example.com/tools=/usr/local/bin/tool --node-root ./node
 #[derive(Parser, Debug)]

@@ -70,8 +70,8 @@ struct Cli {
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DUR")]
     duration: Duration,
 
-    /// Operations to measure: create, get, list (one page of --pool objects), patch, watch; or
-    /// "none" (with --objects).
+    /// Operations to measure: create, get, list (one page of --pool objects), patch, delete
+    /// (of what create made: list it after create), watch; or "none" (with --objects).
     #[arg(
         long,
         value_delimiter = ',',
@@ -118,6 +118,9 @@ enum Op {
     /// One page of `--pool` ConfigMaps from the namespace (`limit=POOL`).
     List,
     Patch,
+    /// Deletes what the create phase of the same concurrency created, in order; a client
+    /// stops at the first one missing.
+    Delete,
     Watch,
 }
 
@@ -128,6 +131,7 @@ impl Op {
             Op::Get => "get",
             Op::List => "list",
             Op::Patch => "patch",
+            Op::Delete => "delete",
             Op::Watch => "watch",
         }
     }
@@ -141,9 +145,12 @@ fn parse_ops(ops: &[String]) -> anyhow::Result<Vec<Op>> {
             "get" => out.push(Op::Get),
             "list" => out.push(Op::List),
             "patch" => out.push(Op::Patch),
+            "delete" => out.push(Op::Delete),
             "watch" => out.push(Op::Watch),
             "none" | "" => {}
-            other => bail!("unknown operation {other:?} (create, get, list, patch, watch, none)"),
+            other => bail!(
+                "unknown operation {other:?} (create, get, list, patch, delete, watch, none)"
+            ),
         }
     }
     Ok(out)
@@ -648,6 +655,13 @@ async fn request_worker(
                     .await
                     .map(drop)
             }
+            Op::Delete => {
+                let name = format!("{prefix}{k}-{i}");
+                match api.delete(&name, &Default::default()).await {
+                    Err(kube::Error::Api(e)) if e.code == 404 => break,
+                    r => r.map(drop),
+                }
+            }
             Op::Watch => unreachable!("watch has its own phase"),
         };
         match r {
@@ -672,7 +686,9 @@ async fn request_phase(
     run: &str,
 ) -> anyhow::Result<PhaseOut> {
     let apis = target.connected(clients).await?;
-    let prefix = format!("{}-{run}-c{clients}-", op.name());
+    // Deletes remove what the create phase made.
+    let named = if op == Op::Delete { Op::Create } else { op };
+    let prefix = format!("{}-{run}-c{clients}-", named.name());
     let before = probe.sample();
     let start = Instant::now();
     let deadline = start + duration;
