@@ -499,7 +499,6 @@ impl Store {
         use anyhow::Context;
         let mut store = Store::new(window);
         let stored_rv = data.version()?;
-        let mut pending_training = Vec::new();
         let mut max_rv = stored_rv;
         {
             let inner = store.inner.get_mut();
@@ -517,17 +516,17 @@ impl Store {
                         ..stored
                     })
                 });
-                if let Some(samples) = samples {
-                    pending_training.push((key, samples));
+                // Trained at once, so that the objects loaded after the samples are packed.
+                if let Some(samples) = samples
+                    && let Some(trainer) = inner.trainers.get_mut(&key)
+                {
+                    trainer.finish(Dictionary::train(&samples));
                 }
                 Ok(())
             })?;
             inner.rv = max_rv + 1;
             inner.compacted = inner.rv;
             inner.list_floor = inner.rv;
-        }
-        for (key, samples) in pending_training {
-            store.train(&key, Some(samples));
         }
         let durable = Durability::start(data, stored_rv);
         durable.push(Record::Version(store.inner.get_mut().rv));
@@ -996,6 +995,46 @@ mod tests {
             .unwrap();
         assert_eq!(gone.stored.value(), gone.object);
         assert_eq!(gone.object["data"]["value"], "changed");
+    }
+
+    #[test]
+    fn a_reopened_store_has_its_objects_versions_and_packing() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = crate::packing::SAMPLE_OBJECTS + 50;
+        let (last_rv, written) = {
+            let s = Store::open(100, DataDir::open(dir.path()).unwrap()).unwrap();
+            let mut written = Vec::new();
+            for i in 0..n {
+                let name = format!("cm-{i}");
+                let mut obj = cm(&name);
+                obj["metadata"]["labels"] = json!({"app": "web", "i": i.to_string()});
+                obj["data"] = json!({"value": format!("{i:x}-{}", i * 7919)});
+                written.push(s.create(&key(), "default", &name, obj).unwrap().object);
+            }
+            s.delete(&key(), "default", "cm-0", None).unwrap();
+            let rv = s.current_rv();
+            s.close();
+            (rv, written)
+        };
+        let s = Store::open(100, DataDir::open(dir.path()).unwrap()).unwrap();
+        assert!(s.current_rv() > last_rv);
+        assert!(s.get(&key(), "default", "cm-0").is_none());
+        for obj in &written[1..] {
+            let got = s.get(&key(), "default", meta_str(obj, "name")).unwrap();
+            assert_eq!(&got.value(), obj);
+        }
+        // Loaded in name order: cm-99 comes after the samples.
+        let late = s.get(&key(), "default", "cm-99").unwrap();
+        assert!(
+            late.stored_len() * 2 < late.json_len(),
+            "loaded objects are packed: {} of {}",
+            late.stored_len(),
+            late.json_len()
+        );
+        // Old versions are gone with the history: a watch from before must relist.
+        assert!(s.subscribe_from(last_rv).is_err());
+        assert!(!s.continuable(last_rv));
+        assert!(s.subscribe_from(s.current_rv()).is_ok());
     }
 
     #[test]

@@ -148,9 +148,9 @@ fn parse_ops(ops: &[String]) -> anyhow::Result<Vec<Op>> {
             "delete" => out.push(Op::Delete),
             "watch" => out.push(Op::Watch),
             "none" | "" => {}
-            other => bail!(
-                "unknown operation {other:?} (create, get, list, patch, delete, watch, none)"
-            ),
+            other => {
+                bail!("unknown operation {other:?} (create, get, list, patch, delete, watch, none)")
+            }
         }
     }
     Ok(out)
