@@ -10,9 +10,9 @@
 # PEER_KUBECONFIG (~/.cache/k8s-peer/peer.kubeconfig).
 #
 # Parts, each on a fresh server:
-#   1. writes: create, patch and delete at each concurrency, one server per concurrency, the
-#      server under `strace -f --seccomp-bpf -c -e trace=fsync,fdatasync`: fsyncs per write;
-#   2. reads: get, list and watch, in memory and with --data-dir;
+#   1. writes: create, patch and delete at each concurrency, one server per concurrency; then
+#      the same under `strace -f --seccomp-bpf -c -e trace=fsync,fdatasync`: fsyncs per write;
+#   2. reads: get, list and watch (8 writers), in memory and with --data-dir;
 #   3. memory with OBJECTS small ConfigMaps (--data-dir), then the time from exec to the ready
 #      line of a restart with them, five times;
 #   4. with --peer: the peer's writes and memory (kube-apiserver and etcd summed).
@@ -75,18 +75,19 @@ start() {
   [ -n "$trace" ] && PID=$(pgrep -P "$LAUNCHED" -x localkube)
   return 0
 }
-stop() { kill "$LAUNCHED" 2>/dev/null || true; wait "$LAUNCHED" 2>/dev/null || true; }
+stop() { kill "$PID" 2>/dev/null || true; wait "$LAUNCHED" 2>/dev/null || true; }
 bench() { # bench NAME ARGS...
   local name=$1; shift
   ./target/release/localkube-bench --kubeconfig "$KC" --server-pid "$PID" --json "$@" \
     >"$OUT/$name.json" 2> >(tee "$OUT/$name.txt" >&2)
 }
-# fsyncs NAME: fsync+fdatasync calls in the strace summary, per acknowledged write of NAME.json.
+# fsyncs NAME: fsync+fdatasync calls in the strace summary, per acknowledged write of NAME.json
+# (the phases' writes, and the 1,000 creates of the pool the patches use).
 fsyncs() {
   python3 - "$OUT/$1.json" "$OUT/$1.strace" <<'EOF'
 import json, sys
 phases = json.load(open(sys.argv[1]))["phases"]
-writes = sum(p["ok"] for p in phases)
+writes = sum(p["ok"] for p in phases) + 1000
 calls = 0
 for line in open(sys.argv[2]):
     f = line.split()
@@ -98,18 +99,25 @@ EOF
 
 echo; echo "== 1. writes with --data-dir: create, patch, delete =="
 for c in $CLIENTS; do
-  start "writes-c$c" --data-dir "$work/data-writes-c$c" --strace "$OUT/writes-c$c.strace"
+  start "writes-c$c" --data-dir "$work/data-writes-c$c"
   bench "writes-c$c" --ops create,patch,delete --clients "$c" --duration "$DURATION" --pool 1000
   stop
-  fsyncs "writes-c$c" | tee -a "$OUT/fsyncs.txt"
+done
+# The same load under strace, for the fsync counts only: a traced fsync stops the server, so
+# these runs' rates are not reported.
+for c in $CLIENTS; do
+  start "traced-c$c" --data-dir "$work/data-traced-c$c" --strace "$OUT/traced-c$c.strace"
+  bench "traced-c$c" --ops create,patch,delete --clients "$c" --duration "$DURATION" --pool 1000
+  stop
+  fsyncs "traced-c$c" | tee -a "$OUT/fsyncs.txt"
 done
 
 echo; echo "== 2. reads: in memory, then with --data-dir =="
 start reads-memory
-bench reads-memory --ops get,list,watch --clients "${CLIENTS// /,}" --duration "$DURATION"
+bench reads-memory --ops get,list,watch --watch-writers 8 --clients "${CLIENTS// /,}" --duration "$DURATION"
 stop
 start reads-durable --data-dir "$work/data-reads"
-bench reads-durable --ops get,list,watch --clients "${CLIENTS// /,}" --duration "$DURATION"
+bench reads-durable --ops get,list,watch --watch-writers 8 --clients "${CLIENTS// /,}" --duration "$DURATION"
 stop
 
 echo; echo "== 3. memory with $OBJECTS objects, and restarts with them =="
@@ -128,11 +136,12 @@ if $peer; then
   echo; echo "== 4. the peer: writes, and memory with $OBJECTS objects =="
   peer_pids="$(pgrep -x kube-apiserver),$(pgrep -x etcd)"
   for c in $CLIENTS; do
+    # A namespace per run: without kube-controller-manager a deleted one stays Terminating.
     ./target/release/localkube-bench --kubeconfig "$PEER_KUBECONFIG" --server-pid "$peer_pids" --json \
-      --ops create,patch,delete --clients "$c" --duration "$DURATION" --pool 1000 \
+      --namespace "bench-$(date +%s)-c$c" --ops create,patch,delete --clients "$c" --duration "$DURATION" --pool 1000 \
       >"$OUT/peer-writes-c$c.json" 2> >(tee "$OUT/peer-writes-c$c.txt" >&2)
   done
   ./target/release/localkube-bench --kubeconfig "$PEER_KUBECONFIG" --server-pid "$peer_pids" --json \
-    --ops none --objects "$OBJECTS" >"$OUT/peer-memory.json" 2> >(tee "$OUT/peer-memory.txt" >&2)
+    --namespace "bench-$(date +%s)-memory" --ops none --objects "$OBJECTS" >"$OUT/peer-memory.json" 2> >(tee "$OUT/peer-memory.txt" >&2)
 fi
 echo; echo "results in $OUT"
