@@ -652,7 +652,7 @@ fn content_type(headers: &HeaderMap) -> String {
 }
 
 /// Parses a JSON or YAML body into a value.
-fn parse_document(bytes: &[u8], yaml: bool) -> ApiResult<Value> {
+pub(crate) fn parse_document(bytes: &[u8], yaml: bool) -> ApiResult<Value> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the request body is empty"));
     }
