@@ -227,12 +227,48 @@ fn read(path: &Path) -> anyhow::Result<Kubeconfig> {
         anyhow::bail!("cannot load kubeconfig {}: {e}", path.display());
     }
     Kubeconfig::read_from(path).map_err(|e| {
-        anyhow!(
-            "cannot load kubeconfig {}: {}",
-            path.display(),
-            error_chain(&e)
-        )
+        let why = match &e {
+            kube::config::KubeconfigError::Parse(yaml) => {
+                format!("failed to parse kubeconfig YAML: {}", yaml_problem(yaml))
+            }
+            other => error_chain(other),
+        };
+        anyhow!("cannot load kubeconfig {}: {why}", path.display())
     })
+}
+
+/// One line about what is wrong with a kubeconfig's YAML: the parser's message without the
+/// source snippet it adds below, and its limits in words.
+fn yaml_problem(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::Error as E;
+    use serde_saphyr::budget::BudgetBreach as B;
+    let mut inner = e;
+    while let E::WithSnippet { error, .. } | E::AliasError { error, .. } = inner {
+        inner = error;
+    }
+    let at = inner
+        .location()
+        .filter(|l| l.line() > 0)
+        .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+        .unwrap_or_default();
+    match inner {
+        E::Budget {
+            breach: B::Depth { .. },
+            ..
+        } => format!("it nests too deeply{at}"),
+        E::Budget { .. }
+        | E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. } => {
+            "it is too large once its aliases are expanded".to_string()
+        }
+        _ => inner
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    }
 }
 
 fn home_kubeconfig() -> Option<PathBuf> {

@@ -593,14 +593,15 @@ fn openapi_doc(core: &Core, group: &str, version: &str) -> Response {
     ok(&openapi_document(core, group, version))
 }
 
-/// How much of an HTTP/2 request body over the limit the server still reads, and for how
-/// long, so that the client can finish sending and read the 413.
+/// How much of a request body over the limit the server still reads, and for how long, so
+/// that the client can finish sending and read the 413: closing the connection (HTTP/1.1) or
+/// resetting the stream (HTTP/2) while it sends makes clients such as curl and hyper's lose
+/// the answer. The refused bytes are dropped as they come, so memory stays flat.
 const DRAIN_BYTES: usize = 64 * 1024 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(30);
 
 async fn read_body(req: Request) -> ApiResult<Bytes> {
     use futures::StreamExt;
-    let h2 = req.version() == http::Version::HTTP_2;
     let expected = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -608,17 +609,18 @@ async fn read_body(req: Request) -> ApiResult<Bytes> {
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(0);
     let mut body = req.into_body().into_data_stream();
-    let mut out = Vec::with_capacity(expected.min(MAX_BODY));
+    // A body announced as too large is refused before any of it is kept.
+    if expected > MAX_BODY {
+        tokio::spawn(drain(body));
+        return Err(ApiError::too_large(MAX_BODY));
+    }
+    let mut out = Vec::with_capacity(expected);
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| {
             ApiError::bad_request(format!("the request body could not be read: {e}"))
         })?;
         if out.len() + chunk.len() > MAX_BODY {
-            if h2 {
-                // Dropping the body now would reset the stream while the client is still
-                // sending, and clients such as curl then lose the response.
-                tokio::spawn(drain(body));
-            }
+            tokio::spawn(drain(body));
             return Err(ApiError::too_large(MAX_BODY));
         }
         out.extend_from_slice(&chunk);
@@ -650,7 +652,7 @@ fn content_type(headers: &HeaderMap) -> String {
 }
 
 /// Parses a JSON or YAML body into a value.
-fn parse_document(bytes: &[u8], yaml: bool) -> ApiResult<Value> {
+pub(crate) fn parse_document(bytes: &[u8], yaml: bool) -> ApiResult<Value> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the request body is empty"));
     }

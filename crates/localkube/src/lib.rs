@@ -26,6 +26,8 @@ pub(crate) mod crd;
 pub(crate) mod discovery;
 pub mod durable;
 pub(crate) mod events;
+#[cfg(test)]
+mod fuzz;
 pub(crate) mod gc;
 pub(crate) mod http;
 pub(crate) mod jsonpath;

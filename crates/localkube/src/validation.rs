@@ -470,6 +470,71 @@ pub fn generate_name(prefix: &str) -> String {
     base + &suffix
 }
 
+/// How deep an object's own fields may nest, counting the object itself as one level.
+///
+/// The server's JSON parser (like every serde_json client's) stops at 127 levels. A stored
+/// object is deeper than its fields: its managedFields mirror them 4 levels down (plus 1 for
+/// the leaves), a list adds 2 and an AdmissionReview or a watch event more. 100 leaves room
+/// for all of that, so that whatever is stored can be read back, by the server and by clients.
+pub const MAX_OBJECT_DEPTH: usize = 100;
+
+/// How many containers (objects and arrays) nest at the deepest point of `v`: 0 for a scalar.
+/// Iterative, so that any depth is safe to measure.
+pub fn nesting_depth(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 1usize)];
+    while let Some((v, level)) = stack.pop() {
+        match v {
+            Value::Object(m) => {
+                deepest = deepest.max(level);
+                stack.extend(m.values().map(|c| (c, level + 1)));
+            }
+            Value::Array(a) => {
+                deepest = deepest.max(level);
+                stack.extend(a.iter().map(|c| (c, level + 1)));
+            }
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Why an object may not be stored for how deep it nests, if it may not: its fields may nest
+/// `MAX_OBJECT_DEPTH` levels, its managedFields `MAX_OBJECT_DEPTH + 3` (a list of entries
+/// whose fieldsV1 mirror the fields, with a level for the leaves).
+pub fn check_depth(obj: &Value) -> Result<(), String> {
+    let too_deep = || format!("the object nests deeper than {MAX_OBJECT_DEPTH} levels");
+    let Some(map) = obj.as_object() else {
+        return (nesting_depth(obj) <= MAX_OBJECT_DEPTH)
+            .then_some(())
+            .ok_or_else(too_deep);
+    };
+    for (key, value) in map {
+        let managed = match (key.as_str(), value) {
+            ("metadata", Value::Object(meta)) => meta.get("managedFields"),
+            _ => None,
+        };
+        let Some(managed) = managed else {
+            if 1 + nesting_depth(value) > MAX_OBJECT_DEPTH {
+                return Err(too_deep());
+            }
+            continue;
+        };
+        if nesting_depth(managed) > MAX_OBJECT_DEPTH + 3 {
+            return Err(format!(
+                "metadata.managedFields nests deeper than {} levels",
+                MAX_OBJECT_DEPTH + 3
+            ));
+        }
+        for (k, v) in value.as_object().into_iter().flatten() {
+            if k != "managedFields" && 2 + nesting_depth(v) > MAX_OBJECT_DEPTH {
+                return Err(too_deep());
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,5 +570,50 @@ mod tests {
         let n = generate_name("vm-");
         assert_eq!(n.len(), 8);
         assert!(n.starts_with("vm-"));
+    }
+
+    /// `levels` objects, each the only field of the one around it, around `leaf`.
+    fn nested(levels: usize, leaf: Value) -> Value {
+        (0..levels).fold(leaf, |inner, _| json!({ "a": inner }))
+    }
+
+    #[test]
+    fn nesting_depth_counts_containers_at_any_depth() {
+        assert_eq!(nesting_depth(&json!("x")), 0);
+        assert_eq!(nesting_depth(&json!({})), 1);
+        assert_eq!(nesting_depth(&json!([[], {"a": [1]}])), 3);
+        // Far deeper than a recursive walk could go on a thread's stack. The value is
+        // leaked: dropping it would recurse.
+        let mut deep = json!(1);
+        for _ in 0..200_000 {
+            deep = Value::Array(vec![deep]);
+        }
+        assert_eq!(nesting_depth(&deep), 200_000);
+        std::mem::forget(deep);
+    }
+
+    #[test]
+    fn objects_and_their_managed_fields_have_depth_limits() {
+        let fields = |levels: usize| nested(levels - 1, json!("x"));
+        let obj = |spec: Value, managed: Value| json!({"metadata": {"name": "n", "managedFields": managed}, "spec": spec});
+        assert_eq!(check_depth(&obj(fields(100), json!([]))), Ok(()));
+        assert_eq!(
+            check_depth(&obj(fields(101), json!([]))),
+            Err("the object nests deeper than 100 levels".into())
+        );
+        // managedFields `levels` deep, as fields that deep record them.
+        let mirror =
+            |levels: usize| json!([{"manager": "m", "fieldsV1": nested(levels - 3, json!({}))}]);
+        assert_eq!(
+            check_depth(&obj(json!({}), mirror(MAX_OBJECT_DEPTH + 3))),
+            Ok(())
+        );
+        assert_eq!(
+            check_depth(&obj(json!({}), mirror(MAX_OBJECT_DEPTH + 4))),
+            Err("metadata.managedFields nests deeper than 103 levels".into())
+        );
+        let labels = json!({"metadata": {"labels": nested(99, json!(1))}});
+        assert!(check_depth(&labels).is_err());
+        assert!(check_depth(&nested(101, json!(1))).is_err());
     }
 }

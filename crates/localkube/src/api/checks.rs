@@ -6,17 +6,40 @@ use serde_json::{Value, json};
 use super::{Core, FieldValidation, meta, meta_str};
 use crate::registry::ResourceType;
 use crate::status::{ApiError, ApiResult, Cause};
-use crate::validation::{check_labels_and_annotations, check_name, go_quote, name_rule};
+use crate::validation::{
+    check_depth, check_labels_and_annotations, check_name, go_quote, name_rule,
+};
 use crate::{openapi, schema};
 
+/// The Go JSON type of a value that Go cannot read into a string (null it reads as "").
+fn non_string(v: &Value) -> Option<&'static str> {
+    match v {
+        Value::Null | Value::String(_) => None,
+        Value::Bool(_) => Some("bool"),
+        Value::Number(_) => Some("number"),
+        Value::Array(_) => Some("array"),
+        Value::Object(_) => Some("object"),
+    }
+}
+
 impl Core {
-    /// Checks the body's apiVersion and kind against the endpoint.
+    /// Checks the body's apiVersion and kind against the endpoint, and that it nests no deeper
+    /// than a stored object may.
     pub(super) fn check_type(&self, rt: &ResourceType, obj: &mut Value) -> ApiResult<()> {
+        check_depth(obj).map_err(ApiError::bad_request)?;
         let Some(map) = obj.as_object_mut() else {
             return Err(ApiError::bad_request(
                 "the request body must be a JSON or YAML object",
             ));
         };
+        // Go reads apiVersion and kind first, and stops at one that is not a string.
+        for field in ["apiVersion", "kind"] {
+            if let Some(what) = map.get(field).and_then(non_string) {
+                return Err(ApiError::bad_request(format!(
+                    "couldn't get version/kind; json parse error: json: cannot unmarshal {what} into Go struct field .{field} of type string"
+                )));
+            }
+        }
         let expected_av = rt.api_version();
         match map.get("apiVersion").and_then(Value::as_str) {
             None | Some("") => {
@@ -49,12 +72,44 @@ impl Core {
             Some(Value::Object(_)) => {}
             Some(_) => return Err(ApiError::bad_request("metadata must be an object")),
         }
+        // The names are read before the type's own checks: a name that is no string must not
+        // pass for a missing one.
+        for field in [
+            "name",
+            "generateName",
+            "namespace",
+            "uid",
+            "resourceVersion",
+        ] {
+            if let Some(what) = map["metadata"].get(field).and_then(non_string) {
+                return Err(ApiError::bad_request(format!(
+                    "{kind} in version \"{version}\" cannot be handled as a {kind}: json: cannot unmarshal {what} into Go struct field ObjectMeta.metadata.{field} of type string",
+                    kind = rt.kind,
+                    version = rt.version,
+                )));
+            }
+        }
         Ok(())
     }
 
     pub(super) fn check_metadata(&self, rt: &ResourceType, obj: &Value) -> ApiResult<()> {
         let name = meta_str(obj, "name");
         let mut causes = Vec::new();
+        // A prefix may end with '-', which a name may not.
+        let prefix = meta_str(obj, "generateName");
+        if !prefix.is_empty() {
+            let masked = match prefix.strip_suffix('-') {
+                Some(head) if !head.is_empty() => format!("{head}a"),
+                _ => prefix.to_string(),
+            };
+            for problem in check_name(&masked, name_rule(&rt.group, &rt.plural)) {
+                causes.push(Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!("Invalid value: {}: {problem}", go_quote(prefix)),
+                    field: "metadata.generateName".into(),
+                });
+            }
+        }
         for problem in check_name(name, name_rule(&rt.group, &rt.plural)) {
             causes.push(Cause {
                 reason: "FieldValueInvalid".into(),

@@ -8,6 +8,7 @@ use super::{
 };
 use crate::registry::ResourceType;
 use crate::status::{ApiError, ApiResult};
+use crate::validation::nesting_depth;
 use crate::{apply, strategic};
 
 /// Whether a patch carries a resourceVersion, which makes it conditional.
@@ -123,6 +124,9 @@ impl Core {
                         // kube-apiserver answers with a generic 422 that drops the reason.
                         Err(JsonPatchError::CopyLimit) => {
                             return Err(ApiError::unprocessable());
+                        }
+                        Err(JsonPatchError::TooDeep) => {
+                            return Err(ApiError::bad_request(JsonPatchError::TooDeep.to_string()));
                         }
                         Err(JsonPatchError::Op(e)) => {
                             if matches!(e.kind, json_patch::PatchErrorKind::TestFailed) {
@@ -272,6 +276,12 @@ const MAX_JSON_PATCH_COPY_BYTES: usize = MAX_BODY;
 /// The largest object, in bytes of JSON, that a patch may produce.
 const MAX_PATCHED_OBJECT: usize = MAX_BODY;
 
+/// How deep a JSON patch may make the document while it applies. The result is checked
+/// against `MAX_OBJECT_DEPTH` after; this bound is for while it applies: each `copy` of a
+/// subtree into its own deepest point doubles the depth, and copies (and the checks after)
+/// recurse, so without it a 200 KB patch overflows the stack.
+const MAX_JSON_PATCH_DEPTH: usize = 128;
+
 /// Counts bytes written, for the size of a value's JSON without keeping the JSON.
 struct ByteCount(usize);
 
@@ -300,6 +310,24 @@ enum JsonPatchError {
     Op(json_patch::PatchError),
     /// The `copy` operations would add more than the limit of bytes in all.
     CopyLimit,
+    /// An operation would make the document nest deeper than `MAX_JSON_PATCH_DEPTH`.
+    TooDeep,
+}
+
+impl std::fmt::Display for JsonPatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JsonPatchError::Op(e) => write!(f, "{e}"),
+            JsonPatchError::CopyLimit => write!(
+                f,
+                "the copy operations of the patch add more than {MAX_JSON_PATCH_COPY_BYTES} bytes"
+            ),
+            JsonPatchError::TooDeep => write!(
+                f,
+                "the JSON patch makes the object nest deeper than {MAX_JSON_PATCH_DEPTH} levels"
+            ),
+        }
+    }
 }
 
 impl From<json_patch::PatchError> for JsonPatchError {
@@ -311,12 +339,7 @@ impl From<json_patch::PatchError> for JsonPatchError {
 /// A JSON patch applied as a PATCH request's is (the leniencies and the copy limit below), for
 /// the other patches the server applies: admission webhooks' answers.
 pub fn apply_json_patch_ops(doc: &mut Value, ops: json_patch::Patch) -> Result<(), String> {
-    apply_json_patch(doc, ops, MAX_JSON_PATCH_COPY_BYTES).map_err(|e| match e {
-        JsonPatchError::Op(e) => e.to_string(),
-        JsonPatchError::CopyLimit => format!(
-            "the copy operations of the patch add more than {MAX_JSON_PATCH_COPY_BYTES} bytes"
-        ),
-    })
+    apply_json_patch(doc, ops, MAX_JSON_PATCH_COPY_BYTES).map_err(|e| e.to_string())
 }
 
 /// Applies RFC 6902 operations one by one, with the leniencies of the json-patch library
@@ -326,7 +349,8 @@ pub fn apply_json_patch_ops(doc: &mut Value, ops: json_patch::Patch) -> Result<(
 ///   test-then-replace patches on fields that may be unset).
 ///
 /// Like that library as kube-apiserver sets it up, the values that `copy` operations add may
-/// total at most `copy_limit` bytes of JSON; the check comes before each copy is made.
+/// total at most `copy_limit` bytes of JSON; the check comes before each copy is made. The
+/// document may nest at most `MAX_JSON_PATCH_DEPTH` levels, checked before each operation.
 fn apply_json_patch(
     doc: &mut Value,
     ops: json_patch::Patch,
@@ -334,7 +358,23 @@ fn apply_json_patch(
 ) -> Result<(), JsonPatchError> {
     use json_patch::{AddOperation, PatchOperation};
     let mut copied = 0usize;
+    // At least as deep as the document is (moves may leave it shallower).
+    let mut depth = nesting_depth(doc);
     for op in ops.0 {
+        // A value of depth d put at a path of n tokens reaches level n + d.
+        let placed = match &op {
+            PatchOperation::Add(a) => a.path.count() + nesting_depth(&a.value),
+            PatchOperation::Replace(r) => r.path.count() + nesting_depth(&r.value),
+            PatchOperation::Copy(c) => doc
+                .pointer(c.from.as_str())
+                .map_or(0, |from| c.path.count() + nesting_depth(from)),
+            PatchOperation::Move(m) => m.path.count() + depth.saturating_sub(m.from.count()),
+            PatchOperation::Remove(_) | PatchOperation::Test(_) => 0,
+        };
+        depth = depth.max(placed);
+        if depth > MAX_JSON_PATCH_DEPTH {
+            return Err(JsonPatchError::TooDeep);
+        }
         if let PatchOperation::Copy(c) = &op
             && let Some(from) = doc.pointer(c.from.as_str())
         {
@@ -395,5 +435,57 @@ mod tests {
         )
         .unwrap();
         assert!(apply_json_patch(&mut doc, failing, MAX_JSON_PATCH_COPY_BYTES).is_err());
+    }
+
+    /// `levels` objects, each the only field `a` of the one around it, around 1.
+    fn nested(levels: usize) -> Value {
+        (0..levels).fold(json!(1), |inner, _| json!({ "a": inner }))
+    }
+
+    fn ops(v: Value) -> json_patch::Patch {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn json_patches_may_not_nest_the_document_too_deep() {
+        // Copying a subtree into its own deepest point doubles the depth each time: without
+        // the bound, ten copies of 1.2 MB in all overflow the stack.
+        let mut list = vec![json!({"op": "add", "path": "/x", "value": nested(100)})];
+        let mut levels = 100;
+        for _ in 0..10 {
+            list.push(
+                json!({"op": "copy", "from": "/x", "path": format!("/x{}", "/a".repeat(levels))}),
+            );
+            levels *= 2;
+        }
+        let mut doc = json!({"metadata": {"name": "x"}});
+        let e = apply_json_patch(&mut doc, ops(json!(list)), MAX_JSON_PATCH_COPY_BYTES);
+        assert!(matches!(e, Err(JsonPatchError::TooDeep)), "{e:?}");
+        // A value added at a deep path counts the path's levels.
+        let mut doc = json!({"metadata": {"name": "x"}});
+        let e = apply_json_patch(
+            &mut doc,
+            ops(json!([{"op": "add", "path": "/x", "value": nested(100)},
+                {"op": "add", "path": format!("/x{}", "/a".repeat(99)), "value": nested(30)}])),
+            MAX_JSON_PATCH_COPY_BYTES,
+        );
+        assert!(matches!(e, Err(JsonPatchError::TooDeep)), "{e:?}");
+        // Moving a subtree deeper counts too.
+        let mut doc = json!({"a": nested(100), "b": nested(100)});
+        let e = apply_json_patch(
+            &mut doc,
+            ops(json!([{"op": "move", "from": "/a", "path": format!("/b{}", "/a".repeat(50))}])),
+            MAX_JSON_PATCH_COPY_BYTES,
+        );
+        assert!(matches!(e, Err(JsonPatchError::TooDeep)), "{e:?}");
+        // Up to the bound, patches apply.
+        let mut doc = json!({"metadata": {"name": "x"}});
+        apply_json_patch(
+            &mut doc,
+            ops(json!([{"op": "add", "path": "/x", "value": nested(MAX_JSON_PATCH_DEPTH - 1)}])),
+            MAX_JSON_PATCH_COPY_BYTES,
+        )
+        .unwrap();
+        assert_eq!(nesting_depth(&doc), MAX_JSON_PATCH_DEPTH);
     }
 }

@@ -237,4 +237,33 @@ mod tests {
         );
         assert_eq!(decode_continue("%%%").unwrap_err().code, 400);
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(64)
+        ))]
+
+        /// A client's continue token is anything at all: a token, or a 400.
+        #[test]
+        fn continue_tokens_decode_or_are_bad_requests(
+            garbage in "\\PC{0,80}",
+            json in "[{}\\[\\]\":,a-z0-9 -]{0,60}",
+            ns in "\\PC{0,20}",
+            name in "\\PC{0,20}",
+            seen: u64,
+            rv: u64,
+        ) {
+            use base64::Engine;
+            let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&json);
+            for token in [garbage.as_str(), &encoded] {
+                if let Err(e) = decode_continue(token) {
+                    prop_assert_eq!(e.code, 400);
+                }
+            }
+            let key = decode_continue(&encode_continue(&ns, &name, seen, rv)).unwrap();
+            prop_assert_eq!(key, ContinueKey { namespace: ns, name, seen, rv });
+        }
+    }
 }
