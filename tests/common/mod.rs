@@ -103,15 +103,6 @@ struct Relaunch {
     retired: Vec<Backend>,
 }
 
-/// `<target>/debug`, from this test executable's path (`<target>/debug/deps/<test>-<hash>`).
-fn target_debug_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("test executables live in <target>/<profile>/deps")
-        .to_path_buf()
-}
-
 /// A child process killed on drop.
 pub struct ChildProcess(std::process::Child);
 
@@ -136,7 +127,7 @@ async fn start_playground(binary: PathBuf, args: Vec<String>) -> test_support::P
 fn playground_binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
-        .get_or_init(|| workspace_binary("virt-playground", "virt-playground"))
+        .get_or_init(|| test_support::workspace_binary("virt-playground", "virt-playground"))
         .clone()
 }
 
@@ -144,40 +135,8 @@ fn playground_binary() -> PathBuf {
 fn localkube_binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
-        .get_or_init(|| workspace_binary("localkube", "localkube"))
+        .get_or_init(|| test_support::workspace_binary("localkube", "localkube"))
         .clone()
-}
-
-/// Builds binary `bin` of workspace package `package` and returns its path.
-fn workspace_binary(package: &str, bin: &str) -> PathBuf {
-    let mut cargo = Command::new(env!("CARGO"));
-    // Cargo sets these for the test only; ring's build script tracks some of them, so
-    // passing them on would rebuild the TLS stack, and everything above it, every run.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        let per_test = [
-            "CARGO_PKG_",
-            "CARGO_MANIFEST_",
-            "CARGO_CRATE_",
-            "CARGO_BIN_",
-        ]
-        .iter()
-        .any(|p| key.starts_with(p))
-            || key == "CARGO_PRIMARY_PACKAGE"
-            || key == "CARGO_TARGET_TMPDIR";
-        if per_test {
-            cargo.env_remove(key.as_ref());
-        }
-    }
-    let status = cargo
-        .args(["build", "--quiet", "-p", package, "--bin", bin])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "cargo build -p {package} failed");
-    let path = target_debug_dir().join(bin);
-    assert!(path.exists(), "{} is missing", path.display());
-    path
 }
 
 async fn client_for(kubeconfig: &Path) -> kube::Client {
@@ -226,8 +185,8 @@ impl Cluster {
         let test = test.to_string();
         let (binary, image) = tokio::task::spawn_blocking(move || {
             let image = test_support::guest_image(&test)?;
-            workspace_binary("virt-launcher", "virt-launcher");
-            workspace_binary("virt-launcher", "virt-tail");
+            test_support::workspace_binary("virt-launcher", "virt-launcher");
+            test_support::workspace_binary("virt-launcher", "virt-tail");
             Some((playground_binary(), image))
         })
         .await

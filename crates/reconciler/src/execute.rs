@@ -115,9 +115,15 @@ pub async fn run(
         let (vm, vmi) = fetch(client, ns, name).await?;
         let plan = plan_for(&vm, vmi.as_ref())?;
         match execute_counting(client, ns, name, &plan).await {
-            // Only while nothing is written: a plan decided again after a partial write could
-            // refuse what its own first steps changed (e.g. a grace period no longer shorter).
-            Err((e, 0)) if e.code == 409 && attempt < ATTEMPTS => attempt += 1,
+            // Only while nothing is written, or only what the plan says may be (a stop's
+            // removal of queued Starts): a plan decided again after another partial write
+            // could refuse what its own first steps changed (e.g. a grace period no longer
+            // shorter).
+            Err((e, written))
+                if e.code == 409 && written <= plan.redecidable_steps && attempt < ATTEMPTS =>
+            {
+                attempt += 1
+            }
             done => return done.map_err(|(e, _)| e),
         }
     }

@@ -90,6 +90,10 @@ pub struct Plan {
     pub delete_pods: Option<PodDeletion>,
     /// Pass `dryRun=All` on every write.
     pub dry_run: bool,
+    /// How many of the first steps may have been written when a later one loses a race, and
+    /// the request still be decided again (Part A §12): a stop's removal of queued Starts,
+    /// which every stop that lands on the VM makes too.
+    pub redecidable_steps: usize,
 }
 
 impl Plan {
@@ -98,6 +102,7 @@ impl Plan {
             steps: Vec::new(),
             delete_pods: None,
             dry_run,
+            redecidable_steps: 0,
         }
     }
 
@@ -306,11 +311,14 @@ pub fn stop(
 
     let mut plan = Plan::new(dry_run);
     // Dropping the queued Starts comes first: it triggers nothing, and a race lost there is
-    // lost before anything is written, so the request can simply be decided again.
-    if matches!(strategy, RunStrategy::Always | RunStrategy::Once)
-        && let Some(patch) = drop_queued_starts_patch(vm)
-    {
+    // lost before anything is written, so the request can simply be decided again. A race
+    // lost after it too: whatever won (another stop, a restart's new Start, the controller
+    // popping the queue), deciding again drops what is queued then, or refuses because
+    // another stop landed, which dropped the Starts as well.
+    let halting = matches!(strategy, RunStrategy::Always | RunStrategy::Once);
+    if halting && let Some(patch) = drop_queued_starts_patch(vm) {
         plan.push(PatchTarget::VmStatus, patch);
+        plan.redecidable_steps = 1;
     }
     if let (Some(v), Some(grace)) = (live, opts.grace_period) {
         plan.push(PatchTarget::Vmi, vmi_grace_patch(v, grace));
@@ -341,7 +349,9 @@ pub fn stop(
             plan.push(PatchTarget::VmStatus, state_change_patch(vm, &[stop])?);
         }
         RunStrategy::Always | RunStrategy::Once => {
-            plan.push(PatchTarget::Vm, running_patch(vm, false));
+            // The queue as the drop above leaves it: a restart that lands in between must not
+            // leave its Start behind a stop, or the controller turns the VM on again.
+            plan.push(PatchTarget::Vm, halt_patch(vm));
         }
         // No case matches in KubeVirt: only the VMI grace patch (if any) is made.
         RunStrategy::WaitAsReceiver => {}
@@ -423,7 +433,26 @@ fn effective_strategy(vm: &VirtualMachine) -> Result<RunStrategy, IntentError> {
     run_strategy::effective(vm).map_err(IntentError::internal)
 }
 
-/// The JSON Patch on the VM status that queues `changes` (Part B §2.2).
+/// The `test` every write of a plan to the VM starts with: the VM's `metadata.generation` as
+/// read. A plan rests on the spec it read, the run strategy above all; when a stop or start
+/// lands in between, even there and back (Always → Halted → Always), the write fails and the
+/// request is decided again on what is there now (Part A §22). Status writes (the controller's,
+/// the queue) do not change the generation, so they cost no retry.
+fn generation_test(vm: &VirtualMachine) -> Value {
+    json!({"op": "test", "path": "/metadata/generation", "value": vm.metadata.generation})
+}
+
+/// `ops` (a JSON Patch array) after the [`generation_test`].
+fn guarded(vm: &VirtualMachine, ops: Value) -> Value {
+    let mut all = vec![generation_test(vm)];
+    if let Value::Array(ops) = ops {
+        all.extend(ops);
+    }
+    Value::Array(all)
+}
+
+/// The JSON Patch on the VM status that queues `changes` (Part B §2.2), after the
+/// [`generation_test`].
 ///
 /// - An entirely empty status: `add /status` with just the requests.
 /// - Otherwise `test` the current queue (`null` when empty), then `add` the requests to an empty
@@ -435,9 +464,10 @@ fn state_change_patch(
 ) -> Result<Value, IntentError> {
     const PATH: &str = "/status/stateChangeRequests";
     let Some(status) = vm.status.as_ref().filter(|s| **s != Default::default()) else {
-        return Ok(json!([
-            {"op": "add", "path": "/status", "value": {"stateChangeRequests": changes}}
-        ]));
+        return Ok(guarded(
+            vm,
+            json!([{"op": "add", "path": "/status", "value": {"stateChangeRequests": changes}}]),
+        ));
     };
     let pending = &status.state_change_requests;
     let current = if pending.is_empty() {
@@ -456,29 +486,63 @@ fn state_change_patch(
     if status.start_failure.is_some() {
         ops.push(json!({"op": "remove", "path": "/status/startFailure"}));
     }
-    Ok(Value::Array(ops))
+    Ok(guarded(vm, Value::Array(ops)))
+}
+
+/// The queue without its `Start`s, as a stop leaves it; `null` when nothing is left.
+fn queue_without_starts(vm: &VirtualMachine) -> Value {
+    let pending = vm
+        .status
+        .as_ref()
+        .map(|s| s.state_change_requests.as_slice())
+        .unwrap_or_default();
+    let kept: Vec<_> = pending.iter().filter(|r| !r.is_start()).collect();
+    if kept.is_empty() {
+        Value::Null
+    } else {
+        json!(kept)
+    }
 }
 
 /// The JSON Patch on the VM status that removes every queued `Start`, tested against the queue
-/// as read; `None` when none is queued. The other requests (a restart's `Stop`) stay.
+/// as read (after the [`generation_test`]); `None` when none is queued. The other requests (a
+/// restart's `Stop`) stay.
 fn drop_queued_starts_patch(vm: &VirtualMachine) -> Option<Value> {
     const PATH: &str = "/status/stateChangeRequests";
     let pending = &vm.status.as_ref()?.state_change_requests;
     if !pending.iter().any(StateChangeRequest::is_start) {
         return None;
     }
-    let kept: Vec<_> = pending.iter().filter(|r| !r.is_start()).collect();
-    let change = if kept.is_empty() {
-        json!({"op": "remove", "path": PATH})
-    } else {
-        json!({"op": "replace", "path": PATH, "value": kept})
+    let change = match queue_without_starts(vm) {
+        Value::Null => json!({"op": "remove", "path": PATH}),
+        kept => json!({"op": "replace", "path": PATH, "value": kept}),
     };
-    Some(json!([{"op": "test", "path": PATH, "value": pending}, change]))
+    Some(guarded(
+        vm,
+        json!([{"op": "test", "path": PATH, "value": pending}, change]),
+    ))
+}
+
+/// A stop's JSON Patch on the VM spec (Always or Once to Halted): [`running_patch`], also
+/// testing that the queue holds no `Start`, as the stop's first step left it. (The main
+/// resource's patch is applied to the whole object, so it can test the status.)
+fn halt_patch(vm: &VirtualMachine) -> Value {
+    let mut ops = running_patch(vm, false);
+    if let Value::Array(ops) = &mut ops {
+        let queue = json!({"op": "test", "path": "/status/stateChangeRequests", "value": queue_without_starts(vm)});
+        ops.insert(1, queue);
+    }
+    ops
 }
 
 /// The JSON Patch on the VM spec that switches it to Always (`running`) or Halted: on
-/// `runStrategy` when that is set, else on `running` (tested against its value or `null`).
+/// `runStrategy` when that is set, else on `running` (tested against its value or `null`),
+/// after the [`generation_test`].
 fn running_patch(vm: &VirtualMachine, running: bool) -> Value {
+    guarded(vm, running_ops(vm, running))
+}
+
+fn running_ops(vm: &VirtualMachine, running: bool) -> Value {
     match vm.spec.run_strategy.as_deref() {
         Some(old) => {
             let new = if running {

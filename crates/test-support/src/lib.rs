@@ -1,5 +1,6 @@
-//! Helpers shared by the workspace's end-to-end tests: finding kubectl (with the CI rule), and
-//! running the `virt-playground` binary on a random port with its own kubeconfig.
+//! Helpers shared by the workspace's end-to-end tests: finding kubectl (with the CI rule), building
+//! another package's binary, and running the `virt-playground` binary on a random port with its
+//! own kubeconfig.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -162,6 +163,49 @@ pub fn example(file: &str) -> String {
 /// The workspace's root directory.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `<target>/debug`, from the running test executable's path (`<target>/debug/deps/<test>-<hash>`).
+pub fn target_debug_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test executables live in <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Builds binary `bin` of workspace package `package` and returns its path. Cargo builds a
+/// package's own binaries for its tests only, so a test that runs another package's binary
+/// builds it here (a no-op when it is fresh); call it once per test process.
+pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    let mut cargo = Command::new(env!("CARGO"));
+    // Cargo sets these for the test only; ring's build script tracks some of them, so
+    // passing them on would rebuild the TLS stack, and everything above it, every run.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let per_test = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p))
+            || key == "CARGO_PRIMARY_PACKAGE"
+            || key == "CARGO_TARGET_TMPDIR";
+        if per_test {
+            cargo.env_remove(key.as_ref());
+        }
+    }
+    let status = cargo
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .current_dir(workspace_root())
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build -p {package} failed");
+    let path = target_debug_dir().join(bin);
+    assert!(path.exists(), "{} is missing", path.display());
+    path
 }
 
 /// Whether a test may boot real guests: QEMU is installed and the guest image builds (with

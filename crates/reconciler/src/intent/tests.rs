@@ -9,6 +9,8 @@ use crate::types::{
 
 const VM: &str = "vm1";
 const UID: &str = "6f1c9a52-0d1e-4b7a-9c55-2b1f3e8d7a10";
+/// The VM's `metadata.generation`, which every write to it tests (Part A §22).
+const GENERATION: i64 = 4;
 
 /// A VM with the given `spec.runStrategy` and a non-empty status with an empty queue, the
 /// usual shape of a VM the controller has seen.
@@ -25,6 +27,7 @@ fn vm_with(running: Option<bool>, strategy: Option<&str>) -> VirtualMachine {
             ..Default::default()
         },
     );
+    vm.metadata.generation = Some(GENERATION);
     vm.status = Some(VirtualMachineStatus {
         printable_status: Some("Stopped".into()),
         ..Default::default()
@@ -117,35 +120,60 @@ fn start_paused_req() -> Value {
     json!({"action": "Start", "data": {"paused": "true"}})
 }
 
+/// The `test` of the generation as read, first in every write to the VM.
+fn generation() -> Value {
+    json!({"op": "test", "path": "/metadata/generation", "value": GENERATION})
+}
+
 /// The status patch on a VM with a non-empty status and an empty queue.
 fn queue(requests: Vec<Value>) -> (PatchTarget, Value) {
     (
         PatchTarget::VmStatus,
         json!([
+            generation(),
             {"op": "test", "path": "/status/stateChangeRequests", "value": null},
             {"op": "add", "path": "/status/stateChangeRequests", "value": requests},
         ]),
     )
 }
 
+/// The spec patch of a start (`new` Always) or of a stop (`new` Halted, which also tests that
+/// no Start is queued, here on an empty queue).
 fn spec_strategy(old: &str, new: &str) -> (PatchTarget, Value) {
+    if new == "Halted" {
+        return halt_strategy(old, Value::Null);
+    }
     (
         PatchTarget::Vm,
         json!([
+            generation(),
             {"op": "test", "path": "/spec/runStrategy", "value": old},
             {"op": "replace", "path": "/spec/runStrategy", "value": new},
         ]),
     )
 }
 
-fn spec_running(old: Value, new: bool) -> (PatchTarget, Value) {
+/// A stop's spec patch, testing that the queue is `queue` (what the stop left of it).
+fn halt_strategy(old: &str, queue: Value) -> (PatchTarget, Value) {
     (
         PatchTarget::Vm,
         json!([
-            {"op": "test", "path": "/spec/running", "value": old},
-            {"op": "replace", "path": "/spec/running", "value": new},
+            generation(),
+            {"op": "test", "path": "/status/stateChangeRequests", "value": queue},
+            {"op": "test", "path": "/spec/runStrategy", "value": old},
+            {"op": "replace", "path": "/spec/runStrategy", "value": "Halted"},
         ]),
     )
+}
+
+fn spec_running(old: Value, new: bool) -> (PatchTarget, Value) {
+    let mut ops = vec![generation()];
+    if !new {
+        ops.push(json!({"op": "test", "path": "/status/stateChangeRequests", "value": null}));
+    }
+    ops.push(json!({"op": "test", "path": "/spec/running", "value": old}));
+    ops.push(json!({"op": "replace", "path": "/spec/running", "value": new}));
+    (PatchTarget::Vm, Value::Array(ops))
 }
 
 fn vmi_grace(old: Value, new: i64) -> (PatchTarget, Value) {
@@ -768,6 +796,7 @@ fn stop_with_pending_requests_replaces_them_after_testing_them() {
     let want = steps(vec![(
         PatchTarget::VmStatus,
         json!([
+            generation(),
             {"op": "test", "path": "/status/stateChangeRequests", "value": [
                 {"action": "Stop", "uid": "old"},
                 {"action": "Start", "data": {"paused": "true"}},
@@ -791,6 +820,7 @@ fn stop_halted_with_shorter_grace_replaces_pending_requests() {
         (
             PatchTarget::VmStatus,
             json!([
+                generation(),
                 {"op": "test", "path": "/status/stateChangeRequests", "value": [start_req()]},
                 {"op": "replace", "path": "/status/stateChangeRequests", "value": [stop_req()]},
             ]),
@@ -815,11 +845,12 @@ fn stop_after_restart_drops_the_queued_start_then_halts() {
             (
                 PatchTarget::VmStatus,
                 json!([
+                    generation(),
                     {"op": "test", "path": "/status/stateChangeRequests", "value": [stop_req(), start_req()]},
                     {"op": "replace", "path": "/status/stateChangeRequests", "value": [stop_req()]},
                 ]),
             ),
-            spec_strategy(strategy, "Halted"),
+            halt_strategy(strategy, json!([stop_req()])),
         ]);
         let cell = format!("stop × {strategy} × VMI {vmi_phase:?} × pending [Stop, Start]");
         check(&cell, got, want);
@@ -834,6 +865,7 @@ fn stop_with_only_starts_queued_removes_the_queue() {
         (
             PatchTarget::VmStatus,
             json!([
+                generation(),
                 {"op": "test", "path": "/status/stateChangeRequests", "value": [start_paused_req()]},
                 {"op": "remove", "path": "/status/stateChangeRequests"},
             ]),
@@ -858,12 +890,21 @@ fn stop_with_grace_drops_the_start_first_then_the_vmi_grace_then_the_spec() {
         (
             PatchTarget::VmStatus,
             json!([
+                generation(),
                 {"op": "test", "path": "/status/stateChangeRequests", "value": [stop_req(), start_req()]},
                 {"op": "replace", "path": "/status/stateChangeRequests", "value": [stop_req()]},
             ]),
         ),
         vmi_grace(json!(30), 0),
-        spec_running(json!(true), false),
+        (
+            PatchTarget::Vm,
+            json!([
+                generation(),
+                {"op": "test", "path": "/status/stateChangeRequests", "value": [stop_req()]},
+                {"op": "test", "path": "/spec/running", "value": true},
+                {"op": "replace", "path": "/spec/running", "value": false},
+            ]),
+        ),
     ]);
     check(
         "stop --grace-period 0 × running: true × pending [Stop, Start]",
@@ -879,7 +920,7 @@ fn stop_with_only_a_stop_queued_leaves_the_queue_alone() {
     check(
         "stop × Always × pending [Stop]",
         got,
-        steps(vec![spec_strategy("Always", "Halted")]),
+        steps(vec![halt_strategy("Always", json!([stop_req()]))]),
     );
 }
 
@@ -915,7 +956,7 @@ fn entirely_empty_status_is_added_whole() {
     let want_value = |requests: Value| {
         steps(vec![(
             PatchTarget::VmStatus,
-            json!([{"op": "add", "path": "/status", "value": {"stateChangeRequests": requests}}]),
+            json!([generation(), {"op": "add", "path": "/status", "value": {"stateChangeRequests": requests}}]),
         )])
     };
     for empty in [None, Some(VirtualMachineStatus::default())] {
@@ -987,6 +1028,7 @@ fn start_failure_removed_after_replacing_pending_requests() {
     let want = steps(vec![(
         PatchTarget::VmStatus,
         json!([
+            generation(),
             {"op": "test", "path": "/status/stateChangeRequests", "value": [start_req()]},
             {"op": "replace", "path": "/status/stateChangeRequests", "value": [stop_req()]},
             remove_start_failure(),
@@ -1475,13 +1517,13 @@ fn state_change_requests_serialise_as_kubevirt_does() {
     assert_eq!(
         plan.steps[0].patch.to_string(),
         format!(
-            r#"[{{"op":"test","path":"/status/stateChangeRequests","value":null}},{{"op":"add","path":"/status/stateChangeRequests","value":[{{"action":"Stop","uid":"{UID}"}},{{"action":"Start","data":{{"paused":"true"}}}}]}}]"#
+            r#"[{{"op":"test","path":"/metadata/generation","value":4}},{{"op":"test","path":"/status/stateChangeRequests","value":null}},{{"op":"add","path":"/status/stateChangeRequests","value":[{{"action":"Stop","uid":"{UID}"}},{{"action":"Start","data":{{"paused":"true"}}}}]}}]"#
         )
     );
     let plan = start(&vm("Manual"), None, &StartOptions::default()).expect("a plan");
     assert_eq!(
         plan.steps[0].patch.to_string(),
-        r#"[{"op":"test","path":"/status/stateChangeRequests","value":null},{"op":"add","path":"/status/stateChangeRequests","value":[{"action":"Start"}]}]"#
+        r#"[{"op":"test","path":"/metadata/generation","value":4},{"op":"test","path":"/status/stateChangeRequests","value":null},{"op":"add","path":"/status/stateChangeRequests","value":[{"action":"Start"}]}]"#
     );
     let plan = stop(
         &vm("Always"),
@@ -1495,7 +1537,7 @@ fn state_change_requests_serialise_as_kubevirt_does() {
     );
     assert_eq!(
         plan.steps[1].patch.to_string(),
-        r#"[{"op":"test","path":"/spec/runStrategy","value":"Always"},{"op":"replace","path":"/spec/runStrategy","value":"Halted"}]"#
+        r#"[{"op":"test","path":"/metadata/generation","value":4},{"op":"test","path":"/status/stateChangeRequests","value":null},{"op":"test","path":"/spec/runStrategy","value":"Always"},{"op":"replace","path":"/spec/runStrategy","value":"Halted"}]"#
     );
     let mut bare = vm("Manual");
     bare.status = None;
@@ -1503,7 +1545,7 @@ fn state_change_requests_serialise_as_kubevirt_does() {
     assert_eq!(
         plan.steps[0].patch.to_string(),
         format!(
-            r#"[{{"op":"add","path":"/status","value":{{"stateChangeRequests":[{{"action":"Stop","uid":"{UID}"}},{{"action":"Start"}}]}}}}]"#
+            r#"[{{"op":"test","path":"/metadata/generation","value":4}},{{"op":"add","path":"/status","value":{{"stateChangeRequests":[{{"action":"Stop","uid":"{UID}"}},{{"action":"Start"}}]}}}}]"#
         )
     );
 }
@@ -1526,4 +1568,157 @@ fn error_messages_have_the_apimachinery_shape() {
         e.to_string(),
         "Internal error occurred: unable to complete request: stop/start already underway"
     );
+}
+
+// ---- plans rest on what they read (Part A §22) ----------------------------------------
+
+#[test]
+fn every_write_to_the_vm_tests_the_generation_it_was_decided_on() {
+    let restarted = vec![StateChangeRequest::stop(UID), StateChangeRequest::start()];
+    let mut unset = vm("Always");
+    unset.metadata.generation = None;
+    let plans = [
+        (
+            "start × Halted",
+            start(&vm("Halted"), None, &StartOptions::default()),
+            json!(GENERATION),
+        ),
+        (
+            "start × Manual",
+            start(&vm("Manual"), None, &StartOptions::default()),
+            json!(GENERATION),
+        ),
+        (
+            "stop --grace-period 0 × Always × pending [Stop, Start]",
+            stop(
+                &with_pending(vm("Always"), restarted),
+                Some(&vmi_with("Running", Some(30))),
+                &grace(0),
+            ),
+            json!(GENERATION),
+        ),
+        (
+            "stop × Manual",
+            stop(
+                &vm("Manual"),
+                Some(&vmi("Running")),
+                &StopOptions::default(),
+            ),
+            json!(GENERATION),
+        ),
+        (
+            "restart × Always",
+            restart(
+                &vm("Always"),
+                Some(&vmi("Running")),
+                &RestartOptions::default(),
+            ),
+            json!(GENERATION),
+        ),
+        (
+            "restart × no generation",
+            restart(&unset, Some(&vmi("Running")), &RestartOptions::default()),
+            Value::Null,
+        ),
+    ];
+    for (cell, plan, generation) in plans {
+        let plan = plan.unwrap_or_else(|e| panic!("{cell}: {e}"));
+        assert!(!plan.steps.is_empty(), "{cell}");
+        for step in &plan.steps {
+            let first = &step.patch[0];
+            let tests_generation = *first
+                == json!({"op": "test", "path": "/metadata/generation", "value": generation});
+            assert_eq!(
+                tests_generation,
+                step.target != PatchTarget::Vmi,
+                "{cell}: {:?} {}",
+                step.target,
+                step.patch
+            );
+        }
+    }
+}
+
+#[test]
+fn a_stop_turns_the_vm_halted_only_while_no_start_is_queued() {
+    let cases = [
+        (vec![], Value::Null),
+        (vec![StateChangeRequest::start()], Value::Null),
+        (
+            vec![StateChangeRequest::stop(UID), StateChangeRequest::start()],
+            json!([stop_req()]),
+        ),
+    ];
+    for (pending, left) in cases {
+        let vm = with_pending(vm("Always"), pending.clone());
+        let plan = stop(&vm, Some(&vmi("Running")), &StopOptions::default()).unwrap();
+        let halt = plan.steps.last().unwrap();
+        assert_eq!(halt.target, PatchTarget::Vm, "{pending:?}");
+        assert_eq!(
+            halt.patch[1],
+            json!({"op": "test", "path": "/status/stateChangeRequests", "value": left}),
+            "{pending:?}"
+        );
+    }
+}
+
+#[test]
+fn only_a_stops_drop_of_queued_starts_may_be_decided_again_once_written() {
+    let restarted = vec![StateChangeRequest::stop(UID), StateChangeRequest::start()];
+    let cases = [
+        (
+            "stop × Always × pending [Stop, Start]",
+            stop(
+                &with_pending(vm("Always"), restarted.clone()),
+                Some(&vmi("Running")),
+                &StopOptions::default(),
+            ),
+            1,
+        ),
+        (
+            "stop --grace-period 0 × Always × pending [Stop, Start]",
+            stop(
+                &with_pending(vm("Always"), restarted),
+                Some(&vmi_with("Running", Some(30))),
+                &grace(0),
+            ),
+            1,
+        ),
+        (
+            "stop × Always",
+            stop(
+                &vm("Always"),
+                Some(&vmi("Running")),
+                &StopOptions::default(),
+            ),
+            0,
+        ),
+        (
+            "stop --grace-period 1 × Halted",
+            stop(
+                &vm("Halted"),
+                Some(&vmi_with("Running", Some(30))),
+                &grace(1),
+            ),
+            0,
+        ),
+        (
+            "restart × Always",
+            restart(
+                &vm("Always"),
+                Some(&vmi("Running")),
+                &RestartOptions::default(),
+            ),
+            0,
+        ),
+        (
+            "start × Halted",
+            start(&vm("Halted"), None, &StartOptions::default()),
+            0,
+        ),
+    ];
+    for (cell, plan, redecidable) in cases {
+        let plan = plan.unwrap_or_else(|e| panic!("{cell}: {e}"));
+        assert_eq!(plan.redecidable_steps, redecidable, "{cell}");
+    }
 }

@@ -1,0 +1,518 @@
+//! Fifty callers fight over one VM (issue 14): for 30 s, 50 concurrent `virtctl` processes run
+//! start, stop or restart (drawn from a seed, printed first; `CONTENTION_SEED` replays it) on
+//! one VM of the playground (subresource API, controllers, simulated node), each starting its
+//! next call as soon as its last one ends, so that about 50 are in flight.
+//!
+//! Every call must end in one of two ways: accepted (exit 0, `VM x was scheduled to <verb>`:
+//! virt-api answered 202), or refused with the answer KubeVirt's rules give for the state it
+//! met: the 409s (`VM is already running`, `Always does not support manual start requests`,
+//! `VM is not running`, `Halted only supports manual stop requests with a shorter
+//! graceperiod`, `RunStategy Halted does not support manual restart requests`, `VM is not
+//! running: Halted`) and KubeVirt's 500 for a restart while another is queued (`stop/start
+//! already underway`). Anything else (a lost race, a transport error, a panic) fails the test.
+//!
+//! Watches record every version of the VM and of its VMIs from before the first call; the
+//! oracle in `contention/history.rs` then checks that every accepted request was written once,
+//! landed where the rules allow it, and was acted on exactly once, none lost (see there for the
+//! exact properties). Finally the VM settles: nothing queued, and Running with a Running VMI
+//! under Always, or Stopped with no VMI under Halted.
+
+mod common;
+#[path = "contention/history.rs"]
+mod history;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{Api, ListParams, WatchEvent, WatchParams};
+use kube::{Resource, ResourceExt};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use virt_reconciler::{VirtualMachine, VirtualMachineInstance};
+
+use common::{Cluster, Out};
+use history::{Accepted, Req, Seen};
+
+const NS: &str = "default";
+const VM: &str = "vm-contended";
+const CALLERS: usize = 50;
+const RUN_FOR: Duration = Duration::from_secs(30);
+const SETTLE_WITHIN: Duration = Duration::from_secs(30);
+const VERBS: [&str; 3] = ["start", "stop", "restart"];
+
+/// One virtctl run.
+#[derive(Debug)]
+struct Call {
+    verb: &'static str,
+    out: Out,
+}
+
+/// KubeVirt's refusals for `verb` on this VM: (reason, the line virtctl prints).
+fn refusals(verb: &str) -> Vec<(&'static str, String)> {
+    let conflict = |reason: &str| {
+        format!("Operation cannot be fulfilled on virtualmachine.kubevirt.io \"{VM}\": {reason}")
+    };
+    let (prefix, reasons): (&str, &[&'static str]) = match verb {
+        "start" => (
+            "Error starting VirtualMachine ",
+            &[
+                "VM is already running",
+                "Always does not support manual start requests",
+            ],
+        ),
+        "stop" => (
+            "error stopping VirtualMachine ",
+            &[
+                "VM is not running",
+                "Halted only supports manual stop requests with a shorter graceperiod",
+            ],
+        ),
+        _ => (
+            "error restarting VirtualMachine: ",
+            &[
+                "RunStategy Halted does not support manual restart requests",
+                "VM is not running: Halted",
+            ],
+        ),
+    };
+    let mut all: Vec<_> = reasons
+        .iter()
+        .map(|r| (*r, format!("{prefix}{}", conflict(r))))
+        .collect();
+    if verb == "restart" {
+        let underway = "unable to complete request: stop/start already underway";
+        all.push((
+            underway,
+            format!("{prefix}Internal error occurred: {underway}"),
+        ));
+    }
+    all
+}
+
+/// How a call ended: `accepted`, the refusal's reason, or `None` when it is none of them.
+fn outcome(call: &Call) -> Option<String> {
+    let Call { verb, out } = call;
+    if out.code == 0
+        && out.stdout == format!("VM {VM} was scheduled to {verb}\n")
+        && out.stderr.is_empty()
+    {
+        return Some("accepted".into());
+    }
+    let line = out.stderr.strip_suffix('\n')?;
+    if out.code != 1 || !out.stdout.is_empty() {
+        return None;
+    }
+    refusals(verb)
+        .into_iter()
+        .find(|(_, printed)| printed == line)
+        .map(|(reason, _)| reason.to_string())
+}
+
+/// Every version of the VM and of its VMIs from `rv` on, until the task is aborted. A gap
+/// (the server no longer has a version) is recorded as a failure.
+fn watch<K>(
+    api: Api<K>,
+    rv: String,
+    to_seen: fn(&WatchEvent<K>) -> Option<Seen>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    gaps: Arc<Mutex<Vec<String>>>,
+) -> tokio::task::JoinHandle<()>
+where
+    K: Resource
+        + Clone
+        + k8s_openapi::serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    tokio::spawn(async move {
+        let mut rv = rv;
+        let params = WatchParams::default()
+            .fields(&format!("metadata.name={VM}"))
+            .timeout(290);
+        loop {
+            let mut events = match api.watch(&params, &rv).await {
+                Ok(events) => events.boxed(),
+                Err(e) => {
+                    gaps.lock().unwrap().push(format!("watch from {rv}: {e}"));
+                    return;
+                }
+            };
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(WatchEvent::Error(e)) => {
+                        gaps.lock()
+                            .unwrap()
+                            .push(format!("watch from {rv}: {}", e.message));
+                        return;
+                    }
+                    Ok(WatchEvent::Bookmark(b)) => rv = b.metadata.resource_version,
+                    Ok(event) => {
+                        if let Some(s) = to_seen(&event) {
+                            rv = s.rv().to_string();
+                            seen.lock().unwrap().push(s);
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("watch from {rv} ended: {e}; watching again");
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn rv_of<K: Resource>(obj: &K) -> u64 {
+    obj.meta()
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .expect("localkube's resourceVersions are numbers")
+}
+
+fn vm_seen(vm: &VirtualMachine) -> Seen {
+    Seen::Vm {
+        rv: rv_of(vm),
+        strategy: vm.spec.run_strategy.clone().unwrap_or_default(),
+        queue: queue_of(vm),
+    }
+}
+
+fn queue_of(vm: &VirtualMachine) -> Vec<Req> {
+    let requests = vm.status.as_ref().map(|s| s.state_change_requests.clone());
+    requests
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| match r.uid {
+            Some(uid) if r.action == "Stop" => Req::Stop(uid),
+            _ if r.action == "Start" => Req::Start,
+            _ => Req::Stop(format!("{r:?}")),
+        })
+        .collect()
+}
+
+fn vm_event(event: &WatchEvent<VirtualMachine>) -> Option<Seen> {
+    match event {
+        WatchEvent::Added(vm) | WatchEvent::Modified(vm) => Some(vm_seen(vm)),
+        _ => None,
+    }
+}
+
+fn vmi_event(event: &WatchEvent<VirtualMachineInstance>) -> Option<Seen> {
+    match event {
+        WatchEvent::Added(v) | WatchEvent::Modified(v) => Some(Seen::Vmi {
+            rv: rv_of(v),
+            uid: v.uid().unwrap_or_default(),
+            phase: v.phase().to_string(),
+            deleting: v.metadata.deletion_timestamp.is_some(),
+        }),
+        WatchEvent::Deleted(v) => Some(Seen::VmiGone {
+            rv: rv_of(v),
+            uid: v.uid().unwrap_or_default(),
+        }),
+        _ => None,
+    }
+}
+
+/// `CONTENTION_SEED`, or one from the clock.
+fn seed() -> u64 {
+    std::env::var("CONTENTION_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+}
+
+/// One caller: random verbs, one after the other, until `until`.
+async fn caller(c: Arc<Cluster>, seed: u64, until: Instant, calls: Arc<Mutex<Vec<Call>>>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    while Instant::now() < until {
+        let verb = VERBS[rng.random_range(0..VERBS.len())];
+        let out = c.virtctl(&[verb, VM]).await;
+        calls.lock().unwrap().push(Call { verb, out });
+    }
+}
+
+/// Whether the VM has settled: nothing queued, and Running with its VMI Running (Always) or
+/// Stopped with none (Halted). `Err` says what it is instead.
+async fn settled(c: &Cluster) -> Result<String, String> {
+    let vm = c.vms(NS).get(VM).await.map_err(|e| e.to_string())?;
+    let vmi = c.vmis(NS).get_opt(VM).await.map_err(|e| e.to_string())?;
+    let strategy = vm.spec.run_strategy.clone().unwrap_or_default();
+    let status = vm.status.clone().unwrap_or_default();
+    let printable = status.printable_status.clone().unwrap_or_default();
+    let vmi_state = vmi.as_ref().map(|v| {
+        (
+            v.phase().to_string(),
+            v.metadata.deletion_timestamp.is_some(),
+        )
+    });
+    let consistent = status.state_change_requests.is_empty()
+        && match strategy.as_str() {
+            "Always" => printable == "Running" && vmi_state == Some(("Running".into(), false)),
+            "Halted" => printable == "Stopped" && vmi.is_none(),
+            _ => false,
+        };
+    let state = format!(
+        "{strategy} {printable:?}, VMI {vmi_state:?}, queue {:?}",
+        status.state_change_requests
+    );
+    if consistent { Ok(state) } else { Err(state) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_callers_on_one_vm_each_get_kubevirts_answer_and_every_202_is_carried_out() {
+    let seed = seed();
+    eprintln!("seed {seed} (CONTENTION_SEED={seed} replays it)");
+    let c = Arc::new(Cluster::playground().await);
+    c.create_vm(NS, VM, "Always", serde_json::json!({})).await;
+    c.wait_printable(NS, VM, "Running").await;
+    c.eventually("the VM's queue to be empty", async || {
+        (c.requests(NS, VM).await.is_null()).then_some(())
+    })
+    .await;
+
+    // The state the history starts from, and watches from exactly there.
+    let vms = c.vms(NS);
+    let vmis = c.vmis(NS);
+    let by_name = ListParams::default().fields(&format!("metadata.name={VM}"));
+    let vm_list = vms.list(&by_name).await.unwrap();
+    let vmi_list = vmis.list(&by_name).await.unwrap();
+    let vm0 = vm_list.items[0].clone();
+    let vmi0 = vmi_list.items.first().cloned().expect("the VM runs");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let gaps = Arc::new(Mutex::new(Vec::new()));
+    let watches = [
+        watch(
+            vms.clone(),
+            vm_list.metadata.resource_version.unwrap(),
+            vm_event,
+            seen.clone(),
+            gaps.clone(),
+        ),
+        watch(
+            vmis.clone(),
+            vmi_list.metadata.resource_version.unwrap(),
+            vmi_event,
+            seen.clone(),
+            gaps.clone(),
+        ),
+    ];
+
+    let started = Instant::now();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|i| {
+            tokio::spawn(caller(
+                c.clone(),
+                seed.wrapping_add(i as u64),
+                started + RUN_FOR,
+                calls.clone(),
+            ))
+        })
+        .collect();
+    futures::stream::iter(callers)
+        .then(|h| h)
+        .try_collect::<Vec<()>>()
+        .await
+        .unwrap();
+    let ran_for = started.elapsed();
+
+    let settle_started = Instant::now();
+    let last_state = loop {
+        let state = settled(&c).await;
+        if state.is_ok() || settle_started.elapsed() > SETTLE_WITHIN {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let settle_took = settle_started.elapsed();
+    // Let the watches catch up with the settled state, then stop them.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for w in watches {
+        w.abort();
+    }
+
+    let calls = std::mem::take(&mut *calls.lock().unwrap());
+    let mut answers: BTreeMap<(&str, String), usize> = BTreeMap::new();
+    let mut unexpected = Vec::new();
+    let mut accepted = Accepted::default();
+    for call in &calls {
+        match outcome(call) {
+            Some(kind) => {
+                if kind == "accepted" {
+                    match call.verb {
+                        "start" => accepted.start += 1,
+                        "stop" => accepted.stop += 1,
+                        _ => accepted.restart += 1,
+                    }
+                }
+                *answers.entry((call.verb, kind)).or_default() += 1;
+            }
+            None => unexpected.push(call),
+        }
+    }
+    eprintln!(
+        "{} calls in {:.1} s ({:.0}/s), settled {:.1} s after the last; answers:",
+        calls.len(),
+        ran_for.as_secs_f64(),
+        calls.len() as f64 / ran_for.as_secs_f64(),
+        settle_took.as_secs_f64()
+    );
+    for ((verb, kind), n) in &answers {
+        eprintln!("  {verb:8} {n:5}  {kind}");
+    }
+    // Every finding at once, so that one run shows all that went wrong.
+    let mut failures = Vec::new();
+    if !unexpected.is_empty() {
+        failures.push(format!(
+            "{} answers are none of KubeVirt's:\n{unexpected:#?}",
+            unexpected.len()
+        ));
+    }
+    let gaps = gaps.lock().unwrap().clone();
+    if !gaps.is_empty() {
+        failures.push(format!("the history has gaps: {gaps:?}"));
+    }
+    match &last_state {
+        Ok(state) => eprintln!("settled: {state}"),
+        Err(state) => failures.push(format!(
+            "not settled {} s after the last call: {state}",
+            SETTLE_WITHIN.as_secs()
+        )),
+    }
+    let history = seen.lock().unwrap().clone();
+    let Seen::Vm {
+        strategy, queue, ..
+    } = vm_seen(&vm0)
+    else {
+        unreachable!()
+    };
+    let strategy0 = strategy.clone();
+    let report = history::check(
+        (&strategy, queue),
+        Some((&vmi0.uid().unwrap(), vmi0.phase(), false)),
+        &history,
+        accepted,
+    );
+    eprintln!(
+        "history: {} versions; written {:?}; {} VMIs created; {} restarts coalesced, {} requests \
+         overridden by a later stop",
+        history.len(),
+        report.written,
+        report.vmis_created,
+        report.coalesced_restarts,
+        report.overridden
+    );
+    if !report.violations.is_empty() {
+        let mut sorted = history.clone();
+        sorted.sort_by_key(Seen::rv);
+        let lines: Vec<String> = sorted.iter().map(|s| format!("  {s:?}")).collect();
+        failures.push(format!(
+            "{} violations in the history:\n{}\nthe history, from VM {strategy0} with VMI {} {}:\n{}",
+            report.violations.len(),
+            report.violations.join("\n"),
+            vmi0.uid().unwrap_or_default(),
+            vmi0.phase(),
+            lines.join("\n")
+        ));
+    }
+    for verb in VERBS {
+        if !answers.contains_key(&(verb, "accepted".to_string())) {
+            failures.push(format!("no {verb} was accepted in {} calls", calls.len()));
+        }
+    }
+    assert!(failures.is_empty(), "seed {seed}:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn each_refusal_is_kubevirts_word_for_word() {
+    let call = |verb: &'static str, code: i32, stdout: &str, stderr: &str| Call {
+        verb,
+        out: Out {
+            code,
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        },
+    };
+    let conflict =
+        format!("Operation cannot be fulfilled on virtualmachine.kubevirt.io \"{VM}\": ");
+    let table = [
+        (
+            call("start", 0, "VM vm-contended was scheduled to start\n", ""),
+            Some("accepted"),
+        ),
+        (
+            call("stop", 0, "VM vm-contended was scheduled to start\n", ""),
+            None,
+        ),
+        (
+            call(
+                "start",
+                1,
+                "",
+                &format!("Error starting VirtualMachine {conflict}VM is already running\n"),
+            ),
+            Some("VM is already running"),
+        ),
+        (
+            call(
+                "stop",
+                1,
+                "",
+                &format!("error stopping VirtualMachine {conflict}VM is not running\n"),
+            ),
+            Some("VM is not running"),
+        ),
+        (
+            call(
+                "restart",
+                1,
+                "",
+                &format!("error restarting VirtualMachine: {conflict}VM is not running: Halted\n"),
+            ),
+            Some("VM is not running: Halted"),
+        ),
+        (
+            call(
+                "restart",
+                1,
+                "",
+                "error restarting VirtualMachine: Internal error occurred: unable to complete request: stop/start already underway\n",
+            ),
+            Some("unable to complete request: stop/start already underway"),
+        ),
+        // A restart's refusal in a start's words is not one.
+        (
+            call(
+                "start",
+                1,
+                "",
+                &format!("error restarting VirtualMachine: {conflict}VM is not running: Halted\n"),
+            ),
+            None,
+        ),
+        (
+            call(
+                "stop",
+                1,
+                "",
+                &format!(
+                    "error stopping VirtualMachine {conflict}the JSON patch test operation failed\n"
+                ),
+            ),
+            None,
+        ),
+        (call("restart", 101, "", "thread 'main' panicked\n"), None),
+    ];
+    for (c, want) in table {
+        assert_eq!(outcome(&c).as_deref(), want, "{c:?}");
+    }
+}
