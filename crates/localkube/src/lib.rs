@@ -24,6 +24,7 @@ pub(crate) mod crd;
 pub(crate) mod discovery;
 pub mod durable;
 pub(crate) mod events;
+pub mod faults;
 pub(crate) mod gc;
 pub(crate) mod http;
 pub(crate) mod jsonpath;
@@ -54,6 +55,7 @@ pub(crate) mod webhooks;
 
 mod server;
 
+pub use faults::{Fault, FaultInjector, FaultPlan};
 pub use registry::MountedGroup;
 pub use server::{Builder, LocalKube, Server};
 pub use tls::{FRONT_PROXY_CLIENT_CN, FrontProxy};
