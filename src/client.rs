@@ -1,7 +1,8 @@
 //! Builds the API client and the namespace from the global flags, the way kubectl does
 //! (Part B §5): an explicit `--kubeconfig`, else the files in `KUBECONFIG` (merged), else
 //! `~/.kube/config`, else the in-cluster service account; `--context`, `--cluster` and
-//! `--user` pick the entries; the connection flags override what those entries say.
+//! `--user` pick the entries; the connection flags override what those entries say. The client
+//! sends a request again only as `crate::retry` says.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,6 +11,8 @@ use anyhow::{Context, anyhow};
 use kube::config::{
     AuthInfo, Cluster, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
 };
+
+use crate::retry::Attempt;
 
 /// The connection flags, resolved from the command line.
 #[derive(Debug, Clone, Default)]
@@ -93,6 +96,9 @@ pub async fn config(opts: &ConnectOptions) -> anyhow::Result<(kube::Config, Stri
         config.read_timeout = Some(t);
         config.write_timeout = Some(t);
     }
+    // kube resends any request on a 429, 503 or 504, a PUT to `start` that may have run
+    // included: `connect` puts virtctl's own policy (crate::retry) in its place.
+    config.default_retry = false;
     let namespace = resolve_namespace(opts, context_namespace, in_cluster);
     crate::names::check_namespace(&namespace)?;
     config.default_namespace = namespace.clone();
@@ -121,10 +127,81 @@ pub async fn connect(opts: &ConnectOptions) -> anyhow::Result<Connection> {
     let client = kube::Client::try_from(config)
         .map_err(|e| anyhow!("cannot create the API client: {}", error_chain(&e)))?;
     Ok(Connection {
-        client,
+        client: with_retries(client),
         namespace,
         server,
     })
+}
+
+/// `client` sending each request again when [`crate::retry`] says so.
+fn with_retries(client: kube::Client) -> kube::Client {
+    let namespace = client.default_namespace().to_string();
+    let service = tower::service_fn(move |request| {
+        let client = client.clone();
+        async move { send_with_retries(&client, request).await }
+    });
+    kube::Client::new(service, namespace)
+}
+
+async fn send_with_retries(
+    client: &kube::Client,
+    mut request: http::Request<kube::client::Body>,
+) -> Result<http::Response<kube::client::Body>, kube::Error> {
+    let method = request.method().clone();
+    let mut tries = 1;
+    loop {
+        // A body that is not in memory cannot be sent twice: such a request gets one try.
+        let again = copy_of(&request);
+        let result = client.send(request).await;
+        let attempt = match &result {
+            Ok(response) => Attempt::Answered {
+                code: response.status().as_u16(),
+                retry_after: response
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse().ok()),
+            },
+            Err(e) if refused(e) => Attempt::Refused,
+            Err(_) => Attempt::Lost,
+        };
+        let (Some(next), Some(wait)) = (again, crate::retry::next_try(&method, attempt, tries))
+        else {
+            return result;
+        };
+        drop(result);
+        tokio::time::sleep(wait).await;
+        request = next;
+        tries += 1;
+    }
+}
+
+/// A copy of `request` to send again, if its body is in memory.
+fn copy_of(
+    request: &http::Request<kube::client::Body>,
+) -> Option<http::Request<kube::client::Body>> {
+    let mut copy = http::Request::new(request.body().try_clone()?);
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    *copy.extensions_mut() = request.extensions().clone();
+    Some(copy)
+}
+
+/// Whether nothing listened where the request was to go (so it was never sent).
+fn refused(e: &kube::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cause {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 /// The one connection of a run, built when first asked for: a command that needs none never
@@ -657,5 +734,33 @@ contexts:
             assert_eq!(cfg.cluster_url.to_string(), "http://127.0.0.1:9/");
             assert_eq!(ns, "default");
         }
+    }
+
+    /// The error of a GET /version through a client of `url`.
+    async fn send_error(url: String) -> kube::Error {
+        let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+        let request = http::Request::get("/version")
+            .body(kube::client::Body::empty())
+            .unwrap();
+        client.send(request).await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_told_from_one_lost_after_sending() {
+        let nothing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = nothing.local_addr().unwrap().port();
+        drop(nothing);
+        assert!(refused(
+            &send_error(format!("http://127.0.0.1:{port}")).await
+        ));
+        // A server that accepts and hangs up: the request may have been read.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                drop(stream);
+            }
+        });
+        assert!(!refused(&send_error(format!("http://{addr}")).await));
     }
 }
