@@ -162,8 +162,7 @@ async fn send_with_retries(
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse().ok()),
             },
-            Err(e) if refused(e) => Attempt::Refused,
-            Err(_) => Attempt::Lost,
+            Err(e) => transport_failure(e),
         };
         let (Some(next), Some(wait)) = (again, crate::retry::next_try(&method, attempt, tries))
         else {
@@ -189,19 +188,25 @@ fn copy_of(
     Some(copy)
 }
 
-/// Whether nothing listened where the request was to go (so it was never sent).
-fn refused(e: &kube::Error) -> bool {
+/// What a request that got no answer came to: refused (nothing listened, so it was never
+/// sent), timed out, or lost on the way.
+fn transport_failure(e: &kube::Error) -> Attempt {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cause {
-        if err
+        if err.is::<tokio::time::error::Elapsed>() {
+            return Attempt::TimedOut;
+        }
+        match err
             .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+            .map(std::io::Error::kind)
         {
-            return true;
+            Some(std::io::ErrorKind::ConnectionRefused) => return Attempt::Refused,
+            Some(std::io::ErrorKind::TimedOut) => return Attempt::TimedOut,
+            _ => {}
         }
         cause = err.source();
     }
-    false
+    Attempt::Lost
 }
 
 /// The one connection of a run, built when first asked for: a command that needs none never
@@ -736,9 +741,11 @@ contexts:
         }
     }
 
-    /// The error of a GET /version through a client of `url`.
-    async fn send_error(url: String) -> kube::Error {
-        let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    /// The error of a GET /version through a client of `url`, with a read timeout.
+    async fn send_error(url: String, read_timeout: Option<Duration>) -> kube::Error {
+        let mut config = kube::Config::new(url.parse().unwrap());
+        config.read_timeout = read_timeout;
+        let client = kube::Client::try_from(config).unwrap();
         let request = http::Request::get("/version")
             .body(kube::client::Body::empty())
             .unwrap();
@@ -746,13 +753,12 @@ contexts:
     }
 
     #[tokio::test]
-    async fn a_refused_connection_is_told_from_one_lost_after_sending() {
+    async fn refused_timed_out_and_lost_connections_are_told_apart() {
         let nothing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = nothing.local_addr().unwrap().port();
         drop(nothing);
-        assert!(refused(
-            &send_error(format!("http://127.0.0.1:{port}")).await
-        ));
+        let e = send_error(format!("http://127.0.0.1:{port}"), None).await;
+        assert_eq!(transport_failure(&e), Attempt::Refused, "{e}");
         // A server that accepts and hangs up: the request may have been read.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -761,6 +767,14 @@ contexts:
                 drop(stream);
             }
         });
-        assert!(!refused(&send_error(format!("http://{addr}")).await));
+        let e = send_error(format!("http://{addr}"), None).await;
+        assert_eq!(transport_failure(&e), Attempt::Lost, "{e}");
+        // A server that accepts and never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        let short = Some(Duration::from_millis(200));
+        let e = send_error(format!("http://{addr}"), short).await;
+        assert_eq!(transport_failure(&e), Attempt::TimedOut, "{e}");
+        drop(silent);
     }
 }

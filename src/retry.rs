@@ -6,10 +6,11 @@
 //!   max-in-flight and priority-and-fairness filters refuse with a 429 before serving, so any
 //!   request may go again, after the time it names (as client-go does).
 //! - Nothing was listening (connection refused): the request never left.
-//! - A read (GET, HEAD) that failed with a 500, 502, 503 or 504, or whose connection was lost:
-//!   reading again changes nothing.
+//! - A read (GET, HEAD) that failed with a 500, 502, 503 or 504, or whose connection was lost
+//!   (reset, closed): reading again changes nothing.
 //!
-//! Everything else is reported as it is. In particular a write (PUT to `start`, `stop`,
+//! Everything else is reported as it is. A timeout is never tried again: the server does not
+//! answer, and the bounds virtctl promises (10 s to connect, `--request-timeout`) must hold. In particular a write (PUT to `start`, `stop`,
 //! `restart`, …) that timed out or lost its connection may have been carried out: sent again,
 //! it could restart a VM twice, or fail with "already running" about its own first attempt.
 
@@ -24,7 +25,9 @@ pub enum Attempt {
     Answered { code: u16, retry_after: Option<u64> },
     /// The connection was refused: the request was not sent.
     Refused,
-    /// Any other transport failure (reset, end of stream, timeout, TLS): it may have been sent.
+    /// The connection or the answer took too long (connecting, TLS, `--request-timeout`).
+    TimedOut,
+    /// Any other transport failure (reset, end of stream, TLS): it may have been sent.
     Lost,
 }
 
@@ -58,7 +61,7 @@ pub fn next_try(method: &Method, attempt: Attempt, tries: u32) -> Option<Duratio
         Attempt::Answered { .. } => None,
         Attempt::Refused => backoff(),
         Attempt::Lost if read => backoff(),
-        Attempt::Lost => None,
+        Attempt::Lost | Attempt::TimedOut => None,
     }
 }
 
@@ -166,6 +169,9 @@ mod tests {
                 None,
             ),
             ("lost, a GET", &get, Attempt::Lost, 1, ms(250)),
+            // No answer in time: the bound holds, whatever the method.
+            ("timed out, a GET", &get, Attempt::TimedOut, 1, None),
+            ("timed out, a PUT", &put, Attempt::TimedOut, 1, None),
             (
                 "501 is no failure of the moment",
                 &get,
