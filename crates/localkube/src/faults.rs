@@ -87,6 +87,8 @@ pub struct FaultPlan {
     kinds: Vec<Fault>,
     /// Only requests whose path starts with this.
     path_prefix: Option<String>,
+    /// Only requests with this method.
+    method: Option<Method>,
     /// At most this many faults, then none.
     limit: Option<u64>,
     seed: Option<u64>,
@@ -113,6 +115,7 @@ impl FaultPlan {
             rate,
             kinds: kinds.to_vec(),
             path_prefix: None,
+            method: None,
             limit: None,
             seed: None,
             hang: Duration::from_secs(1),
@@ -128,6 +131,12 @@ impl FaultPlan {
     /// Only requests whose path starts with `prefix` (e.g. one API group's) get faults.
     pub fn targeting(mut self, prefix: impl Into<String>) -> FaultPlan {
         self.path_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Only requests with `method` (e.g. the PATCHes, not the GETs, of one path) get faults.
+    pub fn method(mut self, method: Method) -> FaultPlan {
+        self.method = Some(method);
         self
     }
 
@@ -250,19 +259,21 @@ pub(crate) struct Injected {
     pub delay: Duration,
 }
 
-/// Whether the request to `path` shaped `request` gets a fault under `plan`, and which: the
-/// fraction `rate` of the requests that the plan targets and at least one planned kind applies
-/// to get one, chosen evenly among those kinds.
+/// Whether the `method` request to `path` shaped `request` gets a fault under `plan`, and
+/// which: the fraction `rate` of the requests that the plan targets and at least one planned
+/// kind applies to get one, chosen evenly among those kinds.
 pub(crate) fn decide(
     plan: &FaultPlan,
     rng: &mut impl Rng,
+    method: &Method,
     path: &str,
     request: &RequestShape,
 ) -> Option<Injected> {
     let targeted = plan
         .path_prefix
         .as_deref()
-        .is_none_or(|p| path.starts_with(p));
+        .is_none_or(|p| path.starts_with(p))
+        && plan.method.as_ref().is_none_or(|m| m == method);
     if request.exempt || plan.rate <= 0.0 || !targeted {
         return None;
     }
@@ -417,6 +428,7 @@ impl FaultInjector {
             let injected = decide(
                 &planned.plan,
                 &mut planned.rng,
+                request.method(),
                 request.uri().path(),
                 &shape,
             )?;
@@ -674,7 +686,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(plan.seed.unwrap_or(7));
         let mut counts = [0; 7];
         for _ in 0..n {
-            match decide(plan, &mut rng, "/api/v1/pods", &request) {
+            match decide(plan, &mut rng, &Method::GET, "/api/v1/pods", &request) {
                 Some(i) => counts[i.kind.index()] += 1,
                 None => counts[6] += 1,
             }
@@ -753,26 +765,32 @@ mod tests {
     }
 
     #[test]
-    fn a_targeted_plan_faults_only_the_paths_it_names() {
+    fn a_targeted_plan_faults_only_the_paths_and_method_it_names() {
         let plan = FaultPlan::mixed(1.0).targeting("/apis/subresources.kubevirt.io/");
         let update = RequestShape {
             update: true,
             ..Default::default()
         };
         let mut rng = StdRng::seed_from_u64(1);
+        let start = "/apis/subresources.kubevirt.io/v1/namespaces/d/virtualmachines/v/start";
+        let plan_put = plan.clone().method(Method::PUT);
         let cases = [
+            (&plan, Method::PUT, start, true),
             (
-                "/apis/subresources.kubevirt.io/v1/namespaces/d/virtualmachines/v/start",
-                true,
+                &plan,
+                Method::PUT,
+                "/apis/kubevirt.io/v1/namespaces/d/virtualmachines/v",
+                false,
             ),
-            ("/apis/kubevirt.io/v1/namespaces/d/virtualmachines/v", false),
-            ("/api/v1/namespaces/d/pods/p", false),
+            (&plan, Method::PUT, "/api/v1/namespaces/d/pods/p", false),
+            (&plan_put, Method::PUT, start, true),
+            (&plan_put, Method::GET, start, false),
         ];
-        for (path, faulted) in cases {
+        for (plan, method, path, faulted) in cases {
             assert_eq!(
-                decide(&plan, &mut rng, path, &update).is_some(),
+                decide(plan, &mut rng, &method, path, &update).is_some(),
                 faulted,
-                "{path}"
+                "{method} {path}"
             );
         }
     }
@@ -806,7 +824,7 @@ mod tests {
             (0..200)
                 .map(|i| {
                     let request = if i % 2 == 0 { &watch } else { &update };
-                    decide(&plan, &mut rng, "/api/v1/pods", request)
+                    decide(&plan, &mut rng, &Method::PUT, "/api/v1/pods", request)
                 })
                 .collect::<Vec<_>>()
         };
