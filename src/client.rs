@@ -12,8 +12,6 @@ use kube::config::{
     AuthInfo, Cluster, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
 };
 
-use crate::retry::Attempt;
-
 /// The connection flags, resolved from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
@@ -127,86 +125,10 @@ pub async fn connect(opts: &ConnectOptions) -> anyhow::Result<Connection> {
     let client = kube::Client::try_from(config)
         .map_err(|e| anyhow!("cannot create the API client: {}", error_chain(&e)))?;
     Ok(Connection {
-        client: with_retries(client),
+        client: virt_reconciler::client_retry::with_policy(client, crate::retry::next_try),
         namespace,
         server,
     })
-}
-
-/// `client` sending each request again when [`crate::retry`] says so.
-fn with_retries(client: kube::Client) -> kube::Client {
-    let namespace = client.default_namespace().to_string();
-    let service = tower::service_fn(move |request| {
-        let client = client.clone();
-        async move { send_with_retries(&client, request).await }
-    });
-    kube::Client::new(service, namespace)
-}
-
-async fn send_with_retries(
-    client: &kube::Client,
-    mut request: http::Request<kube::client::Body>,
-) -> Result<http::Response<kube::client::Body>, kube::Error> {
-    let method = request.method().clone();
-    let mut tries = 1;
-    loop {
-        // A body that is not in memory cannot be sent twice: such a request gets one try.
-        let again = copy_of(&request);
-        let result = client.send(request).await;
-        let attempt = match &result {
-            Ok(response) => Attempt::Answered {
-                code: response.status().as_u16(),
-                retry_after: response
-                    .headers()
-                    .get(http::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse().ok()),
-            },
-            Err(e) => transport_failure(e),
-        };
-        let (Some(next), Some(wait)) = (again, crate::retry::next_try(&method, attempt, tries))
-        else {
-            return result;
-        };
-        drop(result);
-        tokio::time::sleep(wait).await;
-        request = next;
-        tries += 1;
-    }
-}
-
-/// A copy of `request` to send again, if its body is in memory.
-fn copy_of(
-    request: &http::Request<kube::client::Body>,
-) -> Option<http::Request<kube::client::Body>> {
-    let mut copy = http::Request::new(request.body().try_clone()?);
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.version_mut() = request.version();
-    *copy.headers_mut() = request.headers().clone();
-    *copy.extensions_mut() = request.extensions().clone();
-    Some(copy)
-}
-
-/// What a request that got no answer came to: refused (nothing listened, so it was never
-/// sent), timed out, or lost on the way.
-fn transport_failure(e: &kube::Error) -> Attempt {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cause {
-        if err.is::<tokio::time::error::Elapsed>() {
-            return Attempt::TimedOut;
-        }
-        match err
-            .downcast_ref::<std::io::Error>()
-            .map(std::io::Error::kind)
-        {
-            Some(std::io::ErrorKind::ConnectionRefused) => return Attempt::Refused,
-            Some(std::io::ErrorKind::TimedOut) => return Attempt::TimedOut,
-            _ => {}
-        }
-        cause = err.source();
-    }
-    Attempt::Lost
 }
 
 /// The one connection of a run, built when first asked for: a command that needs none never
@@ -739,42 +661,5 @@ contexts:
             assert_eq!(cfg.cluster_url.to_string(), "http://127.0.0.1:9/");
             assert_eq!(ns, "default");
         }
-    }
-
-    /// The error of a GET /version through a client of `url`, with a read timeout.
-    async fn send_error(url: String, read_timeout: Option<Duration>) -> kube::Error {
-        let mut config = kube::Config::new(url.parse().unwrap());
-        config.read_timeout = read_timeout;
-        let client = kube::Client::try_from(config).unwrap();
-        let request = http::Request::get("/version")
-            .body(kube::client::Body::empty())
-            .unwrap();
-        client.send(request).await.unwrap_err()
-    }
-
-    #[tokio::test]
-    async fn refused_timed_out_and_lost_connections_are_told_apart() {
-        let nothing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = nothing.local_addr().unwrap().port();
-        drop(nothing);
-        let e = send_error(format!("http://127.0.0.1:{port}"), None).await;
-        assert_eq!(transport_failure(&e), Attempt::Refused, "{e}");
-        // A server that accepts and hangs up: the request may have been read.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                drop(stream);
-            }
-        });
-        let e = send_error(format!("http://{addr}"), None).await;
-        assert_eq!(transport_failure(&e), Attempt::Lost, "{e}");
-        // A server that accepts and never answers.
-        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = silent.local_addr().unwrap();
-        let short = Some(Duration::from_millis(200));
-        let e = send_error(format!("http://{addr}"), short).await;
-        assert_eq!(transport_failure(&e), Attempt::TimedOut, "{e}");
-        drop(silent);
     }
 }

@@ -1,40 +1,27 @@
 //! When virtctl sends a request again: only when the first one cannot have done anything, or
 //! when doing it twice is harmless. The one policy of every API request virtctl makes (the
-//! client of `client::connect` applies it); pure, so that its table says it all.
+//! client of `client::connect` applies it, in place of kube's); pure, so that its table says
+//! it all.
 //!
 //! - The server asked for a retry (`Retry-After` on a 429 or a 5xx): kube-apiserver's
 //!   max-in-flight and priority-and-fairness filters refuse with a 429 before serving, so any
-//!   request may go again, after the time it names (as client-go does).
+//!   request may go again, after the time it names (client-go's rule, which virt-api and the
+//!   controllers follow too: `virt_reconciler::client_retry::asked`).
 //! - Nothing was listening (connection refused): the request never left.
 //! - A read (GET, HEAD) that failed with a 500, 502, 503 or 504, or whose connection was lost
 //!   (reset, closed): reading again changes nothing.
 //!
 //! Everything else is reported as it is. A timeout is never tried again: the server does not
-//! answer, and the bounds virtctl promises (10 s to connect, `--request-timeout`) must hold. In particular a write (PUT to `start`, `stop`,
-//! `restart`, …) that timed out or lost its connection may have been carried out: sent again,
-//! it could restart a VM twice, or fail with "already running" about its own first attempt.
+//! answer, and the bounds virtctl promises (10 s to connect, `--request-timeout`) must hold.
+//! Above all a write (PUT to `start`, `stop`, `restart`, …) that timed out or lost its
+//! connection may have been carried out: sent again, it could restart a VM twice, or fail with
+//! "already running" about its own first attempt.
 
 use std::time::Duration;
 
 use http::Method;
+use virt_reconciler::client_retry::{Attempt, asked};
 
-/// What one attempt came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attempt {
-    /// The server answered `code`, with a `Retry-After` of so many seconds, if any.
-    Answered { code: u16, retry_after: Option<u64> },
-    /// The connection was refused: the request was not sent.
-    Refused,
-    /// The connection or the answer took too long (connecting, TLS, `--request-timeout`).
-    TimedOut,
-    /// Any other transport failure (reset, end of stream, TLS): it may have been sent.
-    Lost,
-}
-
-/// The most tries of a request the server asked to retry (client-go's limit).
-pub const MAX_TRIES_ASKED: u32 = 10;
-/// The longest `Retry-After` honoured: a command line waits no minutes on a server's word.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// The most tries of a request retried on virtctl's own judgement (refused, failed reads).
 pub const MAX_TRIES_OWN: u32 = 4;
 /// The first wait of those, doubling.
@@ -43,18 +30,15 @@ pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// How long to wait before sending again a `method` request whose try number `tries` (1 for
 /// the first) came to `attempt`; `None`: report it as it is.
 pub fn next_try(method: &Method, attempt: Attempt, tries: u32) -> Option<Duration> {
+    if let Some(wait) = asked(attempt, tries) {
+        return Some(wait);
+    }
     let read = *method == Method::GET || *method == Method::HEAD;
     let backoff = || {
         (tries < MAX_TRIES_OWN)
             .then(|| FIRST_BACKOFF * 2u32.saturating_pow(tries.saturating_sub(1)))
     };
     match attempt {
-        Attempt::Answered {
-            code,
-            retry_after: Some(seconds),
-        } if code == 429 || code >= 500 => {
-            (tries < MAX_TRIES_ASKED).then(|| Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
-        }
         Attempt::Answered { code, .. } if read && matches!(code, 500 | 502 | 503 | 504) => {
             backoff()
         }
@@ -68,6 +52,7 @@ pub fn next_try(method: &Method, attempt: Attempt, tries: u32) -> Option<Duratio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use virt_reconciler::client_retry::MAX_RETRY_AFTER;
 
     fn answered(code: u16, retry_after: Option<u64>) -> Attempt {
         Attempt::Answered { code, retry_after }
