@@ -29,10 +29,13 @@ fn subresource(vm: &str, verb: &str) -> String {
 
 /// localkube with the KubeVirt CRDs and the subresource API (and its webhooks), as the
 /// playground has them; with `controllers`, also both controllers and the simulated node.
+/// Each has the client it has in the playground (`virt_reconciler::client_retry::client`).
 async fn cluster(controllers: bool) -> (Cluster, virt_api::Running) {
     let cluster = Cluster::plain().await;
+    let config = cluster.server().kube_config().await.unwrap();
+    let client = virt_reconciler::client_retry::client(config).unwrap();
     let virt_api = virt_api::loopback::serve(
-        &cluster.client,
+        &client,
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
         virt_api::loopback::reviewer_trusting(localkube::access::ADMIN_USER),
         true,
@@ -40,7 +43,22 @@ async fn cluster(controllers: bool) -> (Cluster, virt_api::Running) {
     .await
     .unwrap();
     if controllers {
-        cluster.spawn_controllers();
+        let node = localkube::node::NodeConfig {
+            start_delay: Duration::ZERO,
+            shutdown_time: Duration::ZERO,
+            ..Default::default()
+        };
+        let node_client = client.clone();
+        tokio::spawn(async move {
+            let _ = localkube::node::run(node_client, node).await;
+        });
+        let metrics = std::sync::Arc::new(virt_reconciler::controller::Metrics::default());
+        tokio::spawn(virt_reconciler::controller::run(
+            client,
+            metrics,
+            4,
+            std::future::pending::<()>(),
+        ));
     }
     (cluster, virt_api)
 }
@@ -328,7 +346,10 @@ async fn run_vms_to_convergence(c: &Cluster, names: &[&str], secs: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_launcher_pod_create_that_timed_out_after_it_ran_makes_no_second_pod() {
-    let (c, _virt_api) = cluster(true).await;
+    let (c, _virt_api) = cluster(false).await;
+    // The controllers and the node with kube's own client, which resends a POST on a 504, as
+    // an embedder's may.
+    c.spawn_controllers();
     let faults = c.server().faults();
     // Every create of a Pod runs, then times out (so do the node's status writes, which it
     // sends again). kube's client resends a POST on a 504 at once: with a generated name that
@@ -556,4 +577,31 @@ async fn a_refused_connection_is_tried_again() {
     virtctl.await.unwrap().ok("VM vm1 was scheduled to start\n");
     assert_eq!(run_strategy(&c, "vm1").await, "Always");
     relay.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_whose_write_timed_out_after_it_ran_is_not_refused_for_its_own_success() {
+    let (c, _virt_api) = cluster(false).await;
+    c.create_vm(NS, "vm1", "Halted", json!({})).await;
+    let faults = c.server().faults();
+    // virt-api's patch of the VM runs, then times out. Resent (kube's retry did), its test
+    // of the run strategy failed, and virt-api answered that an Always VM cannot be started.
+    faults.set(
+        FaultPlan::only(&[Fault::TimeoutAfterExecuting], 1.0)
+            .targeting(format!(
+                "/apis/kubevirt.io/v1/namespaces/{NS}/virtualmachines/vm1"
+            ))
+            .method(http::Method::PATCH)
+            .hang(Duration::from_millis(100))
+            .at_most(1),
+    );
+    let out = c.virtctl(&["start", "vm1"]).await;
+    assert_eq!(faults.injected(Fault::TimeoutAfterExecuting), 1);
+    eprintln!("virtctl said: {}", out.stderr.trim_end());
+    out.fails_containing("Timeout: request did not complete within the allotted timeout");
+    assert!(
+        !out.stderr.contains("does not support manual start"),
+        "{out:#?}"
+    );
+    assert_eq!(run_strategy(&c, "vm1").await, "Always", "the start ran");
 }
