@@ -1,7 +1,8 @@
 //! Builds the API client and the namespace from the global flags, the way kubectl does
 //! (Part B §5): an explicit `--kubeconfig`, else the files in `KUBECONFIG` (merged), else
 //! `~/.kube/config`, else the in-cluster service account; `--context`, `--cluster` and
-//! `--user` pick the entries; the connection flags override what those entries say.
+//! `--user` pick the entries; the connection flags override what those entries say. The client
+//! sends a request again only as `crate::retry` says.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -93,6 +94,9 @@ pub async fn config(opts: &ConnectOptions) -> anyhow::Result<(kube::Config, Stri
         config.read_timeout = Some(t);
         config.write_timeout = Some(t);
     }
+    // kube resends any request on a 429, 503 or 504, a PUT to `start` that may have run
+    // included: `connect` puts virtctl's own policy (crate::retry) in its place.
+    config.default_retry = false;
     let namespace = resolve_namespace(opts, context_namespace, in_cluster);
     crate::names::check_namespace(&namespace)?;
     config.default_namespace = namespace.clone();
@@ -121,7 +125,7 @@ pub async fn connect(opts: &ConnectOptions) -> anyhow::Result<Connection> {
     let client = kube::Client::try_from(config)
         .map_err(|e| anyhow!("cannot create the API client: {}", error_chain(&e)))?;
     Ok(Connection {
-        client,
+        client: virt_reconciler::client_retry::with_policy(client, crate::retry::next_try),
         namespace,
         server,
     })

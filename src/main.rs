@@ -15,6 +15,7 @@ mod guest_access;
 mod kubevirt_version;
 mod lifecycle;
 mod names;
+mod retry;
 mod settings;
 mod stream;
 mod terminal;

@@ -305,6 +305,14 @@ impl Cluster {
         cluster
     }
 
+    /// The server of a cluster in this process ([`Cluster::plain`]).
+    pub fn server(&self) -> &localkube::Server {
+        match &self.backend {
+            Backend::InProcess(Some(server), _) => server,
+            _ => panic!("the cluster does not run in this process"),
+        }
+    }
+
     /// Runs virtctl against this cluster (`--kubeconfig` first, then `args`).
     pub async fn virtctl(&self, args: &[&str]) -> Out {
         let mut all = vec![

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use cli_duration::parse_duration;
 
+use crate::faults::FaultPlan;
 use crate::node::NodeConfig;
 use crate::server::Builder;
 
@@ -31,6 +32,12 @@ pub struct ServerArgs {
     #[arg(long, default_value = "localkube.kubeconfig", value_name = "PATH")]
     pub kubeconfig_out: PathBuf,
 
+    /// For testing clients by hand: this fraction of requests (0 to 1) gets an injected fault
+    /// (500, 409, 429, a 504 after a hang, a dropped watch; see `localkube::faults`). Hidden
+    /// from --help: nobody should meet it by accident.
+    #[arg(long, hide = true, value_name = "RATE", value_parser = FaultPlan::parse_rate)]
+    pub inject_faults: Option<f64>,
+
     #[command(flatten)]
     pub node: NodeArgs,
 }
@@ -43,6 +50,13 @@ impl ServerArgs {
             .kubeconfig_out(&self.kubeconfig_out);
         if let Some(dir) = &self.data_dir {
             builder = builder.data_dir(dir);
+        }
+        if let Some(rate) = self.inject_faults.filter(|r| *r > 0.0) {
+            eprintln!(
+                "localkube: injecting faults into {:.1}% of the requests (--inject-faults)",
+                rate * 100.0
+            );
+            builder = builder.faults(FaultPlan::mixed(rate));
         }
         Ok(builder)
     }

@@ -26,6 +26,7 @@ pub(crate) mod crd;
 pub(crate) mod discovery;
 pub mod durable;
 pub(crate) mod events;
+pub mod faults;
 #[cfg(test)]
 mod fuzz;
 pub(crate) mod gc;
@@ -58,6 +59,7 @@ pub(crate) mod webhooks;
 
 mod server;
 
+pub use faults::{Fault, FaultInjector, FaultPlan};
 pub use registry::MountedGroup;
 pub use server::{Builder, LocalKube, Server};
 pub use tls::{FRONT_PROXY_CLIENT_CN, FrontProxy};

@@ -37,6 +37,7 @@ pub struct Builder {
     service_cidr: (std::net::Ipv4Addr, u8),
     mounted: Vec<(MountedGroup, Router)>,
     data_dir: Option<PathBuf>,
+    faults: Option<crate::faults::FaultPlan>,
 }
 
 impl Default for Builder {
@@ -49,6 +50,7 @@ impl Default for Builder {
             service_cidr: ("10.96.0.0".parse().expect("static address"), 12),
             mounted: Vec::new(),
             data_dir: None,
+            faults: None,
         }
     }
 }
@@ -71,6 +73,13 @@ impl Builder {
     /// Without it, state lives in memory and is gone when the server stops.
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Injects faults into requests from the start (for tests; off by default). See
+    /// [`crate::faults`]; [`Server::faults`] changes them while the server runs.
+    pub fn faults(mut self, plan: crate::faults::FaultPlan) -> Self {
+        self.faults = Some(plan);
         self
     }
 
@@ -138,7 +147,11 @@ impl Builder {
             sa_tokens: Default::default(),
             policies: Default::default(),
         });
-        let app = router(state);
+        let faults = Arc::new(crate::faults::FaultInjector::new(self.faults));
+        let app = router(state).layer(axum::middleware::from_fn_with_state(
+            faults.clone(),
+            crate::faults::inject,
+        ));
         let url = format!("https://{addr}");
         let kubeconfig = crate::kubeconfig::render(&url, &pki.ca_pem, &token);
         if let Some(path) = &self.kubeconfig_out {
@@ -162,6 +175,7 @@ impl Builder {
             kubeconfig,
             kubeconfig_path: self.kubeconfig_out,
             core,
+            faults,
             stop: stop_tx,
             tasks: vec![accept, gc, probes],
         })
@@ -339,6 +353,7 @@ pub struct Server {
     kubeconfig: String,
     kubeconfig_path: Option<PathBuf>,
     core: Arc<Core>,
+    faults: Arc<crate::faults::FaultInjector>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -361,6 +376,11 @@ impl Server {
     /// The API semantics behind the HTTP server, for embedders and tests.
     pub fn core(&self) -> &Arc<Core> {
         &self.core
+    }
+
+    /// The injected faults (for tests): set or turn off a plan, count what was injected.
+    pub fn faults(&self) -> &crate::faults::FaultInjector {
+        &self.faults
     }
 
     /// Forgets the watch history, so that every watch must relist (as after an etcd compaction).

@@ -54,6 +54,42 @@ fn bad_flags_exit_non_zero_with_usage() {
     assert!(String::from_utf8_lossy(&help.stdout).contains("--kubeconfig-out"));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn injected_faults_are_hidden_checked_and_fail_requests() {
+    let help = Command::new(env!("CARGO_BIN_EXE_localkube"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&help.stdout).contains("inject"));
+    let out = Command::new(env!("CARGO_BIN_EXE_localkube"))
+        .args(["--inject-faults", "1.5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--inject-faults") && err.contains("expected a fraction from 0 to 1"),
+        "{err}"
+    );
+
+    // Every request faulted, but the probes.
+    let lk = Localkube::start_with(&["--no-node", "--inject-faults", "1"]);
+    let kc = kube::config::Kubeconfig::read_from(&lk.kubeconfig).unwrap();
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    cfg.default_retry = false;
+    let client = kube::Client::try_from(cfg).unwrap();
+    let get = |path: &str| http::Request::get(path).body(Vec::new()).unwrap();
+    assert_eq!(client.request_text(get("/readyz")).await.unwrap(), "ok");
+    for _ in 0..3 {
+        match client.request_text(get("/api/v1/namespaces")).await {
+            Err(kube::Error::Api(s)) => assert!([500, 429, 504].contains(&s.code), "{s:?}"),
+            other => panic!("not faulted: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn kubeconfig_is_private() {
     use std::os::unix::fs::PermissionsExt;

@@ -61,7 +61,9 @@ struct LocalArgs {
 
 async fn run(args: LocalArgs) -> anyhow::Result<()> {
     let server = args.server.builder()?.start().await?;
-    let client = server.client().await?;
+    // Every component's client, as they have it on a cluster: no resending of a write that
+    // timed out after it ran (kube's retry does that).
+    let client = virt_reconciler::client_retry::client(server.kube_config().await?)?;
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
         Api::all(client.clone());
     // Applied, so that a playground kept in a data directory gets this release's CRDs.

@@ -3,6 +3,7 @@
 //! the controller loops that make a cluster match (VM → VMI → launcher Pod).
 
 pub mod admission;
+pub mod client_retry;
 pub mod controller;
 pub mod crds;
 pub mod decide;

@@ -81,6 +81,30 @@ pub fn id(name: &str) -> String {
     format!("{}-{hex}", String::from_utf8_lossy(&name.as_bytes()[..54]))
 }
 
+/// The characters kube-apiserver draws a generated name's suffix from.
+const GENERATED_NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// The launcher Pod's name: `virt-launcher-<vmi name>-` (cut at 58 characters, as
+/// kube-apiserver cuts a `generateName`) and five characters of a generated name's alphabet,
+/// taken from the VMI's uid. It reads like the name the server would generate, but it is the
+/// VMI's own: a create sent again after its answer was lost (a timeout, a dropped connection,
+/// a client that resends on a 504) is refused as AlreadyExists instead of making a second Pod.
+pub fn launcher_pod_name(vmi_name: &str, vmi_uid: &str) -> String {
+    let mut prefix = format!("virt-launcher-{vmi_name}-");
+    let mut cut = prefix.len().min(58);
+    while !prefix.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    prefix.truncate(cut);
+    let digest = sha1(vmi_uid.as_bytes());
+    let n = GENERATED_NAME_ALPHABET.len();
+    let suffix: String = digest[..5]
+        .iter()
+        .map(|b| char::from(GENERATED_NAME_ALPHABET[usize::from(*b) % n]))
+        .collect();
+    prefix + &suffix
+}
+
 /// A name made into a valid label value: at most 63 bytes, ending in an alphanumeric.
 fn label_value(name: &str) -> String {
     let mut end = name.len().min(MAX_LABEL_VALUE);
@@ -389,8 +413,8 @@ fn console_log_container(vmi: &VirtualMachineInstance) -> Container {
 
 /// The virt-launcher Pod of a VMI (Part A §6, and `docs/data-plane.md`).
 ///
-/// - Named by the server from `generateName: virt-launcher-<vmi name>-` (it appends 5 random
-///   lowercase alphanumerics), in the VMI's namespace, controlled by the VMI.
+/// - Named [`launcher_pod_name`] (`virt-launcher-<vmi name>-xxxxx`, the suffix from the VMI's
+///   uid), in the VMI's namespace, controlled by the VMI.
 /// - Labels: the VMI's, plus `kubevirt.io=virt-launcher`, `kubevirt.io/created-by=<vmi uid>`,
 ///   `vmi.kubevirt.io/id=<id(name)>` and `vm.kubevirt.io/name=<name>` (cut to a valid label
 ///   value). Annotation `kubevirt.io/domain=<name>`, plus the VMI's annotations whose keys
@@ -426,7 +450,10 @@ pub fn build_launcher_pod(vmi: &VirtualMachineInstance) -> Pod {
     annotations.insert(DOMAIN_ANNOTATION.to_string(), name.clone());
 
     let metadata = ObjectMeta {
-        generate_name: Some(format!("virt-launcher-{name}-")),
+        name: Some(launcher_pod_name(
+            &name,
+            vmi.metadata.uid.as_deref().unwrap_or_default(),
+        )),
         namespace: vmi.metadata.namespace.clone(),
         labels: Some(labels),
         annotations: Some(annotations),

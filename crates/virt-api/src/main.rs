@@ -83,7 +83,8 @@ async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
             .await
             .context("no --kubeconfig and no in-cluster service account")?,
     };
-    Ok(kube::Client::try_from(config)?)
+    // Not kube's retry, which resends a write that timed out after it ran.
+    Ok(virt_reconciler::client_retry::client(config)?)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

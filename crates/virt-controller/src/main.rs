@@ -231,7 +231,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     // The controllers share one rate-limited client. Leader election has its own client, so
     // that a burst of reconciles can never delay a renewal until the lease is lost.
-    let lease_client = kube::Client::try_from(config.clone())?;
+    let lease_client = virt_reconciler::client_retry::client(config.clone())?;
     let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut elector = None;
@@ -246,7 +246,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             let kubeconfig = kubeconfig.clone();
             Box::pin(async move {
                 let config = load_config(kubeconfig.as_deref()).await?;
-                Ok(kube::Client::try_from(config)?)
+                Ok(virt_reconciler::client_retry::client(config)?)
             })
         });
         let e = leader::run(

@@ -166,15 +166,22 @@ where
 }
 
 /// A kube client whose requests share one `qps`/`burst` budget; `qps <= 0` turns the limit off.
-pub fn client(config: kube::Config, qps: f64, burst: u32) -> Result<kube::Client, kube::Error> {
+/// It resends a request only when the server asks (`virt_reconciler::client_retry`), each try
+/// taking a token.
+pub fn client(mut config: kube::Config, qps: f64, burst: u32) -> Result<kube::Client, kube::Error> {
+    config.default_retry = false;
     let builder = kube::client::ClientBuilder::try_from(config)?;
-    Ok(if qps > 0.0 {
+    let client = if qps > 0.0 {
         builder
             .with_layer(&RateLimitLayer::new(qps, burst.max(1)))
             .build()
     } else {
         builder.build()
-    })
+    };
+    Ok(virt_reconciler::client_retry::with_policy(
+        client,
+        virt_reconciler::client_retry::components,
+    ))
 }
 
 #[cfg(test)]

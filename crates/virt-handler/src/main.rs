@@ -37,7 +37,8 @@ async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
             .await
             .context("no kubeconfig found: pass --kubeconfig")?,
     };
-    Ok(kube::Client::try_from(config)?)
+    // Not kube's retry, which resends a write that timed out after it ran.
+    Ok(virt_reconciler::client_retry::client(config)?)
 }
 
 async fn main_async(cli: Cli) -> anyhow::Result<()> {

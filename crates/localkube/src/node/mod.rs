@@ -25,6 +25,7 @@
 pub mod kubelet;
 pub mod layout;
 pub mod port_forward;
+mod retry;
 pub mod rules;
 pub mod runtime;
 mod spawn;
@@ -170,19 +171,22 @@ fn node_status(kubelet_port: u16) -> Value {
 async fn register(client: &Client, name: &str, kubelet_port: u16) -> anyhow::Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
     let obj: Node = serde_json::from_value(node_object(name))?;
-    match nodes.create(&PostParams::default(), &obj).await {
+    match retry::settled(|| async { nodes.create(&PostParams::default(), &obj).await }).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(e) => return Err(e).context("registering the node"),
     }
-    nodes
-        .patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(node_status(kubelet_port)),
-        )
-        .await
-        .context("reporting the node's status")?;
+    retry::settled(|| async {
+        nodes
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(node_status(kubelet_port)),
+            )
+            .await
+    })
+    .await
+    .context("reporting the node's status")?;
     Ok(())
 }
 
@@ -471,15 +475,18 @@ async fn bind(state: Arc<NodeState>, pod: Pod) {
         "target": {"apiVersion": "v1", "kind": "Node", "name": state.cfg.name},
     });
     let body = serde_json::to_vec(&binding).unwrap_or_default();
-    let req = http::Request::post(format!(
-        "/api/v1/namespaces/{ns}/pods/{}/binding",
-        pod.name_any()
-    ))
-    .header(http::header::CONTENT_TYPE, "application/json")
-    .body(body);
-    if let Ok(req) = req
-        && state.client.request_text(req).await.is_ok()
-    {
+    let bound = retry::settled(|| async {
+        let req = http::Request::post(format!(
+            "/api/v1/namespaces/{ns}/pods/{}/binding",
+            pod.name_any()
+        ))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body.clone())
+        .map_err(kube::Error::HttpError)?;
+        state.client.request_text(req).await
+    })
+    .await;
+    if bound.is_ok() {
         let note = format!(
             "Successfully assigned {ns}/{} to {}",
             pod.name_any(),
@@ -579,14 +586,16 @@ async fn report_lost(state: Arc<NodeState>, pod: Pod) {
     let ns = pod.namespace().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(state.client.clone(), &ns);
     let status = lost_status(&pod, &now());
-    if let Err(e) = api
-        .patch_status(
+    let patched = retry::settled(|| async {
+        api.patch_status(
             &pod.name_any(),
             &PatchParams::default(),
-            &Patch::Strategic(status),
+            &Patch::Strategic(status.clone()),
         )
         .await
-    {
+    })
+    .await;
+    if let Err(e) = patched {
         tracing::warn!("cannot report {ns}/{} lost: {e}", pod.name_any());
     }
     let note = "the node restarted: its containers were lost".to_string();
@@ -606,7 +615,7 @@ async fn start_simulated(state: Arc<NodeState>, pod: Pod) {
     tokio::time::sleep(state.cfg.start_delay).await;
     let ns = pod.namespace().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(state.client.clone(), &ns);
-    let Ok(current) = api.get(&pod.name_any()).await else {
+    let Ok(current) = retry::settled(|| async { api.get(&pod.name_any()).await }).await else {
         done(&state, &uid, "start");
         return;
     };
@@ -616,27 +625,31 @@ async fn start_simulated(state: Arc<NodeState>, pod: Pod) {
     }
     if annotation(&current, FAIL_BEFORE_RUNNING_ANNOTATION) == Some("true") {
         let status = start_error_status(&current, &now());
-        let _ = api
-            .patch_status(
+        let _ = retry::settled(|| async {
+            api.patch_status(
                 &pod.name_any(),
                 &PatchParams::apply(MANAGER),
-                &Patch::Merge(status),
+                &Patch::Merge(status.clone()),
             )
-            .await;
+            .await
+        })
+        .await;
         done(&state, &uid, "start");
         return;
     }
     let ip = Ipv4Addr::from(state.next_ip.fetch_add(1, Ordering::Relaxed)).to_string();
     let started = now();
     let status = running_status(&current, &ip, &started, 0);
-    let ok = api
-        .patch_status(
+    let ok = retry::settled(|| async {
+        api.patch_status(
             &pod.name_any(),
             &PatchParams::apply(MANAGER),
-            &Patch::Merge(status),
+            &Patch::Merge(status.clone()),
         )
         .await
-        .is_ok();
+    })
+    .await
+    .is_ok();
     if ok {
         for (name, image) in container_names(&current) {
             let pulled = format!("Container image \"{image}\" already present on machine");
@@ -675,7 +688,7 @@ async fn exit_loop(
     let mut restarts = 0;
     loop {
         tokio::time::sleep(run_for.max(Duration::from_millis(10))).await;
-        let Ok(current) = api.get(&pod.name_any()).await else {
+        let Ok(current) = retry::settled(|| async { api.get(&pod.name_any()).await }).await else {
             return;
         };
         if current.uid() != pod.uid() || current.metadata.deletion_timestamp.is_some() {
@@ -700,24 +713,28 @@ async fn exit_loop(
                 "conditions": [cond("Initialized", "True"), cond("Ready", "False"), cond("ContainersReady", "False"), cond("PodScheduled", "True")],
                 "containerStatuses": statuses,
             }});
-            let _ = api
-                .patch_status(
+            let _ = retry::settled(|| async {
+                api.patch_status(
                     &pod.name_any(),
                     &PatchParams::default(),
-                    &Patch::Merge(status),
+                    &Patch::Merge(status.clone()),
                 )
-                .await;
+                .await
+            })
+            .await;
             return;
         }
         restarts += 1;
         let status = running_status(&current, ip, started, restarts);
-        let _ = api
-            .patch_status(
+        let _ = retry::settled(|| async {
+            api.patch_status(
                 &pod.name_any(),
                 &PatchParams::default(),
-                &Patch::Merge(status),
+                &Patch::Merge(status.clone()),
             )
-            .await;
+            .await
+        })
+        .await;
         if restarts > 1000 {
             let _ = state;
             return;
@@ -774,7 +791,7 @@ async fn terminate(
         }),
         ..Default::default()
     };
-    let _ = api.delete(&pod.name_any(), &dp).await;
+    let _ = retry::settled(|| async { api.delete(&pod.name_any(), &dp).await }).await;
     done(&state, &uid, "delete");
 }
 

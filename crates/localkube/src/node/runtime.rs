@@ -277,21 +277,23 @@ impl Runtime {
         }
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &run.namespace);
         // The latest conditions, so that a gate's transition is seen and times are kept.
-        if let Ok(current) = api.get(&run.name).await {
+        if let Ok(current) = super::retry::settled(|| async { api.get(&run.name).await }).await {
             if current.uid().as_deref() != Some(run.uid.as_str()) {
                 return;
             }
             *run.pod.lock() = current;
         }
         let status = run.status();
-        if let Err(e) = api
-            .patch_status(
+        let written = super::retry::settled(|| async {
+            api.patch_status(
                 &run.name,
                 &PatchParams::apply(MANAGER),
-                &Patch::Strategic(status),
+                &Patch::Strategic(status.clone()),
             )
             .await
-        {
+        })
+        .await;
+        if let Err(e) = written {
             tracing::debug!("status of {}/{} not written: {e}", run.namespace, run.name);
         }
     }
@@ -371,7 +373,7 @@ impl Runtime {
             }),
             ..Default::default()
         };
-        let _ = api.delete(&run.name, &dp).await;
+        let _ = super::retry::settled(|| async { api.delete(&run.name, &dp).await }).await;
         self.forget(&uid);
     }
 

@@ -120,6 +120,9 @@ async fn reconcile_inner(vmi: &VirtualMachineInstance, ctx: &Context) -> Result<
                     let note = format!("Created virtual machine pod {}", created.name_any());
                     event(ctx, vmi, false, "SuccessfulCreate", note).await;
                 }
+                // The name is the VMI's own (`launcher_pod_name`): an earlier create whose
+                // answer was lost made it, and its watch event brings the next reconcile.
+                Err(kube::Error::Api(e)) if e.code == 409 && e.reason == "AlreadyExists" => {}
                 Err(e) => {
                     let note = format!("Error creating pod: {}", crate::kube_error::message(&e));
                     event(ctx, vmi, true, "FailedCreate", note).await;

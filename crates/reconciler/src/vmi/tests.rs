@@ -192,7 +192,11 @@ fn launcher_pod_has_the_labels_owner_and_container() {
     );
     let pod = build_launcher_pod(&vmi);
     let v = serde_json::to_value(&pod).unwrap();
-    assert_eq!(v["metadata"]["generateName"], "virt-launcher-vm-cirros-");
+    assert_eq!(
+        v["metadata"]["name"],
+        launcher_pod_name("vm-cirros", "vmi-uid-1")
+    );
+    assert_eq!(v["metadata"]["generateName"], Value::Null);
     assert_eq!(v["metadata"]["namespace"], "default");
     assert_eq!(
         v["metadata"]["labels"],
@@ -744,4 +748,30 @@ fn launcher_settings_go_to_the_compute_command_only() {
         ["--accel", "kvm"]
     );
     assert!(!command("guest-console-log").contains(&"--accel".to_string()));
+}
+
+#[test]
+fn a_launcher_pod_name_is_its_vmi_s_own_and_reads_like_a_generated_one() {
+    let name = launcher_pod_name("vm-cirros", "0b6f6d5e-4a0e-4a55-9f7e-1c2d3e4f5a6b");
+    // The same VMI always gets the same name: a create sent twice cannot make two Pods.
+    assert_eq!(
+        name,
+        launcher_pod_name("vm-cirros", "0b6f6d5e-4a0e-4a55-9f7e-1c2d3e4f5a6b")
+    );
+    let suffix = name.strip_prefix("virt-launcher-vm-cirros-").unwrap();
+    assert_eq!(suffix.len(), 5);
+    assert!(
+        suffix.bytes().all(|b| GENERATED_NAME_ALPHABET.contains(&b)),
+        "{suffix}"
+    );
+    // Another VMI of the same name (the VM restarted): another Pod name.
+    assert_ne!(name, launcher_pod_name("vm-cirros", "another-uid"));
+    // A long name is cut as kube-apiserver cuts a generateName: 58 + 5 characters.
+    let long = "v".repeat(100);
+    let cut = launcher_pod_name(&long, "u");
+    assert_eq!(cut.len(), 63);
+    assert!(cut.starts_with(&format!("virt-launcher-{}", &long[..44])));
+    // Cut on a character boundary, whatever the name holds.
+    let odd = format!("{}é", "v".repeat(42));
+    assert!(launcher_pod_name(&odd, "u").len() <= 63);
 }
