@@ -36,6 +36,7 @@ done
 command -v strace >/dev/null || { echo "strace is needed: apt-get install strace" >&2; exit 1; }
 
 cargo build --release -p localkube --bin localkube-bench --bin localkube
+bin=${CARGO_TARGET_DIR:-target}/release
 mkdir -p "$OUT"
 work=$(mktemp -d)
 pids=()
@@ -45,6 +46,8 @@ cleanup() {
 }
 trap cleanup EXIT
 echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD), $(nproc) cpus" | tee "$OUT/machine.txt"
+: >"$OUT/fsyncs.txt"
+: >"$OUT/restart.txt"
 
 # start NAME [--data-dir DIR] [--strace FILE]: a fresh server; sets PID (localkube's) and KC.
 start() {
@@ -62,9 +65,9 @@ start() {
   started=$(date +%s%N)
   if [ -n "$trace" ]; then
     strace -f --seccomp-bpf -qq -c -e trace=fsync,fdatasync -o "$trace" \
-      ./target/release/localkube "${args[@]}" >"$work/$name.out" 2>&1 &
+      "$bin"/localkube "${args[@]}" >"$work/$name.out" 2>&1 &
   else
-    ./target/release/localkube "${args[@]}" >"$work/$name.out" 2>&1 &
+    "$bin"/localkube "${args[@]}" >"$work/$name.out" 2>&1 &
   fi
   LAUNCHED=$!
   pids+=("$LAUNCHED")
@@ -78,7 +81,7 @@ start() {
 stop() { kill "$PID" 2>/dev/null || true; wait "$LAUNCHED" 2>/dev/null || true; }
 bench() { # bench NAME ARGS...
   local name=$1; shift
-  ./target/release/localkube-bench --kubeconfig "$KC" --server-pid "$PID" --json "$@" \
+  "$bin"/localkube-bench --kubeconfig "$KC" --server-pid "$PID" --json "$@" \
     >"$OUT/$name.json" 2> >(tee "$OUT/$name.txt" >&2)
 }
 # fsyncs NAME: fsync+fdatasync calls in the strace summary, per acknowledged write of NAME.json
@@ -137,11 +140,11 @@ if $peer; then
   peer_pids="$(pgrep -x kube-apiserver),$(pgrep -x etcd)"
   for c in $CLIENTS; do
     # A namespace per run: without kube-controller-manager a deleted one stays Terminating.
-    ./target/release/localkube-bench --kubeconfig "$PEER_KUBECONFIG" --server-pid "$peer_pids" --json \
+    "$bin"/localkube-bench --kubeconfig "$PEER_KUBECONFIG" --server-pid "$peer_pids" --json \
       --namespace "bench-$(date +%s)-c$c" --ops create,patch,delete --clients "$c" --duration "$DURATION" --pool 1000 \
       >"$OUT/peer-writes-c$c.json" 2> >(tee "$OUT/peer-writes-c$c.txt" >&2)
   done
-  ./target/release/localkube-bench --kubeconfig "$PEER_KUBECONFIG" --server-pid "$peer_pids" --json \
+  "$bin"/localkube-bench --kubeconfig "$PEER_KUBECONFIG" --server-pid "$peer_pids" --json \
     --namespace "bench-$(date +%s)-memory" --ops none --objects "$OBJECTS" >"$OUT/peer-memory.json" 2> >(tee "$OUT/peer-memory.txt" >&2)
 fi
 echo; echo "results in $OUT"
