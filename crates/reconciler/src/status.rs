@@ -294,7 +294,9 @@ pub fn backoff_seconds(count: i64, jitter: impl FnOnce(i64) -> i64) -> i64 {
 /// - Cleared when the strategy has no backoff (only Always, RerunOnFailure and Once do), or
 ///   when the VMI has reached Running.
 /// - A final VMI that never ran, and is not the one already counted, bumps the count and sets
-///   `retryAfterTimestamp = now + backoff_seconds(count, jitter)`.
+///   `retryAfterTimestamp = now + backoff_seconds(count, jitter)`; unless it is being deleted
+///   (Part A §23): a VMI deleted before it ran, by a restart, a stop or a user, did not fail to
+///   start, and counting it put a VM restarted twice in a row into a 40 s backoff.
 /// - Otherwise the previous value is kept.
 pub fn next_start_failure(
     vm: &VirtualMachine,
@@ -313,7 +315,7 @@ pub fn next_start_failure(
     if reached_running(vmi) {
         return None;
     }
-    if !run_strategy::is_final(vmi) {
+    if !run_strategy::is_final(vmi) || run_strategy::is_deleting(vmi) {
         return previous;
     }
     if previous

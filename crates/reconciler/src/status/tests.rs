@@ -466,6 +466,37 @@ fn start_failure_counts_final_vmis_that_never_ran() {
 }
 
 #[test]
+fn a_vmi_deleted_before_it_ran_is_no_start_failure() {
+    let deleted = |mut v: VirtualMachineInstance| {
+        v.metadata.deletion_timestamp =
+            Some(serde_json::from_value(serde_json::json!("2026-08-01T11:59:59Z")).unwrap());
+        v
+    };
+    // A restart or stop of a VMI still starting: it ends final, deleted, never having run.
+    for phase in ["Failed", "Succeeded"] {
+        assert_eq!(
+            next(&vm("Always"), Some(&deleted(vmi("u1", phase))), 0),
+            None,
+            "{phase}"
+        );
+        let failing = failed_once(vm("Always"));
+        let kept = failing.status.as_ref().unwrap().start_failure.clone();
+        assert_eq!(
+            next(&failing, Some(&deleted(vmi("u2", phase))), 0),
+            kept,
+            "{phase}"
+        );
+    }
+    // One that failed on its own is counted, also once it is being deleted after that.
+    let first = next(&vm("Always"), Some(&vmi("u1", "Failed")), 0).unwrap();
+    let counted = with_status(vm("Always"), |s| s.start_failure = Some(first.clone()));
+    assert_eq!(
+        next(&counted, Some(&deleted(vmi("u1", "Failed"))), 0),
+        Some(first)
+    );
+}
+
+#[test]
 fn start_failure_is_cleared_by_running_or_strategy() {
     let failing = |strategy| failed_once(vm(strategy));
     assert_eq!(
