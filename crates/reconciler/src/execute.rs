@@ -96,13 +96,25 @@ pub async fn fetch(
     Ok((vm, vmi))
 }
 
-/// How many times [`run`] makes a plan anew after one of its `test`s lost a race.
-pub const ATTEMPTS: usize = 5;
+/// How many times [`run`] makes a plan anew after one of its `test`s lost a race. Fifty
+/// callers on one VM (`tests/contention.rs`) made a stop lose five races in a row: the queue it
+/// tests changes with every request and every pop of the controller.
+pub const ATTEMPTS: usize = 10;
+
+/// How long [`run`] waits before making its plan for the `attempt`th time (2, 3, ...): 10 ms
+/// doubling up to 160 ms, plus `jitter(that)` (a random amount up to as much again, clamped),
+/// so that racing callers spread out instead of colliding again.
+pub fn retry_delay(attempt: usize, jitter: impl FnOnce(u64) -> u64) -> std::time::Duration {
+    let doublings = attempt.saturating_sub(2).min(4) as u32;
+    let base = 10u64 << doublings;
+    std::time::Duration::from_millis(base + jitter(base).min(base))
+}
 
 /// Reads the VM `name` and its VMI, makes a plan of them with `plan_for`, and runs it. When a
 /// write's `test` fails because the VM changed in between (the controller popped a request, a
-/// second client wrote first), the objects are read again and a new plan is made, up to
-/// [`ATTEMPTS`] times, so that an accepted request is not refused for a race it did not lose.
+/// second client wrote first), the objects are read again and a new plan is made, after a
+/// short [`retry_delay`], up to [`ATTEMPTS`] times, so that an accepted request is not refused
+/// for a race it did not lose.
 /// A refusal of the plan itself is returned at once.
 pub async fn run(
     client: &Client,
@@ -122,7 +134,8 @@ pub async fn run(
             Err((e, written))
                 if e.code == 409 && written <= plan.redecidable_steps && attempt < ATTEMPTS =>
             {
-                attempt += 1
+                attempt += 1;
+                tokio::time::sleep(retry_delay(attempt, |max| rand::random_range(0..=max))).await;
             }
             done => return done.map_err(|(e, _)| e),
         }
@@ -347,6 +360,30 @@ mod tests {
 
     fn api(code: u16, reason: &str, message: &str) -> kube::Error {
         kube::Error::Api(Status::failure(message, reason).with_code(code).boxed())
+    }
+
+    #[test]
+    fn retries_wait_longer_each_time_with_jitter_up_to_as_much_again() {
+        let ms = std::time::Duration::from_millis;
+        let table = [
+            (2, 0, ms(10)),
+            (3, 0, ms(20)),
+            (4, 5, ms(45)),
+            (6, 160, ms(320)),
+            (10, 0, ms(160)),
+        ];
+        for (attempt, jitter, want) in table {
+            assert_eq!(retry_delay(attempt, |_| jitter), want, "attempt {attempt}");
+        }
+        assert_eq!(retry_delay(3, |_| u64::MAX), ms(40), "jitter is clamped");
+        let mut offered = 0;
+        retry_delay(5, |max| {
+            offered = max;
+            0
+        });
+        assert_eq!(offered, 80);
+        let total: std::time::Duration = (2..=ATTEMPTS).map(|a| retry_delay(a, |max| max)).sum();
+        assert!(total < std::time::Duration::from_secs(3), "{total:?}");
     }
 
     #[test]

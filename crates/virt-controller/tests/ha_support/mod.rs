@@ -180,6 +180,11 @@ impl Controller {
         self.child.wait().ok()?.code()
     }
 
+    /// Whether the process has ended by itself (e.g. a leader that lost its lease exits).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// SIGKILL: no goodbye, no lease release, requests cut off wherever they are.
     pub fn kill(mut self) {
         let _ = self.child.kill();
