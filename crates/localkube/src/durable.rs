@@ -2,11 +2,12 @@
 //! JSON, the store's resourceVersion, and the server's identity (CA, serving certificate, token).
 //!
 //! The store stays in memory and commits as before; each change is also queued here, in
-//! resourceVersion order. One committer thread takes everything queued as one transaction
-//! (WAL journal, `synchronous=FULL`: one fsync of the log per transaction), so concurrent
-//! writers share a sync (group commit). A write is answered once its version is durable
-//! ([`Durability::wait`]). A crash loses no acknowledged write, and the database always holds
-//! a prefix of the history: a whole transaction or none of it.
+//! resourceVersion order. Whoever commits takes everything queued as one transaction (WAL
+//! journal, `synchronous=FULL`: one fsync of the log per transaction), so concurrent writers
+//! share a sync (group commit). A write request commits on its own task when the database is
+//! free ([`Durability::wait`]) and is answered once its version is durable; a thread commits
+//! what no request waits on. A crash loses no acknowledged write, and the database always
+//! holds a prefix of the history: a whole transaction or none of it.
 //!
 //! Reads may see a change up to one transaction before it is durable; a write that depends
 //! on it gets a later version, so it can never be durable without it.
@@ -125,6 +126,9 @@ impl DataDir {
     fn prepare(&self) -> rusqlite::Result<()> {
         // WAL with synchronous=FULL syncs the log at every commit, so a committed transaction
         // survives a power cut; NORMAL would not. A small page cache: the objects are in memory.
+        // Only this process uses the database (the directory's lock says so), so SQLite may
+        // keep its WAL index in memory and skip its file locks at each transaction.
+        self.conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         self.conn.pragma_update(None, "cache_size", -2048)?;
@@ -158,7 +162,8 @@ impl DataDir {
         tx.commit()
     }
 
-    /// The stored resourceVersion: the last one any committed transaction took.
+    /// The stored resourceVersion of the last transaction that ended with a delete or a
+    /// compaction; the store's version is the highest of it and the stored objects' ones.
     pub fn version(&self) -> rusqlite::Result<u64> {
         Ok(self
             .meta("rv")?
@@ -221,7 +226,11 @@ impl DataDir {
                     Record::Version(_) => {}
                 }
             }
-            if let Some(last) = batch.iter().map(Record::rv).max() {
+            // A put's row holds its version, and a load takes the highest of the rows' and
+            // this one; so only a batch that ends otherwise (a delete, a compaction) writes
+            // it, which spares create and update a second page per transaction.
+            if let Some(last @ (Record::Delete { .. } | Record::Version(_))) = batch.last() {
+                let last = last.rv();
                 tx.execute(
                     "INSERT INTO meta (key, value) VALUES ('rv', ?1)
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -268,7 +277,7 @@ fn lock(dir: &Path) -> Result<std::fs::File, OpenError> {
     Ok(file)
 }
 
-/// How far the committer got: the last durable version, and the error it is retrying, if any.
+/// How far the committers got: the last durable version, and the error being retried, if any.
 #[derive(Clone, Debug, Default)]
 struct Progress {
     durable: u64,
@@ -279,9 +288,21 @@ struct Progress {
 struct Queue {
     records: Vec<Record>,
     closed: bool,
+    /// Write requests in flight. A lone one commits what is queued itself when it waits;
+    /// with more, the thread commits while their workers go on serving.
+    writers: usize,
+    /// A commit by a writer failed: the thread retries it.
+    handed_over: bool,
 }
 
-/// Counters of the committer's work, for benchmarks: fsyncs per write is `commits / records`
+impl Queue {
+    /// Whether the thread has work: no lone write request will commit what is queued.
+    fn thread_needed(&self) -> bool {
+        !self.records.is_empty() && (self.writers != 1 || self.handed_over || self.closed)
+    }
+}
+
+/// Counters of the committers' work, for benchmarks: fsyncs per write is `commits / records`
 /// (each commit syncs the log once; checkpoints add a few).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -289,115 +310,223 @@ pub struct Stats {
     pub records: u64,
 }
 
-/// The committer: the queue the store fills, and the thread that empties it.
+/// What the waiting writers and the thread share.
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    /// Held by whoever commits, so batches go to disk in the order they were taken; `None`
+    /// once closed.
+    data: Mutex<Option<DataDir>>,
+    progress: tokio::sync::watch::Sender<Progress>,
+    stats: Mutex<Stats>,
+}
+
+impl Shared {
+    /// Commits everything queued as one transaction; `data` is the held database. On failure
+    /// the batch goes back to the front of the queue and the thread takes over retrying.
+    /// Whether there was anything to commit.
+    fn commit_queued(&self, data: &mut DataDir) -> Result<bool, ()> {
+        let batch = std::mem::take(&mut self.queue.lock().records);
+        let Some(last) = batch.iter().map(Record::rv).max() else {
+            return Ok(false);
+        };
+        match data.commit(&batch) {
+            Ok(()) => {
+                {
+                    let mut s = self.stats.lock();
+                    s.commits += 1;
+                    s.records += batch.len() as u64;
+                }
+                self.progress.send_modify(|p| {
+                    p.durable = p.durable.max(last);
+                    p.failing = None;
+                });
+                Ok(true)
+            }
+            Err(e) => {
+                let why = e.to_string();
+                tracing::error!(
+                    "cannot write to {}: {why} (retrying)",
+                    data.path().display()
+                );
+                {
+                    let mut q = self.queue.lock();
+                    let later = std::mem::replace(&mut q.records, batch);
+                    q.records.extend(later);
+                    q.handed_over = true;
+                }
+                self.wake.notify_one();
+                self.progress.send_modify(|p| p.failing = Some(why));
+                Err(())
+            }
+        }
+    }
+
+    /// After a holder of `data` let go: a writer that found it busy waits for news, so give
+    /// some if changes are still queued (the holder's own commit published the rest).
+    fn released(&self) {
+        if !self.queue.lock().records.is_empty() {
+            self.progress.send_modify(|_| {});
+        }
+    }
+
+    /// The thread: commits what no waiting writer will, and retries failed commits.
+    fn run(&self) {
+        loop {
+            {
+                let mut q = self.queue.lock();
+                while !q.thread_needed() && !q.closed {
+                    self.wake.wait(&mut q);
+                }
+                if q.records.is_empty() {
+                    return;
+                }
+                q.handed_over = false;
+            }
+            let failed = match &mut *self.data.lock() {
+                Some(data) => self.commit_queued(data).is_err(),
+                None => return,
+            };
+            self.released();
+            if failed {
+                std::thread::sleep(RETRY);
+            }
+        }
+    }
+}
+
+/// The committers of a data directory: the queue the store fills in version order, emptied
+/// by the write requests that wait on it (the first to find the database free commits for all
+/// that queued meanwhile: group commit, on the waiting task, with no hand-off between
+/// threads), and a thread for changes that no request waits on and for retries.
 pub struct Durability {
-    queue: Arc<(Mutex<Queue>, Condvar)>,
+    shared: Arc<Shared>,
     progress: tokio::sync::watch::Receiver<Progress>,
-    stats: Arc<Mutex<Stats>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
+
+const CLOSED: &str = "the store is closed";
 
 /// How long a failing commit waits before it tries again.
 const RETRY: Duration = Duration::from_millis(500);
 
+/// A write request in flight (see [`Durability::writer`]).
+pub struct Writer<'a>(&'a Shared);
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        let mut q = self.0.queue.lock();
+        q.writers -= 1;
+        if q.thread_needed() {
+            self.0.wake.notify_one();
+        } else if !q.records.is_empty() {
+            // The writer left alone may be waiting for the thread: now it commits itself.
+            drop(q);
+            self.0.progress.send_modify(|_| {});
+        }
+    }
+}
+
 impl Durability {
-    /// Starts the committer over an open data directory; `durable` is the version it holds.
-    pub fn start(mut data: DataDir, durable: u64) -> Durability {
-        let queue: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
+    /// Starts the committers over an open data directory; `durable` is the version it holds.
+    pub fn start(data: DataDir, durable: u64) -> Durability {
         let (progress_tx, progress) = tokio::sync::watch::channel(Progress {
             durable,
             failing: None,
         });
-        let stats: Arc<Mutex<Stats>> = Arc::default();
+        let shared = Arc::new(Shared {
+            queue: Mutex::default(),
+            wake: Condvar::new(),
+            data: Mutex::new(Some(data)),
+            progress: progress_tx,
+            stats: Mutex::default(),
+        });
         let thread = {
-            let queue = queue.clone();
-            let stats = stats.clone();
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name("localkube-commit".into())
-                .spawn(move || {
-                    loop {
-                        let batch = {
-                            let (lock, wake) = &*queue;
-                            let mut q = lock.lock();
-                            while q.records.is_empty() && !q.closed {
-                                wake.wait(&mut q);
-                            }
-                            if q.records.is_empty() {
-                                return;
-                            }
-                            std::mem::take(&mut q.records)
-                        };
-                        let last = batch.iter().map(Record::rv).max().unwrap_or(0);
-                        loop {
-                            match data.commit(&batch) {
-                                Ok(()) => break,
-                                Err(e) => {
-                                    let why = format!("{e}");
-                                    tracing::error!(
-                                        "cannot write to {}: {why} (retrying)",
-                                        data.path().display()
-                                    );
-                                    progress_tx.send_modify(|p| p.failing = Some(why));
-                                    std::thread::sleep(RETRY);
-                                }
-                            }
-                        }
-                        {
-                            let mut s = stats.lock();
-                            s.commits += 1;
-                            s.records += batch.len() as u64;
-                        }
-                        progress_tx.send_modify(|p| {
-                            p.durable = p.durable.max(last);
-                            p.failing = None;
-                        });
-                    }
-                })
+                .spawn(move || shared.run())
                 .expect("spawning the commit thread")
         };
         Durability {
-            queue,
+            shared,
             progress,
-            stats,
             thread: Mutex::new(Some(thread)),
         }
     }
 
     /// Queues a change; the caller holds the store's lock, so records arrive in version order.
     pub fn push(&self, record: Record) {
-        let (lock, wake) = &*self.queue;
-        lock.lock().records.push(record);
-        wake.notify_one();
+        let mut q = self.shared.queue.lock();
+        q.records.push(record);
+        if q.thread_needed() {
+            self.shared.wake.notify_one();
+        }
     }
 
-    /// Waits until version `rv` is durable. Fails at once while the committer cannot write
-    /// (it keeps retrying, so the write may still become durable later).
+    /// Announces a write request: while it is the only one, the changes queued are left to
+    /// its [`Durability::wait`] rather than handed to the thread.
+    pub fn writer(&self) -> Writer<'_> {
+        let mut q = self.shared.queue.lock();
+        q.writers += 1;
+        if q.thread_needed() {
+            self.shared.wake.notify_one();
+        }
+        Writer(&self.shared)
+    }
+
+    /// Waits until version `rv` is durable, committing what is queued if nobody else is.
+    /// Fails at once while commits fail (the thread keeps retrying, so the write may still
+    /// become durable later).
     pub async fn wait(&self, rv: u64) -> Result<(), String> {
         let mut progress = self.progress.clone();
-        let result = progress
-            .wait_for(|p| p.durable >= rv || p.failing.is_some())
-            .await;
-        match result {
-            Ok(p) if p.durable >= rv => Ok(()),
-            Ok(p) => Err(p.failing.clone().unwrap_or_default()),
-            Err(_) => Err("the store is closed".into()),
+        loop {
+            {
+                let p = progress.borrow_and_update();
+                if p.durable >= rv {
+                    return Ok(());
+                }
+                if let Some(why) = &p.failing {
+                    return Err(why.clone());
+                }
+            }
+            // A lone writer blocks its worker for one sync (a fraction of a millisecond)
+            // rather than wake the thread and be woken back.
+            let alone = self.shared.queue.lock().writers <= 1;
+            if alone && let Some(mut data) = self.shared.data.try_lock() {
+                let Some(open) = &mut *data else {
+                    return Err(CLOSED.into());
+                };
+                let committed = self.shared.commit_queued(open);
+                drop(data);
+                self.shared.released();
+                if committed != Ok(false) {
+                    continue;
+                }
+            }
+            if progress.changed().await.is_err() {
+                return Err(CLOSED.into());
+            }
         }
     }
 
     pub fn stats(&self) -> Stats {
-        *self.stats.lock()
+        *self.shared.stats.lock()
     }
 
     /// Commits what is queued, stops the thread, and releases the data directory.
     pub fn close(&self) {
         {
-            let (lock, wake) = &*self.queue;
-            lock.lock().closed = true;
-            wake.notify_all();
+            let mut q = self.shared.queue.lock();
+            q.closed = true;
         }
+        self.shared.wake.notify_all();
         if let Some(t) = self.thread.lock().take() {
             let _ = t.join();
         }
+        // Releases the directory's lock; a writer still waiting learns that it is closed.
+        self.shared.data.lock().take();
+        self.shared.progress.send_modify(|_| {});
     }
 }
 

@@ -262,10 +262,11 @@ fn ok(body: &Value) -> Response {
 /// whatever the request changed has a version no later than the store's when it was served.
 async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let response = serve(&state, req).await;
     if !writes {
-        return response;
+        return serve(&state, req).await;
     }
+    let _writer = state.core.store.writer();
+    let response = serve(&state, req).await;
     let rv = state.core.store.current_rv();
     match state.core.store.durable(rv).await {
         Ok(()) => response,

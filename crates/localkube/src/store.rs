@@ -382,6 +382,8 @@ struct Inner {
     /// Each table's compression dictionary, or the samples it is collecting for one.
     trainers: HashMap<StoreKey, Trainer>,
     count: usize,
+    /// How many stored objects name each uid as an owner.
+    owned: HashMap<Box<str>, usize>,
 }
 
 pub struct Store {
@@ -439,8 +441,24 @@ impl Inner {
         };
         let obj = build(ns_key.clone());
         let name = obj.name.clone();
-        if table.entry(ns_key).or_default().insert(name, obj).is_none() {
-            self.count += 1;
+        for r in obj.owner_refs() {
+            *self.owned.entry(r.uid.into()).or_default() += 1;
+        }
+        match table.entry(ns_key).or_default().insert(name, obj) {
+            None => self.count += 1,
+            Some(old) => self.disown(&old),
+        }
+    }
+
+    /// Forgets the owners a stored object named.
+    fn disown(&mut self, obj: &Stored) {
+        for r in obj.owner_refs() {
+            if let Some(n) = self.owned.get_mut(r.uid) {
+                *n -= 1;
+                if *n == 0 {
+                    self.owned.remove(r.uid);
+                }
+            }
         }
     }
 
@@ -462,11 +480,13 @@ impl Inner {
         let Some(names) = table.get_mut(ns) else {
             return;
         };
-        if names.remove(name).is_some() {
-            self.count -= 1;
-        }
+        let removed = names.remove(name);
         if names.is_empty() {
             table.remove(ns);
+        }
+        if let Some(old) = removed {
+            self.count -= 1;
+            self.disown(&old);
         }
     }
 }
@@ -485,6 +505,7 @@ impl Store {
                 tables: HashMap::new(),
                 trainers: HashMap::new(),
                 count: 0,
+                owned: HashMap::new(),
             }),
             tx,
             epoch: tokio::sync::watch::Sender::new(0),
@@ -540,6 +561,12 @@ impl Store {
             Some(d) => d.wait(rv).await,
             None => Ok(()),
         }
+    }
+
+    /// Announces a write request (with a data directory): the changes queued meanwhile are
+    /// committed by its [`Store::durable`] wait rather than by another thread.
+    pub fn writer(&self) -> Option<crate::durable::Writer<'_>> {
+        self.durable.as_ref().map(Durability::writer)
     }
 
     /// The committer's counters, with a data directory.
@@ -864,6 +891,11 @@ impl Store {
     pub fn object_count(&self) -> usize {
         self.inner.lock().count
     }
+
+    /// Whether some stored object names `uid` in its ownerReferences.
+    pub fn has_dependents(&self, uid: &str) -> bool {
+        self.inner.lock().owned.contains_key(uid)
+    }
 }
 
 #[cfg(test)]
@@ -912,6 +944,32 @@ mod tests {
         s.delete(&key(), "ab", "z", None).unwrap();
         assert_eq!(s.object_count(), 2);
         assert_eq!(s.keys(), vec![key()]);
+    }
+
+    #[test]
+    fn owners_are_counted_through_create_update_and_delete() {
+        let s = Store::new(100);
+        let with_owners = |name: &str, owners: &[&str]| {
+            let mut obj = cm(name);
+            obj["metadata"]["ownerReferences"] =
+                json!(owners.iter().map(|u| json!({"uid": u})).collect::<Vec<_>>());
+            obj
+        };
+        s.create(&key(), "default", "a", with_owners("a", &["o-1", "o-2"]))
+            .unwrap();
+        s.create(&key(), "default", "b", with_owners("b", &["o-1"]))
+            .unwrap();
+        let owned = |uids: [&str; 3]| uids.map(|u| s.has_dependents(u));
+        assert_eq!(owned(["o-1", "o-2", "o-3"]), [true, true, false]);
+        // An update that changes the references moves the counts.
+        let a = s.get(&key(), "default", "a").unwrap();
+        s.update(&key(), "default", "a", a.rv(), with_owners("a", &["o-3"]))
+            .unwrap();
+        assert_eq!(owned(["o-1", "o-2", "o-3"]), [true, false, true]);
+        s.delete(&key(), "default", "b", None).unwrap();
+        assert_eq!(owned(["o-1", "o-2", "o-3"]), [false, false, true]);
+        s.delete(&key(), "default", "a", None).unwrap();
+        assert_eq!(owned(["o-1", "o-2", "o-3"]), [false, false, false]);
     }
 
     #[test]
@@ -1035,6 +1093,119 @@ mod tests {
         assert!(s.subscribe_from(last_rv).is_err());
         assert!(!s.continuable(last_rv));
         assert!(s.subscribe_from(s.current_rv()).is_ok());
+    }
+
+    #[test]
+    fn versions_keep_increasing_across_reopens_whatever_the_last_write_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || Store::open(100, DataDir::open(dir.path()).unwrap()).unwrap();
+        let mut last = 0;
+        // A create, an update and a delete each end the history before a reopen: a put's
+        // version is in its row, the others' in the meta table.
+        for step in ["create", "update", "delete", "create"] {
+            let s = open();
+            assert!(
+                s.current_rv() > last,
+                "{step}: {} after {last}",
+                s.current_rv()
+            );
+            match step {
+                "create" => drop(s.create(&key(), "default", "a", cm("a")).unwrap()),
+                "update" => {
+                    let a = s.get(&key(), "default", "a").unwrap();
+                    s.update(&key(), "default", "a", a.rv(), cm("a")).unwrap();
+                }
+                _ => drop(s.delete(&key(), "default", "a", None).unwrap()),
+            }
+            last = s.current_rv();
+            s.close();
+        }
+        assert!(open().current_rv() > last);
+    }
+
+    /// Waits (up to 10 s) until the committers wrote `records` changes.
+    async fn committed(s: &Store, records: u64) {
+        for _ in 0..1000 {
+            if s.durability_stats().unwrap().records >= records {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!(
+            "only {:?} of {records} records committed",
+            s.durability_stats()
+        );
+    }
+
+    #[tokio::test]
+    async fn changes_no_request_waits_on_are_committed_by_the_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(100, DataDir::open(dir.path()).unwrap()).unwrap();
+        // The reopen's version record, then a change made outside any request (as the
+        // garbage collector's).
+        s.create(&key(), "default", "a", cm("a")).unwrap();
+        committed(&s, 2).await;
+        // A request in flight that never waits, then ends: the change made meanwhile is
+        // handed to the thread when it ends.
+        let writer = s.writer();
+        s.create(&key(), "default", "b", cm("b")).unwrap();
+        drop(writer);
+        committed(&s, 3).await;
+    }
+
+    #[tokio::test]
+    async fn a_writer_left_alone_commits_what_it_waits_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(100, DataDir::open(dir.path()).unwrap()).unwrap();
+        let mine = s.writer();
+        let other = s.writer();
+        s.create(&key(), "default", "a", cm("a")).unwrap();
+        let rv = s.current_rv();
+        let wait = s.durable(rv);
+        tokio::pin!(wait);
+        // Two writers: the thread commits. Whoever commits, the wait ends, also after the
+        // other writer leaves without waiting.
+        let early = tokio::time::timeout(std::time::Duration::from_millis(1), &mut wait).await;
+        drop(other);
+        let done = match early {
+            Ok(r) => r,
+            Err(_) => tokio::time::timeout(std::time::Duration::from_secs(10), wait)
+                .await
+                .expect("the wait ends"),
+        };
+        assert_eq!(done, Ok(()));
+        drop(mine);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_all_get_durable_writes_that_a_reopen_finds() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(Store::open(100, DataDir::open(dir.path()).unwrap()).unwrap());
+        let tasks: Vec<_> = (0..16)
+            .map(|t| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    for i in 0..40 {
+                        let name = format!("cm-{t}-{i}");
+                        let _writer = s.writer();
+                        s.create(&key(), "default", &name, cm(&name)).unwrap();
+                        s.durable(s.current_rv()).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            tokio::time::timeout(std::time::Duration::from_secs(30), t)
+                .await
+                .expect("every writer finishes")
+                .unwrap();
+        }
+        let stats = s.durability_stats().unwrap();
+        assert!(stats.records > 640 && stats.commits <= stats.records);
+        s.close();
+        drop(s);
+        let again = Store::open(100, DataDir::open(dir.path()).unwrap()).unwrap();
+        assert_eq!(again.object_count(), 640);
     }
 
     #[test]

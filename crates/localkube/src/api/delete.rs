@@ -196,9 +196,24 @@ impl Core {
             .store
             .delete(&rt.store, ns, name, Some(current.rv()))
             .map_err(|e| store_err(rt, name, e))?;
-        self.gc_wake.notify_one();
+        if self.removal_concerns_gc(rt, ns, &gone.stored) {
+            self.gc_wake.notify_one();
+        }
         strategy(rt).after_remove(self, &gone.object);
         Ok(self.to_view(rt, &gone.object))
+    }
+
+    /// Whether the garbage collector has work after `gone` left storage: its dependents go,
+    /// an owner in foreground deletion may finish, or its namespace may be emptied. A pass
+    /// reads every object, so removals that concern nobody (most of them) skip it.
+    fn removal_concerns_gc(&self, rt: &ResourceType, ns: &str, gone: &Stored) -> bool {
+        !gone.owner_refs().is_empty()
+            || self.store.has_dependents(gone.uid())
+            || (rt.namespaced
+                && self
+                    .store
+                    .get(&("".to_string(), "namespaces".to_string()), "", ns)
+                    .is_none_or(|n| n.deleting()))
     }
 
     pub fn delete_collection(
