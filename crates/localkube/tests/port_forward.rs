@@ -102,6 +102,7 @@ struct PortForward {
     /// (remote port, local port on 127.0.0.1), in the order kubectl printed them.
     ports: Vec<(u16, u16)>,
     stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl PortForward {
@@ -125,7 +126,7 @@ impl PortForward {
         );
         let mut child = cmd.spawn().expect("run kubectl port-forward");
         let stderr = Arc::new(Mutex::new(String::new()));
-        {
+        let stderr_reader = {
             let stderr = stderr.clone();
             let pipe = child.stderr.take().unwrap();
             std::thread::spawn(move || {
@@ -134,8 +135,8 @@ impl PortForward {
                     s.push_str(&line);
                     s.push('\n');
                 }
-            });
-        }
+            })
+        };
         let (tx, rx) = mpsc::channel();
         let pipe = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -164,6 +165,7 @@ impl PortForward {
             child,
             ports,
             stderr,
+            stderr_reader: Some(stderr_reader),
         }
     }
 
@@ -184,6 +186,10 @@ impl PortForward {
         let start = Instant::now();
         while start.elapsed() < DEADLINE {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // Everything kubectl wrote is read once the pipe ends.
+                if let Some(reader) = self.stderr_reader.take() {
+                    let _ = reader.join();
+                }
                 return status;
             }
             std::thread::sleep(Duration::from_millis(50));
