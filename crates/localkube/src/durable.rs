@@ -362,10 +362,15 @@ impl Shared {
         }
     }
 
-    /// After a holder of `data` let go: a writer that found it busy waits for news, so give
-    /// some if changes are still queued (the holder's own commit published the rest).
+    /// After a holder of `data` let go: a lone writer that found it busy waits for news, so
+    /// give some if changes are still queued (the holder's own commit published the rest;
+    /// with more writers the thread commits what is left).
     fn released(&self) {
-        if !self.queue.lock().records.is_empty() {
+        let lone_writer_waits = {
+            let q = self.queue.lock();
+            !q.records.is_empty() && q.writers == 1
+        };
+        if lone_writer_waits {
             self.progress.send_modify(|_| {});
         }
     }
