@@ -153,6 +153,7 @@ impl Drop for Localkube {
 /// `localkube --data-dir DIR` with its kubeconfig at `DIR/kubeconfig`: started again on the
 /// same directory after [`DataDirServer::kill_9`] or [`DataDirServer::terminate`]. Killed when
 /// dropped (also when a check fails).
+#[derive(Debug)] // For `expect_err` on a start that should be refused.
 pub struct DataDirServer {
     child: Child,
     pub kubeconfig: PathBuf,
