@@ -3,10 +3,10 @@
 //! owner reference agree with its data), and label selectors (the rebuilt index) agree with
 //! the objects.
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,52 +15,15 @@ use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
+use common::DataDirServer;
+
 const ROUNDS: usize = 20;
 const CLIENTS: usize = 6;
 const OBJECTS_PER_CLIENT: usize = 6;
 const CMS: &str = "/api/v1/namespaces/default/configmaps";
 
-/// The server process, killed when dropped (also when a check fails).
-struct Server(Child);
-
-impl Server {
-    fn kill_9(&mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(dir: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_localkube"))
-        .args(["--listen", "127.0.0.1:0", "--no-node", "--data-dir"])
-        .arg(dir)
-        .arg("--kubeconfig-out")
-        .arg(dir.join("kubeconfig"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let stdout = child.stdout.take().unwrap();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let server = Server(child);
-    assert!(line.starts_with("localkube ready at"), "{line:?}");
-    server
-}
-
-async fn connect(dir: &Path) -> kube::Client {
-    let kc = kube::config::Kubeconfig::read_from(dir.join("kubeconfig")).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(cfg).unwrap()
+fn start(dir: &Path) -> DataDirServer {
+    DataDirServer::start(dir, &["--no-node"]).expect("localkube starts on its data dir")
 }
 
 /// What one object should hold at version `seq` of its owner's writes: every part derives
@@ -289,7 +252,7 @@ async fn every_acknowledged_write_survives_kill_9() {
     }
     let mut server = start(dir.path());
     let anchor = send(
-        &connect(dir.path()).await,
+        &server.client().await,
         Request::post(CMS)
             .header("content-type", "application/json")
             .body(
@@ -305,7 +268,7 @@ async fn every_acknowledged_write_survives_kill_9() {
         .unwrap()
         .to_string();
     for round in 0..ROUNDS {
-        let client = connect(dir.path()).await;
+        let client = server.client().await;
         let writers: Vec<_> = (0..CLIENTS)
             .map(|c| {
                 tokio::spawn(writer(
@@ -323,7 +286,7 @@ async fn every_acknowledged_write_survives_kill_9() {
             w.await.unwrap();
         }
         server = start(dir.path());
-        let present = verify(&connect(dir.path()).await, &model, &anchor).await;
+        let present = verify(&server.client().await, &model, &anchor).await;
         eprintln!("round {round}: {present} objects present and as acknowledged");
     }
     server.kill_9();

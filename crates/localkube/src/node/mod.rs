@@ -1,6 +1,7 @@
 //! localkube's node, in the spirit of kwok. It is an ordinary API client, so it works against
-//! any cluster: it registers a Ready Node, binds unscheduled pods to it, and runs the pods bound
-//! to it in one of two ways.
+//! any cluster: it registers a Ready Node, renews its Lease in `kube-node-lease` and posts its
+//! heartbeat every 10 s (as a kubelet does), binds unscheduled pods to it, and runs the pods
+//! bound to it in one of two ways.
 //!
 //! A pod whose container images are all mapped to host executables (`--image IMAGE=PATH`, see
 //! [`runtime`]) runs as real processes, under the node's root directory ([`layout`]), with logs
@@ -41,6 +42,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -117,6 +119,53 @@ fn now() -> String {
 }
 
 const NODE_IP: &str = "10.89.0.10";
+
+const LEASE_NAMESPACE: &str = "kube-node-lease";
+/// A kubelet's defaults: a 40 s Lease, renewed (and the status posted) every 10 s.
+const LEASE_DURATION_SECONDS: i32 = 40;
+const BEAT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The node's Lease as a kubelet creates it: named as the node, held by it, owned by its Node.
+fn node_lease(name: &str, node_uid: &str, renew_time: &str) -> Value {
+    json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": name,
+            "namespace": LEASE_NAMESPACE,
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": node_uid}],
+        },
+        "spec": {
+            "holderIdentity": name,
+            "leaseDurationSeconds": LEASE_DURATION_SECONDS,
+            "renewTime": renew_time,
+        },
+    })
+}
+
+/// Renews the node's Lease, or creates it when there is none. One that a restart on the same
+/// data directory brings back is renewed in place, so it keeps its uid.
+async fn renew_lease(client: &Client, name: &str) -> kube::Result<()> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
+    let renew_time = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+    let renewal = json!({"spec": {"holderIdentity": name,
+        "leaseDurationSeconds": LEASE_DURATION_SECONDS, "renewTime": renew_time}});
+    match leases
+        .patch(name, &PatchParams::default(), &Patch::Merge(renewal))
+        .await
+    {
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            let node = Api::<Node>::all(client.clone()).get(name).await?;
+            let lease = node_lease(name, &node.uid().unwrap_or_default(), &renew_time);
+            let lease: Lease = serde_json::from_value(lease).map_err(kube::Error::SerdeError)?;
+            leases
+                .create(&PostParams::default(), &lease)
+                .await
+                .map(drop)
+        }
+        result => result.map(drop),
+    }
+}
 
 fn node_object(name: &str) -> Value {
     json!({
@@ -344,7 +393,11 @@ async fn watch_pods(state: Arc<NodeState>, kubelet_port: u16) -> anyhow::Result<
         let name = state.cfg.name.clone();
         AbortOnDrop(tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(20)).await;
+                // Registering posted the first heartbeat.
+                if let Err(e) = renew_lease(&client, &name).await {
+                    tracing::debug!("the node's Lease was not renewed: {e}");
+                }
+                tokio::time::sleep(BEAT_INTERVAL).await;
                 let nodes: Api<Node> = Api::all(client.clone());
                 let _ = nodes
                     .patch_status(
@@ -821,6 +874,23 @@ async fn terminate_processes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_node_lease_is_held_by_the_node_and_owned_by_its_node_object() {
+        let lease = node_lease("n1", "uid-1", "2026-01-01T00:00:00.000001Z");
+        let lease: Lease = serde_json::from_value(lease).expect("a valid Lease");
+        assert_eq!(lease.metadata.namespace.as_deref(), Some("kube-node-lease"));
+        assert_eq!(lease.metadata.name.as_deref(), Some("n1"));
+        let owner = &lease.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+            ("Node", "n1", "uid-1")
+        );
+        let spec = lease.spec.unwrap();
+        assert_eq!(spec.holder_identity.as_deref(), Some("n1"));
+        assert_eq!(spec.lease_duration_seconds, Some(40));
+        assert!(spec.renew_time.is_some());
+    }
 
     #[test]
     fn a_lost_pod_fails_with_its_containers_unknown() {

@@ -1,12 +1,13 @@
 //! Shared harness: runs the real `localkube` binary on a random port with a temporary
-//! kubeconfig, and runs kubectl against it; `tls_backend` serves what localkube calls over TLS.
+//! kubeconfig (or on a data directory it is restarted on), and runs kubectl against it;
+//! `tls_backend` serves what localkube calls over TLS.
 #![allow(dead_code)]
 
 pub mod tls_backend;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct Localkube {
@@ -143,6 +144,98 @@ impl Localkube {
 }
 
 impl Drop for Localkube {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `localkube --data-dir DIR` with its kubeconfig at `DIR/kubeconfig`: started again on the
+/// same directory after [`DataDirServer::kill_9`] or [`DataDirServer::terminate`]. Killed when
+/// dropped (also when a check fails).
+#[derive(Debug)] // For `expect_err` on a start that should be refused.
+pub struct DataDirServer {
+    child: Child,
+    pub kubeconfig: PathBuf,
+    pub url: String,
+}
+
+/// A server that exited instead of becoming ready: its exit code and its stderr.
+#[derive(Debug)]
+pub struct StartFailure {
+    pub code: Option<i32>,
+    pub stderr: String,
+}
+
+impl DataDirServer {
+    /// Starts `localkube --listen 127.0.0.1:0 --data-dir DIR --kubeconfig-out DIR/kubeconfig
+    /// EXTRA...` and waits for its ready line. Its stderr goes on to the test's stderr once it
+    /// is ready; until then it is kept, to be returned if the server exits.
+    pub fn start(dir: &Path, extra: &[&str]) -> Result<Self, StartFailure> {
+        let kubeconfig = dir.join("kubeconfig");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_localkube"))
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .arg("--kubeconfig-out")
+            .arg(&kubeconfig)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn localkube");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        // A read error is a server that went away: its exit status says more.
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let Some(url) = line.strip_prefix("localkube ready at ") else {
+            let out = child.wait_with_output().expect("wait for localkube");
+            return Err(StartFailure {
+                code: out.status.code(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        };
+        let url = url.split(' ').next().unwrap_or_default().to_string();
+        // A server that logs into a full pipe would stop.
+        let mut stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::stderr()));
+        Ok(DataDirServer {
+            child,
+            kubeconfig,
+            url,
+        })
+    }
+
+    /// A kube-rs client from the server's kubeconfig.
+    pub async fn client(&self) -> kube::Client {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("kubeconfig");
+        kube::Client::try_from(cfg).expect("client")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, and waits until the process is gone.
+    pub fn kill_9(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("wait");
+    }
+
+    /// SIGTERM (a plain stop) and the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for DataDirServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
