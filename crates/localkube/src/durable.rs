@@ -1,5 +1,7 @@
 //! Durable storage for `--data-dir`: an embedded SQLite database that holds every object as its
-//! JSON, the store's resourceVersion, and the server's identity (CA, serving certificate, token).
+//! JSON, the store's resourceVersion, the server's identity (CA, serving certificate, token), the
+//! ServiceAccount tokens issued (as SHA-256 hashes, never the tokens), and the rows set aside at
+//! a load because they could not be read (`quarantine`).
 //!
 //! The store stays in memory and commits as before; each change is also queued here, in
 //! resourceVersion order. Whoever commits takes everything queued as one transaction (WAL
@@ -60,13 +62,48 @@ pub enum Record {
     },
     /// A version taken without an object change (a compaction, a restart).
     Version(u64),
+    /// A ServiceAccount token issued at version `rv`; the tokens expired by `now` (Unix seconds)
+    /// are dropped in the same transaction.
+    Token {
+        rv: u64,
+        token: TokenRow,
+        now: i64,
+    },
+}
+
+/// An issued ServiceAccount token as the database keeps it: its SHA-256, never the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRow {
+    pub hash: [u8; 32],
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// Unix seconds.
+    pub expires: i64,
+}
+
+/// A stored object row as a load reads it; `body` says why it is not bytes when it is not.
+pub struct Row {
+    pub key: StoreKey,
+    pub namespace: String,
+    pub name: String,
+    pub body: Result<Bytes, String>,
+}
+
+/// A row that a load set aside, moved to the `quarantine` table.
+#[derive(Debug)]
+pub struct SetAside {
+    pub key: StoreKey,
+    pub namespace: String,
+    pub name: String,
+    pub error: String,
 }
 
 impl Record {
     fn rv(&self) -> u64 {
         match self {
             Record::Put { object, .. } => object.rv(),
-            Record::Delete { rv, .. } | Record::Version(rv) => *rv,
+            Record::Delete { rv, .. } | Record::Version(rv) | Record::Token { rv, .. } => *rv,
         }
     }
 }
@@ -123,6 +160,11 @@ impl DataDir {
         &self.dir
     }
 
+    /// The database's file.
+    pub fn database(&self) -> PathBuf {
+        self.dir.join(DATABASE)
+    }
+
     fn prepare(&self) -> rusqlite::Result<()> {
         // WAL with synchronous=FULL syncs the log at every commit, so a committed transaction
         // survives a power cut; NORMAL would not. A small page cache: the objects are in memory.
@@ -138,7 +180,16 @@ impl DataDir {
              CREATE TABLE IF NOT EXISTS objects (
                  grp TEXT NOT NULL, resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
                  rv INTEGER NOT NULL, body BLOB NOT NULL,
-                 PRIMARY KEY (grp, resource, namespace, name)) WITHOUT ROWID;",
+                 PRIMARY KEY (grp, resource, namespace, name)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS serviceaccount_tokens (
+                 hash BLOB PRIMARY KEY, namespace TEXT NOT NULL, name TEXT NOT NULL,
+                 uid TEXT NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS serviceaccount_tokens_by_expiry
+                 ON serviceaccount_tokens (expires);
+             CREATE TABLE IF NOT EXISTS quarantine (
+                 id INTEGER PRIMARY KEY, grp TEXT NOT NULL, resource TEXT NOT NULL,
+                 namespace TEXT NOT NULL, name TEXT NOT NULL, body BLOB,
+                 error TEXT NOT NULL, set_aside_at TEXT NOT NULL);",
         )
     }
 
@@ -172,23 +223,104 @@ impl DataDir {
             .unwrap_or(0))
     }
 
-    /// Visits every stored object: its table and its JSON.
+    /// Visits every stored object row. The rows `visit` refuses (with why) are moved to the
+    /// `quarantine` table in one transaction, so that they neither stop the load nor block a
+    /// later object of their name, and are returned. Returns how many rows were visited too.
     pub fn load(
         &self,
-        mut visit: impl FnMut(StoreKey, Bytes) -> anyhow::Result<()>,
-    ) -> anyhow::Result<usize> {
+        mut visit: impl FnMut(Row) -> Result<(), String>,
+    ) -> rusqlite::Result<(usize, Vec<SetAside>)> {
+        use rusqlite::types::ValueRef;
+        let mut refused = Vec::new();
+        let mut n = 0;
+        {
+            let mut stmt = self.conn.prepare(
+                "SELECT grp, resource, namespace, name, body FROM objects ORDER BY grp, resource",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let key: StoreKey = (row.get(0)?, row.get(1)?);
+                let body = match row.get_ref(4)? {
+                    ValueRef::Blob(b) | ValueRef::Text(b) => Ok(Bytes::copy_from_slice(b)),
+                    other => Err(format!("the body is {:?}, not bytes", other.data_type())),
+                };
+                let loaded = Row {
+                    key,
+                    namespace: row.get(2)?,
+                    name: row.get(3)?,
+                    body,
+                };
+                let (key, namespace, name) = (
+                    loaded.key.clone(),
+                    loaded.namespace.clone(),
+                    loaded.name.clone(),
+                );
+                if let Err(error) = visit(loaded) {
+                    refused.push(SetAside {
+                        key,
+                        namespace,
+                        name,
+                        error,
+                    });
+                }
+                n += 1;
+            }
+        }
+        if !refused.is_empty() {
+            self.quarantine(&refused)?;
+        }
+        Ok((n, refused))
+    }
+
+    /// Moves rows from `objects` to `quarantine`, with why and when.
+    fn quarantine(&self, rows: &[SetAside]) -> rusqlite::Result<()> {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let tx = self.conn.unchecked_transaction()?;
+        for r in rows {
+            tx.execute(
+                "INSERT INTO quarantine (grp, resource, namespace, name, body, error, set_aside_at)
+                 SELECT grp, resource, namespace, name, body, ?5, ?6 FROM objects
+                 WHERE grp = ?1 AND resource = ?2 AND namespace = ?3 AND name = ?4",
+                params![r.key.0, r.key.1, r.namespace, r.name, r.error, at],
+            )?;
+            tx.execute(
+                "DELETE FROM objects WHERE grp = ?1 AND resource = ?2 AND namespace = ?3 AND name = ?4",
+                params![r.key.0, r.key.1, r.namespace, r.name],
+            )?;
+        }
+        tx.commit()
+    }
+
+    /// The ServiceAccount tokens still valid at `now` (Unix seconds); the expired ones are
+    /// deleted.
+    pub fn tokens(&self, now: i64) -> rusqlite::Result<Vec<TokenRow>> {
+        self.conn.execute(
+            "DELETE FROM serviceaccount_tokens WHERE expires <= ?1",
+            [now],
+        )?;
         let mut stmt = self
             .conn
-            .prepare("SELECT grp, resource, body FROM objects ORDER BY grp, resource")?;
-        let mut rows = stmt.query([])?;
-        let mut n = 0;
-        while let Some(row) = rows.next()? {
-            let key: StoreKey = (row.get(0)?, row.get(1)?);
-            let body: Vec<u8> = row.get(2)?;
-            visit(key, Bytes::from(body))?;
-            n += 1;
+            .prepare("SELECT hash, namespace, name, uid, expires FROM serviceaccount_tokens")?;
+        let rows = stmt.query_map([], |r| {
+            let hash: Vec<u8> = r.get(0)?;
+            Ok((hash, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
+        let mut tokens = Vec::new();
+        for row in rows {
+            let (hash, namespace, name, uid, expires) = row?;
+            // A hash of another length is no token this release issued.
+            let Ok(hash) = <[u8; 32]>::try_from(hash) else {
+                continue;
+            };
+            tokens.push(TokenRow {
+                hash,
+                namespace,
+                name,
+                uid,
+                expires,
+            });
         }
-        Ok(n)
+        Ok(tokens)
     }
 
     /// Writes a batch of changes, in order, as one transaction.
@@ -224,12 +356,28 @@ impl DataDir {
                         delete.execute(params![key.0, key.1, &**namespace, &**name])?;
                     }
                     Record::Version(_) => {}
+                    Record::Token { token, now, .. } => {
+                        tx.prepare_cached("DELETE FROM serviceaccount_tokens WHERE expires <= ?1")?
+                            .execute([now])?;
+                        tx.prepare_cached(
+                            "INSERT INTO serviceaccount_tokens (hash, namespace, name, uid, expires)
+                             VALUES (?1, ?2, ?3, ?4, ?5)
+                             ON CONFLICT (hash) DO UPDATE SET expires = excluded.expires",
+                        )?
+                        .execute(params![
+                            &token.hash[..],
+                            token.namespace,
+                            token.name,
+                            token.uid,
+                            token.expires
+                        ])?;
+                    }
                 }
             }
             // A put's row holds its version, and a load takes the highest of the rows' and
-            // this one; so only a batch that ends otherwise (a delete, a compaction) writes
-            // it, which spares create and update a second page per transaction.
-            if let Some(last @ (Record::Delete { .. } | Record::Version(_))) = batch.last() {
+            // this one; so only a batch that ends otherwise (a delete, a compaction, a token)
+            // writes it, which spares create and update a second page per transaction.
+            if let Some(last) = batch.last().filter(|r| !matches!(r, Record::Put { .. })) {
                 let last = last.rv();
                 tx.execute(
                     "INSERT INTO meta (key, value) VALUES ('rv', ?1)

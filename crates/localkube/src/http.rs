@@ -881,7 +881,12 @@ fn token_request(
     let account = state.core.get_stored(accounts, ns, name)?;
     let seconds = crate::sa_tokens::requested_seconds(body)?;
     let expires = crate::sa_tokens::expiry(chrono::Utc::now(), seconds);
-    let token = state.sa_tokens.issue(ns, name, account.uid(), expires);
+    let (token, kept) = state.sa_tokens.issue(ns, name, account.uid(), expires);
+    // With a data directory, `handle` answers once this is durable too.
+    state
+        .core
+        .store
+        .persist_token(kept, chrono::Utc::now().timestamp());
     let answer = crate::sa_tokens::response(body, ns, name, seconds, &token, expires);
     Ok(json_response(StatusCode::CREATED, &answer, warnings))
 }

@@ -1,6 +1,8 @@
 //! ServiceAccount tokens (`authentication.k8s.io/v1` TokenRequest, the `serviceaccounts/token`
-//! subresource): issued opaque and random, kept in memory, and resolved to the ServiceAccount's
-//! identity until they expire or the ServiceAccount (by uid) is gone.
+//! subresource): issued opaque and random, and resolved to the ServiceAccount's identity until
+//! they expire or the ServiceAccount (by uid) is gone. They are looked up by their SHA-256, which
+//! is all that a data directory keeps of them (`Store::persist_token`), so they survive a
+//! restart while the files never hold a usable token.
 
 use std::collections::HashMap;
 
@@ -8,6 +10,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
+use crate::durable::TokenRow;
 use crate::rbac::UserInfo;
 use crate::status::{ApiError, ApiResult, Cause};
 
@@ -18,6 +21,8 @@ const MIN_SECONDS: i64 = 600;
 /// The audience kube-apiserver gives tokens that ask for none.
 const DEFAULT_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
 
+type Hash = [u8; 32];
+
 struct Issued {
     namespace: String,
     name: String,
@@ -25,31 +30,75 @@ struct Issued {
     expires: DateTime<Utc>,
 }
 
-/// The tokens issued so far.
+/// The SHA-256 of a token.
+fn hash(token: &str) -> Hash {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    digest
+        .as_ref()
+        .try_into()
+        .expect("a SHA-256 digest has 32 bytes")
+}
+
+/// The tokens issued so far, by hash.
 #[derive(Default)]
 pub struct Tokens {
-    issued: Mutex<HashMap<String, Issued>>,
+    issued: Mutex<HashMap<Hash, Issued>>,
 }
 
 impl Tokens {
-    /// A new token for the ServiceAccount `namespace/name` with `uid`, valid until `expires`.
-    pub fn issue(&self, namespace: &str, name: &str, uid: &str, expires: DateTime<Utc>) -> String {
+    /// The tokens a data directory kept.
+    pub fn restore(rows: Vec<TokenRow>) -> Tokens {
+        let issued = rows
+            .into_iter()
+            .filter_map(|r| {
+                let expires = DateTime::from_timestamp(r.expires, 0)?;
+                let issued = Issued {
+                    namespace: r.namespace,
+                    name: r.name,
+                    uid: r.uid,
+                    expires,
+                };
+                Some((r.hash, issued))
+            })
+            .collect();
+        Tokens {
+            issued: Mutex::new(issued),
+        }
+    }
+
+    /// A new token for the ServiceAccount `namespace/name` with `uid`, valid until `expires`,
+    /// and what a data directory keeps of it.
+    pub fn issue(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        expires: DateTime<Utc>,
+    ) -> (String, TokenRow) {
         use rand::Rng;
         let bytes: [u8; 32] = rand::rng().random();
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let row = TokenRow {
+            hash: hash(&token),
+            namespace: namespace.into(),
+            name: name.into(),
+            uid: uid.into(),
+            // Whole seconds, as kept on disk: a token lives as long before a restart as after.
+            expires: expires.timestamp(),
+        };
         let mut issued = self.issued.lock();
         let now = Utc::now();
         issued.retain(|_, t| t.expires > now);
         issued.insert(
-            token.clone(),
+            row.hash,
             Issued {
                 namespace: namespace.into(),
                 name: name.into(),
                 uid: uid.into(),
-                expires,
+                expires: DateTime::from_timestamp(row.expires, 0).unwrap_or(expires),
             },
         );
-        token
+        (token, row)
     }
 
     /// The identity of `token` at `now`; `current_uid` tells the uid of a ServiceAccount that
@@ -61,7 +110,7 @@ impl Tokens {
         current_uid: impl Fn(&str, &str) -> Option<String>,
     ) -> Option<UserInfo> {
         let issued = self.issued.lock();
-        let t = issued.get(token)?;
+        let t = issued.get(&hash(token))?;
         if t.expires <= now || current_uid(&t.namespace, &t.name).as_deref() != Some(&t.uid) {
             return None;
         }
@@ -109,9 +158,11 @@ pub fn requested_seconds(body: &Value) -> ApiResult<i64> {
     Ok(seconds)
 }
 
-/// The expiry of a token issued `now` for `seconds`.
+/// The expiry of a token issued `now` for `seconds`, in whole seconds (the response shows no
+/// more, and the data directory keeps no more).
 pub fn expiry(now: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
-    now + Duration::seconds(seconds)
+    let at = now + Duration::seconds(seconds);
+    DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at)
 }
 
 /// The TokenRequest answered: the request's spec (with its defaults) and the token.
@@ -158,7 +209,7 @@ mod tests {
     fn tokens_resolve_until_expiry_or_their_service_account_is_gone() {
         let tokens = Tokens::default();
         let now = Utc::now();
-        let t = tokens.issue("default", "editor", "u1", expiry(now, 600));
+        let (t, _) = tokens.issue("default", "editor", "u1", expiry(now, 600));
         let exists =
             |ns: &str, n: &str| (ns == "default" && n == "editor").then(|| "u1".to_string());
         let user = tokens.resolve(&t, now, exists).unwrap();
@@ -181,8 +232,49 @@ mod tests {
             "recreated under the same name"
         );
         assert!(tokens.resolve("nope", now, exists).is_none());
-        let t2 = tokens.issue("default", "editor", "u1", expiry(now, 600));
+        let (t2, _) = tokens.issue("default", "editor", "u1", expiry(now, 600));
         assert_ne!(t, t2);
+    }
+
+    #[test]
+    fn what_is_kept_of_a_token_is_its_hash_and_restores_it() {
+        let tokens = Tokens::default();
+        let now = Utc::now();
+        let expires = expiry(now, 600);
+        let (t, row) = tokens.issue("ns", "sa", "u1", expires);
+        assert_eq!(row.hash, hash(&t));
+        assert_ne!(&row.hash[..], t.as_bytes());
+        assert_eq!(
+            (row.namespace.as_str(), row.name.as_str(), row.uid.as_str()),
+            ("ns", "sa", "u1")
+        );
+        assert_eq!(row.expires, expires.timestamp());
+        let exists = |_: &str, _: &str| Some("u1".to_string());
+        let restored = Tokens::restore(vec![row.clone()]);
+        let user = restored.resolve(&t, now, exists).unwrap();
+        assert_eq!(user.name, "system:serviceaccount:ns:sa");
+        assert!(restored.resolve(&t, expires, exists).is_none(), "expired");
+        // A row whose expiry is out of range is left out, not a panic.
+        let odd = Tokens::restore(vec![TokenRow {
+            expires: i64::MAX,
+            ..row
+        }]);
+        assert!(odd.resolve(&t, now, exists).is_none());
+    }
+
+    #[test]
+    fn expiries_are_whole_seconds() {
+        let now = DateTime::parse_from_rfc3339("2030-01-01T00:00:00.750Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let table = [
+            (600, "2030-01-01T00:10:00Z"),
+            (3600, "2030-01-01T01:00:00Z"),
+        ];
+        for (seconds, want) in table {
+            let got = expiry(now, seconds);
+            assert_eq!(got.to_rfc3339_opts(SecondsFormat::AutoSi, true), want);
+        }
     }
 
     #[test]

@@ -120,9 +120,16 @@ impl Builder {
             None => (crate::tls::generate(addr.ip())?, random_token()),
         };
         let tls = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(&pki)?);
+        let mut kept_tokens = Vec::new();
         let store = match data {
             Some(d) => {
                 Identity::write(&d, &pki, &token, addr)?;
+                kept_tokens = d.tokens(chrono::Utc::now().timestamp()).with_context(|| {
+                    format!(
+                        "cannot read the ServiceAccount tokens in {}",
+                        d.database().display()
+                    )
+                })?;
                 Store::open(self.watch_window, d)?
             }
             None => Store::new(self.watch_window),
@@ -144,7 +151,7 @@ impl Builder {
             bookmark_interval: self.bookmark_interval,
             front_proxy: pki.front_proxy.clone(),
             webhook_clients: Default::default(),
-            sa_tokens: Default::default(),
+            sa_tokens: crate::sa_tokens::Tokens::restore(kept_tokens),
             policies: Default::default(),
         });
         let faults = Arc::new(crate::faults::FaultInjector::new(self.faults));

@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::durable::{DataDir, Durability, Record};
+use crate::durable::{DataDir, Durability, Record, TokenRow};
 pub use crate::object_index::OwnerRef;
 use crate::object_index::{ObjectIndex, Parts};
 use crate::packing::{Body, Dictionary, Trainer};
@@ -229,14 +229,40 @@ impl Stored {
     /// Rebuilds a stored object of table `key` from its JSON, as a durable store would load it.
     pub fn decode(key: &StoreKey, json: Bytes) -> Result<Stored, serde_json::Error> {
         let obj: Value = serde_json::from_slice(&json)?;
-        let index = Index::of(key, &obj);
-        Ok(Stored::new(
+        Ok(Stored::from_parsed(key, json, &obj))
+    }
+
+    fn from_parsed(key: &StoreKey, json: Bytes, obj: &Value) -> Stored {
+        let index = Index::of(key, obj);
+        Stored::new(
             index,
             Body::Plain(json),
-            object_rv(&obj),
-            Arc::from(meta_str(&obj, "namespace")),
-            Arc::from(meta_str(&obj, "name")),
-        ))
+            object_rv(obj),
+            Arc::from(meta_str(obj, "namespace")),
+            Arc::from(meta_str(obj, "name")),
+        )
+    }
+
+    /// Rebuilds the object a durable row of table `key` at `namespace/name` holds, or says why
+    /// the row is unusable: not a JSON object, or an object of another name.
+    pub fn decode_row(
+        key: &StoreKey,
+        namespace: &str,
+        name: &str,
+        json: Bytes,
+    ) -> Result<Stored, String> {
+        let obj: Value =
+            serde_json::from_slice(&json).map_err(|e| format!("the body is not JSON: {e}"))?;
+        if !obj.is_object() {
+            return Err("the body is not a JSON object".into());
+        }
+        let (found_ns, found_name) = (meta_str(&obj, "namespace"), meta_str(&obj, "name"));
+        if (found_ns, found_name) != (namespace, name) {
+            return Err(format!(
+                "the body names {found_ns:?}/{found_name:?}, not the row's {namespace:?}/{name:?}"
+            ));
+        }
+        Ok(Stored::from_parsed(key, json, &obj))
     }
 
     /// The object's JSON as stored (decompressed when the store keeps it packed).
@@ -516,6 +542,9 @@ impl Store {
     /// A store that keeps its state in `data`: the objects stored there are loaded, and every
     /// later change is written back. The version moves past the stored one, and the history
     /// starts empty, so watches and continue tokens from before get 410 and clients relist.
+    ///
+    /// A row that cannot be read (not JSON, another object's body) is left out and moved to
+    /// the database's `quarantine` table, with one warning per row, so the server still starts.
     pub fn open(window: usize, data: DataDir) -> anyhow::Result<Self> {
         use anyhow::Context;
         let mut store = Store::new(window);
@@ -523,28 +552,46 @@ impl Store {
         let mut max_rv = stored_rv;
         {
             let inner = store.inner.get_mut();
-            data.load(|key, json| {
-                let stored = Stored::decode(&key, json).with_context(|| {
-                    format!("a stored object of {}/{} is not JSON", key.0, key.1)
-                })?;
-                max_rv = max_rv.max(stored.rv);
-                let (body, samples) = inner.pack(&key, stored.json());
-                let ns = stored.namespace.to_string();
-                inner.insert(&key, &ns, |ns_key| {
-                    Arc::new(Stored {
-                        body,
-                        namespace: ns_key,
-                        ..stored
-                    })
-                });
-                // Trained at once, so that the objects loaded after the samples are packed.
-                if let Some(samples) = samples
-                    && let Some(trainer) = inner.trainers.get_mut(&key)
-                {
-                    trainer.finish(Dictionary::train(&samples));
-                }
-                Ok(())
-            })?;
+            let (_, set_aside) = data
+                .load(|row| {
+                    let stored =
+                        Stored::decode_row(&row.key, &row.namespace, &row.name, row.body?)?;
+                    max_rv = max_rv.max(stored.rv);
+                    let key = row.key;
+                    let (body, samples) = inner.pack(&key, stored.json());
+                    inner.insert(&key, &row.namespace, |ns_key| {
+                        Arc::new(Stored {
+                            body,
+                            namespace: ns_key,
+                            ..stored
+                        })
+                    });
+                    // Trained at once, so that the objects loaded after the samples are packed.
+                    if let Some(samples) = samples
+                        && let Some(trainer) = inner.trainers.get_mut(&key)
+                    {
+                        trainer.finish(Dictionary::train(&samples));
+                    }
+                    Ok(())
+                })
+                .with_context(|| format!("cannot read the objects in {}", data.path().display()))?;
+            let total = set_aside.len();
+            for (i, r) in set_aside.iter().enumerate() {
+                let resource = match r.key.0.as_str() {
+                    "" => r.key.1.clone(),
+                    group => format!("{}.{group}", r.key.1),
+                };
+                let object = match r.namespace.as_str() {
+                    "" => r.name.clone(),
+                    ns => format!("{ns}/{}", r.name),
+                };
+                tracing::warn!(
+                    "set aside the stored {resource} {object} ({} of {total} unreadable rows, moved to the quarantine table of {}): {}",
+                    i + 1,
+                    data.database().display(),
+                    r.error
+                );
+            }
             inner.rv = max_rv + 1;
             inner.compacted = inner.rv;
             inner.list_floor = inner.rv;
@@ -553,6 +600,20 @@ impl Store {
         durable.push(Record::Version(store.inner.get_mut().rv));
         store.durable = Some(durable);
         Ok(store)
+    }
+
+    /// Queues an issued ServiceAccount token for the data directory under a version of its own
+    /// (so a write request's wait covers it), issued at `now` (Unix seconds). Without a data
+    /// directory it does nothing. Tokens are no object: no table, list, watch or count has them.
+    pub fn persist_token(&self, token: TokenRow, now: i64) {
+        let Some(d) = &self.durable else { return };
+        let mut inner = self.inner.lock();
+        inner.rv += 1;
+        d.push(Record::Token {
+            rv: inner.rv,
+            token,
+            now,
+        });
     }
 
     /// Waits until every change up to `rv` is durable (at once without a data directory).
@@ -1121,6 +1182,136 @@ mod tests {
             s.close();
         }
         assert!(open().current_rv() > last);
+    }
+
+    #[test]
+    fn rows_that_do_not_hold_their_object_are_refused() {
+        let good = br#"{"metadata":{"name":"a","namespace":"default","resourceVersion":"7"}}"#;
+        let table: [(&[u8], &str, Option<&str>); 6] = [
+            (good, "a", None),
+            (b"{\"metadata\":", "a", Some("the body is not JSON")),
+            (b"[1]", "a", Some("not a JSON object")),
+            (
+                b"{}",
+                "a",
+                Some(r#"names ""/"", not the row's "default"/"a""#),
+            ),
+            (
+                good,
+                "b",
+                Some(r#"names "default"/"a", not the row's "default"/"b""#),
+            ),
+            (
+                br#"{"metadata":{"name":"a"}}"#,
+                "a",
+                Some(r#"names ""/"a", not"#),
+            ),
+        ];
+        for (body, name, want) in table {
+            let got = Stored::decode_row(&key(), "default", name, Bytes::from_static(body));
+            match (got, want) {
+                (Ok(s), None) => assert_eq!((s.name(), s.rv()), ("a", 7)),
+                (Err(e), Some(w)) => assert!(e.contains(w), "{e} lacks {w}"),
+                (got, want) => panic!("{got:?} for {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_reopen_sets_unreadable_rows_aside_and_frees_their_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(100, DataDir::open(dir.path()).unwrap()).unwrap();
+        s.create(&key(), "default", "good", cm("good")).unwrap();
+        s.close();
+        drop(s);
+        let db = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+        let bodies: [(&str, rusqlite::types::Value); 3] = [
+            ("text", rusqlite::types::Value::Text("{\"not".into())),
+            ("number", rusqlite::types::Value::Integer(7)),
+            (
+                "other",
+                rusqlite::types::Value::Blob(cm("x").to_string().into()),
+            ),
+        ];
+        for (name, body) in bodies {
+            db.execute(
+                "INSERT INTO objects (grp, resource, namespace, name, rv, body)
+                 VALUES ('', 'configmaps', 'default', ?1, 3, ?2)",
+                rusqlite::params![name, body],
+            )
+            .unwrap();
+        }
+        drop(db);
+        let s = Store::open(100, DataDir::open(dir.path()).unwrap()).unwrap();
+        assert_eq!(s.object_count(), 1);
+        assert!(s.get(&key(), "default", "good").is_some());
+        s.create(&key(), "default", "number", cm("number")).unwrap();
+        s.close();
+        drop(s);
+        let db = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+        let mut stmt = db
+            .prepare("SELECT name, error FROM quarantine ORDER BY name")
+            .unwrap();
+        let kept: Vec<(String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let names: Vec<&str> = kept.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["number", "other", "text"]);
+        assert!(kept[0].1.contains("Integer, not bytes"), "{}", kept[0].1);
+        assert!(kept[2].1.contains("not JSON"), "{}", kept[2].1);
+        drop(stmt);
+        drop(db);
+        let s = Store::open(100, DataDir::open(dir.path()).unwrap()).unwrap();
+        assert_eq!(s.object_count(), 2, "the good one and the new one");
+    }
+
+    #[test]
+    fn issued_tokens_are_kept_beside_the_objects_and_expired_ones_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = |hash: u8, expires: i64| TokenRow {
+            hash: [hash; 32],
+            namespace: "ns".into(),
+            name: "sa".into(),
+            uid: "u".into(),
+            expires,
+        };
+        let before = {
+            let s = Store::open(100, DataDir::open(dir.path()).unwrap()).unwrap();
+            s.persist_token(token(1, 100), 50);
+            s.persist_token(token(2, 300), 60);
+            // Expired by the time the third is issued: dropped with it.
+            s.persist_token(token(3, 1000), 200);
+            assert_eq!(s.object_count(), 0, "a token is no object");
+            assert!(s.keys().is_empty() && s.snapshot().is_empty());
+            let rv = s.current_rv();
+            s.close();
+            rv
+        };
+        let data = DataDir::open(dir.path()).unwrap();
+        let kept = |now| -> Vec<u8> {
+            data.tokens(now)
+                .unwrap()
+                .iter()
+                .map(|t| t.hash[0])
+                .collect()
+        };
+        assert_eq!(
+            kept(150),
+            [2, 3],
+            "the first was dropped when the third came"
+        );
+        assert_eq!(kept(500), [3]);
+        assert!(kept(1000).is_empty());
+        // The version a token took is not given out again.
+        let s = Store::open(100, data).unwrap();
+        assert!(s.current_rv() > before, "{} after {before}", s.current_rv());
+        // Without a data directory nothing is kept and no version is taken.
+        let memory = Store::new(10);
+        let rv = memory.current_rv();
+        memory.persist_token(token(4, 100), 0);
+        assert_eq!(memory.current_rv(), rv);
     }
 
     /// Waits (up to 10 s) until the committers wrote `records` changes.

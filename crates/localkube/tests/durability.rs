@@ -1,5 +1,6 @@
 //! `--data-dir`: what a restart keeps (objects with their metadata, the versions, the served
-//! CRDs, the CA and token), and what it ends (watches and continue tokens: 410, relist).
+//! CRDs, the CA and token, issued ServiceAccount tokens), what it ends (watches and continue
+//! tokens: 410, relist), and what it sets aside (stored rows that cannot be read).
 
 use http::Request;
 use kube::Client;
@@ -356,4 +357,288 @@ fn the_binary_refuses_a_directory_in_use_and_a_newer_format() {
         })
         .unwrap();
     assert_eq!(format, b"2");
+}
+
+/// Runs the binary on `dir` until it is ready, its kubeconfig and stderr in `aside` (so the
+/// data directory holds only what the server keeps there).
+fn serve(dir: &std::path::Path, aside: &std::path::Path) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(aside.join("stderr"))
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_localkube"))
+        .args(["--listen", "127.0.0.1:0", "--no-node", "--data-dir"])
+        .arg(dir)
+        .arg("--kubeconfig-out")
+        .arg(aside.join("kubeconfig"))
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("localkube ready at"),
+        "not ready: {line:?}; stderr: {}",
+        std::fs::read_to_string(aside.join("stderr")).unwrap_or_default()
+    );
+    child
+}
+
+/// A client of the server whose kubeconfig is in `aside`, with `token` as its bearer (the
+/// admin's when None).
+async fn client_of(aside: &std::path::Path, token: Option<&str>) -> Client {
+    let mut yaml = std::fs::read_to_string(aside.join("kubeconfig")).unwrap();
+    if let Some(token) = token {
+        let admin = yaml
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("token: "))
+            .expect("the kubeconfig has a token")
+            .to_string();
+        yaml = yaml.replace(&admin, token);
+    }
+    let kc = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    Client::try_from(cfg).unwrap()
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if std::fs::read(&path)
+            .unwrap()
+            .windows(needle.len())
+            .any(|w| w == needle)
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_service_account_token_survives_a_crash_and_dies_with_its_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let aside = tempfile::tempdir().unwrap();
+    let mut server = serve(dir.path(), aside.path());
+    let admin = client_of(aside.path(), None).await;
+    let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader"}});
+    let sas = "/api/v1/namespaces/default/serviceaccounts";
+    send(&admin, "POST", sas, "application/json", sa.clone()).await;
+    send(
+        &admin,
+        "POST",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles",
+        "application/json",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+               "metadata": {"name": "read-configmaps"},
+               "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]}),
+    )
+    .await;
+    send(
+        &admin,
+        "POST",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+        "application/json",
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": "reader"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-configmaps"},
+               "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": "default"}]}),
+    )
+    .await;
+    send(
+        &admin,
+        "POST",
+        CMS,
+        "application/json",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}}),
+    )
+    .await;
+    let objects_before = what_lists_show(&admin).await;
+    let issued = send(
+        &admin,
+        "POST",
+        &format!("{sas}/reader/token"),
+        "application/json",
+        json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}),
+    )
+    .await;
+    let token = issued["status"]["token"].as_str().unwrap().to_string();
+    // A token is no object: nothing lists it.
+    assert_eq!(what_lists_show(&admin).await, objects_before);
+
+    let works_as_the_reader = |aside: std::path::PathBuf, token: String| async move {
+        let reader = client_of(&aside, Some(&token)).await;
+        let (code, cm) = raw(&reader, &format!("{CMS}/cm")).await;
+        assert_eq!((code, &cm["metadata"]["name"]), (200, &json!("cm")), "{cm}");
+        let (code, status) = raw(&reader, "/api/v1/namespaces/default/secrets").await;
+        assert_eq!(code, 403, "{status}");
+        let message = status["message"].as_str().unwrap();
+        assert!(
+            message.contains("system:serviceaccount:default:reader"),
+            "{message}"
+        );
+    };
+    works_as_the_reader(aside.path().to_path_buf(), token.clone()).await;
+
+    // Killed: the answered TokenRequest was durable.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(
+        files_containing(dir.path(), token.as_bytes()),
+        Vec::<std::path::PathBuf>::new(),
+        "the token is not on disk"
+    );
+    let mut server = serve(dir.path(), aside.path());
+    works_as_the_reader(aside.path().to_path_buf(), token.clone()).await;
+
+    // A ServiceAccount of the same name is another account: the token is dead.
+    let admin = client_of(aside.path(), None).await;
+    let req = Request::delete(format!("{sas}/reader"))
+        .body(vec![])
+        .unwrap();
+    admin.request_text(req).await.unwrap();
+    send(&admin, "POST", sas, "application/json", sa).await;
+    let reader = client_of(aside.path(), Some(&token)).await;
+    let (code, status) = raw(&reader, &format!("{CMS}/cm")).await;
+    assert_eq!(code, 401, "{status}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let mut server = serve(dir.path(), aside.path());
+    let reader = client_of(aside.path(), Some(&token)).await;
+    assert_eq!(raw(&reader, &format!("{CMS}/cm")).await.0, 401);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(files_containing(dir.path(), token.as_bytes()).is_empty());
+}
+
+/// What discovery and lists show of the stored objects: every served resource with its count.
+async fn what_lists_show(client: &Client) -> Vec<(String, usize)> {
+    let mut seen = Vec::new();
+    for path in ["/api/v1", "/apis/rbac.authorization.k8s.io/v1"] {
+        let list = get(client, path).await;
+        for r in list["resources"].as_array().unwrap() {
+            let name = r["name"].as_str().unwrap();
+            if name.contains('/') || !r["verbs"].as_array().unwrap().contains(&json!("list")) {
+                continue;
+            }
+            let items = get(client, &format!("{path}/{name}")).await;
+            seen.push((
+                name.to_string(),
+                items["items"].as_array().map_or(0, Vec::len),
+            ));
+        }
+    }
+    let groups = get(client, "/apis").await;
+    seen.push(("groups".into(), groups["groups"].as_array().unwrap().len()));
+    seen
+}
+
+#[tokio::test]
+async fn unreadable_rows_are_set_aside_and_the_server_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let aside = tempfile::tempdir().unwrap();
+    let mut server = serve(dir.path(), aside.path());
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    let row = |name: &str, body: &[u8]| {
+        db.execute(
+            "INSERT INTO objects (grp, resource, namespace, name, rv, body)
+             VALUES ('', 'configmaps', 'default', ?1, 5, ?2)",
+            rusqlite::params![name, body],
+        )
+        .unwrap();
+    };
+    row(
+        "good",
+        br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"good","namespace":"default","resourceVersion":"5","uid":"u-good"},"data":{"k":"v"}}"#,
+    );
+    row("broken", br#"{"apiVersion":"v1","kind":"Conf"#);
+    row(
+        "renamed",
+        br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"other","namespace":"default"}}"#,
+    );
+    drop(db);
+
+    let mut server = serve(dir.path(), aside.path());
+    let stderr = std::fs::read_to_string(aside.path().join("stderr")).unwrap();
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("set aside")).collect();
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    assert!(
+        warnings[0].contains("configmaps default/broken (1 of 2 unreadable rows")
+            && warnings[0].contains("not JSON")
+            && warnings[0].contains("quarantine"),
+        "{stderr}"
+    );
+    assert!(
+        warnings[1].contains("configmaps default/renamed (2 of 2")
+            && warnings[1].contains("\"default\"/\"other\""),
+        "{stderr}"
+    );
+    let admin = client_of(aside.path(), None).await;
+    let ready = admin
+        .request_text(Request::get("/readyz").body(vec![]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ready, "ok");
+    let (code, good) = raw(&admin, &format!("{CMS}/good")).await;
+    assert_eq!((code, &good["data"]["k"]), (200, &json!("v")), "{good}");
+    assert_eq!(raw(&admin, "/api/v1/namespaces/default").await.0, 200);
+    for name in ["broken", "renamed", "other"] {
+        assert_eq!(raw(&admin, &format!("{CMS}/{name}")).await.0, 404, "{name}");
+    }
+    // The set-aside row does not hold its name.
+    let made = send(
+        &admin,
+        "POST",
+        CMS,
+        "application/json",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "broken"}, "data": {"new": "yes"}}),
+    )
+    .await;
+    assert_eq!(made["data"]["new"], "yes", "{made}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let db = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT name, body, error, set_aside_at FROM quarantine ORDER BY id")
+        .unwrap();
+    let kept: Vec<(String, Vec<u8>, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(kept[0].0, "broken");
+    assert_eq!(kept[0].1, br#"{"apiVersion":"v1","kind":"Conf"#);
+    assert!(kept[0].2.contains("not JSON"), "{}", kept[0].2);
+    assert!(kept[0].3.starts_with("20"), "a timestamp: {}", kept[0].3);
+    assert_eq!(kept[1].0, "renamed");
+    drop(stmt);
+    drop(db);
+    // The next start finds nothing more to set aside, and the new object.
+    std::fs::write(aside.path().join("stderr"), "").unwrap();
+    let mut server = serve(dir.path(), aside.path());
+    let stderr = std::fs::read_to_string(aside.path().join("stderr")).unwrap();
+    assert!(!stderr.contains("set aside"), "{stderr}");
+    let admin = client_of(aside.path(), None).await;
+    assert_eq!(
+        get(&admin, &format!("{CMS}/broken")).await["data"]["new"],
+        "yes"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
 }
