@@ -291,11 +291,18 @@ impl DataDir {
         tx.commit()
     }
 
-    /// The ServiceAccount tokens still valid at `now` (Unix seconds); the expired ones are
-    /// deleted.
+    /// The ServiceAccount tokens still valid at `now` (Unix seconds). The others are deleted:
+    /// the expired ones, and those whose ServiceAccount is gone or was recreated (no stored
+    /// ServiceAccount of that name has the token's uid), which could never be used again.
     pub fn tokens(&self, now: i64) -> rusqlite::Result<Vec<TokenRow>> {
         self.conn.execute(
-            "DELETE FROM serviceaccount_tokens WHERE expires <= ?1",
+            "DELETE FROM serviceaccount_tokens WHERE expires <= ?1 OR NOT EXISTS (
+                 SELECT 1 FROM objects
+                 WHERE grp = '' AND resource = 'serviceaccounts'
+                   AND objects.namespace = serviceaccount_tokens.namespace
+                   AND objects.name = serviceaccount_tokens.name
+                   AND json_extract(CAST(objects.body AS TEXT), '$.metadata.uid')
+                       = serviceaccount_tokens.uid)",
             [now],
         )?;
         let mut stmt = self

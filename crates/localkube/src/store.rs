@@ -1277,14 +1277,25 @@ mod tests {
             uid: "u".into(),
             expires,
         };
+        let accounts: StoreKey = ("".into(), "serviceaccounts".into());
+        let account = |name: &str, uid: &str| {
+            json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                   "metadata": {"name": name, "namespace": "ns", "uid": uid}})
+        };
         let before = {
             let s = Store::open(100, DataDir::open(dir.path()).unwrap()).unwrap();
+            s.create(&accounts, "ns", "sa", account("sa", "u")).unwrap();
             s.persist_token(token(1, 100), 50);
             s.persist_token(token(2, 300), 60);
             // Expired by the time the third is issued: dropped with it.
             s.persist_token(token(3, 1000), 200);
-            assert_eq!(s.object_count(), 0, "a token is no object");
-            assert!(s.keys().is_empty() && s.snapshot().is_empty());
+            assert_eq!(
+                s.object_count(),
+                1,
+                "a token is no object: only the account is"
+            );
+            assert_eq!(s.keys(), vec![accounts.clone()]);
+            assert_eq!(s.snapshot().len(), 1);
             let rv = s.current_rv();
             s.close();
             rv
@@ -1303,10 +1314,40 @@ mod tests {
             "the first was dropped when the third came"
         );
         assert_eq!(kept(500), [3]);
-        assert!(kept(1000).is_empty());
+        drop(data);
         // The version a token took is not given out again.
-        let s = Store::open(100, data).unwrap();
+        let s = Store::open(100, DataDir::open(dir.path()).unwrap()).unwrap();
         assert!(s.current_rv() > before, "{} after {before}", s.current_rv());
+        // A token dies with its ServiceAccount, also when one of that name comes back: the
+        // next start drops it from the disk.
+        s.persist_token(
+            TokenRow {
+                hash: [5; 32],
+                name: "other".into(),
+                uid: "o".into(),
+                ..token(5, 1000)
+            },
+            500,
+        );
+        s.create(&accounts, "ns", "other", account("other", "o"))
+            .unwrap();
+        s.delete(&accounts, "ns", "sa", None).unwrap();
+        s.create(&accounts, "ns", "sa", account("sa", "u2"))
+            .unwrap();
+        s.close();
+        drop(s);
+        let data = DataDir::open(dir.path()).unwrap();
+        let hashes: Vec<u8> = data
+            .tokens(500)
+            .unwrap()
+            .iter()
+            .map(|t| t.hash[0])
+            .collect();
+        assert_eq!(
+            hashes,
+            [5],
+            "the old account's token is gone, the other one's stays"
+        );
         // Without a data directory nothing is kept and no version is taken.
         let memory = Store::new(10);
         let rv = memory.current_rv();
