@@ -244,19 +244,6 @@ fn vmi_event(event: &WatchEvent<VirtualMachineInstance>) -> Option<Seen> {
     }
 }
 
-/// `CONTENTION_SEED`, or one from the clock.
-fn seed() -> u64 {
-    std::env::var("CONTENTION_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
-}
-
 /// One caller: random verbs, one after the other, until `until`.
 async fn caller(c: Arc<Cluster>, seed: u64, until: Instant, calls: Arc<Mutex<Vec<Call>>>) {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -296,7 +283,7 @@ async fn settled(c: &Cluster) -> Result<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_callers_on_one_vm_each_get_kubevirts_answer_and_every_202_is_carried_out() {
-    let seed = seed();
+    let seed = test_support::seed_from_env("CONTENTION_SEED");
     eprintln!("seed {seed} (CONTENTION_SEED={seed} replays it)");
     let c = Arc::new(Cluster::playground().await);
     c.create_vm(NS, VM, "Always", serde_json::json!({})).await;

@@ -1077,16 +1077,22 @@ mod tests {
         assert!(a.ends_with(b"\n"));
     }
 
+    /// ConfigMap `cm-i`, alike enough to its neighbours to be packed, each one different.
+    fn numbered_cm(i: usize) -> (String, Value) {
+        let name = format!("cm-{i}");
+        let mut obj = cm(&name);
+        obj["metadata"]["labels"] = json!({"app": "web", "i": i.to_string()});
+        obj["data"] = json!({"value": format!("{i:x}-{}", i * 7919)});
+        (name, obj)
+    }
+
     #[test]
     fn a_table_past_its_samples_stores_compressed_json_that_reads_back() {
         let s = Store::new(1000);
         let n = crate::packing::SAMPLE_OBJECTS + 20;
         let mut written = Vec::new();
         for i in 0..n {
-            let name = format!("cm-{i}");
-            let mut obj = cm(&name);
-            obj["metadata"]["labels"] = json!({"app": "web", "i": i.to_string()});
-            obj["data"] = json!({"value": format!("{i:x}-{}", i * 7919)});
+            let (name, obj) = numbered_cm(i);
             written.push(s.create(&key(), "default", &name, obj).unwrap());
         }
         let first = &written[0].stored;
@@ -1124,10 +1130,7 @@ mod tests {
             let s = Store::open(100, DataDir::open(dir.path()).unwrap()).unwrap();
             let mut written = Vec::new();
             for i in 0..n {
-                let name = format!("cm-{i}");
-                let mut obj = cm(&name);
-                obj["metadata"]["labels"] = json!({"app": "web", "i": i.to_string()});
-                obj["data"] = json!({"value": format!("{i:x}-{}", i * 7919)});
+                let (name, obj) = numbered_cm(i);
                 written.push(s.create(&key(), "default", &name, obj).unwrap().object);
             }
             s.delete(&key(), "default", "cm-0", None).unwrap();

@@ -238,10 +238,7 @@ async fn verify(client: &kube::Client, model: &Model, anchor: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_write_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let seed: u64 = std::env::var("CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
+    let seed = test_support::seed_from_env("CRASH_SEED");
     eprintln!("seed {seed} (CRASH_SEED={seed} replays the kill times and writes)");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let model: Model = Arc::default();

@@ -2,8 +2,12 @@
 //! CRDs, the CA and token, issued ServiceAccount tokens), what it ends (watches and continue
 //! tokens: 410, relist), and what it sets aside (stored rows that cannot be read).
 
+mod common;
+
 use http::Request;
 use kube::Client;
+
+use common::{DataDirServer, StartFailure};
 use serde_json::{Value, json};
 
 const CMS: &str = "/api/v1/namespaces/default/configmaps";
@@ -292,49 +296,22 @@ async fn a_second_server_on_the_same_directory_is_refused() {
     );
 }
 
-/// Runs the binary on `dir` until it is ready, or returns its exit code and stderr.
-fn run_binary(dir: &std::path::Path) -> Result<std::process::Child, (Option<i32>, String)> {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_localkube"))
-        .args(["--listen", "127.0.0.1:0", "--no-node", "--data-dir"])
-        .arg(dir)
-        .arg("--kubeconfig-out")
-        .arg(dir.join("kubeconfig"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    if line.starts_with("localkube ready at") {
-        return Ok(child);
-    }
-    let out = child.wait_with_output().unwrap();
-    Err((
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
-}
-
 #[test]
 fn the_binary_refuses_a_directory_in_use_and_a_newer_format() {
     let dir = tempfile::tempdir().unwrap();
-    let mut first = run_binary(dir.path()).expect("the first server starts");
-    let (code, err) = run_binary(dir.path()).expect_err("the second is refused");
+    let mut first = serve(dir.path());
+    let StartFailure { code, stderr: err } =
+        DataDirServer::start(dir.path(), &["--no-node"]).expect_err("the second is refused");
     assert_eq!(code, Some(1));
     assert!(
         err.contains(&format!(
             "is in use by another localkube (pid {})",
-            first.id()
+            first.pid()
         )),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "one line: {err}");
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.kill_9();
 
     // A later release's format is refused, and the directory is left as it was.
     let db = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
@@ -344,7 +321,8 @@ fn the_binary_refuses_a_directory_in_use_and_a_newer_format() {
     )
     .unwrap();
     drop(db);
-    let (code, err) = run_binary(dir.path()).expect_err("format 2 is refused");
+    let StartFailure { code, stderr: err } =
+        DataDirServer::start(dir.path(), &["--no-node"]).expect_err("format 2 is refused");
     assert_eq!(code, Some(1));
     assert!(
         err.contains("was written by a newer localkube (data format 2; this one reads format 1"),
@@ -359,41 +337,14 @@ fn the_binary_refuses_a_directory_in_use_and_a_newer_format() {
     assert_eq!(format, b"2");
 }
 
-/// Runs the binary on `dir` until it is ready, its kubeconfig and stderr in `aside` (so the
-/// data directory holds only what the server keeps there).
-fn serve(dir: &std::path::Path, aside: &std::path::Path) -> std::process::Child {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(aside.join("stderr"))
-        .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_localkube"))
-        .args(["--listen", "127.0.0.1:0", "--no-node", "--data-dir"])
-        .arg(dir)
-        .arg("--kubeconfig-out")
-        .arg(aside.join("kubeconfig"))
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.starts_with("localkube ready at"),
-        "not ready: {line:?}; stderr: {}",
-        std::fs::read_to_string(aside.join("stderr")).unwrap_or_default()
-    );
-    child
+/// The binary on `dir`, ready.
+fn serve(dir: &std::path::Path) -> DataDirServer {
+    DataDirServer::start(dir, &["--no-node"]).expect("localkube starts on its data dir")
 }
 
-/// A client of the server whose kubeconfig is in `aside`, with `token` as its bearer (the
-/// admin's when None).
-async fn client_of(aside: &std::path::Path, token: Option<&str>) -> Client {
-    let mut yaml = std::fs::read_to_string(aside.join("kubeconfig")).unwrap();
+/// A client of the server of `kubeconfig`, with `token` as its bearer (the admin's when None).
+async fn client_of(kubeconfig: &std::path::Path, token: Option<&str>) -> Client {
+    let mut yaml = std::fs::read_to_string(kubeconfig).unwrap();
     if let Some(token) = token {
         let admin = yaml
             .lines()
@@ -430,9 +381,8 @@ fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::Path
 #[tokio::test]
 async fn a_service_account_token_survives_a_crash_and_dies_with_its_account() {
     let dir = tempfile::tempdir().unwrap();
-    let aside = tempfile::tempdir().unwrap();
-    let mut server = serve(dir.path(), aside.path());
-    let admin = client_of(aside.path(), None).await;
+    let mut server = serve(dir.path());
+    let admin = client_of(&server.kubeconfig, None).await;
     let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader"}});
     let sas = "/api/v1/namespaces/default/serviceaccounts";
     send(&admin, "POST", sas, "application/json", sa.clone()).await;
@@ -478,8 +428,8 @@ async fn a_service_account_token_survives_a_crash_and_dies_with_its_account() {
     // A token is no object: nothing lists it.
     assert_eq!(what_lists_show(&admin).await, objects_before);
 
-    let works_as_the_reader = |aside: std::path::PathBuf, token: String| async move {
-        let reader = client_of(&aside, Some(&token)).await;
+    let works_as_the_reader = |kubeconfig: std::path::PathBuf, token: String| async move {
+        let reader = client_of(&kubeconfig, Some(&token)).await;
         let (code, cm) = raw(&reader, &format!("{CMS}/cm")).await;
         assert_eq!((code, &cm["metadata"]["name"]), (200, &json!("cm")), "{cm}");
         let (code, status) = raw(&reader, "/api/v1/namespaces/default/secrets").await;
@@ -490,36 +440,33 @@ async fn a_service_account_token_survives_a_crash_and_dies_with_its_account() {
             "{message}"
         );
     };
-    works_as_the_reader(aside.path().to_path_buf(), token.clone()).await;
+    works_as_the_reader(server.kubeconfig.clone(), token.clone()).await;
 
     // Killed: the answered TokenRequest was durable.
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill_9();
     assert_eq!(
         files_containing(dir.path(), token.as_bytes()),
         Vec::<std::path::PathBuf>::new(),
         "the token is not on disk"
     );
-    let mut server = serve(dir.path(), aside.path());
-    works_as_the_reader(aside.path().to_path_buf(), token.clone()).await;
+    let mut server = serve(dir.path());
+    works_as_the_reader(server.kubeconfig.clone(), token.clone()).await;
 
     // A ServiceAccount of the same name is another account: the token is dead.
-    let admin = client_of(aside.path(), None).await;
+    let admin = client_of(&server.kubeconfig, None).await;
     let req = Request::delete(format!("{sas}/reader"))
         .body(vec![])
         .unwrap();
     admin.request_text(req).await.unwrap();
     send(&admin, "POST", sas, "application/json", sa).await;
-    let reader = client_of(aside.path(), Some(&token)).await;
+    let reader = client_of(&server.kubeconfig, Some(&token)).await;
     let (code, status) = raw(&reader, &format!("{CMS}/cm")).await;
     assert_eq!(code, 401, "{status}");
-    server.kill().unwrap();
-    server.wait().unwrap();
-    let mut server = serve(dir.path(), aside.path());
-    let reader = client_of(aside.path(), Some(&token)).await;
+    server.kill_9();
+    let mut server = serve(dir.path());
+    let reader = client_of(&server.kubeconfig, Some(&token)).await;
     assert_eq!(raw(&reader, &format!("{CMS}/cm")).await.0, 401);
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill_9();
     assert!(files_containing(dir.path(), token.as_bytes()).is_empty());
 }
 
@@ -548,10 +495,8 @@ async fn what_lists_show(client: &Client) -> Vec<(String, usize)> {
 #[tokio::test]
 async fn unreadable_rows_are_set_aside_and_the_server_starts() {
     let dir = tempfile::tempdir().unwrap();
-    let aside = tempfile::tempdir().unwrap();
-    let mut server = serve(dir.path(), aside.path());
-    server.kill().unwrap();
-    server.wait().unwrap();
+    let mut server = serve(dir.path());
+    server.kill_9();
     let db = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
     let row = |name: &str, body: &[u8]| {
         db.execute(
@@ -572,8 +517,8 @@ async fn unreadable_rows_are_set_aside_and_the_server_starts() {
     );
     drop(db);
 
-    let mut server = serve(dir.path(), aside.path());
-    let stderr = std::fs::read_to_string(aside.path().join("stderr")).unwrap();
+    let mut server = serve(dir.path());
+    let stderr = server.stderr();
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("set aside")).collect();
     assert_eq!(warnings.len(), 2, "{stderr}");
     assert!(
@@ -587,7 +532,7 @@ async fn unreadable_rows_are_set_aside_and_the_server_starts() {
             && warnings[1].contains("\"default\"/\"other\""),
         "{stderr}"
     );
-    let admin = client_of(aside.path(), None).await;
+    let admin = client_of(&server.kubeconfig, None).await;
     let ready = admin
         .request_text(Request::get("/readyz").body(vec![]).unwrap())
         .await
@@ -609,8 +554,7 @@ async fn unreadable_rows_are_set_aside_and_the_server_starts() {
     )
     .await;
     assert_eq!(made["data"]["new"], "yes", "{made}");
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill_9();
 
     let db = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
     let mut stmt = db
@@ -630,15 +574,13 @@ async fn unreadable_rows_are_set_aside_and_the_server_starts() {
     drop(stmt);
     drop(db);
     // The next start finds nothing more to set aside, and the new object.
-    std::fs::write(aside.path().join("stderr"), "").unwrap();
-    let mut server = serve(dir.path(), aside.path());
-    let stderr = std::fs::read_to_string(aside.path().join("stderr")).unwrap();
+    let mut server = serve(dir.path());
+    let stderr = server.stderr();
     assert!(!stderr.contains("set aside"), "{stderr}");
-    let admin = client_of(aside.path(), None).await;
+    let admin = client_of(&server.kubeconfig, None).await;
     assert_eq!(
         get(&admin, &format!("{CMS}/broken")).await["data"]["new"],
         "yes"
     );
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill_9();
 }

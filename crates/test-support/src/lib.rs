@@ -1,6 +1,6 @@
 //! Helpers shared by the workspace's end-to-end tests: finding kubectl (with the CI rule), building
 //! another package's binary, and running the `virt-playground` binary on a random port with its
-//! own kubeconfig.
+//! own kubeconfig; the seeds of randomized tests.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -261,4 +261,16 @@ fn build_guest_image() -> Result<PathBuf, String> {
             path
         ))
     }
+}
+
+/// The seed of a randomized test: `$var` replays a run, else one from the clock.
+pub fn seed_from_env(var: &str) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        })
 }

@@ -176,19 +176,6 @@ fn vm_name(i: usize) -> String {
     format!("vm-{i:02}")
 }
 
-/// `CRASH_LOOP_SEED`, or one from the clock.
-fn seed() -> u64 {
-    std::env::var("CRASH_LOOP_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
-}
-
 /// How long the crash loop runs: `CRASH_LOOP_SECS`, default two minutes.
 fn chaos_duration() -> Duration {
     let secs = std::env::var("CRASH_LOOP_SECS")
@@ -460,7 +447,7 @@ async fn convergence(client: &kube::Client) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_in_a_crash_loop_never_gives_a_vm_two_launcher_pods() {
-    let seed = seed();
+    let seed = test_support::seed_from_env("CRASH_LOOP_SEED");
     let chaos = chaos_duration();
     eprintln!(
         "seed {seed} (CRASH_LOOP_SEED={seed} replays it); {} s of crashes (CRASH_LOOP_SECS)",

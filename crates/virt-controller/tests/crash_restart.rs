@@ -116,21 +116,6 @@ fn record(client: &kube::Client, history: Arc<Mutex<History>>) {
     });
 }
 
-/// A seed from the clock, or from CRASH_TEST_SEED to replay a run.
-fn seed() -> u64 {
-    if let Some(s) = std::env::var("CRASH_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        return s;
-    }
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-        .into()
-}
-
 /// The VMs, VMIs and launcher Pods in `default`.
 struct Snapshot {
     vms: Vec<VirtualMachine>,
@@ -229,7 +214,7 @@ async fn wait_ready(c: &ha_support::Controller) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_controller_killed_mid_flight_converges_without_a_second_vmi() {
-    let seed = seed();
+    let seed = test_support::seed_from_env("CRASH_TEST_SEED");
     // Kill the first controller once this many VMIs exist (1..=8), and the second this long
     // after it leads (50..=300 ms).
     let first_kill_at = 1 + (seed % 8) as usize;

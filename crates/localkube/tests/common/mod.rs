@@ -134,13 +134,18 @@ impl Localkube {
 
     /// Sends SIGTERM and returns the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        self.child.wait().expect("wait")
+        sigterm(&mut self.child)
     }
+}
+
+/// A plain stop (SIGTERM) of `child`, and its exit status.
+fn sigterm(child: &mut Child) -> ExitStatus {
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    child.wait().expect("wait")
 }
 
 impl Drop for Localkube {
@@ -158,6 +163,8 @@ pub struct DataDirServer {
     child: Child,
     pub kubeconfig: PathBuf,
     pub url: String,
+    /// Holds the server's stderr (outside the data directory), written as it logs.
+    logs: tempfile::TempDir,
 }
 
 /// A server that exited instead of becoming ready: its exit code and its stderr.
@@ -169,10 +176,13 @@ pub struct StartFailure {
 
 impl DataDirServer {
     /// Starts `localkube --listen 127.0.0.1:0 --data-dir DIR --kubeconfig-out DIR/kubeconfig
-    /// EXTRA...` and waits for its ready line. Its stderr goes on to the test's stderr once it
-    /// is ready; until then it is kept, to be returned if the server exits.
+    /// EXTRA...` and waits for its ready line. Its stderr goes to a file (a file cannot fill
+    /// up and stop a chatty server the way a pipe can), read by [`DataDirServer::stderr`], and
+    /// returned if the server exits instead.
     pub fn start(dir: &Path, extra: &[&str]) -> Result<Self, StartFailure> {
         let kubeconfig = dir.join("kubeconfig");
+        let logs = tempfile::tempdir().expect("temp dir");
+        let log = std::fs::File::create(logs.path().join("stderr")).expect("stderr file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_localkube"))
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
@@ -180,29 +190,36 @@ impl DataDirServer {
             .arg(&kubeconfig)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(log)
             .spawn()
             .expect("spawn localkube");
         let mut line = String::new();
         let stdout = child.stdout.take().expect("stdout");
         // A read error is a server that went away: its exit status says more.
         let _ = BufReader::new(stdout).read_line(&mut line);
-        let Some(url) = line.strip_prefix("localkube ready at ") else {
-            let out = child.wait_with_output().expect("wait for localkube");
-            return Err(StartFailure {
-                code: out.status.code(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            });
-        };
-        let url = url.split(' ').next().unwrap_or_default().to_string();
-        // A server that logs into a full pipe would stop.
-        let mut stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::stderr()));
-        Ok(DataDirServer {
+        let server = |url: String| DataDirServer {
             child,
             kubeconfig,
             url,
-        })
+            logs,
+        };
+        let Some(url) = line.strip_prefix("localkube ready at ") else {
+            let mut failed = server(String::new());
+            let status = failed.child.wait().expect("wait for localkube");
+            return Err(StartFailure {
+                code: status.code(),
+                stderr: failed.stderr(),
+            });
+        };
+        Ok(server(
+            url.split(' ').next().unwrap_or_default().to_string(),
+        ))
+    }
+
+    /// What the server has written to stderr so far (everything it logged before its ready
+    /// line, at least).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.logs.path().join("stderr")).unwrap_or_default()
     }
 
     /// A kube-rs client from the server's kubeconfig.
@@ -226,12 +243,7 @@ impl DataDirServer {
 
     /// SIGTERM (a plain stop) and the exit status.
     pub fn terminate(&mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        self.child.wait().expect("wait")
+        sigterm(&mut self.child)
     }
 }
 
