@@ -157,3 +157,79 @@ async fn a_stop_that_loses_its_race_after_dropping_the_starts_is_decided_again()
         ("Halted".into(), json!([{"action": "Stop", "uid": uid}]))
     );
 }
+
+/// A VM with runStrategy Manual, a status as the controller leaves it, and a Running VMI.
+async fn running_manual_vm(c: &Cluster) {
+    c.create_vm(NS, VM, "Manual", json!({})).await;
+    let status = json!({"status": {"printableStatus": "Running", "created": true}});
+    c.vms(NS)
+        .patch_status(VM, &Default::default(), &kube::api::Patch::Merge(&status))
+        .await
+        .unwrap();
+    c.create_vmi(NS, VM, "Running", json!({})).await;
+}
+
+/// Sets the VM's queue as the controller leaves it (`null` empties it).
+async fn set_queue(c: &Cluster, queue: Value) {
+    let status = json!({"status": {"stateChangeRequests": queue}});
+    c.vms(NS)
+        .patch_status(VM, &Default::default(), &kube::api::Patch::Merge(&status))
+        .await
+        .unwrap();
+}
+
+/// What the controller does for a Manual restart: the VMI deleted, the Stop popped, a new VMI,
+/// the Start popped. Returns the new VMI's uid.
+async fn carry_out_restart(c: &Cluster) -> String {
+    c.vmis(NS).delete(VM, &Default::default()).await.unwrap();
+    set_queue(c, json!([{"action": "Start"}])).await;
+    let new = c.create_vmi(NS, VM, "Running", json!({})).await;
+    set_queue(c, Value::Null).await;
+    new.metadata.uid.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_stop_decided_before_a_restart_replaced_the_vmi_stops_the_new_one() {
+    let c = Cluster::plain().await;
+    running_manual_vm(&c).await;
+    let (vm, vmi) = execute::fetch(&c.client, NS, VM).await.unwrap();
+    let stop_plan = intent::stop(&vm, vmi.as_ref(), &StopOptions::default()).unwrap();
+
+    lifecycle(&c, restart())
+        .await
+        .expect("the restart lands first");
+    let new = carry_out_restart(&c).await;
+    // The queue is empty again, as the stop read it: its Stop of the old VMI would be popped
+    // by the controller (that VMI is gone) and the new one would run on.
+    let lost = execute::execute(&c.client, NS, VM, &stop_plan)
+        .await
+        .expect_err("the stop's plan rests on the VMI the restart replaced");
+    assert_eq!(lost.code, 409, "{lost:?}");
+    lifecycle(&c, stop())
+        .await
+        .expect("decided again, the stop lands");
+    assert_eq!(
+        strategy_and_queue(&c).await,
+        ("Manual".into(), json!([{"action": "Stop", "uid": new}]))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_restart_decided_before_a_stop_landed_is_refused_instead_of_starting_the_vm() {
+    let c = Cluster::plain().await;
+    running_manual_vm(&c).await;
+    let (vm, vmi) = execute::fetch(&c.client, NS, VM).await.unwrap();
+    let restart_plan = intent::restart(&vm, vmi.as_ref(), &RestartOptions::default()).unwrap();
+
+    lifecycle(&c, stop()).await.expect("the stop lands first");
+    // The controller carries it out: the VMI deleted, the Stop popped.
+    c.vmis(NS).delete(VM, &Default::default()).await.unwrap();
+    set_queue(&c, Value::Null).await;
+    let lost = execute::execute(&c.client, NS, VM, &restart_plan)
+        .await
+        .expect_err("the restart's plan rests on the VMI the stop removed");
+    assert_eq!(lost.code, 409, "{lost:?}");
+    let refused = lifecycle(&c, restart()).await.unwrap_err();
+    assert_eq!(refused.message, conflict("VM is not running: Halted"));
+    assert_eq!(strategy_and_queue(&c).await, ("Manual".into(), Value::Null));
+}

@@ -260,7 +260,7 @@ pub fn start(
                 Some(done) => vec![StateChangeRequest::stop(vmi_uid(done)), request],
                 None => vec![request],
             };
-            plan.push(PatchTarget::VmStatus, state_change_patch(vm, &changes)?);
+            plan.push(PatchTarget::VmStatus, queued_patch(vm, strategy, &changes)?);
         }
         RunStrategy::Always | RunStrategy::Once => {
             return Err(IntentError::conflict(
@@ -346,7 +346,7 @@ pub fn stop(
                 return Err(IntentError::conflict(name, VM_NOT_RUNNING));
             };
             let stop = StateChangeRequest::stop(vmi_uid(v));
-            plan.push(PatchTarget::VmStatus, state_change_patch(vm, &[stop])?);
+            plan.push(PatchTarget::VmStatus, queued_patch(vm, strategy, &[stop])?);
         }
         RunStrategy::Always | RunStrategy::Once => {
             // The queue as the drop above leaves it: a restart that lands in between must not
@@ -405,7 +405,7 @@ pub fn restart(
 
     let mut plan = Plan::new(dry_run);
     let changes = [StateChangeRequest::stop(uid), StateChangeRequest::start()];
-    plan.push(PatchTarget::VmStatus, state_change_patch(vm, &changes)?);
+    plan.push(PatchTarget::VmStatus, queued_patch(vm, strategy, &changes)?);
     if opts.grace_period_seconds == Some(0) {
         plan.delete_pods = Some(launcher_pod_deletion(uid));
     }
@@ -449,6 +449,30 @@ fn guarded(vm: &VirtualMachine, ops: Value) -> Value {
         all.extend(ops);
     }
     Value::Array(all)
+}
+
+/// The JSON Patch that queues `changes` on a VM of `strategy`: [`state_change_patch`], which on
+/// Manual and RerunOnFailure also tests the VM's `metadata.resourceVersion` as read, right
+/// after the generation (Part A §22). There the VMI is started and stopped only through the
+/// queue, and the plan names the VMI it read (`Stop{uid}`) or rests on there being none; that
+/// VMI is replaced or gone only through writes to the VM (a request queued, the controller's
+/// pops), which move its version on, whereas the queue comes back to the value read once a
+/// restart or stop in between is carried out. A stop that tested only the queue then landed
+/// its `Stop` of the replaced VMI, which the controller pops, and the new one ran on; a
+/// restart landed on a VM a stop had just stopped, and started it again.
+fn queued_patch(
+    vm: &VirtualMachine,
+    strategy: RunStrategy,
+    changes: &[StateChangeRequest],
+) -> Result<Value, IntentError> {
+    let mut patch = state_change_patch(vm, changes)?;
+    let pinned = matches!(strategy, RunStrategy::Manual | RunStrategy::RerunOnFailure);
+    if pinned && let Value::Array(ops) = &mut patch {
+        let version = vm.metadata.resource_version.as_deref();
+        let test = json!({"op": "test", "path": "/metadata/resourceVersion", "value": version});
+        ops.insert(1, test);
+    }
+    Ok(patch)
 }
 
 /// The JSON Patch on the VM status that queues `changes` (Part B §2.2), after the

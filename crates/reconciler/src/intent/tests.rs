@@ -11,6 +11,9 @@ const VM: &str = "vm1";
 const UID: &str = "6f1c9a52-0d1e-4b7a-9c55-2b1f3e8d7a10";
 /// The VM's `metadata.generation`, which every write to it tests (Part A §22).
 const GENERATION: i64 = 4;
+/// The VM's `metadata.resourceVersion`, which the queue writes of Manual and RerunOnFailure
+/// test (Part A §22).
+const VERSION: &str = "117";
 
 /// A VM with the given `spec.runStrategy` and a non-empty status with an empty queue, the
 /// usual shape of a VM the controller has seen.
@@ -28,6 +31,7 @@ fn vm_with(running: Option<bool>, strategy: Option<&str>) -> VirtualMachine {
         },
     );
     vm.metadata.generation = Some(GENERATION);
+    vm.metadata.resource_version = Some(VERSION.into());
     vm.status = Some(VirtualMachineStatus {
         printable_status: Some("Stopped".into()),
         ..Default::default()
@@ -123,6 +127,19 @@ fn start_paused_req() -> Value {
 /// The `test` of the generation as read, first in every write to the VM.
 fn generation() -> Value {
     json!({"op": "test", "path": "/metadata/generation", "value": GENERATION})
+}
+
+/// The `test` of the VM's version as read, after the generation's, in the queue writes of
+/// Manual and RerunOnFailure: there the queue can come back to the value read while the VMI the
+/// plan rests on was replaced or removed.
+fn version() -> Value {
+    json!({"op": "test", "path": "/metadata/resourceVersion", "value": VERSION})
+}
+
+/// `step` (a status patch that starts with the generation's test) with the [`version`] test.
+fn pinned((target, mut patch): (PatchTarget, Value)) -> (PatchTarget, Value) {
+    patch.as_array_mut().unwrap().insert(1, version());
+    (target, patch)
 }
 
 /// The status patch on a VM with a non-empty status and an empty queue.
@@ -284,27 +301,27 @@ matrix! {
     start_halted_vmi_unset: Start "Halted" UNSET =>
         steps(vec![spec_strategy("Halted", "Always")]);
     // start × Manual
-    start_manual_vmi_absent: Start "Manual" ABSENT => steps(vec![queue(vec![start_req()])]);
+    start_manual_vmi_absent: Start "Manual" ABSENT => steps(vec![pinned(queue(vec![start_req()]))]);
     start_manual_vmi_running: Start "Manual" RUNNING => conflict("VM is already running");
     start_manual_vmi_succeeded: Start "Manual" SUCCEEDED =>
-        steps(vec![queue(vec![stop_req(), start_req()])]);
+        steps(vec![pinned(queue(vec![stop_req(), start_req()]))]);
     start_manual_vmi_failed: Start "Manual" FAILED =>
-        steps(vec![queue(vec![stop_req(), start_req()])]);
-    start_manual_vmi_unknown: Start "Manual" UNKNOWN => steps(vec![queue(vec![start_req()])]);
-    start_manual_vmi_unset: Start "Manual" UNSET => steps(vec![queue(vec![start_req()])]);
+        steps(vec![pinned(queue(vec![stop_req(), start_req()]))]);
+    start_manual_vmi_unknown: Start "Manual" UNKNOWN => steps(vec![pinned(queue(vec![start_req()]))]);
+    start_manual_vmi_unset: Start "Manual" UNSET => steps(vec![pinned(queue(vec![start_req()]))]);
     // start × RerunOnFailure
     start_rerunonfailure_vmi_absent: Start "RerunOnFailure" ABSENT =>
-        steps(vec![queue(vec![start_req()])]);
+        steps(vec![pinned(queue(vec![start_req()]))]);
     start_rerunonfailure_vmi_running: Start "RerunOnFailure" RUNNING =>
         conflict("VM is already running");
     start_rerunonfailure_vmi_succeeded: Start "RerunOnFailure" SUCCEEDED =>
-        steps(vec![queue(vec![stop_req(), start_req()])]);
+        steps(vec![pinned(queue(vec![stop_req(), start_req()]))]);
     start_rerunonfailure_vmi_failed: Start "RerunOnFailure" FAILED =>
         conflict("RerunOnFailure does not support starting VM from failed state");
     start_rerunonfailure_vmi_unknown: Start "RerunOnFailure" UNKNOWN =>
-        steps(vec![queue(vec![start_req()])]);
+        steps(vec![pinned(queue(vec![start_req()]))]);
     start_rerunonfailure_vmi_unset: Start "RerunOnFailure" UNSET =>
-        steps(vec![queue(vec![start_req()])]);
+        steps(vec![pinned(queue(vec![start_req()]))]);
     // start × Once
     start_once_vmi_absent: Start "Once" ABSENT =>
         conflict("Once does not support manual start requests");
@@ -340,22 +357,22 @@ matrix! {
         conflict("Halted only supports manual stop requests with a shorter graceperiod");
     // stop × Manual
     stop_manual_vmi_absent: Stop "Manual" ABSENT => conflict("VM is not running");
-    stop_manual_vmi_running: Stop "Manual" RUNNING => steps(vec![queue(vec![stop_req()])]);
+    stop_manual_vmi_running: Stop "Manual" RUNNING => steps(vec![pinned(queue(vec![stop_req()]))]);
     stop_manual_vmi_succeeded: Stop "Manual" SUCCEEDED => conflict("VM is not running");
     stop_manual_vmi_failed: Stop "Manual" FAILED => conflict("VM is not running");
-    stop_manual_vmi_unknown: Stop "Manual" UNKNOWN => steps(vec![queue(vec![stop_req()])]);
-    stop_manual_vmi_unset: Stop "Manual" UNSET => steps(vec![queue(vec![stop_req()])]);
+    stop_manual_vmi_unknown: Stop "Manual" UNKNOWN => steps(vec![pinned(queue(vec![stop_req()]))]);
+    stop_manual_vmi_unset: Stop "Manual" UNSET => steps(vec![pinned(queue(vec![stop_req()]))]);
     // stop × RerunOnFailure
     stop_rerunonfailure_vmi_absent: Stop "RerunOnFailure" ABSENT => conflict("VM is not running");
     stop_rerunonfailure_vmi_running: Stop "RerunOnFailure" RUNNING =>
-        steps(vec![queue(vec![stop_req()])]);
+        steps(vec![pinned(queue(vec![stop_req()]))]);
     stop_rerunonfailure_vmi_succeeded: Stop "RerunOnFailure" SUCCEEDED =>
         conflict("VM is not running");
     stop_rerunonfailure_vmi_failed: Stop "RerunOnFailure" FAILED => conflict("VM is not running");
     stop_rerunonfailure_vmi_unknown: Stop "RerunOnFailure" UNKNOWN =>
-        steps(vec![queue(vec![stop_req()])]);
+        steps(vec![pinned(queue(vec![stop_req()]))]);
     stop_rerunonfailure_vmi_unset: Stop "RerunOnFailure" UNSET =>
-        steps(vec![queue(vec![stop_req()])]);
+        steps(vec![pinned(queue(vec![stop_req()]))]);
     // stop × Once
     stop_once_vmi_absent: Stop "Once" ABSENT => steps(vec![spec_strategy("Once", "Halted")]);
     stop_once_vmi_running: Stop "Once" RUNNING => steps(vec![spec_strategy("Once", "Halted")]);
@@ -392,28 +409,28 @@ matrix! {
     // restart × Manual
     restart_manual_vmi_absent: Restart "Manual" ABSENT => conflict("VM is not running: Halted");
     restart_manual_vmi_running: Restart "Manual" RUNNING =>
-        steps(vec![queue(vec![stop_req(), start_req()])]);
+        steps(vec![pinned(queue(vec![stop_req(), start_req()]))]);
     restart_manual_vmi_succeeded: Restart "Manual" SUCCEEDED =>
-        steps(vec![queue(vec![stop_req(), start_req()])]);
+        steps(vec![pinned(queue(vec![stop_req(), start_req()]))]);
     restart_manual_vmi_failed: Restart "Manual" FAILED =>
-        steps(vec![queue(vec![stop_req(), start_req()])]);
+        steps(vec![pinned(queue(vec![stop_req(), start_req()]))]);
     restart_manual_vmi_unknown: Restart "Manual" UNKNOWN =>
-        steps(vec![queue(vec![stop_req(), start_req()])]);
+        steps(vec![pinned(queue(vec![stop_req(), start_req()]))]);
     restart_manual_vmi_unset: Restart "Manual" UNSET =>
-        steps(vec![queue(vec![stop_req(), start_req()])]);
+        steps(vec![pinned(queue(vec![stop_req(), start_req()]))]);
     // restart × RerunOnFailure
     restart_rerunonfailure_vmi_absent: Restart "RerunOnFailure" ABSENT =>
         conflict("VM is not running: Halted");
     restart_rerunonfailure_vmi_running: Restart "RerunOnFailure" RUNNING =>
-        steps(vec![queue(vec![stop_req(), start_req()])]);
+        steps(vec![pinned(queue(vec![stop_req(), start_req()]))]);
     restart_rerunonfailure_vmi_succeeded: Restart "RerunOnFailure" SUCCEEDED =>
-        steps(vec![queue(vec![stop_req(), start_req()])]);
+        steps(vec![pinned(queue(vec![stop_req(), start_req()]))]);
     restart_rerunonfailure_vmi_failed: Restart "RerunOnFailure" FAILED =>
-        steps(vec![queue(vec![stop_req(), start_req()])]);
+        steps(vec![pinned(queue(vec![stop_req(), start_req()]))]);
     restart_rerunonfailure_vmi_unknown: Restart "RerunOnFailure" UNKNOWN =>
-        steps(vec![queue(vec![stop_req(), start_req()])]);
+        steps(vec![pinned(queue(vec![stop_req(), start_req()]))]);
     restart_rerunonfailure_vmi_unset: Restart "RerunOnFailure" UNSET =>
-        steps(vec![queue(vec![stop_req(), start_req()])]);
+        steps(vec![pinned(queue(vec![stop_req(), start_req()]))]);
     // restart × Once
     restart_once_vmi_absent: Restart "Once" ABSENT =>
         conflict("RunStategy Once does not support manual restart requests");
@@ -500,21 +517,21 @@ fn start_paused_manual_vmi_absent_queues_paused_start() {
     check(
         "start --paused × Manual × no VMI",
         got,
-        steps(vec![queue(vec![start_paused_req()])]),
+        steps(vec![pinned(queue(vec![start_paused_req()]))]),
     );
 }
 
 #[test]
 fn start_paused_manual_vmi_succeeded_queues_stop_then_paused_start() {
     let got = start(&vm("Manual"), Some(&vmi("Succeeded")), &paused());
-    let want = steps(vec![queue(vec![stop_req(), start_paused_req()])]);
+    let want = steps(vec![pinned(queue(vec![stop_req(), start_paused_req()]))]);
     check("start --paused × Manual × VMI Succeeded", got, want);
 }
 
 #[test]
 fn start_paused_rerunonfailure_vmi_absent_queues_paused_start() {
     let got = start(&vm("RerunOnFailure"), None, &paused());
-    let want = steps(vec![queue(vec![start_paused_req()])]);
+    let want = steps(vec![pinned(queue(vec![start_paused_req()]))]);
     check("start --paused × RerunOnFailure × no VMI", got, want);
 }
 
@@ -574,7 +591,10 @@ fn stop_grace_manual_vmi_running_patches_vmi_first_then_queues_stop() {
         Some(&vmi_with("Running", Some(30))),
         &grace(5),
     );
-    let want = steps(vec![vmi_grace(json!(30), 5), queue(vec![stop_req()])]);
+    let want = steps(vec![
+        vmi_grace(json!(30), 5),
+        pinned(queue(vec![stop_req()])),
+    ]);
     check(
         "stop --grace-period 5 × Manual × VMI Running (grace 30)",
         got,
@@ -589,7 +609,10 @@ fn stop_grace_rerunonfailure_vmi_running_longer_grace_is_fine() {
         Some(&vmi_with("Running", Some(30))),
         &grace(60),
     );
-    let want = steps(vec![vmi_grace(json!(30), 60), queue(vec![stop_req()])]);
+    let want = steps(vec![
+        vmi_grace(json!(30), 60),
+        pinned(queue(vec![stop_req()])),
+    ]);
     check(
         "stop --grace-period 60 × RerunOnFailure × VMI Running (grace 30)",
         got,
@@ -797,6 +820,7 @@ fn stop_with_pending_requests_replaces_them_after_testing_them() {
         PatchTarget::VmStatus,
         json!([
             generation(),
+            version(),
             {"op": "test", "path": "/status/stateChangeRequests", "value": [
                 {"action": "Stop", "uid": "old"},
                 {"action": "Start", "data": {"paused": "true"}},
@@ -956,7 +980,7 @@ fn entirely_empty_status_is_added_whole() {
     let want_value = |requests: Value| {
         steps(vec![(
             PatchTarget::VmStatus,
-            json!([generation(), {"op": "add", "path": "/status", "value": {"stateChangeRequests": requests}}]),
+            json!([generation(), version(), {"op": "add", "path": "/status", "value": {"stateChangeRequests": requests}}]),
         )])
     };
     for empty in [None, Some(VirtualMachineStatus::default())] {
@@ -1005,14 +1029,14 @@ fn start_failure_is_removed_by_every_status_request() {
     check(
         "start × Manual × startFailure",
         got,
-        steps(vec![queue_and_reset(vec![start_req()])]),
+        steps(vec![pinned(queue_and_reset(vec![start_req()]))]),
     );
 
     let got = stop(&vm, Some(&vmi("Running")), &StopOptions::default());
     check(
         "stop × Manual × startFailure",
         got,
-        steps(vec![queue_and_reset(vec![stop_req()])]),
+        steps(vec![pinned(queue_and_reset(vec![stop_req()]))]),
     );
 
     let vm = with_start_failure(self::vm("Always"));
@@ -1029,6 +1053,7 @@ fn start_failure_removed_after_replacing_pending_requests() {
         PatchTarget::VmStatus,
         json!([
             generation(),
+            version(),
             {"op": "test", "path": "/status/stateChangeRequests", "value": [start_req()]},
             {"op": "replace", "path": "/status/stateChangeRequests", "value": [stop_req()]},
             remove_start_failure(),
@@ -1232,7 +1257,7 @@ fn start_not_blocked_by_false_manual_recovery_or_volumes_change() {
     check(
         "start × Manual × MRR=False, VolumesChange=True",
         got,
-        steps(vec![queue(vec![start_req()])]),
+        steps(vec![pinned(queue(vec![start_req()]))]),
     );
 }
 
@@ -1271,7 +1296,7 @@ fn restart_not_blocked_by_manual_recovery_or_false_volumes_change() {
     let vm = with_condition(vm("Manual"), "ManualRecoveryRequired", "True");
     let vm = with_condition(vm, "VolumesChange", "False");
     let got = restart(&vm, Some(&vmi("Running")), &RestartOptions::default());
-    let want = steps(vec![queue(vec![stop_req(), start_req()])]);
+    let want = steps(vec![pinned(queue(vec![stop_req(), start_req()]))]);
     check(
         "restart × Manual × MRR=True, VolumesChange=False",
         got,
@@ -1313,12 +1338,11 @@ fn force_restart_queues_stop_start_then_deletes_launcher_pods() {
             Some(&vmi_with("Running", Some(30))),
             &restart_grace(0),
         );
-        let plan = check(
-            &cell,
-            got,
-            steps(vec![queue(vec![stop_req(), start_req()])]),
-        )
-        .expect("a plan");
+        let mut want = queue(vec![stop_req(), start_req()]);
+        if strategy != "Always" {
+            want = pinned(want);
+        }
+        let plan = check(&cell, got, steps(vec![want])).expect("a plan");
         assert_eq!(
             plan.delete_pods,
             Some(PodDeletion {
@@ -1478,7 +1502,7 @@ fn dry_run_does_not_change_the_patches() {
     check(
         "start --dry-run × Manual × no VMI",
         got,
-        steps(vec![queue(vec![start_req()])]),
+        steps(vec![pinned(queue(vec![start_req()]))]),
     );
 }
 
@@ -1517,13 +1541,13 @@ fn state_change_requests_serialise_as_kubevirt_does() {
     assert_eq!(
         plan.steps[0].patch.to_string(),
         format!(
-            r#"[{{"op":"test","path":"/metadata/generation","value":4}},{{"op":"test","path":"/status/stateChangeRequests","value":null}},{{"op":"add","path":"/status/stateChangeRequests","value":[{{"action":"Stop","uid":"{UID}"}},{{"action":"Start","data":{{"paused":"true"}}}}]}}]"#
+            r#"[{{"op":"test","path":"/metadata/generation","value":4}},{{"op":"test","path":"/metadata/resourceVersion","value":"117"}},{{"op":"test","path":"/status/stateChangeRequests","value":null}},{{"op":"add","path":"/status/stateChangeRequests","value":[{{"action":"Stop","uid":"{UID}"}},{{"action":"Start","data":{{"paused":"true"}}}}]}}]"#
         )
     );
     let plan = start(&vm("Manual"), None, &StartOptions::default()).expect("a plan");
     assert_eq!(
         plan.steps[0].patch.to_string(),
-        r#"[{"op":"test","path":"/metadata/generation","value":4},{"op":"test","path":"/status/stateChangeRequests","value":null},{"op":"add","path":"/status/stateChangeRequests","value":[{"action":"Start"}]}]"#
+        r#"[{"op":"test","path":"/metadata/generation","value":4},{"op":"test","path":"/metadata/resourceVersion","value":"117"},{"op":"test","path":"/status/stateChangeRequests","value":null},{"op":"add","path":"/status/stateChangeRequests","value":[{"action":"Start"}]}]"#
     );
     let plan = stop(
         &vm("Always"),
@@ -1545,7 +1569,7 @@ fn state_change_requests_serialise_as_kubevirt_does() {
     assert_eq!(
         plan.steps[0].patch.to_string(),
         format!(
-            r#"[{{"op":"test","path":"/metadata/generation","value":4}},{{"op":"add","path":"/status","value":{{"stateChangeRequests":[{{"action":"Stop","uid":"{UID}"}},{{"action":"Start"}}]}}}}]"#
+            r#"[{{"op":"test","path":"/metadata/generation","value":4}},{{"op":"test","path":"/metadata/resourceVersion","value":"117"}},{{"op":"add","path":"/status","value":{{"stateChangeRequests":[{{"action":"Stop","uid":"{UID}"}},{{"action":"Start"}}]}}}}]"#
         )
     );
 }
@@ -1720,5 +1744,52 @@ fn only_a_stops_drop_of_queued_starts_may_be_decided_again_once_written() {
     for (cell, plan, redecidable) in cases {
         let plan = plan.unwrap_or_else(|e| panic!("{cell}: {e}"));
         assert_eq!(plan.redecidable_steps, redecidable, "{cell}");
+    }
+}
+
+// ---- a queue write rests on the VMI it read (Part A §22) --------------------------------
+
+/// Whether the plan's write to the VM status tests the VM's version.
+fn tests_version(plan: &Plan) -> bool {
+    plan.steps
+        .iter()
+        .filter(|s| s.target == PatchTarget::VmStatus)
+        .any(|s| s.patch.as_array().unwrap().contains(&version()))
+}
+
+#[test]
+fn queue_writes_test_the_version_read_where_only_the_queue_starts_and_stops_the_vmi() {
+    let table = [
+        // (command, strategy, VMI, tests the version)
+        (Cmd::Start, "Manual", ABSENT, true),
+        (Cmd::Start, "Manual", UNSET, true),
+        (Cmd::Start, "Manual", SUCCEEDED, true),
+        (Cmd::Stop, "Manual", RUNNING, true),
+        (Cmd::Restart, "Manual", RUNNING, true),
+        (Cmd::Restart, "Manual", FAILED, true),
+        (Cmd::Start, "RerunOnFailure", ABSENT, true),
+        (Cmd::Stop, "RerunOnFailure", RUNNING, true),
+        (Cmd::Restart, "RerunOnFailure", RUNNING, true),
+        // Always replaces its VMI by itself: a restart that names one already replaced
+        // coalesces with the restart that replaced it.
+        (Cmd::Restart, "Always", RUNNING, false),
+    ];
+    for (cmd, strategy, phase, want) in table {
+        let plan = run(cmd, strategy, phase).expect("a plan");
+        let cell = format!("{} × {strategy} × VMI {phase:?}", cmd_name(cmd));
+        assert_eq!(tests_version(&plan), want, "{cell}");
+    }
+    // Halted starts a VMI only by turning Always, which the generation's test covers.
+    let plan = start(&vm("Halted"), None, &paused()).expect("a plan");
+    assert!(!tests_version(&plan), "start --paused × Halted");
+    let plan = stop(&vm("Halted"), Some(&vmi("Running")), &grace(1)).expect("a plan");
+    assert!(!tests_version(&plan), "stop --grace-period 1 × Halted");
+}
+
+fn cmd_name(cmd: Cmd) -> &'static str {
+    match cmd {
+        Cmd::Start => "start",
+        Cmd::Stop => "stop",
+        Cmd::Restart => "restart",
     }
 }
