@@ -28,9 +28,17 @@ if ! ready; then
   echo "peer-bad-input: starting the peer ($start)"
   NO_KCM=1 PEER_DIR=$peer "$start"
   if [ -z "${KEEP_PEER:-}" ]; then
-    # Only the processes this run started: start.sh wrote their ids.
-    started=$(cat "$peer/pids")
-    trap 'kill $started 2>/dev/null || true' EXIT
+    # Only the processes this run started (start.sh wrote their ids), the last started first:
+    # a kube-apiserver whose etcd is gone takes a minute to stop.
+    started=$(tac "$peer/pids")
+    stop_peer() {
+      local p
+      for p in $started; do
+        kill "$p" 2>/dev/null || continue
+        for _ in $(seq 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+      done
+    }
+    trap stop_peer EXIT
   fi
 fi
 
