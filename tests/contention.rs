@@ -147,13 +147,14 @@ const LOST_RACE: &str = "lost the race more often than virt-api retries";
 /// carry almost every request through.
 const LOST_RACES_PER_MILLE: usize = 10;
 
+/// The API server's answer to a JSON patch whose `test` failed, inside KubeVirt's 409:
+/// localkube's 422 names the operation; kube-apiserver's says only this.
 fn lost_race(verb: &str, line: &str) -> bool {
-    let inner = format!(
-        "Operation cannot be fulfilled on virtualmachines.kubevirt.io \"{VM}\": the JSON patch test operation failed: "
-    );
+    let localkube = "the JSON patch test operation failed: ";
+    let kube_apiserver = "the server rejected our request due to an error in our request";
     line.strip_prefix(refusal_prefix(verb))
         .and_then(|rest| rest.strip_prefix(&conflict("")))
-        .is_some_and(|rest| rest.starts_with(&inner))
+        .is_some_and(|rest| rest.starts_with(localkube) || rest == kube_apiserver)
 }
 
 /// KubeVirt's refusals for `verb` on a VM of `strategy`: (reason, the line virtctl prints).
@@ -681,14 +682,26 @@ fn each_refusal_is_kubevirts_word_for_word() {
             ),
             None,
         ),
-        // A race lost more often than virt-api retries: KubeVirt's 409 with the server's word.
+        // A race lost more often than virt-api retries: KubeVirt's 409 with the server's word,
+        // localkube's or kube-apiserver's.
         (
             call(
                 "stop",
                 1,
                 "",
                 &format!(
-                    "error stopping VirtualMachine {conflict}Operation cannot be fulfilled on virtualmachines.kubevirt.io \"{VM}\": the JSON patch test operation failed: operation '/0' failed at path '/metadata/generation': value did not match\n"
+                    "error stopping VirtualMachine {conflict}the JSON patch test operation failed: operation '/0' failed at path '/metadata/generation': value did not match\n"
+                ),
+            ),
+            Some(LOST_RACE),
+        ),
+        (
+            call(
+                "restart",
+                1,
+                "",
+                &format!(
+                    "error restarting VirtualMachine: {conflict}the server rejected our request due to an error in our request\n"
                 ),
             ),
             Some(LOST_RACE),

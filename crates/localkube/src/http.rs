@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use tower::ServiceExt;
 
+use crate::api::options::{self, OptionsKind};
 use crate::api::{
     AdmissionHook, Core, DeleteOptions, FieldValidation, MAX_BODY, PatchType, Propagation,
     WriteOptions, parse_propagation,
@@ -134,20 +135,18 @@ impl Query {
         Err(ApiError::invalid("meta.k8s.io", "ListOptions", "", causes))
     }
 
-    fn dry_run(&self) -> ApiResult<bool> {
-        let mut dry = false;
-        for (k, v) in &self.0 {
-            if k == "dryRun" {
-                if v == "All" {
-                    dry = true;
-                } else if !v.is_empty() {
-                    return Err(ApiError::bad_request(format!(
-                        "unsupported dryRun value {v:?}, only \"All\" is supported"
-                    )));
-                }
-            }
-        }
-        Ok(dry)
+    /// Every value of a parameter given more than once (`dryRun=All&dryRun=All`).
+    fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// Whether `dryRun` asks for a dry run (its problem, for the options' 422, if any).
+    fn dry_run(&self) -> Result<bool, Cause> {
+        crate::api::options::dry_run(&self.all("dryRun"))
     }
 
     fn selectors(&self) -> ApiResult<(LabelSelector, FieldSelector)> {
@@ -472,9 +471,38 @@ fn decode_path(raw: &str) -> ApiResult<String> {
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// Go's plain-text answer for a path that nothing serves: kube-apiserver's for a group that is
+/// not built in (unknown, or a CRD's group without that version or resource), and any path
+/// outside `/api` and `/apis`. Built-in groups answer with a Status.
+fn page_not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "404 page not found\n",
+    )
+        .into_response()
+}
+
+/// `error`, or Go's plain 404 when it is a 404 for the path and `group` is not built in.
+fn not_found_in(core: &Core, group: &str, error: ApiError) -> ApiResult<Response> {
+    if error == ApiError::not_found_path() && !core.registry.is_builtin_group(group) {
+        return Ok(page_not_found());
+    }
+    Err(error)
+}
+
 async fn dispatch(state: &Arc<AppState>, req: Request) -> ApiResult<Response> {
     let core = &state.core;
-    let path = decode_path(req.uri().path())?;
+    // Go's HTTP server refuses a path with a bad escape before kube-apiserver sees it, with
+    // this plain text over HTTP/1.1 (over HTTP/2 it resets the stream).
+    let Ok(path) = decode_path(req.uri().path()) else {
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "400 Bad Request",
+        )
+            .into_response());
+    };
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
     let headers = req.headers().clone();
@@ -519,14 +547,16 @@ async fn dispatch(state: &Arc<AppState>, req: Request) -> ApiResult<Response> {
             return discovery_only(ok(&doc));
         }
         ["apis", group] => {
-            let doc = discovery::api_group_doc(&core.registry, group)
-                .ok_or_else(ApiError::not_found_path)?;
-            return discovery_only(ok(&doc));
+            return match discovery::api_group_doc(&core.registry, group) {
+                Some(doc) => discovery_only(ok(&doc)),
+                None => not_found_in(core, group, ApiError::not_found_path()),
+            };
         }
         ["apis", group, version] => {
-            let doc = discovery::api_resource_list(&core.registry, group, version)
-                .ok_or_else(ApiError::not_found_path)?;
-            return discovery_only(ok(&doc));
+            return match discovery::api_resource_list(&core.registry, group, version) {
+                Some(doc) => discovery_only(ok(&doc)),
+                None => not_found_in(core, group, ApiError::not_found_path()),
+            };
         }
         ["openapi", "v3"] => return discovery_only(ok(&openapi_index(core))),
         ["openapi", "v3", "api", "v1"] => {
@@ -540,10 +570,14 @@ async fn dispatch(state: &Arc<AppState>, req: Request) -> ApiResult<Response> {
             return resource_request(state, target, method, headers, q, req).await;
         }
         ["apis", group, version, rest @ ..] => {
-            let target = resolve_target(core, group, version, rest)?;
+            let target = match resolve_target(core, group, version, rest) {
+                Ok(t) => t,
+                Err(e) => return not_found_in(core, group, e),
+            };
             return resource_request(state, target, method, headers, q, req).await;
         }
-        _ => {}
+        ["api", ..] => {}
+        _ => return Ok(page_not_found()),
     }
     Err(ApiError::not_found_path())
 }
@@ -659,16 +693,38 @@ pub(crate) fn parse_document(bytes: &[u8], yaml: bool) -> ApiResult<Value> {
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(v) => Ok(v),
-        Err(e) if !yaml => Err(ApiError::bad_request(format!(
-            "the request body is not valid JSON: {e}"
-        ))),
+        Err(_) if !yaml => parse_json_as_go(bytes),
         Err(_) => {
             let text = std::str::from_utf8(bytes)
                 .map_err(|_| ApiError::bad_request("the request body is not valid UTF-8"))?;
-            serde_saphyr::from_str::<Value>(text)
-                .map_err(|e| ApiError::bad_request(yaml_error_message(&e)))
+            match serde_saphyr::from_str::<Value>(text) {
+                Ok(v) => Ok(v),
+                // As kube-apiserver's YAML decoder, the first document is the body.
+                Err(e) if is_multiple_documents(&e) => serde_saphyr::from_multiple::<Value>(text)
+                    .map(|docs| docs.into_iter().next().unwrap_or(Value::Null))
+                    .map_err(|e| ApiError::bad_request(yaml_error_message(&e))),
+                Err(e) => Err(ApiError::bad_request(yaml_error_message(&e))),
+            }
         }
     }
+}
+
+/// JSON that serde_json refuses but Go's encoding/json reads, read as Go does: invalid UTF-8
+/// and escaped lone surrogates (`"\ud800"`) become U+FFFD in strings. Anything else is the
+/// 400 it was.
+fn parse_json_as_go(bytes: &[u8]) -> ApiResult<Value> {
+    let text = String::from_utf8_lossy(bytes);
+    let text = crate::go_json::replace_lone_surrogates(&text);
+    serde_json::from_str::<Value>(&text)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+}
+
+fn is_multiple_documents(e: &serde_saphyr::Error) -> bool {
+    let mut inner = e;
+    while let serde_saphyr::Error::WithSnippet { error, .. } = inner {
+        inner = error;
+    }
+    matches!(inner, serde_saphyr::Error::MultipleDocuments { .. })
 }
 
 /// One sentence about what is wrong with a YAML body, without the parser's internals.
@@ -747,11 +803,34 @@ fn parse_object_body(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<Value> {
     }
 }
 
-fn write_options(headers: &HeaderMap, q: &Query) -> ApiResult<WriteOptions> {
+/// A write's options from the query, checked as kube-apiserver checks them (its 422 names
+/// `kind`, and `patch` the type of a patch, which has rules of its own).
+fn write_options(
+    headers: &HeaderMap,
+    q: &Query,
+    kind: OptionsKind,
+    patch: Option<PatchType>,
+) -> ApiResult<WriteOptions> {
+    let mut causes = match patch {
+        Some(t) => options::patch_rules(t, q.get("fieldManager"), q.get("force").is_some()),
+        None => Vec::new(),
+    };
+    let dry_run = q.dry_run().unwrap_or_else(|c| {
+        causes.push(c);
+        false
+    });
+    let field_validation =
+        options::field_validation(q.get("fieldValidation")).unwrap_or_else(|c| {
+            causes.push(c);
+            FieldValidation::default()
+        });
+    if !causes.is_empty() {
+        return Err(options::invalid(kind, causes));
+    }
     Ok(WriteOptions {
-        dry_run: q.dry_run()?,
+        dry_run,
         field_manager: q.get("fieldManager").map(str::to_string),
-        field_validation: FieldValidation::parse(q.get("fieldValidation").unwrap_or(""))?,
+        field_validation,
         force: q.bool("force"),
         user_agent: headers
             .get(header::USER_AGENT)
@@ -847,7 +926,7 @@ impl Admitting<'_> {
             subresource: subresource.to_string(),
             kind,
             namespace: self.ns.to_string(),
-            dry_run: self.q.dry_run().unwrap_or(false),
+            dry_run: self.q.dry_run().unwrap_or_default(),
             field_manager: self.q.get("fieldManager").map(str::to_string),
             field_validation: self.q.get("fieldValidation").map(str::to_string),
             delete_options,
@@ -997,7 +1076,7 @@ async fn serve_resource(
         if method != Method::POST {
             return Err(ApiError::method_not_allowed("bindings can only be created"));
         }
-        let mut opts = write_options(&headers, &q)?;
+        let mut opts = write_options(&headers, &q, OptionsKind::Create, None)?;
         let body = parse_object_body(&headers, &read_body(req).await?)?;
         opts.admission = admitting.hook("binding", Gvk::core_v1("Binding"), Value::Null);
         let (core, ns) = (core.clone(), ns.clone());
@@ -1141,7 +1220,7 @@ async fn serve_resource(
                     "create requires a namespace in the path for namespaced resources",
                 ));
             }
-            let mut opts = write_options(&headers, &q)?;
+            let mut opts = write_options(&headers, &q, OptionsKind::Create, None)?;
             let body = parse_object_body(&headers, &read_body(req).await?)?;
             opts.admission = admitting.of_objects("", Value::Null);
             let (core, rt2, ns) = (core.clone(), rt.clone(), ns.clone());
@@ -1192,7 +1271,7 @@ async fn serve_resource(
             Ok(json_response(StatusCode::OK, &out, &warnings))
         }
         (Some(name), Method::PUT) => {
-            let mut opts = write_options(&headers, &q)?;
+            let mut opts = write_options(&headers, &q, OptionsKind::Update, None)?;
             let body = parse_object_body(&headers, &read_body(req).await?)?;
             let sub = target.subresource.clone().unwrap_or_default();
             opts.admission = admitting.of_objects(&sub, Value::Null);
@@ -1212,7 +1291,7 @@ async fn serve_resource(
             let ct = content_type(&headers);
             let pt = PatchType::from_content_type(&ct)
                 .ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
-            let mut opts = write_options(&headers, &q)?;
+            let mut opts = write_options(&headers, &q, OptionsKind::Patch, Some(pt))?;
             let bytes = read_body(req).await?;
             // kube-apiserver reads an empty apply body as null (and refuses it as such).
             let patch = if pt == PatchType::Apply && bytes.iter().all(u8::is_ascii_whitespace) {
@@ -1341,7 +1420,9 @@ fn list_json<T>(
 
 fn delete_options(q: &Query, content_type: &str, body: &[u8]) -> ApiResult<DeleteOptions> {
     let mut opts = DeleteOptions {
-        dry_run: q.dry_run()?,
+        dry_run: q
+            .dry_run()
+            .map_err(|c| options::invalid(OptionsKind::Delete, vec![c]))?,
         ..Default::default()
     };
     if let Some(g) = q.int("gracePeriodSeconds")? {

@@ -30,6 +30,7 @@ pub mod faults;
 #[cfg(test)]
 mod fuzz;
 pub(crate) mod gc;
+pub(crate) mod go_json;
 pub(crate) mod http;
 pub(crate) mod jsonpath;
 pub(crate) mod kubeconfig;

@@ -283,61 +283,63 @@ impl BuiltinSchemas {
     }
 }
 
-fn decode_as<T: DeserializeOwned>(obj: &Value, kind: &str, version: &str) -> ApiResult<()> {
+fn decode_as<T: DeserializeOwned>(obj: &Value) -> Result<(), String> {
     serde_json::from_value::<T>(obj.clone())
         .map(|_| ())
-        .map_err(|e| {
-            ApiError::bad_request(format!(
-                "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}"
-            ))
-        })
+        .map_err(|e| e.to_string())
 }
 
 /// Checks that a built-in object decodes into its type (wrong JSON types are 400s, as in kube).
 pub fn check_builtin_types(group: &str, kind: &str, obj: &Value) -> ApiResult<()> {
-    match (group, kind) {
-        ("", "Namespace") => decode_as::<core::v1::Namespace>(obj, kind, "v1"),
-        ("", "Pod") => decode_as::<core::v1::Pod>(obj, kind, "v1"),
-        ("", "Service") => decode_as::<core::v1::Service>(obj, kind, "v1"),
-        ("", "Node") => decode_as::<core::v1::Node>(obj, kind, "v1"),
-        ("", "ConfigMap") => decode_as::<core::v1::ConfigMap>(obj, kind, "v1"),
-        ("", "Secret") => decode_as::<core::v1::Secret>(obj, kind, "v1"),
-        ("", "ServiceAccount") => decode_as::<core::v1::ServiceAccount>(obj, kind, "v1"),
-        ("", "Event") => decode_as::<core::v1::Event>(obj, kind, "v1"),
-        ("apps", "Deployment") => decode_as::<apps::v1::Deployment>(obj, kind, "v1"),
-        ("apps", "DaemonSet") => decode_as::<apps::v1::DaemonSet>(obj, kind, "v1"),
-        ("coordination.k8s.io", "Lease") => decode_as::<coordination::v1::Lease>(obj, kind, "v1"),
-        ("events.k8s.io", "Event") => decode_as::<events::v1::Event>(obj, kind, "v1"),
-        ("rbac.authorization.k8s.io", "Role") => decode_as::<rbac::v1::Role>(obj, kind, "v1"),
-        ("rbac.authorization.k8s.io", "ClusterRole") => {
-            decode_as::<rbac::v1::ClusterRole>(obj, kind, "v1")
-        }
-        ("rbac.authorization.k8s.io", "RoleBinding") => {
-            decode_as::<rbac::v1::RoleBinding>(obj, kind, "v1")
-        }
+    match builtin_type_error(group, kind, obj) {
+        None => Ok(()),
+        Some(e) => Err(ApiError::bad_request(format!(
+            "{kind} in version \"v1\" cannot be handled as a {kind}: {e}"
+        ))),
+    }
+}
+
+/// Why a built-in object does not decode into its type, if it does not (and the type is one
+/// whose fields are checked).
+pub fn builtin_type_error(group: &str, kind: &str, obj: &Value) -> Option<String> {
+    let decoded = match (group, kind) {
+        ("", "Namespace") => decode_as::<core::v1::Namespace>(obj),
+        ("", "Pod") => decode_as::<core::v1::Pod>(obj),
+        ("", "Service") => decode_as::<core::v1::Service>(obj),
+        ("", "Node") => decode_as::<core::v1::Node>(obj),
+        ("", "ConfigMap") => decode_as::<core::v1::ConfigMap>(obj),
+        ("", "Secret") => decode_as::<core::v1::Secret>(obj),
+        ("", "ServiceAccount") => decode_as::<core::v1::ServiceAccount>(obj),
+        ("", "Event") => decode_as::<core::v1::Event>(obj),
+        ("apps", "Deployment") => decode_as::<apps::v1::Deployment>(obj),
+        ("apps", "DaemonSet") => decode_as::<apps::v1::DaemonSet>(obj),
+        ("coordination.k8s.io", "Lease") => decode_as::<coordination::v1::Lease>(obj),
+        ("events.k8s.io", "Event") => decode_as::<events::v1::Event>(obj),
+        ("rbac.authorization.k8s.io", "Role") => decode_as::<rbac::v1::Role>(obj),
+        ("rbac.authorization.k8s.io", "ClusterRole") => decode_as::<rbac::v1::ClusterRole>(obj),
+        ("rbac.authorization.k8s.io", "RoleBinding") => decode_as::<rbac::v1::RoleBinding>(obj),
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
-            decode_as::<rbac::v1::ClusterRoleBinding>(obj, kind, "v1")
+            decode_as::<rbac::v1::ClusterRoleBinding>(obj)
         }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
-            decode_as::<apiext::CustomResourceDefinition>(obj, kind, "v1")
+            decode_as::<apiext::CustomResourceDefinition>(obj)
         }
-        ("apiregistration.k8s.io", "APIService") => {
-            decode_as::<apireg::APIService>(obj, kind, "v1")
-        }
+        ("apiregistration.k8s.io", "APIService") => decode_as::<apireg::APIService>(obj),
         ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
-            decode_as::<admissionregistration::v1::MutatingWebhookConfiguration>(obj, kind, "v1")
+            decode_as::<admissionregistration::v1::MutatingWebhookConfiguration>(obj)
         }
         ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
-            decode_as::<admissionregistration::v1::ValidatingWebhookConfiguration>(obj, kind, "v1")
+            decode_as::<admissionregistration::v1::ValidatingWebhookConfiguration>(obj)
         }
         ("authorization.k8s.io", "SubjectAccessReview") => {
-            decode_as::<authorization::v1::SubjectAccessReview>(obj, kind, "v1")
+            decode_as::<authorization::v1::SubjectAccessReview>(obj)
         }
         ("authorization.k8s.io", "SelfSubjectAccessReview") => {
-            decode_as::<authorization::v1::SelfSubjectAccessReview>(obj, kind, "v1")
+            decode_as::<authorization::v1::SelfSubjectAccessReview>(obj)
         }
         _ => Ok(()),
-    }
+    };
+    decoded.err()
 }
 
 /// The name kube gives a custom resource's schema: reversed group, version, kind.

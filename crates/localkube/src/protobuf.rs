@@ -4,7 +4,8 @@
 //! kubectl's typed commands (`kubectl create configmap|secret|deployment|...`) and anything
 //! else built on client-go's typed clientset send protobuf. A body is the magic `k8s\0`
 //! followed by a `runtime.Unknown` message: `typeMeta` (apiVersion, kind), `raw` (the object's
-//! own protobuf encoding), `contentEncoding` and `contentType`.
+//! own protobuf encoding), `contentEncoding` (ignored, as kube-apiserver ignores it) and
+//! `contentType`.
 //!
 //! The object is decoded with a table of the Kubernetes protobuf messages (`protobuf_schema.rs`,
 //! generated; see its header) that gives, per field, its number, wire kind and JSON name. The
@@ -63,12 +64,6 @@ fn decode_document(body: &[u8], depth: usize) -> Result<Value, String> {
     };
     let envelope = Envelope::parse(payload)
         .map_err(|e| format!("protobuf envelope (runtime.Unknown): {e}"))?;
-    if !envelope.content_encoding.is_empty() {
-        return Err(format!(
-            "unsupported protobuf content encoding {:?}",
-            envelope.content_encoding
-        ));
-    }
     if envelope.kind.is_empty() {
         return Err("the protobuf envelope has no kind".into());
     }
@@ -170,7 +165,6 @@ struct Envelope<'a> {
     api_version: String,
     kind: String,
     raw: &'a [u8],
-    content_encoding: String,
     content_type: String,
 }
 
@@ -180,7 +174,6 @@ impl<'a> Envelope<'a> {
             api_version: String::new(),
             kind: String::new(),
             raw: &[],
-            content_encoding: String::new(),
             content_type: String::new(),
         };
         for (tag, wire) in raw_fields(buf)? {
@@ -196,7 +189,7 @@ impl<'a> Envelope<'a> {
                     }
                 }
                 2 => env.raw = bytes,
-                3 => env.content_encoding = text(bytes),
+                // 3, contentEncoding, is ignored as kube-apiserver ignores it.
                 4 => env.content_type = text(bytes),
                 _ => {}
             }

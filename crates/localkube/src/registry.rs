@@ -433,6 +433,15 @@ impl Registry {
             .any(|t| t.group == group && t.version == version)
     }
 
+    /// Whether `group` is one of the server's own (not a CRD's): kube-apiserver answers a
+    /// path in it that nothing serves with a Status, and one elsewhere with plain text.
+    pub fn is_builtin_group(&self, group: &str) -> bool {
+        self.types
+            .read()
+            .iter()
+            .any(|t| t.group == group && !t.is_custom())
+    }
+
     /// The distinct groups in discovery order (built-ins first), with their versions.
     pub fn groups(&self) -> Vec<(String, Vec<String>)> {
         let mut out: Vec<(String, Vec<String>)> = Vec::new();

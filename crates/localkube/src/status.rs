@@ -63,7 +63,10 @@ impl ApiError {
         if !group.is_empty() {
             d.insert("group".into(), json!(group));
         }
-        d.insert("kind".into(), json!(kind_or_plural));
+        // Empty fields are left out, as Go's omitempty does.
+        if !kind_or_plural.is_empty() {
+            d.insert("kind".into(), json!(kind_or_plural));
+        }
         self.details = Some(Box::new(Value::Object(d)));
         self
     }
@@ -229,11 +232,15 @@ impl ApiError {
 
     /// kube-apiserver's generic 422, which says nothing of the cause.
     pub fn unprocessable() -> Self {
-        let mut e = Self::new(
-            422,
-            "Invalid",
+        Self::unprocessable_because(
             "the server rejected our request due to an error in our request",
-        );
+        )
+    }
+
+    /// A 422 of kube-apiserver's generic shape (no kind, name or causes: kubectl prints `The
+    /// request is invalid: <message>`), with a message that says what went wrong.
+    pub fn unprocessable_because(message: impl Into<String>) -> Self {
+        let mut e = Self::new(422, "Invalid", message);
         e.details = Some(Box::new(json!({})));
         e
     }

@@ -14,9 +14,10 @@ use crate::request::{LifecycleRequest, VmiRequest};
 use crate::types::{VirtualMachine, VirtualMachineInstance};
 
 /// Maps an API error from a plan's write to what virt-api answers:
-/// - a failed JSON-patch `test` is a 409 Conflict (localkube answers it with 409,
-///   kube-apiserver with 422 and no detail; the plans' patches are otherwise valid, so a 422
-///   means a failed test, or a field another writer removed in between: a lost race too);
+/// - a failed JSON-patch `test` is a 409 Conflict (kube-apiserver answers it with 422 and no
+///   detail, localkube with 422 and the operation; the plans' patches are otherwise valid, so a
+///   422 means a failed test, or a field another writer removed in between: a lost race too;
+///   a 409 is a write that lost on its resourceVersion);
 /// - any other refusal of the API server keeps its code and message (a 404 stays a 404);
 /// - a server error or a failed connection is a 500 with the server's message, as
 ///   `NewInternalError` words it.
@@ -389,21 +390,42 @@ mod tests {
     #[test]
     fn write_errors_map_as_virt_api_maps_them() {
         let table = [
-            // A failed `test`: localkube's 409, kube-apiserver's bare 422.
+            // A failed `test`: kube-apiserver's bare 422, localkube's 422 with the operation.
             (
-                api(409, "Conflict", "the test operation failed"),
+                api(
+                    422,
+                    "Invalid",
+                    "the server rejected our request due to an error in our request",
+                ),
                 (
                     409,
                     "Conflict",
-                    "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"vm1\": the test operation failed",
+                    "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"vm1\": the server rejected our request due to an error in our request",
                 ),
             ),
             (
-                api(422, "Invalid", "the server rejected our request"),
+                api(
+                    422,
+                    "Invalid",
+                    "the JSON patch test operation failed: operation '/0' failed at path '/metadata/generation': value did not match",
+                ),
                 (
                     409,
                     "Conflict",
-                    "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"vm1\": the server rejected our request",
+                    "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"vm1\": the JSON patch test operation failed: operation '/0' failed at path '/metadata/generation': value did not match",
+                ),
+            ),
+            // A write that lost on its resourceVersion.
+            (
+                api(
+                    409,
+                    "Conflict",
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                ),
+                (
+                    409,
+                    "Conflict",
+                    "Operation cannot be fulfilled on virtualmachine.kubevirt.io \"vm1\": the object has been modified; please apply your changes to the latest version and try again",
                 ),
             ),
             // Other refusals keep their code and the server's message.

@@ -6,6 +6,17 @@ use super::{Core, Operation, WriteOptions, now_rfc3339, store_err};
 use crate::status::{ApiError, ApiResult};
 use crate::store::StoreError;
 
+/// The Go JSON type of a value that Go cannot read into a struct (null it reads as empty).
+fn go_non_object(v: &Value) -> Option<&'static str> {
+    match v {
+        Value::Null | Value::Object(_) => None,
+        Value::Bool(_) => Some("bool"),
+        Value::Number(_) => Some("number"),
+        Value::String(_) => Some("string"),
+        Value::Array(_) => Some("array"),
+    }
+}
+
 impl Core {
     /// POST pods/{name}/binding: assigns an unscheduled pod to a node.
     pub fn bind(
@@ -19,6 +30,12 @@ impl Core {
             .registry
             .find("", "v1", "pods")
             .expect("pods are built in");
+        // Go decodes the body into a Binding first: a target that is no object does not.
+        if let Some(what) = binding.get("target").and_then(go_non_object) {
+            return Err(ApiError::bad_request(format!(
+                "Binding in version \"v1\" cannot be handled as a Binding: json: cannot unmarshal {what} into Go struct field Binding.target of type v1.ObjectReference"
+            )));
+        }
         // pods/binding is admitted as the creation of a Binding.
         let mut binding = binding.clone();
         opts.admission

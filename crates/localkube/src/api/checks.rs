@@ -22,23 +22,46 @@ fn non_string(v: &Value) -> Option<&'static str> {
     }
 }
 
+/// Go reads apiVersion and kind first, and stops at one that is not a string.
+fn version_kind_problem(map: &serde_json::Map<String, Value>) -> Option<String> {
+    ["apiVersion", "kind"].into_iter().find_map(|field| {
+        map.get(field).and_then(non_string).map(|what| {
+            format!(
+                "couldn't get version/kind; json parse error: json: cannot unmarshal {what} into Go struct field .{field} of type string"
+            )
+        })
+    })
+}
+
+/// The first of the metadata's names that is not a string, in Go's words.
+fn metadata_names_problem(metadata: &Value) -> Option<String> {
+    ["name", "generateName", "namespace", "uid", "resourceVersion"]
+        .into_iter()
+        .find_map(|field| {
+            metadata.get(field).and_then(non_string).map(|what| {
+                format!(
+                    "json: cannot unmarshal {what} into Go struct field ObjectMeta.metadata.{field} of type string"
+                )
+            })
+        })
+}
+
 impl Core {
     /// Checks the body's apiVersion and kind against the endpoint, and that it nests no deeper
     /// than a stored object may.
     pub(super) fn check_type(&self, rt: &ResourceType, obj: &mut Value) -> ApiResult<()> {
         check_depth(obj).map_err(ApiError::bad_request)?;
+        // Go decodes a JSON null into an empty object: it is then refused as one.
+        if obj.is_null() {
+            *obj = json!({});
+        }
         let Some(map) = obj.as_object_mut() else {
             return Err(ApiError::bad_request(
                 "the request body must be a JSON or YAML object",
             ));
         };
-        // Go reads apiVersion and kind first, and stops at one that is not a string.
-        for field in ["apiVersion", "kind"] {
-            if let Some(what) = map.get(field).and_then(non_string) {
-                return Err(ApiError::bad_request(format!(
-                    "couldn't get version/kind; json parse error: json: cannot unmarshal {what} into Go struct field .{field} of type string"
-                )));
-            }
+        if let Some(why) = version_kind_problem(map) {
+            return Err(ApiError::bad_request(why));
         }
         let expected_av = rt.api_version();
         match map.get("apiVersion").and_then(Value::as_str) {
@@ -74,22 +97,40 @@ impl Core {
         }
         // The names are read before the type's own checks: a name that is no string must not
         // pass for a missing one.
-        for field in [
-            "name",
-            "generateName",
-            "namespace",
-            "uid",
-            "resourceVersion",
-        ] {
-            if let Some(what) = map["metadata"].get(field).and_then(non_string) {
-                return Err(ApiError::bad_request(format!(
-                    "{kind} in version \"{version}\" cannot be handled as a {kind}: json: cannot unmarshal {what} into Go struct field ObjectMeta.metadata.{field} of type string",
-                    kind = rt.kind,
-                    version = rt.version,
-                )));
-            }
+        if let Some(why) = metadata_names_problem(&map["metadata"]) {
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: {why}",
+                kind = rt.kind,
+                version = rt.version,
+            )));
         }
         Ok(())
+    }
+
+    /// Why the object `obj` (a patch's result) would not decode into its Go type, in Go's
+    /// words, if it would not: apiVersion or kind not strings, metadata not an object, names
+    /// not strings, and for the built-in types any field of the wrong JSON type.
+    pub(super) fn undecodable(&self, rt: &ResourceType, obj: &Value) -> Option<String> {
+        let map = obj.as_object()?;
+        if let Some(why) = version_kind_problem(map) {
+            return Some(why);
+        }
+        match map.get("metadata") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(_)) => {
+                if let Some(why) = metadata_names_problem(&map["metadata"]) {
+                    return Some(why);
+                }
+            }
+            Some(other) => {
+                return Some(format!(
+                    "json: cannot unmarshal {} into Go struct field {}.metadata of type v1.ObjectMeta",
+                    non_string(other).unwrap_or("value"),
+                    rt.kind
+                ));
+            }
+        }
+        openapi::builtin_type_error(&rt.group, &rt.kind, obj)
     }
 
     pub(super) fn check_metadata(&self, rt: &ResourceType, obj: &Value) -> ApiResult<()> {

@@ -24,6 +24,7 @@ mod bind;
 mod checks;
 mod create;
 mod delete;
+pub mod options;
 mod patch;
 mod read;
 mod update;
@@ -43,14 +44,13 @@ pub enum FieldValidation {
 }
 
 impl FieldValidation {
-    pub fn parse(s: &str) -> ApiResult<Self> {
+    /// The directive `s` names (empty: the default); `None` for one kube does not know.
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
-            "" | "Warn" => Ok(Self::Warn),
-            "Ignore" => Ok(Self::Ignore),
-            "Strict" => Ok(Self::Strict),
-            other => Err(ApiError::bad_request(format!(
-                "fieldValidation parameter unsupported: {other:?}, must be one of Ignore, Warn or Strict"
-            ))),
+            "" | "Warn" => Some(Self::Warn),
+            "Ignore" => Some(Self::Ignore),
+            "Strict" => Some(Self::Strict),
+            _ => None,
         }
     }
 }
@@ -258,30 +258,18 @@ impl DeleteOptions {
             });
         }
         if let Some(d) = body.get("dryRun").and_then(Value::as_array) {
-            for v in d {
-                match v.as_str() {
-                    Some("All") => self.dry_run = true,
-                    other => {
-                        return Err(ApiError::bad_request(format!(
-                            "unsupported dryRun value {other:?}, only \"All\" is supported"
-                        )));
-                    }
-                }
-            }
+            let values: Vec<&str> = d.iter().map(|v| v.as_str().unwrap_or_default()).collect();
+            let dry = options::dry_run(&values)
+                .map_err(|c| options::invalid(options::OptionsKind::Delete, vec![c]))?;
+            self.dry_run |= dry;
         }
         Ok(())
     }
 }
 
+/// A `propagationPolicy` of DeleteOptions; another value is kube-apiserver's 422.
 pub fn parse_propagation(p: &str) -> ApiResult<Propagation> {
-    match p {
-        "Background" => Ok(Propagation::Background),
-        "Foreground" => Ok(Propagation::Foreground),
-        "Orphan" => Ok(Propagation::Orphan),
-        other => Err(ApiError::bad_request(format!(
-            "propagationPolicy {other:?} is not supported: use Background, Foreground or Orphan"
-        ))),
-    }
+    options::propagation(p).map_err(|c| options::invalid(options::OptionsKind::Delete, vec![c]))
 }
 
 /// The result of a write.

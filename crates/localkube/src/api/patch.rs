@@ -1,14 +1,15 @@
 //! patch: JSON patch, merge patch, strategic merge patch and server-side apply.
 
+use json_patch::jsonptr::PointerBuf;
 use serde_json::{Value, json};
 
 use super::{
     Core, MAX_BODY, PatchType, WriteOptions, Written, is_store_conflict, meta_str, now_rfc3339,
-    uid_immutable,
+    options, uid_immutable,
 };
 use crate::registry::ResourceType;
-use crate::status::{ApiError, ApiResult};
-use crate::validation::nesting_depth;
+use crate::status::{ApiError, ApiResult, Cause};
+use crate::validation::{check_depth, go_quote, nesting_depth};
 use crate::{apply, strategic};
 
 /// Whether a patch carries a resourceVersion, which makes it conditional.
@@ -38,10 +39,9 @@ impl Core {
         opts: &WriteOptions,
         status_only: bool,
     ) -> ApiResult<Written> {
-        if patch_type == PatchType::Apply && opts.field_manager.is_none() {
-            return Err(ApiError::bad_request(
-                "PATCH, application/apply-patch+yaml requires fieldManager to be set",
-            ));
+        let rules = options::patch_rules(patch_type, opts.field_manager.as_deref(), opts.force);
+        if !rules.is_empty() {
+            return Err(options::invalid(options::OptionsKind::Patch, rules));
         }
         if patch_type == PatchType::Apply {
             // kube-apiserver's words for an apply configuration that is not an object.
@@ -63,11 +63,6 @@ impl Core {
                     "error decoding YAML: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {what} into Go value of type map[string]interface {{}}"
                 )));
             }
-        }
-        if patch_type != PatchType::Apply && opts.force {
-            return Err(ApiError::bad_request(
-                "force may not be set for non-apply patch",
-            ));
         }
         let key_ns = if rt.namespaced { ns } else { "" };
         // Patches retry on a concurrent change, as kube-apiserver's do.
@@ -116,8 +111,19 @@ impl Core {
                             "The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPS}, got {n}"
                         )));
                     }
+                    // Not a list is a 400; an operation that is not one, or does not apply
+                    // (a failed `test` too), is kube-apiserver's 422, which says no more than
+                    // "the server rejected our request due to an error in our request".
+                    // localkube's has the same shape and says what went wrong.
+                    if !patch.is_array() {
+                        let e = serde_json::from_value::<json_patch::Patch>(patch.clone())
+                            .err()
+                            .map_or_else(|| "not a list".to_string(), |e| e.to_string());
+                        return Err(ApiError::bad_request(format!("invalid JSON patch: {e}")));
+                    }
+                    let unprocessable = ApiError::unprocessable_because;
                     let ops: json_patch::Patch = serde_json::from_value(patch.clone())
-                        .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
+                        .map_err(|e| unprocessable(format!("invalid JSON patch: {e}")))?;
                     let mut doc = current_view.clone();
                     match apply_json_patch(&mut doc, ops, MAX_JSON_PATCH_COPY_BYTES) {
                         Ok(()) => doc,
@@ -130,28 +136,17 @@ impl Core {
                         }
                         Err(JsonPatchError::Op(e)) => {
                             if matches!(e.kind, json_patch::PatchErrorKind::TestFailed) {
-                                return Err(ApiError::conflict(
-                                    &rt.group,
-                                    &rt.plural,
-                                    name,
-                                    format!("the JSON patch test operation failed: {e}"),
-                                ));
+                                return Err(unprocessable(format!(
+                                    "the JSON patch test operation failed: {e}"
+                                )));
                             }
-                            return Err(ApiError::invalid_field(
-                                &rt.group,
-                                &rt.kind,
-                                name,
-                                "",
-                                "FieldValueInvalid",
-                                format!("the JSON patch could not be applied: {e}"),
-                            ));
+                            return Err(unprocessable(format!(
+                                "the JSON patch could not be applied: {e}"
+                            )));
                         }
                     }
                 }
                 PatchType::Merge => {
-                    if !patch.is_object() {
-                        return Err(ApiError::bad_request("a merge patch must be a JSON object"));
-                    }
                     let mut doc = current_view.clone();
                     json_patch::merge(&mut doc, patch);
                     doc
@@ -188,7 +183,13 @@ impl Core {
                 }
             };
             if !patched.is_object() {
-                return Err(ApiError::bad_request("the patched object is not an object"));
+                let what = go_json_type(&patched);
+                return Err(undecodable_result(
+                    &patched,
+                    &format!(
+                        "couldn't get version/kind; json parse error: json: cannot unmarshal {what} into Go value of type struct {{ APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }}"
+                    ),
+                ));
             }
             let size = json_len(&patched);
             if size > MAX_PATCHED_OBJECT {
@@ -214,6 +215,11 @@ impl Core {
             let patched_rv = meta_str(&patched, "resourceVersion").to_string();
             if conditional && patched_rv != meta_str(&current_view, "resourceVersion") {
                 return Err(ApiError::stale(&rt.group, &rt.plural, name));
+            }
+            // The depth bound first: what nests deeper is not decoded at all.
+            check_depth(&patched).map_err(ApiError::bad_request)?;
+            if let Some(why) = self.undecodable(rt, &patched) {
+                return Err(undecodable_result(&patched, &why));
             }
             let mut patched = patched;
             self.check_type(rt, &mut patched)?;
@@ -243,6 +249,34 @@ impl Core {
                 kind: rt.kind.clone(),
             })
         }
+    }
+}
+
+/// kube-apiserver's 422 for a patch whose result does not decode into the type: of no kind
+/// or name, about the field `patch`, with the patched object's JSON and the decoder's words.
+fn undecodable_result(patched: &Value, why: &str) -> ApiError {
+    let json = serde_json::to_string(patched).unwrap_or_default();
+    ApiError::invalid(
+        "",
+        "",
+        "",
+        vec![Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {}: {why}", go_quote(&json)),
+            field: "patch".into(),
+        }],
+    )
+}
+
+/// How Go's encoding/json names the JSON type of a value in its errors.
+fn go_json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
 }
 
@@ -342,11 +376,84 @@ pub fn apply_json_patch_ops(doc: &mut Value, ops: json_patch::Patch) -> Result<(
     apply_json_patch(doc, ops, MAX_JSON_PATCH_COPY_BYTES).map_err(|e| e.to_string())
 }
 
+/// `path` with each negative array index made the index it counts back to in `doc` (`-1`:
+/// the last element; for the last token of an `add`'s path, `-1` is one past it, where an
+/// append goes), as evanphx/json-patch v4 reads them. Tokens below a missing node, and an
+/// index before the start, are left as they are: the operation fails on them.
+fn resolve_negative_indices(doc: &Value, path: PointerBuf, adding: bool) -> PointerBuf {
+    let tokens: Vec<String> = path.tokens().map(|t| t.decoded().into_owned()).collect();
+    let mut node = Some(doc);
+    let mut resolved = Vec::with_capacity(tokens.len());
+    let mut changed = false;
+    for (i, token) in tokens.iter().enumerate() {
+        let mut token = token.clone();
+        if let Some(Value::Array(items)) = node
+            && let Some(back) = token.strip_prefix('-')
+            && !back.is_empty()
+            && back.bytes().all(|b| b.is_ascii_digit())
+        {
+            let len = items.len() + usize::from(adding && i + 1 == tokens.len());
+            if let Some(index) = back.parse::<usize>().ok().and_then(|n| len.checked_sub(n)) {
+                token = index.to_string();
+                changed = true;
+            }
+        }
+        node = node.and_then(|n| match n {
+            Value::Array(items) => token.parse::<usize>().ok().and_then(|k| items.get(k)),
+            Value::Object(map) => map.get(&token),
+            _ => None,
+        });
+        resolved.push(token);
+    }
+    if changed {
+        PointerBuf::from_tokens(resolved)
+    } else {
+        path
+    }
+}
+
+/// An operation with its pointers' negative indices resolved against `doc`.
+fn with_negative_indices(
+    doc: &Value,
+    op: json_patch::PatchOperation,
+) -> json_patch::PatchOperation {
+    use json_patch::PatchOperation as Op;
+    match op {
+        Op::Add(mut a) => {
+            a.path = resolve_negative_indices(doc, a.path, true);
+            Op::Add(a)
+        }
+        Op::Remove(mut r) => {
+            r.path = resolve_negative_indices(doc, r.path, false);
+            Op::Remove(r)
+        }
+        Op::Replace(mut r) => {
+            r.path = resolve_negative_indices(doc, r.path, false);
+            Op::Replace(r)
+        }
+        Op::Move(mut m) => {
+            m.from = resolve_negative_indices(doc, m.from, false);
+            m.path = resolve_negative_indices(doc, m.path, true);
+            Op::Move(m)
+        }
+        Op::Copy(mut c) => {
+            c.from = resolve_negative_indices(doc, c.from, false);
+            c.path = resolve_negative_indices(doc, c.path, true);
+            Op::Copy(c)
+        }
+        Op::Test(mut t) => {
+            t.path = resolve_negative_indices(doc, t.path, false);
+            Op::Test(t)
+        }
+    }
+}
+
 /// Applies RFC 6902 operations one by one, with the leniencies of the json-patch library
 /// kube-apiserver uses (evanphx/json-patch v4), which clients rely on:
 /// - a `test` for `null` passes when the path does not exist (kube-rs's finalizer helper);
 /// - a `replace` of a missing key of an existing object acts as an `add` (KubeVirt's
-///   test-then-replace patches on fields that may be unset).
+///   test-then-replace patches on fields that may be unset);
+/// - a negative array index counts from the end (`/finalizers/-1` is the last one).
 ///
 /// Like that library as kube-apiserver sets it up, the values that `copy` operations add may
 /// total at most `copy_limit` bytes of JSON; the check comes before each copy is made. The
@@ -361,6 +468,7 @@ fn apply_json_patch(
     // At least as deep as the document is (moves may leave it shallower).
     let mut depth = nesting_depth(doc);
     for op in ops.0 {
+        let op = with_negative_indices(doc, op);
         // A value of depth d put at a path of n tokens reaches level n + d.
         let placed = match &op {
             PatchOperation::Add(a) => a.path.count() + nesting_depth(&a.value),
@@ -435,6 +543,40 @@ mod tests {
         )
         .unwrap();
         assert!(apply_json_patch(&mut doc, failing, MAX_JSON_PATCH_COPY_BYTES).is_err());
+    }
+
+    #[test]
+    fn negative_indices_count_from_the_end_as_in_the_go_library() {
+        let apply = |doc: &mut Value, list: Value| {
+            apply_json_patch(doc, ops(list), MAX_JSON_PATCH_COPY_BYTES)
+        };
+        let mut doc = json!({"f": ["a", "b", "c"], "m": [{"x": [1, 2]}]});
+        apply(
+            &mut doc,
+            json!([
+                {"op": "test", "path": "/f/-1", "value": "c"},
+                {"op": "remove", "path": "/f/-3"},
+                {"op": "replace", "path": "/m/-1/x/-1", "value": 3},
+                // An add's -1 is one past the end: an append.
+                {"op": "add", "path": "/f/-1", "value": "d"},
+                {"op": "copy", "from": "/f/-1", "path": "/f/0"},
+                {"op": "move", "from": "/f/-2", "path": "/g"},
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            doc,
+            json!({"f": ["d", "b", "d"], "g": "c", "m": [{"x": [1, 3]}]})
+        );
+        // Before the start, as a positive index past the end, is an error.
+        for path in ["/f/-4", "/f/-99999999999999999999"] {
+            let e = apply(&mut doc.clone(), json!([{"op": "remove", "path": path}]));
+            assert!(matches!(e, Err(JsonPatchError::Op(_))), "{path}: {e:?}");
+        }
+        // A key of an object is a key.
+        let mut doc = json!({"o": {"-1": "k"}});
+        apply(&mut doc, json!([{"op": "remove", "path": "/o/-1"}])).unwrap();
+        assert_eq!(doc, json!({"o": {}}));
     }
 
     /// `levels` objects, each the only field `a` of the one around it, around 1.

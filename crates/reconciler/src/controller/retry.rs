@@ -24,7 +24,10 @@ pub enum ErrorClass {
 
 /// HTTP codes that say the request itself is wrong: the same request fails again.
 /// Anything else may pass later: 401/403 once RBAC is fixed, 404 once a cache catches up,
-/// 409 with a fresh object, 408/429/5xx once the server copes.
+/// 409 with a fresh object, 408/429/5xx once the server copes. A JSON patch whose `test`
+/// failed is a 422 too (kube-apiserver and localkube alike): the cached object was stale, and
+/// waiting for the change is what it needs, as the newer version's event brings the next
+/// reconcile.
 const PERMANENT_CODES: [u16; 5] = [400, 405, 413, 415, 422];
 
 /// The class of an API call's error.
