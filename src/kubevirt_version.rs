@@ -153,9 +153,12 @@ async fn get_json(conn: &Connection, path: &str) -> Result<Value, String> {
         .map_err(|e| match e {
             kube::Error::Api(status) if status.code == 404 => format!(
                 "the server does not serve {SUBRESOURCE_GROUP} (is KubeVirt installed?): {}",
-                status.message
+                // A plain-text 404 (Go's mux, as kube-apiserver's) ends in a newline.
+                status.message.trim_end()
             ),
-            kube::Error::Api(status) if !status.message.is_empty() => status.message,
+            kube::Error::Api(status) if !status.message.trim().is_empty() => {
+                status.message.trim_end().to_string()
+            }
             other => format!(
                 "Get \"{}{path}\": {}",
                 conn.server.trim_end_matches('/'),

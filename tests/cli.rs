@@ -283,6 +283,21 @@ fn version_prints_the_servers_kubevirt_version_info() {
 }
 
 #[test]
+fn version_against_a_cluster_without_kubevirt_says_so_in_one_line() {
+    // kube-apiserver answers a group it does not serve with Go's plain-text 404.
+    let server = common::fake::FakeServer::start(|_| (404, "404 page not found\n".to_string()));
+    let out = virtctl_raw(&["-s", &server.url, "version"], &[]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert_eq!(out.stdout, client_version_line(), "{out:#?}");
+    assert!(
+        out.stderr
+            .ends_with("(is KubeVirt installed?): 404 page not found\n"),
+        "{out:#?}"
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{out:#?}");
+}
+
+#[test]
 fn bad_combinations_fail_before_any_connection() {
     // A server that accepts TCP connections (the kernel's backlog) but never answers: a
     // command that reached it would hang. The kubeconfig does not exist: reading it would fail.
