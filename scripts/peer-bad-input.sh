@@ -8,12 +8,13 @@
 #   Starts the peer (its start.sh with NO_KCM=1) when none answers, and stops it again at the
 #   end (KEEP_PEER=1 leaves it running); a peer that was already running is reused and left as
 #   it is. The rows' objects live in the namespace bad-input, which is left behind.
-#   PEER_DIR (default ~/.cache/k8s-peer) and PEER_START (default /work/shared/peer/start.sh)
-#   say where the peer is.
+#   PEER_DIR (default ~/.cache/k8s-peer) says where the peer keeps its kubeconfig, and
+#   PEER_START names its start.sh (docs/cluster.md says where it is); without PEER_START a peer
+#   must already answer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 peer=${PEER_DIR:-$HOME/.cache/k8s-peer}
-start=${PEER_START:-/work/shared/peer/start.sh}
+start=${PEER_START:-}
 kubeconfig=$peer/peer.kubeconfig
 
 ready() {
@@ -21,8 +22,8 @@ ready() {
 }
 
 if ! ready; then
-  [ -x "$start" ] || {
-    echo "peer-bad-input: no peer answers and there is no $start to start one (see docs/cluster.md)" >&2
+  [ -n "$start" ] && [ -x "$start" ] || {
+    echo "peer-bad-input: no peer answers at $kubeconfig: start one, or set PEER_START to the peer's start.sh (see docs/cluster.md)" >&2
     exit 1
   }
   echo "peer-bad-input: starting the peer ($start)"
