@@ -52,6 +52,14 @@ fn conflict(reason: &str) -> String {
     format!("Operation cannot be fulfilled on virtualmachine.kubevirt.io \"{VM}\": {reason}")
 }
 
+/// Executes a plan decided before another request landed: it must lose on its `test`s (409).
+async fn loses_its_race(c: &Cluster, plan: &intent::Plan, why: &str) {
+    let lost = execute::execute(&c.client, NS, VM, plan)
+        .await
+        .expect_err(why);
+    assert_eq!(lost.code, 409, "{lost:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_decided_before_a_stop_landed_is_refused_instead_of_turning_the_vm_on_again() {
     let c = Cluster::plain().await;
@@ -60,10 +68,12 @@ async fn a_restart_decided_before_a_stop_landed_is_refused_instead_of_turning_th
     let restart_plan = intent::restart(&vm, vmi.as_ref(), &RestartOptions::default()).unwrap();
 
     lifecycle(&c, stop()).await.expect("the stop lands first");
-    let lost = execute::execute(&c.client, NS, VM, &restart_plan)
-        .await
-        .expect_err("the restart's plan rests on an Always VM");
-    assert_eq!(lost.code, 409, "{lost:?}");
+    loses_its_race(
+        &c,
+        &restart_plan,
+        "the restart's plan rests on an Always VM",
+    )
+    .await;
     // Decided again, as the executor does after a lost race: KubeVirt's refusal.
     let refused = lifecycle(&c, restart()).await.unwrap_err();
     assert_eq!(
@@ -85,10 +95,7 @@ async fn a_stop_decided_before_a_restart_landed_drops_the_restarts_start() {
     lifecycle(&c, restart())
         .await
         .expect("the restart lands first");
-    let lost = execute::execute(&c.client, NS, VM, &stop_plan)
-        .await
-        .expect_err("the stop's plan rests on an empty queue");
-    assert_eq!(lost.code, 409, "{lost:?}");
+    loses_its_race(&c, &stop_plan, "the stop's plan rests on an empty queue").await;
     lifecycle(&c, stop())
         .await
         .expect("decided again, the stop lands");
@@ -201,10 +208,12 @@ async fn a_manual_stop_decided_before_a_restart_replaced_the_vmi_stops_the_new_o
     let new = carry_out_restart(&c).await;
     // The queue is empty again, as the stop read it: its Stop of the old VMI would be popped
     // by the controller (that VMI is gone) and the new one would run on.
-    let lost = execute::execute(&c.client, NS, VM, &stop_plan)
-        .await
-        .expect_err("the stop's plan rests on the VMI the restart replaced");
-    assert_eq!(lost.code, 409, "{lost:?}");
+    loses_its_race(
+        &c,
+        &stop_plan,
+        "the stop's plan rests on the VMI the restart replaced",
+    )
+    .await;
     lifecycle(&c, stop())
         .await
         .expect("decided again, the stop lands");
@@ -225,10 +234,12 @@ async fn a_manual_restart_decided_before_a_stop_landed_is_refused_instead_of_sta
     // The controller carries it out: the VMI deleted, the Stop popped.
     c.vmis(NS).delete(VM, &Default::default()).await.unwrap();
     set_queue(&c, Value::Null).await;
-    let lost = execute::execute(&c.client, NS, VM, &restart_plan)
-        .await
-        .expect_err("the restart's plan rests on the VMI the stop removed");
-    assert_eq!(lost.code, 409, "{lost:?}");
+    loses_its_race(
+        &c,
+        &restart_plan,
+        "the restart's plan rests on the VMI the stop removed",
+    )
+    .await;
     let refused = lifecycle(&c, restart()).await.unwrap_err();
     assert_eq!(refused.message, conflict("VM is not running: Halted"));
     assert_eq!(strategy_and_queue(&c).await, ("Manual".into(), Value::Null));

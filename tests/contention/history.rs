@@ -764,9 +764,10 @@ mod tests {
         ]
     }
 
-    fn check_from_running(history: &[Seen], accepted: Accepted) -> Report {
+    /// Checks `history` from a VM of `strategy` with nothing queued and VMI `a` Running.
+    fn check_from_running(strategy: &str, history: &[Seen], accepted: Accepted) -> Report {
         check(
-            ("Always", vec![]),
+            (strategy, vec![]),
             Some(("a", "Running", false)),
             history,
             accepted,
@@ -785,7 +786,7 @@ mod tests {
             gone(34, "c"),
             vmi(35, "d", "Running", false),
         ]);
-        let report = check_from_running(&history, accepted(1, 1, 2));
+        let report = check_from_running("Always", &history, accepted(1, 1, 2));
         assert_eq!(report.violations, Vec::<String>::new());
         assert_eq!(report.written, accepted(1, 1, 2));
         assert_eq!(report.vmis_created, 3);
@@ -801,7 +802,7 @@ mod tests {
             gone(14, "a"),
             vm(15, "Halted", vec![]),
         ];
-        let report = check_from_running(&history, accepted(0, 1, 1));
+        let report = check_from_running("Always", &history, accepted(0, 1, 1));
         assert_eq!(report.violations, Vec::<String>::new());
         assert_eq!(report.overridden, 1);
     }
@@ -814,7 +815,7 @@ mod tests {
             vm(21, "Always", vec![Req::Start]),
             vm(22, "Always", vec![]),
         ]);
-        let report = check_from_running(&history, accepted(0, 0, 2));
+        let report = check_from_running("Always", &history, accepted(0, 0, 2));
         assert_eq!(report.violations, Vec::<String>::new());
         assert_eq!(report.coalesced_restarts, 1);
     }
@@ -835,7 +836,7 @@ mod tests {
             vm(18, "Always", vec![]),
             vmi(19, "b", "Running", false),
         ];
-        let report = check_from_running(&history, accepted(1, 1, 1));
+        let report = check_from_running("Always", &history, accepted(1, 1, 1));
         assert_eq!(report.violations, Vec::<String>::new());
         assert_eq!(report.coalesced_restarts, 1);
     }
@@ -855,7 +856,7 @@ mod tests {
             vm(17, "Always", vec![]),
             vmi(18, "b", "Running", false),
         ];
-        let report = check_from_running(&history, accepted(1, 1, 1));
+        let report = check_from_running("Always", &history, accepted(1, 1, 1));
         assert_eq!(report.violations, Vec::<String>::new());
     }
 
@@ -957,7 +958,7 @@ mod tests {
             ),
         ];
         for (what, history, accepted, want) in cases {
-            let report = check_from_running(&history, accepted);
+            let report = check_from_running("Always", &history, accepted);
             assert!(
                 report.violations.iter().any(|v| v == want),
                 "{what}: {:#?}",
@@ -1004,15 +1005,6 @@ mod tests {
         ]
     }
 
-    fn check_manual(history: &[Seen], accepted: Accepted) -> Report {
-        check(
-            ("Manual", vec![]),
-            Some(("a", "Running", false)),
-            history,
-            accepted,
-        )
-    }
-
     #[test]
     fn manual_restarts_stops_and_starts_carried_out_pass() {
         let mut history = manual_restart(10, "a", "b");
@@ -1020,7 +1012,7 @@ mod tests {
         history.extend(manual_start(30, "c"));
         // A second stop while the first one's VMI is still going writes nothing new.
         history.extend(manual_stop(40, "c"));
-        let report = check_manual(&history, accepted(1, 3, 1));
+        let report = check_from_running("Manual", &history, accepted(1, 3, 1));
         assert_eq!(report.violations, Vec::<String>::new());
         assert_eq!(report.written, accepted(1, 2, 1));
         assert_eq!(report.absorbed_stops, 1);
@@ -1036,7 +1028,7 @@ mod tests {
             gone(13, "a"),
             manual(14, vec![]),
         ];
-        let report = check_manual(&history, accepted(0, 1, 1));
+        let report = check_from_running("Manual", &history, accepted(0, 1, 1));
         assert_eq!(report.violations, Vec::<String>::new());
         assert_eq!(report.overridden, 1);
         // A start's Start, once its VMI is there and before the pop: the stop names it.
@@ -1049,7 +1041,7 @@ mod tests {
             gone(24, "b"),
             manual(25, vec![]),
         ]);
-        let report = check_manual(&history, accepted(1, 2, 0));
+        let report = check_from_running("Manual", &history, accepted(1, 2, 0));
         assert_eq!(report.violations, Vec::<String>::new());
         assert_eq!(report.overridden, 1);
     }
@@ -1065,7 +1057,7 @@ mod tests {
             vmi(15, "b", "Running", false),
             manual(16, vec![]),
         ];
-        let report = check_manual(&history, accepted(1, 0, 0));
+        let report = check_from_running("Manual", &history, accepted(1, 0, 0));
         assert_eq!(report.violations, Vec::<String>::new());
         assert_eq!(report.written, accepted(0, 0, 1));
     }
@@ -1082,7 +1074,7 @@ mod tests {
             manual(24, vec![]),
             vmi(25, "b", "Running", false),
         ]);
-        let report = check_manual(&history, accepted(2, 1, 0));
+        let report = check_from_running("Manual", &history, accepted(2, 1, 0));
         assert_eq!(report.violations, Vec::<String>::new());
     }
 
@@ -1100,7 +1092,7 @@ mod tests {
             manual(25, vec![]),
             vmi(26, "b", "Running", false),
         ]);
-        let report = check_manual(&history, accepted(2, 1, 0));
+        let report = check_from_running("Manual", &history, accepted(2, 1, 0));
         assert_eq!(report.violations, Vec::<String>::new());
     }
 
@@ -1117,7 +1109,7 @@ mod tests {
             gone(15, "a"),
             manual(16, vec![]),
         ];
-        let report = check_manual(&history, accepted(0, 1, 1));
+        let report = check_from_running("Manual", &history, accepted(0, 1, 1));
         assert_eq!(report.violations, Vec::<String>::new());
         assert_eq!(report.overridden, 1);
     }
@@ -1298,7 +1290,7 @@ mod tests {
             ),
         ];
         for (what, history, accepted, want) in cases {
-            let report = check_manual(&history, accepted);
+            let report = check_from_running("Manual", &history, accepted);
             assert!(
                 report.violations.iter().any(|v| v == want),
                 "{what}: {:#?}",
