@@ -291,11 +291,12 @@ pub fn spawn_probes(
 ) -> tokio::task::JoinHandle<()> {
     // A new or changed APIService is probed at once, so that its group is served and
     // discovered without waiting for the next tick.
-    let mut changes = core
-        .store
-        .subscribe_from(core.store.current_rv())
-        .ok()
-        .map(|s| s.live);
+    let mut changes = api_services(&core).and_then(|rt| {
+        core.store
+            .subscribe_from(&rt.store, core.store.current_rv())
+            .ok()
+            .map(|s| s.live)
+    });
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(PROBE_INTERVAL);
         loop {
@@ -303,7 +304,7 @@ pub fn spawn_probes(
                 match changes.as_mut() {
                     Some(live) => loop {
                         match live.recv().await {
-                            Ok(c) if c.key.1 == "apiservices" && c.kind != EventType::Deleted => {
+                            Ok(c) if c.kind != EventType::Deleted => {
                                 return;
                             }
                             Ok(_) => {}

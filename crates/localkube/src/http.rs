@@ -11,7 +11,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tower::ServiceExt;
 
 use crate::api::options::{self, OptionsKind};
@@ -1574,7 +1574,7 @@ async fn watch(
         if from > core.store.current_rv() {
             return Err(too_large_rv(from, core.store.current_rv()));
         }
-        match core.store.subscribe_from(from) {
+        match core.store.subscribe_from(&rt.store, from) {
             Ok(sub) => {
                 task.backlog = sub.backlog;
                 task.live = Some(sub.live);
@@ -1699,6 +1699,28 @@ impl WatchTask {
         Some(event_line(kind.as_str(), &self.render(view, first)))
     }
 
+    /// Sends one message of the live feed on; false when the watch is over.
+    async fn forward(&mut self, msg: Result<Arc<Change>, RecvError>, first: &mut bool) -> bool {
+        match msg {
+            Ok(change) if change.rv <= self.last_rv => true,
+            Ok(change) => {
+                self.last_rv = change.rv;
+                match self.change_line(&change, first) {
+                    Some(line) => self.tx.send(Ok(line)).await.is_ok(),
+                    None => true,
+                }
+            }
+            Err(RecvError::Lagged(_)) => {
+                let status =
+                    ApiError::gone("the watcher fell too far behind; relist and watch again")
+                        .to_status();
+                let _ = self.tx.send(Ok(event_line("ERROR", &status))).await;
+                false
+            }
+            Err(RecvError::Closed) => false,
+        }
+    }
+
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
         let mut meta = json!({"resourceVersion": rv.to_string()});
         if initial_end {
@@ -1753,29 +1775,29 @@ fn spawn_watch(mut t: WatchTask) {
                 _ = tokio::time::sleep_until(deadline) => return,
                 _ = t.tx.closed() => return,
                 _ = ticker.tick(), if t.bookmarks => {
+                    // A bookmark carries the store's progress, as kube-apiserver's do, so that a
+                    // watch of a quiet table resumes inside the history window. Every change of
+                    // this table up to `now` is already in the feed: those go out first.
+                    let now = t.core.store.current_rv();
+                    loop {
+                        let msg = match live.try_recv() {
+                            Err(TryRecvError::Empty) => break,
+                            Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                            Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                            Ok(change) => Ok(change),
+                        };
+                        if !t.forward(msg, &mut first).await {
+                            return;
+                        }
+                    }
+                    t.last_rv = t.last_rv.max(now);
                     let line = t.bookmark(t.last_rv, false);
                     if t.tx.send(Ok(line)).await.is_err() {
                         return;
                     }
                 }
-                msg = live.recv() => match msg {
-                    Ok(change) => {
-                        if change.rv <= t.last_rv {
-                            continue;
-                        }
-                        t.last_rv = change.rv;
-                        if let Some(line) = t.change_line(&change, &mut first)
-                            && t.tx.send(Ok(line)).await.is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Err(RecvError::Lagged(_)) => {
-                        let status = ApiError::gone("the watcher fell too far behind; relist and watch again").to_status();
-                        let _ = t.tx.send(Ok(event_line("ERROR", &status))).await;
-                        return;
-                    }
-                    Err(RecvError::Closed) => return,
+                msg = live.recv() => if !t.forward(msg, &mut first).await {
+                    return;
                 },
             }
         }

@@ -1,8 +1,9 @@
 //! In-memory object storage with a global resourceVersion and a bounded watch history.
 //!
 //! Every write takes one lock, bumps the global resourceVersion, records the event in the
-//! history window and broadcasts it. Watchers subscribe under the same lock, so a watch that
-//! starts at version N sees every event after N exactly once. `commit` is the only place where
+//! history window and broadcasts it on its table's feed. Watchers subscribe under the same lock,
+//! so a watch that starts at version N sees every event after N exactly once. Each table has its
+//! own feed, so that a write wakes only the watchers of its table. `commit` is the only place where
 //! state changes; with a data directory it also queues the change for [`crate::durable`].
 //!
 //! Objects are kept as their JSON bytes plus a small index ([`Stored`]) of what lists,
@@ -410,11 +411,16 @@ struct Inner {
     count: usize,
     /// How many stored objects name each uid as an owner.
     owned: HashMap<Box<str>, usize>,
+    /// Each watched table's live feed, made at its first subscription.
+    feeds: HashMap<StoreKey, broadcast::Sender<Arc<Change>>>,
 }
+
+/// How many changes of one table a live feed holds for its slowest watcher; a watcher that falls
+/// further behind is ended with 410 Gone and relists.
+const FEED_CAPACITY: usize = 16_384;
 
 pub struct Store {
     inner: Mutex<Inner>,
-    tx: broadcast::Sender<Arc<Change>>,
     /// Bumped by `compact`; open watches end when it changes.
     epoch: tokio::sync::watch::Sender<u64>,
     /// The committer of a server with a data directory.
@@ -441,6 +447,17 @@ fn set_rv(obj: &mut Value, rv: u64) {
 }
 
 impl Inner {
+    fn subscribe(&mut self, key: &StoreKey) -> broadcast::Receiver<Arc<Change>> {
+        match self.feeds.get(key) {
+            Some(feed) => feed.subscribe(),
+            None => {
+                let (feed, live) = broadcast::channel(FEED_CAPACITY);
+                self.feeds.insert(key.clone(), feed);
+                live
+            }
+        }
+    }
+
     fn lookup(&self, key: &StoreKey, ns: &str, name: &str) -> Option<&Arc<Stored>> {
         self.tables.get(key)?.get(ns)?.get(name)
     }
@@ -520,7 +537,6 @@ impl Inner {
 impl Store {
     /// `window` is how many changes the history keeps for watches that resume from a version.
     pub fn new(window: usize) -> Self {
-        let (tx, _) = broadcast::channel(65_536);
         Store {
             inner: Mutex::new(Inner {
                 rv: 1,
@@ -532,8 +548,8 @@ impl Store {
                 trainers: HashMap::new(),
                 count: 0,
                 owned: HashMap::new(),
+                feeds: HashMap::new(),
             }),
-            tx,
             epoch: tokio::sync::watch::Sender::new(0),
             durable: None,
         }
@@ -777,8 +793,10 @@ impl Store {
                 inner.compacted = c.rv;
             }
         }
-        // Nobody listening is fine.
-        let _ = self.tx.send(change);
+        if let Some(feed) = inner.feeds.get(key) {
+            // Nobody listening any more is fine.
+            let _ = feed.send(change);
+        }
     }
 
     pub fn create(
@@ -901,9 +919,9 @@ impl Store {
         })
     }
 
-    /// Starts a watch after version `from`: the changes since then, and the live feed.
-    pub fn subscribe_from(&self, from: u64) -> Result<Subscription, TooOld> {
-        let inner = self.inner.lock();
+    /// Starts a watch of one table after version `from`: its changes since then, and its live feed.
+    pub fn subscribe_from(&self, key: &StoreKey, from: u64) -> Result<Subscription, TooOld> {
+        let mut inner = self.inner.lock();
         if from < inner.compacted {
             return Err(TooOld {
                 oldest: inner.compacted,
@@ -912,12 +930,12 @@ impl Store {
         let backlog = inner
             .history
             .iter()
-            .filter(|c| c.rv > from)
+            .filter(|c| c.rv > from && c.key == *key)
             .cloned()
             .collect();
         Ok(Subscription {
             backlog,
-            live: self.tx.subscribe(),
+            live: inner.subscribe(key),
         })
     }
 
@@ -927,9 +945,9 @@ impl Store {
         key: &StoreKey,
         ns: Option<&str>,
     ) -> (Vec<Arc<Stored>>, u64, broadcast::Receiver<Arc<Change>>) {
-        let inner = self.inner.lock();
+        let mut inner = self.inner.lock();
         let items = inner.list(key, ns);
-        (items, inner.rv, self.tx.subscribe())
+        (items, inner.rv, inner.subscribe(key))
     }
 
     /// Forgets the watch history, so that watches from any earlier version get 410 Gone, and
@@ -1064,7 +1082,7 @@ mod tests {
     #[test]
     fn watch_lines_are_built_once_and_shared() {
         let s = Store::new(100);
-        let sub = s.subscribe_from(s.current_rv()).unwrap();
+        let sub = s.subscribe_from(&key(), s.current_rv()).unwrap();
         let mut live = sub.live;
         s.create(&key(), "default", "a", cm("a")).unwrap();
         let change = live.try_recv().unwrap();
@@ -1075,6 +1093,31 @@ mod tests {
         assert_eq!(v["type"], "ADDED");
         assert_eq!(v["object"]["metadata"]["name"], "a");
         assert!(a.ends_with(b"\n"));
+    }
+
+    #[test]
+    fn a_watch_is_fed_only_its_own_tables_changes() {
+        let s = Store::new(100);
+        let secrets: StoreKey = (String::new(), "secrets".into());
+        let start = s.current_rv();
+        s.create(&secrets, "default", "early", cm("early")).unwrap();
+        s.create(&key(), "default", "early", cm("early")).unwrap();
+        let sub = s.subscribe_from(&key(), start).unwrap();
+        let backlog: Vec<_> = sub.backlog.iter().map(|c| c.key.1.as_str()).collect();
+        assert_eq!(backlog, ["configmaps"]);
+        let mut live = sub.live;
+        s.create(&secrets, "default", "late", cm("late")).unwrap();
+        assert!(
+            live.try_recv().is_err(),
+            "a secret reached the ConfigMaps' feed"
+        );
+        s.create(&key(), "default", "late", cm("late")).unwrap();
+        assert_eq!(live.try_recv().unwrap().object.name(), "late");
+        let (_, _, mut snapshot_live) = s.subscribe_with_snapshot(&key(), None);
+        s.create(&secrets, "default", "later", cm("later")).unwrap();
+        s.create(&key(), "default", "later", cm("later")).unwrap();
+        assert_eq!(snapshot_live.try_recv().unwrap().object.name(), "later");
+        assert!(snapshot_live.try_recv().is_err());
     }
 
     /// ConfigMap `cm-i`, alike enough to its neighbours to be packed, each one different.
@@ -1154,9 +1197,9 @@ mod tests {
             late.json_len()
         );
         // Old versions are gone with the history: a watch from before must relist.
-        assert!(s.subscribe_from(last_rv).is_err());
+        assert!(s.subscribe_from(&key(), last_rv).is_err());
         assert!(!s.continuable(last_rv));
-        assert!(s.subscribe_from(s.current_rv()).is_ok());
+        assert!(s.subscribe_from(&key(), s.current_rv()).is_ok());
     }
 
     #[test]
@@ -1450,12 +1493,12 @@ mod tests {
         for n in ["a", "b", "c"] {
             s.create(&key(), "default", n, cm(n)).unwrap();
         }
-        assert!(s.subscribe_from(start).is_err());
-        let sub = s.subscribe_from(start + 1).unwrap();
+        assert!(s.subscribe_from(&key(), start).is_err());
+        let sub = s.subscribe_from(&key(), start + 1).unwrap();
         assert_eq!(sub.backlog.len(), 2);
         let before = s.current_rv();
         s.compact();
-        assert!(s.subscribe_from(before).is_err());
-        assert!(s.subscribe_from(s.current_rv()).is_ok());
+        assert!(s.subscribe_from(&key(), before).is_err());
+        assert!(s.subscribe_from(&key(), s.current_rv()).is_ok());
     }
 }

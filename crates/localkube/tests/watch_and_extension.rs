@@ -132,6 +132,53 @@ async fn watch_resource_versions_selectors_bookmarks_and_timeouts() {
 }
 
 #[tokio::test]
+async fn a_bookmark_carries_writes_to_other_kinds_so_a_quiet_watch_resumes_inside_the_window() {
+    let server = localkube::LocalKube::builder()
+        .bookmark_interval(Duration::from_millis(200))
+        .watch_window(4)
+        .start()
+        .await
+        .unwrap();
+    let client = server.client().await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), "default");
+    let mut w = watch(&client, "allowWatchBookmarks=true").await;
+    api.create(&PostParams::default(), &cm("quiet", json!({})))
+        .await
+        .unwrap();
+    let mut last_secret = 0;
+    for i in 0..8 {
+        let s = serde_json::from_value(json!({"metadata": {"name": format!("s{i}")}})).unwrap();
+        let made = secrets.create(&PostParams::default(), &s).await.unwrap();
+        last_secret = made.metadata.resource_version.unwrap().parse().unwrap();
+    }
+    // The ConfigMap first, then a bookmark past every secret.
+    assert!(matches!(next(&mut w).await, WatchEvent::Added(o) if name_of(&o) == "quiet"));
+    let bookmark = loop {
+        match next(&mut w).await {
+            WatchEvent::Bookmark(b) => {
+                let rv: u64 = b.metadata.resource_version.parse().unwrap();
+                if rv >= last_secret {
+                    break rv;
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    // The window of 4 changes no longer holds the ConfigMap's own version, but holds the
+    // bookmark's: the watch resumes there and sees the next ConfigMap.
+    let mut w = watch(&client, &format!("resourceVersion={bookmark}")).await;
+    api.create(&PostParams::default(), &cm("next", json!({})))
+        .await
+        .unwrap();
+    match next(&mut w).await {
+        WatchEvent::Added(o) => assert_eq!(name_of(&o), "next"),
+        other => panic!("expected ADDED next, got {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn create_generate_name_dry_run_preconditions_and_deletecollection() {
     let server = localkube::LocalKube::builder().start().await.unwrap();
     let api: Api<ConfigMap> = Api::namespaced(server.client().await.unwrap(), "default");
