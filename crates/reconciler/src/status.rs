@@ -350,18 +350,21 @@ pub fn start_backoff_remaining(vm: &VirtualMachine, now: &str) -> Option<std::ti
 /// popped, and only when it is done or can never apply.
 ///
 /// - `Stop`: popped when there is no VMI, when it has no UID, or when its UID is not the
-///   VMI's (that VMI was already replaced).
+///   VMI's (that VMI was already replaced). Not while the controller awaits the VMI it created
+///   (`create_expected`): a stop that names it was decided on a fresher read than the cache.
 /// - `Start`: popped when a VMI exists that is neither being deleted nor final.
 pub fn trim_state_change_requests(
     requests: &[StateChangeRequest],
     vmi: Option<&VirtualMachineInstance>,
+    create_expected: bool,
 ) -> Vec<StateChangeRequest> {
     let Some(head) = requests.first() else {
         return Vec::new();
     };
     let pop = if head.is_stop() {
         match (vmi, head.uid.as_deref()) {
-            (None, _) | (_, None) => true,
+            (_, None) => true,
+            (None, Some(_)) => !create_expected,
             (Some(v), Some(uid)) => v.metadata.uid.as_deref() != Some(uid),
         }
     } else if head.is_start() {
@@ -536,7 +539,11 @@ pub fn compute_status(
     }
 
     // 4. The state-change queue.
-    status.state_change_requests = trim_state_change_requests(&status.state_change_requests, vmi);
+    status.state_change_requests = trim_state_change_requests(
+        &status.state_change_requests,
+        vmi,
+        inputs.expectations.create_expected,
+    );
 
     // 5. Start-failure bookkeeping.
     status.start_failure = next_start_failure(vm, vmi, strategy.ok(), now, jitter);

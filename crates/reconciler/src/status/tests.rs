@@ -548,20 +548,20 @@ fn trim_queue() {
     let running = vmi("u1", "Running");
     // Stop for the current VMI stays until it is gone.
     assert_eq!(
-        trim_state_change_requests(&stop_and_start, Some(&running)),
+        trim_state_change_requests(&stop_and_start, Some(&running), false),
         stop_and_start
     );
     assert_eq!(
-        trim_state_change_requests(&stop_and_start, Some(&deleting(running.clone()))),
+        trim_state_change_requests(&stop_and_start, Some(&deleting(running.clone())), false),
         stop_and_start
     );
     // No VMI, another VMI, or no uid: popped (only the head).
     assert_eq!(
-        trim_state_change_requests(&stop_and_start, None),
+        trim_state_change_requests(&stop_and_start, None, false),
         vec![start.clone()]
     );
     assert_eq!(
-        trim_state_change_requests(&stop_and_start, Some(&vmi("u2", "Pending"))),
+        trim_state_change_requests(&stop_and_start, Some(&vmi("u2", "Pending")), false),
         vec![start.clone()]
     );
     let no_uid = StateChangeRequest {
@@ -569,32 +569,54 @@ fn trim_queue() {
         ..Default::default()
     };
     assert_eq!(
-        trim_state_change_requests(&[no_uid], Some(&running)),
+        trim_state_change_requests(&[no_uid], Some(&running), false),
         vec![]
     );
     // Start: popped once a live VMI exists.
     let only_start = vec![start.clone()];
     assert_eq!(
-        trim_state_change_requests(&only_start, None),
+        trim_state_change_requests(&only_start, None, false),
         vec![start.clone()]
     );
     assert_eq!(
-        trim_state_change_requests(&only_start, Some(&vmi("u2", "Pending"))),
+        trim_state_change_requests(&only_start, Some(&vmi("u2", "Pending")), false),
         vec![]
     );
     assert_eq!(
-        trim_state_change_requests(&[start.clone(), stop.clone()], Some(&running)),
+        trim_state_change_requests(&[start.clone(), stop.clone()], Some(&running), false),
         vec![stop]
     );
     assert_eq!(
-        trim_state_change_requests(&only_start, Some(&deleting(running.clone()))),
+        trim_state_change_requests(&only_start, Some(&deleting(running.clone())), false),
         vec![start.clone()]
     );
     assert_eq!(
-        trim_state_change_requests(&only_start, Some(&vmi("u1", "Succeeded"))),
+        trim_state_change_requests(&only_start, Some(&vmi("u1", "Succeeded")), false),
         vec![start]
     );
-    assert_eq!(trim_state_change_requests(&[], Some(&running)), vec![]);
+    assert_eq!(
+        trim_state_change_requests(&[], Some(&running), false),
+        vec![]
+    );
+    // A stop of the VMI the controller just created, not in its cache yet: kept until the
+    // cache shows it (the stop was decided on a fresher read); one without uid still goes.
+    let stop_new = vec![StateChangeRequest::stop("u3")];
+    assert_eq!(trim_state_change_requests(&stop_new, None, true), stop_new);
+    assert_eq!(
+        trim_state_change_requests(
+            &[StateChangeRequest {
+                action: "Stop".into(),
+                ..Default::default()
+            }],
+            None,
+            true
+        ),
+        vec![]
+    );
+    assert_eq!(
+        trim_state_change_requests(&stop_new, Some(&vmi("u2", "Running")), true),
+        vec![]
+    );
 }
 
 // --- conditions ---
@@ -882,18 +904,20 @@ fn restart_always_pops_stop_then_start() {
     assert_eq!(st(&v).state_change_requests.len(), 2);
     let v = step(&v, Some(&deleting(running.clone())), inputs(NONE));
     assert_eq!(st(&v).state_change_requests.len(), 2);
-    // The old VMI is gone; the controller created the new one in this reconcile.
+    // The old VMI is gone; the controller created the new one in this reconcile. The Stop
+    // stays until the cache shows which VMI that is (a stop may name the new one).
     let v = step(&v, None, inputs(CREATE));
+    assert_eq!(printable_of(&v), "Starting");
+    assert_eq!(st(&v).state_change_requests.len(), 2);
+    let v = step(&v, Some(&built("u2", "Pending", 1)), inputs(NONE));
     assert_eq!(printable_of(&v), "Starting");
     assert_eq!(
         st(&v).state_change_requests,
         vec![StateChangeRequest::start()]
     );
-    let v = step(&v, Some(&built("u2", "Pending", 1)), inputs(NONE));
-    assert_eq!(printable_of(&v), "Starting");
-    assert!(st(&v).state_change_requests.is_empty());
     let v = step(&v, Some(&ready(built("u2", "Running", 1))), inputs(NONE));
     assert_eq!(printable_of(&v), "Running");
+    assert!(st(&v).state_change_requests.is_empty());
 }
 
 #[test]
