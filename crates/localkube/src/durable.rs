@@ -361,6 +361,13 @@ impl DataDir {
                         ..
                     } => {
                         delete.execute(params![key.0, key.1, &**namespace, &**name])?;
+                        // A token dies with its account (one of the same name is another).
+                        if key.0.is_empty() && key.1 == "serviceaccounts" {
+                            tx.prepare_cached(
+                                "DELETE FROM serviceaccount_tokens WHERE namespace = ?1 AND name = ?2",
+                            )?
+                            .execute(params![&**namespace, &**name])?;
+                        }
                     }
                     Record::Version(_) => {}
                     Record::Token { token, now, .. } => {

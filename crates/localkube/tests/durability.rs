@@ -463,6 +463,15 @@ async fn a_service_account_token_survives_a_crash_and_dies_with_its_account() {
     let (code, status) = raw(&reader, &format!("{CMS}/cm")).await;
     assert_eq!(code, 401, "{status}");
     server.kill_9();
+    // Its row left the disk with the account, not at the next start.
+    let db = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    let rows: i64 = db
+        .query_row("SELECT count(*) FROM serviceaccount_tokens", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(rows, 0);
+    drop(db);
     let mut server = serve(dir.path());
     let reader = client_of(&server.kubeconfig, Some(&token)).await;
     assert_eq!(raw(&reader, &format!("{CMS}/cm")).await.0, 401);
