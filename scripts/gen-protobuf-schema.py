@@ -41,6 +41,7 @@ API_GROUPS = [
     ("apps/v1", "api/apps/v1"),
     ("coordination.k8s.io/v1", "api/coordination/v1"),
     ("events.k8s.io/v1", "api/events/v1"),
+    ("policy/v1", "api/policy/v1"),
     ("rbac.authorization.k8s.io/v1", "api/rbac/v1"),
     ("authorization.k8s.io/v1", "api/authorization/v1"),
     ("apiextensions.k8s.io/v1", "apiextensions_apiserver/pkg/apis/apiextensions/v1"),
@@ -278,6 +279,7 @@ POINTER_PACKAGES = {
     "apps": "api/apps/v1",
     "coordination": "api/coordination/v1",
     "events": "api/events/v1",
+    "policy": "api/policy/v1",
     "rbac": "api/rbac/v1",
     "apiextensions": "apiextensions_apiserver/pkg/apis/apiextensions/v1",
     "meta": "apimachinery/pkg/apis/meta/v1",
@@ -623,6 +625,7 @@ coordination LeaseSpec.LeaseDurationSeconds
 coordination LeaseSpec.LeaseTransitions
 coordination LeaseSpec.Strategy
 coordination LeaseSpec.PreferredHolder
+policy PodDisruptionBudgetSpec.UnhealthyPodEvictionPolicy
 meta DeleteOptions.GracePeriodSeconds
 meta DeleteOptions.OrphanDependents
 meta DeleteOptions.PropagationPolicy

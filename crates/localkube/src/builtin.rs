@@ -331,6 +331,38 @@ impl Strategy for Deployments {
     }
 }
 
+pub struct DisruptionBudgets;
+
+impl Strategy for DisruptionBudgets {
+    fn tracks_generation(&self) -> bool {
+        true
+    }
+
+    /// The status is the disruption controller's: it starts with every count at zero.
+    fn prepare_for_create(&self, _rt: &ResourceType, obj: &mut Value) {
+        obj["status"] = json!({"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0});
+    }
+
+    fn validate_create(&self, _core: &Core, rt: &ResourceType, obj: &Value) -> ApiResult<()> {
+        let spec = obj.get("spec");
+        let set = |field: &str| {
+            spec.and_then(|s| s.get(field))
+                .is_some_and(|v| !v.is_null())
+        };
+        let mut causes = Vec::new();
+        if set("minAvailable") && set("maxUnavailable") {
+            causes.push(Cause {
+                reason: "FieldValueInvalid".into(),
+                message:
+                    "Invalid value: \"object\": minAvailable and maxUnavailable cannot be both set"
+                        .into(),
+                field: "spec".into(),
+            });
+        }
+        spec_checked(rt, obj, causes)
+    }
+}
+
 /// A service's cluster IP: the requested one, "None" (headless), or a free one from the CIDR.
 /// `used` are the IPs that other services hold.
 fn assign_cluster_ip(

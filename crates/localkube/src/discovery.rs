@@ -90,6 +90,43 @@ pub fn api_group_doc(registry: &Registry, group: &str) -> Option<Value> {
         .map(|(g, vs)| api_group(&g, &vs))
 }
 
+/// A subresource besides status: (name, group, version, kind, verbs); an empty group means
+/// the parent's group and version.
+type Subresource = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+);
+
+/// The served subresources besides status, in kube-apiserver's order and words: kubectl
+/// drain, for one, evicts only where discovery lists pods/eviction.
+fn other_subresources(t: &ResourceType) -> &'static [Subresource] {
+    match (t.group.as_str(), t.plural.as_str()) {
+        ("", "pods") => &[
+            ("binding", "", "", "Binding", &["create"]),
+            ("eviction", "policy", "v1", "Eviction", &["create"]),
+            ("log", "", "", "Pod", &["get"]),
+            (
+                "portforward",
+                "",
+                "",
+                "PodPortForwardOptions",
+                &["create", "get"],
+            ),
+        ],
+        ("", "serviceaccounts") => &[(
+            "token",
+            "authentication.k8s.io",
+            "v1",
+            "TokenRequest",
+            &["create"],
+        )],
+        _ => &[],
+    }
+}
+
 fn legacy_resources(t: &ResourceType) -> Vec<Value> {
     let mut r = json!({
         "name": t.plural,
@@ -105,6 +142,15 @@ fn legacy_resources(t: &ResourceType) -> Vec<Value> {
         r["categories"] = json!(t.categories);
     }
     let mut out = vec![r];
+    for &(sub, group, version, kind, verbs) in other_subresources(t) {
+        let mut e = json!({"name": format!("{}/{sub}", t.plural), "singularName": "",
+                           "namespaced": t.namespaced, "kind": kind, "verbs": verbs});
+        if !group.is_empty() {
+            e["group"] = json!(group);
+            e["version"] = json!(version);
+        }
+        out.push(e);
+    }
     if t.status_subresource {
         out.push(json!({
             "name": format!("{}/status", t.plural),
@@ -163,12 +209,28 @@ fn aggregated_resource(t: &ResourceType) -> Value {
     if !t.categories.is_empty() {
         r["categories"] = json!(t.categories);
     }
+    let mut subresources: Vec<Value> = other_subresources(t)
+        .iter()
+        .map(|&(sub, group, version, sub_kind, verbs)| {
+            let (group, version) = if group.is_empty() {
+                (t.group.as_str(), t.version.as_str())
+            } else {
+                (group, version)
+            };
+            json!({"subresource": sub,
+                   "responseKind": {"group": group, "version": version, "kind": sub_kind},
+                   "verbs": verbs})
+        })
+        .collect();
     if t.status_subresource {
-        r["subresources"] = json!([{
+        subresources.push(json!({
             "subresource": "status",
             "responseKind": kind,
             "verbs": ["get", "patch", "update"],
-        }]);
+        }));
+    }
+    if !subresources.is_empty() {
+        r["subresources"] = json!(subresources);
     }
     r
 }

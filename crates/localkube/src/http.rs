@@ -1087,6 +1087,37 @@ async fn serve_resource(
         let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
         return Ok(json_response(StatusCode::CREATED, &status, &warnings));
     }
+    if target.subresource.as_deref() == Some("eviction")
+        && rt.group.is_empty()
+        && rt.plural == "pods"
+    {
+        let name = target.name.clone().unwrap_or_default();
+        if method != Method::POST {
+            return Err(ApiError::method_not_allowed(
+                "the server does not allow this method on the requested resource",
+            ));
+        }
+        let mut opts = DeleteOptions {
+            dry_run: q
+                .dry_run()
+                .map_err(|c| options::invalid(OptionsKind::Create, vec![c]))?,
+            ..Default::default()
+        };
+        let body = parse_object_body(&headers, &read_body(req).await?)?;
+        let eviction = Gvk {
+            group: "policy".into(),
+            version: "v1".into(),
+            kind: "Eviction".into(),
+        };
+        opts.admission = admitting.hook("eviction", eviction, Value::Null);
+        let (core, ns) = (core.clone(), ns.clone());
+        run_write(opts.admission.is_set(), move || {
+            core.evict(&ns, &name, &body, opts)
+        })
+        .await?;
+        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+        return Ok(json_response(StatusCode::CREATED, &status, &warnings));
+    }
     if target.subresource.as_deref() == Some("log") && rt.group.is_empty() && rt.plural == "pods" {
         if method != Method::GET {
             return Err(ApiError::method_not_allowed("pods/log can only be read"));

@@ -26,6 +26,7 @@ pub(crate) mod crd;
 pub(crate) mod discovery;
 pub mod durable;
 pub(crate) mod events;
+pub(crate) mod eviction;
 pub mod faults;
 #[cfg(test)]
 mod fuzz;

@@ -6,7 +6,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
 
 use k8s_openapi::api::{
-    admissionregistration, apps, authorization, coordination, core, events, rbac,
+    admissionregistration, apps, authorization, coordination, core, events, policy, rbac,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1 as apireg;
@@ -184,6 +184,7 @@ pub fn builtin_schemas() -> &'static BuiltinSchemas {
         c.add::<apps::v1::Deployment>("apps", "v1", "Deployment");
         c.add::<apps::v1::DaemonSet>("apps", "v1", "DaemonSet");
         c.add::<coordination::v1::Lease>("coordination.k8s.io", "v1", "Lease");
+        c.add::<policy::v1::PodDisruptionBudget>("policy", "v1", "PodDisruptionBudget");
         c.add::<events::v1::Event>("events.k8s.io", "v1", "Event");
         c.add::<rbac::v1::Role>("rbac.authorization.k8s.io", "v1", "Role");
         c.add::<rbac::v1::ClusterRole>("rbac.authorization.k8s.io", "v1", "ClusterRole");
@@ -314,6 +315,8 @@ pub fn builtin_type_error(group: &str, kind: &str, obj: &Value) -> Option<String
         ("apps", "Deployment") => decode_as::<apps::v1::Deployment>(obj),
         ("apps", "DaemonSet") => decode_as::<apps::v1::DaemonSet>(obj),
         ("coordination.k8s.io", "Lease") => decode_as::<coordination::v1::Lease>(obj),
+        ("policy", "PodDisruptionBudget") => decode_as::<policy::v1::PodDisruptionBudget>(obj),
+        ("policy", "Eviction") => decode_as::<policy::v1::Eviction>(obj),
         ("events.k8s.io", "Event") => decode_as::<events::v1::Event>(obj),
         ("rbac.authorization.k8s.io", "Role") => decode_as::<rbac::v1::Role>(obj),
         ("rbac.authorization.k8s.io", "ClusterRole") => decode_as::<rbac::v1::ClusterRole>(obj),

@@ -21,6 +21,7 @@ pub(super) static API_GROUPS: &[(&str, &str)] = &[
     ("apps/v1", "k8s.io.api.apps.v1"),
     ("coordination.k8s.io/v1", "k8s.io.api.coordination.v1"),
     ("events.k8s.io/v1", "k8s.io.api.events.v1"),
+    ("policy/v1", "k8s.io.api.policy.v1"),
     ("rbac.authorization.k8s.io/v1", "k8s.io.api.rbac.v1"),
     ("authorization.k8s.io/v1", "k8s.io.api.authorization.v1"),
     (
@@ -37,8 +38,8 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.apps.v1.ControllerRevision",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
-            f(2, "data", M(375), Keep),
+            f(1, "metadata", M(361), Keep),
+            f(2, "data", M(380), Keep),
             f(3, "revision", I64, Keep),
         ],
     },
@@ -46,14 +47,14 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.apps.v1.ControllerRevisionList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(0), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(0), Rep)],
     },
     // 2
     Msg {
         name: "k8s.io.api.apps.v1.DaemonSet",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "spec", M(5), Keep),
             f(3, "status", M(6), Keep),
         ],
@@ -65,7 +66,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         fields: &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
-            f(3, "lastTransitionTime", M(369), Keep),
+            f(3, "lastTransitionTime", M(374), Keep),
             f(4, "reason", Str, Opt),
             f(5, "message", Str, Opt),
         ],
@@ -74,14 +75,14 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.apps.v1.DaemonSetList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(2), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(2), Rep)],
     },
     // 5
     Msg {
         name: "k8s.io.api.apps.v1.DaemonSetSpec",
         special: Special::None,
         fields: &[
-            f(1, "selector", M(349), Keep),
+            f(1, "selector", M(354), Keep),
             f(2, "template", M(211), Keep),
             f(3, "updateStrategy", M(7), Keep),
             f(4, "minReadySeconds", I32, Opt),
@@ -116,7 +117,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.apps.v1.Deployment",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "spec", M(11), Keep),
             f(3, "status", M(12), Keep),
         ],
@@ -128,8 +129,8 @@ pub(super) static MESSAGES: &[Msg] = &[
         fields: &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
-            f(6, "lastUpdateTime", M(369), Keep),
-            f(7, "lastTransitionTime", M(369), Keep),
+            f(6, "lastUpdateTime", M(374), Keep),
+            f(7, "lastTransitionTime", M(374), Keep),
             f(4, "reason", Str, Opt),
             f(5, "message", Str, Opt),
         ],
@@ -138,7 +139,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.apps.v1.DeploymentList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(8), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(8), Rep)],
     },
     // 11
     Msg {
@@ -146,7 +147,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         special: Special::None,
         fields: &[
             f(1, "replicas", I32, Keep),
-            f(2, "selector", M(349), Keep),
+            f(2, "selector", M(354), Keep),
             f(3, "template", M(211), Keep),
             f(4, "strategy", M(13), Keep),
             f(5, "minReadySeconds", I32, Opt),
@@ -182,7 +183,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.apps.v1.ReplicaSet",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "spec", M(17), Keep),
             f(3, "status", M(18), Keep),
         ],
@@ -194,7 +195,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         fields: &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
-            f(3, "lastTransitionTime", M(369), Keep),
+            f(3, "lastTransitionTime", M(374), Keep),
             f(4, "reason", Str, Opt),
             f(5, "message", Str, Opt),
         ],
@@ -203,7 +204,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.apps.v1.ReplicaSetList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(14), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(14), Rep)],
     },
     // 17
     Msg {
@@ -212,7 +213,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         fields: &[
             f(1, "replicas", I32, Keep),
             f(4, "minReadySeconds", I32, Opt),
-            f(2, "selector", M(349), Keep),
+            f(2, "selector", M(354), Keep),
             f(3, "template", M(211), Keep),
         ],
     },
@@ -235,8 +236,8 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.apps.v1.RollingUpdateDaemonSet",
         special: Special::None,
         fields: &[
-            f(1, "maxUnavailable", M(376), Keep),
-            f(2, "maxSurge", M(376), Keep),
+            f(1, "maxUnavailable", M(381), Keep),
+            f(2, "maxSurge", M(381), Keep),
         ],
     },
     // 20
@@ -244,8 +245,8 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.apps.v1.RollingUpdateDeployment",
         special: Special::None,
         fields: &[
-            f(1, "maxUnavailable", M(376), Keep),
-            f(2, "maxSurge", M(376), Keep),
+            f(1, "maxUnavailable", M(381), Keep),
+            f(2, "maxSurge", M(381), Keep),
         ],
     },
     // 21
@@ -254,7 +255,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         special: Special::None,
         fields: &[
             f(1, "partition", I32, Keep),
-            f(2, "maxUnavailable", M(376), Keep),
+            f(2, "maxUnavailable", M(381), Keep),
         ],
     },
     // 22
@@ -262,7 +263,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.apps.v1.StatefulSet",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "spec", M(27), Keep),
             f(3, "status", M(28), Keep),
         ],
@@ -274,7 +275,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         fields: &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
-            f(3, "lastTransitionTime", M(369), Keep),
+            f(3, "lastTransitionTime", M(374), Keep),
             f(4, "reason", Str, Opt),
             f(5, "message", Str, Opt),
         ],
@@ -283,7 +284,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.apps.v1.StatefulSetList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(22), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(22), Rep)],
     },
     // 25
     Msg {
@@ -303,7 +304,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         special: Special::None,
         fields: &[
             f(1, "replicas", I32, Keep),
-            f(2, "selector", M(349), Keep),
+            f(2, "selector", M(354), Keep),
             f(3, "template", M(211), Keep),
             f(4, "volumeClaimTemplates", M(171), Rep),
             f(5, "serviceName", Str, Opt),
@@ -350,7 +351,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         special: Special::None,
         fields: &[
             f(1, "rawSelector", Str, Opt),
-            f(2, "requirements", M(340), Rep),
+            f(2, "requirements", M(345), Rep),
         ],
     },
     // 32
@@ -359,7 +360,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         special: Special::None,
         fields: &[
             f(1, "rawSelector", Str, Opt),
-            f(2, "requirements", M(350), Rep),
+            f(2, "requirements", M(355), Rep),
         ],
     },
     // 33
@@ -367,7 +368,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.authorization.v1.LocalSubjectAccessReview",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "spec", M(43), Keep),
             f(3, "status", M(44), Keep),
         ],
@@ -416,7 +417,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.authorization.v1.SelfSubjectAccessReview",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "spec", M(39), Keep),
             f(3, "status", M(44), Keep),
         ],
@@ -435,7 +436,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.authorization.v1.SelfSubjectRulesReview",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "spec", M(41), Keep),
             f(3, "status", M(45), Keep),
         ],
@@ -451,7 +452,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.authorization.v1.SubjectAccessReview",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "spec", M(43), Keep),
             f(3, "status", M(44), Keep),
         ],
@@ -495,13 +496,13 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.coordination.v1.Lease",
         special: Special::None,
-        fields: &[f(1, "metadata", M(356), Keep), f(2, "spec", M(48), Keep)],
+        fields: &[f(1, "metadata", M(361), Keep), f(2, "spec", M(48), Keep)],
     },
     // 47
     Msg {
         name: "k8s.io.api.coordination.v1.LeaseList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(46), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(46), Rep)],
     },
     // 48
     Msg {
@@ -510,8 +511,8 @@ pub(super) static MESSAGES: &[Msg] = &[
         fields: &[
             f(1, "holderIdentity", Str, Keep),
             f(2, "leaseDurationSeconds", I32, Keep),
-            f(3, "acquireTime", M(355), Keep),
-            f(4, "renewTime", M(355), Keep),
+            f(3, "acquireTime", M(360), Keep),
+            f(4, "renewTime", M(360), Keep),
             f(5, "leaseTransitions", I32, Keep),
             f(6, "strategy", Str, Keep),
             f(7, "preferredHolder", Str, Keep),
@@ -594,7 +595,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.Binding",
         special: Special::None,
-        fields: &[f(1, "metadata", M(356), Keep), f(2, "target", M(169), Keep)],
+        fields: &[f(1, "metadata", M(361), Keep), f(2, "target", M(169), Keep)],
     },
     // 58
     Msg {
@@ -692,7 +693,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         fields: &[
             f(1, "name", Str, Keep),
             f(2, "signerName", Str, Keep),
-            f(3, "labelSelector", M(349), Keep),
+            f(3, "labelSelector", M(354), Keep),
             f(5, "optional", Bool, Keep),
             f(4, "path", Str, Keep),
         ],
@@ -713,7 +714,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.core.v1.ComponentStatus",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "conditions", M(67), Rep),
         ],
     },
@@ -721,14 +722,14 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.ComponentStatusList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(68), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(68), Rep)],
     },
     // 70
     Msg {
         name: "k8s.io.api.core.v1.ConfigMap",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(4, "immutable", Bool, Keep),
             f(2, "data", Str, Map),
             f(3, "binaryData", Bytes, Map),
@@ -757,7 +758,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.ConfigMapList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(70), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(70), Rep)],
     },
     // 74
     Msg {
@@ -887,7 +888,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.ContainerStateRunning",
         special: Special::None,
-        fields: &[f(1, "startedAt", M(369), Keep)],
+        fields: &[f(1, "startedAt", M(374), Keep)],
     },
     // 86
     Msg {
@@ -898,8 +899,8 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "signal", I32, Opt),
             f(3, "reason", Str, Opt),
             f(4, "message", Str, Opt),
-            f(5, "startedAt", M(369), Keep),
-            f(6, "finishedAt", M(369), Keep),
+            f(5, "startedAt", M(374), Keep),
+            f(6, "finishedAt", M(374), Keep),
             f(7, "containerID", Str, Opt),
         ],
     },
@@ -923,7 +924,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(7, "imageID", Str, Keep),
             f(8, "containerID", Str, Opt),
             f(9, "started", Bool, Keep),
-            f(10, "allocatedResources", M(329), Map),
+            f(10, "allocatedResources", M(334), Map),
             f(11, "resources", M(236), Keep),
             f(12, "volumeMounts", M(278), Rep),
             f(13, "user", M(89), Keep),
@@ -970,7 +971,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.EmptyDirVolumeSource",
         special: Special::None,
-        fields: &[f(1, "medium", Str, Opt), f(2, "sizeLimit", M(329), Keep)],
+        fields: &[f(1, "medium", Str, Opt), f(2, "sizeLimit", M(334), Keep)],
     },
     // 95
     Msg {
@@ -1008,13 +1009,13 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.Endpoints",
         special: Special::None,
-        fields: &[f(1, "metadata", M(356), Keep), f(2, "subsets", M(97), Rep)],
+        fields: &[f(1, "metadata", M(361), Keep), f(2, "subsets", M(97), Rep)],
     },
     // 99
     Msg {
         name: "k8s.io.api.core.v1.EndpointsList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(98), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(98), Rep)],
     },
     // 100
     Msg {
@@ -1100,16 +1101,16 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.core.v1.Event",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "involvedObject", M(169), Keep),
             f(3, "reason", Str, Opt),
             f(4, "message", Str, Opt),
             f(5, "source", M(109), Keep),
-            f(6, "firstTimestamp", M(369), Keep),
-            f(7, "lastTimestamp", M(369), Keep),
+            f(6, "firstTimestamp", M(374), Keep),
+            f(7, "lastTimestamp", M(374), Keep),
             f(8, "count", I32, Opt),
             f(9, "type", Str, Opt),
-            f(10, "eventTime", M(355), Keep),
+            f(10, "eventTime", M(360), Keep),
             f(11, "series", M(108), Keep),
             f(12, "action", Str, Opt),
             f(13, "related", M(169), Keep),
@@ -1121,7 +1122,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.EventList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(106), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(106), Rep)],
     },
     // 108
     Msg {
@@ -1129,7 +1130,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         special: Special::None,
         fields: &[
             f(1, "count", I32, Opt),
-            f(2, "lastObservedTime", M(355), Keep),
+            f(2, "lastObservedTime", M(360), Keep),
         ],
     },
     // 109
@@ -1251,7 +1252,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         special: Special::None,
         fields: &[
             f(1, "path", Str, Opt),
-            f(2, "port", M(376), Keep),
+            f(2, "port", M(381), Keep),
             f(3, "host", Str, Opt),
             f(4, "scheme", Str, Opt),
             f(5, "httpHeaders", M(122), Rep),
@@ -1358,7 +1359,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.LimitRange",
         special: Special::None,
-        fields: &[f(1, "metadata", M(356), Keep), f(2, "spec", M(135), Keep)],
+        fields: &[f(1, "metadata", M(361), Keep), f(2, "spec", M(135), Keep)],
     },
     // 133
     Msg {
@@ -1366,18 +1367,18 @@ pub(super) static MESSAGES: &[Msg] = &[
         special: Special::None,
         fields: &[
             f(1, "type", Str, Keep),
-            f(2, "max", M(329), Map),
-            f(3, "min", M(329), Map),
-            f(4, "default", M(329), Map),
-            f(5, "defaultRequest", M(329), Map),
-            f(6, "maxLimitRequestRatio", M(329), Map),
+            f(2, "max", M(334), Map),
+            f(3, "min", M(334), Map),
+            f(4, "default", M(334), Map),
+            f(5, "defaultRequest", M(334), Map),
+            f(6, "maxLimitRequestRatio", M(334), Map),
         ],
     },
     // 134
     Msg {
         name: "k8s.io.api.core.v1.LimitRangeList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(132), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(132), Rep)],
     },
     // 135
     Msg {
@@ -1399,7 +1400,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.List",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(375), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(380), Rep)],
     },
     // 138
     Msg {
@@ -1454,7 +1455,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.core.v1.Namespace",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "spec", M(147), Keep),
             f(3, "status", M(148), Keep),
         ],
@@ -1466,7 +1467,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         fields: &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
-            f(4, "lastTransitionTime", M(369), Keep),
+            f(4, "lastTransitionTime", M(374), Keep),
             f(5, "reason", Str, Opt),
             f(6, "message", Str, Opt),
         ],
@@ -1475,7 +1476,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.NamespaceList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(144), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(144), Rep)],
     },
     // 147
     Msg {
@@ -1494,7 +1495,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.core.v1.Node",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "spec", M(164), Keep),
             f(3, "status", M(165), Keep),
         ],
@@ -1531,8 +1532,8 @@ pub(super) static MESSAGES: &[Msg] = &[
         fields: &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
-            f(3, "lastHeartbeatTime", M(369), Keep),
-            f(4, "lastTransitionTime", M(369), Keep),
+            f(3, "lastHeartbeatTime", M(374), Keep),
+            f(4, "lastTransitionTime", M(374), Keep),
             f(5, "reason", Str, Opt),
             f(6, "message", Str, Opt),
         ],
@@ -1570,7 +1571,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.NodeList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(149), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(149), Rep)],
     },
     // 158
     Msg {
@@ -1637,8 +1638,8 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.core.v1.NodeStatus",
         special: Special::None,
         fields: &[
-            f(1, "capacity", M(329), Map),
-            f(2, "allocatable", M(329), Map),
+            f(1, "capacity", M(334), Map),
+            f(2, "allocatable", M(334), Map),
             f(3, "phase", Str, Opt),
             f(4, "conditions", M(152), Rep),
             f(5, "addresses", M(150), Rep),
@@ -1702,7 +1703,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.core.v1.PersistentVolume",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "spec", M(180), Keep),
             f(3, "status", M(181), Keep),
         ],
@@ -1712,7 +1713,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.core.v1.PersistentVolumeClaim",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "spec", M(174), Keep),
             f(3, "status", M(175), Keep),
         ],
@@ -1724,8 +1725,8 @@ pub(super) static MESSAGES: &[Msg] = &[
         fields: &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
-            f(3, "lastProbeTime", M(369), Keep),
-            f(4, "lastTransitionTime", M(369), Keep),
+            f(3, "lastProbeTime", M(374), Keep),
+            f(4, "lastTransitionTime", M(374), Keep),
             f(5, "reason", Str, Opt),
             f(6, "message", Str, Opt),
         ],
@@ -1734,7 +1735,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.PersistentVolumeClaimList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(171), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(171), Rep)],
     },
     // 174
     Msg {
@@ -1742,7 +1743,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         special: Special::None,
         fields: &[
             f(1, "accessModes", Str, Rep),
-            f(4, "selector", M(349), Keep),
+            f(4, "selector", M(354), Keep),
             f(2, "resources", M(281), Keep),
             f(3, "volumeName", Str, Opt),
             f(5, "storageClassName", Str, Keep),
@@ -1759,9 +1760,9 @@ pub(super) static MESSAGES: &[Msg] = &[
         fields: &[
             f(1, "phase", Str, Opt),
             f(2, "accessModes", Str, Rep),
-            f(3, "capacity", M(329), Map),
+            f(3, "capacity", M(334), Map),
             f(4, "conditions", M(172), Rep),
-            f(5, "allocatedResources", M(329), Map),
+            f(5, "allocatedResources", M(334), Map),
             f(7, "allocatedResourceStatuses", Str, Map),
             f(8, "currentVolumeAttributesClassName", Str, Keep),
             f(9, "modifyVolumeStatus", M(142), Keep),
@@ -1771,7 +1772,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.PersistentVolumeClaimTemplate",
         special: Special::None,
-        fields: &[f(1, "metadata", M(356), Keep), f(2, "spec", M(174), Keep)],
+        fields: &[f(1, "metadata", M(361), Keep), f(2, "spec", M(174), Keep)],
     },
     // 177
     Msg {
@@ -1783,7 +1784,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.PersistentVolumeList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(170), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(170), Rep)],
     },
     // 179
     Msg {
@@ -1819,7 +1820,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.core.v1.PersistentVolumeSpec",
         special: Special::None,
         fields: &[
-            f(1, "capacity", M(329), Map),
+            f(1, "capacity", M(334), Map),
             f(2, "persistent_volume_source", M(179), Inline),
             f(3, "accessModes", Str, Rep),
             f(4, "claimRef", M(169), Keep),
@@ -1839,7 +1840,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(1, "phase", Str, Opt),
             f(2, "message", Str, Opt),
             f(3, "reason", Str, Opt),
-            f(4, "lastPhaseTransitionTime", M(369), Keep),
+            f(4, "lastPhaseTransitionTime", M(374), Keep),
         ],
     },
     // 182
@@ -1853,7 +1854,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.core.v1.Pod",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "spec", M(206), Keep),
             f(3, "status", M(207), Keep),
         ],
@@ -1882,10 +1883,10 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.core.v1.PodAffinityTerm",
         special: Special::None,
         fields: &[
-            f(1, "labelSelector", M(349), Keep),
+            f(1, "labelSelector", M(354), Keep),
             f(2, "namespaces", Str, Rep),
             f(3, "topologyKey", Str, Keep),
-            f(4, "namespaceSelector", M(349), Keep),
+            f(4, "namespaceSelector", M(354), Keep),
             f(5, "matchLabelKeys", Str, Rep),
             f(6, "mismatchLabelKeys", Str, Rep),
         ],
@@ -1943,8 +1944,8 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(1, "type", Str, Keep),
             f(7, "observedGeneration", I64, Opt),
             f(2, "status", Str, Keep),
-            f(3, "lastProbeTime", M(369), Keep),
-            f(4, "lastTransitionTime", M(369), Keep),
+            f(3, "lastProbeTime", M(374), Keep),
+            f(4, "lastTransitionTime", M(374), Keep),
             f(5, "reason", Str, Opt),
             f(6, "message", Str, Opt),
         ],
@@ -1997,7 +1998,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.PodList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(183), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(183), Rep)],
     },
     // 196
     Msg {
@@ -2008,7 +2009,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "follow", Bool, Opt),
             f(3, "previous", Bool, Opt),
             f(4, "sinceSeconds", I64, Keep),
-            f(5, "sinceTime", M(369), Keep),
+            f(5, "sinceTime", M(374), Keep),
             f(6, "timestamps", Bool, Opt),
             f(7, "tailLines", I64, Keep),
             f(8, "limitBytes", I64, Keep),
@@ -2089,7 +2090,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.PodSignature",
         special: Special::None,
-        fields: &[f(1, "podController", M(357), Keep)],
+        fields: &[f(1, "podController", M(362), Keep)],
     },
     // 206
     Msg {
@@ -2128,7 +2129,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(29, "runtimeClassName", Str, Keep),
             f(30, "enableServiceLinks", Bool, Keep),
             f(31, "preemptionPolicy", Str, Keep),
-            f(32, "overhead", M(329), Map),
+            f(32, "overhead", M(334), Map),
             f(33, "topologySpreadConstraints", M(272), Rep),
             f(35, "setHostnameAsFQDN", Bool, Keep),
             f(36, "os", M(197), Keep),
@@ -2155,7 +2156,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(16, "hostIPs", M(124), Rep),
             f(6, "podIP", Str, Opt),
             f(12, "podIPs", M(194), Rep),
-            f(7, "startTime", M(369), Keep),
+            f(7, "startTime", M(374), Keep),
             f(10, "initContainerStatuses", M(88), Rep),
             f(8, "containerStatuses", M(88), Rep),
             f(9, "qosClass", Str, Opt),
@@ -2163,7 +2164,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(14, "resize", Str, Opt),
             f(15, "resourceClaimStatuses", M(202), Rep),
             f(18, "extendedResourceClaimStatus", M(193), Keep),
-            f(19, "allocatedResources", M(329), Map),
+            f(19, "allocatedResources", M(334), Map),
             f(20, "resources", M(236), Keep),
         ],
     },
@@ -2171,14 +2172,14 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.PodStatusResult",
         special: Special::None,
-        fields: &[f(1, "metadata", M(356), Keep), f(2, "status", M(207), Keep)],
+        fields: &[f(1, "metadata", M(361), Keep), f(2, "status", M(207), Keep)],
     },
     // 209
     Msg {
         name: "k8s.io.api.core.v1.PodTemplate",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "template", M(211), Keep),
         ],
     },
@@ -2186,13 +2187,13 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.PodTemplateList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(209), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(209), Rep)],
     },
     // 211
     Msg {
         name: "k8s.io.api.core.v1.PodTemplateSpec",
         special: Special::None,
-        fields: &[f(1, "metadata", M(356), Keep), f(2, "spec", M(206), Keep)],
+        fields: &[f(1, "metadata", M(361), Keep), f(2, "spec", M(206), Keep)],
     },
     // 212
     Msg {
@@ -2226,7 +2227,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         special: Special::None,
         fields: &[
             f(1, "podSignature", M(205), Keep),
-            f(2, "evictionTime", M(369), Keep),
+            f(2, "evictionTime", M(374), Keep),
             f(3, "reason", Str, Opt),
             f(4, "message", Str, Opt),
         ],
@@ -2316,7 +2317,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.core.v1.RangeAllocation",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "range", Str, Opt),
             f(3, "data", Bytes, Opt),
         ],
@@ -2326,7 +2327,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.core.v1.ReplicationController",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "spec", M(227), Keep),
             f(3, "status", M(228), Keep),
         ],
@@ -2338,7 +2339,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         fields: &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
-            f(3, "lastTransitionTime", M(369), Keep),
+            f(3, "lastTransitionTime", M(374), Keep),
             f(4, "reason", Str, Opt),
             f(5, "message", Str, Opt),
         ],
@@ -2347,7 +2348,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.ReplicationControllerList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(224), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(224), Rep)],
     },
     // 227
     Msg {
@@ -2386,7 +2387,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         fields: &[
             f(1, "containerName", Str, Opt),
             f(2, "resource", Str, Keep),
-            f(3, "divisor", M(329), Keep),
+            f(3, "divisor", M(334), Keep),
         ],
     },
     // 231
@@ -2400,7 +2401,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.core.v1.ResourceQuota",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "spec", M(234), Keep),
             f(3, "status", M(235), Keep),
         ],
@@ -2409,14 +2410,14 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.ResourceQuotaList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(232), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(232), Rep)],
     },
     // 234
     Msg {
         name: "k8s.io.api.core.v1.ResourceQuotaSpec",
         special: Special::None,
         fields: &[
-            f(1, "hard", M(329), Map),
+            f(1, "hard", M(334), Map),
             f(2, "scopes", Str, Rep),
             f(3, "scopeSelector", M(241), Keep),
         ],
@@ -2425,15 +2426,15 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.ResourceQuotaStatus",
         special: Special::None,
-        fields: &[f(1, "hard", M(329), Map), f(2, "used", M(329), Map)],
+        fields: &[f(1, "hard", M(334), Map), f(2, "used", M(334), Map)],
     },
     // 236
     Msg {
         name: "k8s.io.api.core.v1.ResourceRequirements",
         special: Special::None,
         fields: &[
-            f(1, "limits", M(329), Map),
-            f(2, "requests", M(329), Map),
+            f(1, "limits", M(334), Map),
+            f(2, "requests", M(334), Map),
             f(3, "claims", M(229), Rep),
         ],
     },
@@ -2515,7 +2516,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.core.v1.Secret",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(5, "immutable", Bool, Keep),
             f(2, "data", Bytes, Map),
             f(4, "stringData", Str, Map),
@@ -2545,7 +2546,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.SecretList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(244), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(244), Rep)],
     },
     // 248
     Msg {
@@ -2604,7 +2605,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.core.v1.Service",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "spec", M(260), Keep),
             f(3, "status", M(261), Keep),
         ],
@@ -2614,7 +2615,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.core.v1.ServiceAccount",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
+            f(1, "metadata", M(361), Keep),
             f(2, "secrets", M(169), Rep),
             f(3, "imagePullSecrets", M(140), Rep),
             f(4, "automountServiceAccountToken", Bool, Keep),
@@ -2624,7 +2625,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.ServiceAccountList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(254), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(254), Rep)],
     },
     // 256
     Msg {
@@ -2640,7 +2641,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.ServiceList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(253), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(253), Rep)],
     },
     // 258
     Msg {
@@ -2651,7 +2652,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "protocol", Str, Opt),
             f(6, "appProtocol", Str, Keep),
             f(3, "port", I32, Keep),
-            f(4, "targetPort", M(376), Keep),
+            f(4, "targetPort", M(381), Keep),
             f(5, "nodePort", I32, Opt),
         ],
     },
@@ -2694,7 +2695,7 @@ pub(super) static MESSAGES: &[Msg] = &[
         special: Special::None,
         fields: &[
             f(1, "loadBalancer", M(139), Keep),
-            f(2, "conditions", M(336), Rep),
+            f(2, "conditions", M(341), Rep),
         ],
     },
     // 262
@@ -2743,7 +2744,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.TCPSocketAction",
         special: Special::None,
-        fields: &[f(1, "port", M(376), Keep), f(2, "host", Str, Opt)],
+        fields: &[f(1, "port", M(381), Keep), f(2, "host", Str, Opt)],
     },
     // 268
     Msg {
@@ -2753,7 +2754,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(1, "key", Str, Keep),
             f(2, "value", Str, Opt),
             f(3, "effect", Str, Keep),
-            f(4, "timeAdded", M(369), Keep),
+            f(4, "timeAdded", M(374), Keep),
         ],
     },
     // 269
@@ -2788,7 +2789,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(1, "maxSkew", I32, Keep),
             f(2, "topologyKey", Str, Keep),
             f(3, "whenUnsatisfiable", Str, Keep),
-            f(4, "labelSelector", M(349), Keep),
+            f(4, "labelSelector", M(354), Keep),
             f(5, "minDomains", I32, Keep),
             f(6, "nodeAffinityPolicy", Str, Keep),
             f(7, "nodeTaintsPolicy", Str, Keep),
@@ -2879,7 +2880,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.core.v1.VolumeResourceRequirements",
         special: Special::None,
-        fields: &[f(1, "limits", M(329), Map), f(2, "requests", M(329), Map)],
+        fields: &[f(1, "limits", M(334), Map), f(2, "requests", M(334), Map)],
     },
     // 282
     Msg {
@@ -2964,8 +2965,8 @@ pub(super) static MESSAGES: &[Msg] = &[
         name: "k8s.io.api.events.v1.Event",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
-            f(2, "eventTime", M(355), Keep),
+            f(1, "metadata", M(361), Keep),
+            f(2, "eventTime", M(360), Keep),
             f(3, "series", M(289), Keep),
             f(4, "reportingController", Str, Opt),
             f(5, "reportingInstance", Str, Opt),
@@ -2976,8 +2977,8 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(10, "note", Str, Opt),
             f(11, "type", Str, Opt),
             f(12, "deprecatedSource", M(109), Keep),
-            f(13, "deprecatedFirstTimestamp", M(369), Keep),
-            f(14, "deprecatedLastTimestamp", M(369), Keep),
+            f(13, "deprecatedFirstTimestamp", M(374), Keep),
+            f(14, "deprecatedLastTimestamp", M(374), Keep),
             f(15, "deprecatedCount", I32, Opt),
         ],
     },
@@ -2985,7 +2986,7 @@ pub(super) static MESSAGES: &[Msg] = &[
     Msg {
         name: "k8s.io.api.events.v1.EventList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(287), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(287), Rep)],
     },
     // 289
     Msg {
@@ -2993,48 +2994,98 @@ pub(super) static MESSAGES: &[Msg] = &[
         special: Special::None,
         fields: &[
             f(1, "count", I32, Keep),
-            f(2, "lastObservedTime", M(355), Keep),
+            f(2, "lastObservedTime", M(360), Keep),
         ],
     },
     // 290
     Msg {
-        name: "k8s.io.api.rbac.v1.AggregationRule",
+        name: "k8s.io.api.policy.v1.Eviction",
         special: Special::None,
-        fields: &[f(1, "clusterRoleSelectors", M(349), Rep)],
+        fields: &[
+            f(1, "metadata", M(361), Keep),
+            f(2, "deleteOptions", M(343), Keep),
+        ],
     },
     // 291
     Msg {
-        name: "k8s.io.api.rbac.v1.ClusterRole",
+        name: "k8s.io.api.policy.v1.PodDisruptionBudget",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
-            f(2, "rules", M(295), Rep),
-            f(3, "aggregationRule", M(290), Keep),
+            f(1, "metadata", M(361), Keep),
+            f(2, "spec", M(293), Keep),
+            f(3, "status", M(294), Keep),
         ],
     },
     // 292
     Msg {
-        name: "k8s.io.api.rbac.v1.ClusterRoleBinding",
+        name: "k8s.io.api.policy.v1.PodDisruptionBudgetList",
         special: Special::None,
-        fields: &[
-            f(1, "metadata", M(356), Keep),
-            f(2, "subjects", M(301), Rep),
-            f(3, "roleRef", M(300), Keep),
-        ],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(291), Rep)],
     },
     // 293
     Msg {
-        name: "k8s.io.api.rbac.v1.ClusterRoleBindingList",
+        name: "k8s.io.api.policy.v1.PodDisruptionBudgetSpec",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(292), Rep)],
+        fields: &[
+            f(1, "minAvailable", M(381), Keep),
+            f(2, "selector", M(354), Keep),
+            f(3, "maxUnavailable", M(381), Keep),
+            f(4, "unhealthyPodEvictionPolicy", Str, Keep),
+        ],
     },
     // 294
     Msg {
-        name: "k8s.io.api.rbac.v1.ClusterRoleList",
+        name: "k8s.io.api.policy.v1.PodDisruptionBudgetStatus",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(291), Rep)],
+        fields: &[
+            f(1, "observedGeneration", I64, Opt),
+            f(2, "disruptedPods", M(374), Map),
+            f(3, "disruptionsAllowed", I32, Keep),
+            f(4, "currentHealthy", I32, Keep),
+            f(5, "desiredHealthy", I32, Keep),
+            f(6, "expectedPods", I32, Keep),
+            f(7, "conditions", M(341), Rep),
+        ],
     },
     // 295
+    Msg {
+        name: "k8s.io.api.rbac.v1.AggregationRule",
+        special: Special::None,
+        fields: &[f(1, "clusterRoleSelectors", M(354), Rep)],
+    },
+    // 296
+    Msg {
+        name: "k8s.io.api.rbac.v1.ClusterRole",
+        special: Special::None,
+        fields: &[
+            f(1, "metadata", M(361), Keep),
+            f(2, "rules", M(300), Rep),
+            f(3, "aggregationRule", M(295), Keep),
+        ],
+    },
+    // 297
+    Msg {
+        name: "k8s.io.api.rbac.v1.ClusterRoleBinding",
+        special: Special::None,
+        fields: &[
+            f(1, "metadata", M(361), Keep),
+            f(2, "subjects", M(306), Rep),
+            f(3, "roleRef", M(305), Keep),
+        ],
+    },
+    // 298
+    Msg {
+        name: "k8s.io.api.rbac.v1.ClusterRoleBindingList",
+        special: Special::None,
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(297), Rep)],
+    },
+    // 299
+    Msg {
+        name: "k8s.io.api.rbac.v1.ClusterRoleList",
+        special: Special::None,
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(296), Rep)],
+    },
+    // 300
     Msg {
         name: "k8s.io.api.rbac.v1.PolicyRule",
         special: Special::None,
@@ -3046,35 +3097,35 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(5, "nonResourceURLs", Str, Rep),
         ],
     },
-    // 296
+    // 301
     Msg {
         name: "k8s.io.api.rbac.v1.Role",
         special: Special::None,
-        fields: &[f(1, "metadata", M(356), Keep), f(2, "rules", M(295), Rep)],
+        fields: &[f(1, "metadata", M(361), Keep), f(2, "rules", M(300), Rep)],
     },
-    // 297
+    // 302
     Msg {
         name: "k8s.io.api.rbac.v1.RoleBinding",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
-            f(2, "subjects", M(301), Rep),
-            f(3, "roleRef", M(300), Keep),
+            f(1, "metadata", M(361), Keep),
+            f(2, "subjects", M(306), Rep),
+            f(3, "roleRef", M(305), Keep),
         ],
     },
-    // 298
+    // 303
     Msg {
         name: "k8s.io.api.rbac.v1.RoleBindingList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(297), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(302), Rep)],
     },
-    // 299
+    // 304
     Msg {
         name: "k8s.io.api.rbac.v1.RoleList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(296), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(301), Rep)],
     },
-    // 300
+    // 305
     Msg {
         name: "k8s.io.api.rbac.v1.RoleRef",
         special: Special::None,
@@ -3084,7 +3135,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "name", Str, Keep),
         ],
     },
-    // 301
+    // 306
     Msg {
         name: "k8s.io.api.rbac.v1.Subject",
         special: Special::None,
@@ -3095,36 +3146,36 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "namespace", Str, Opt),
         ],
     },
-    // 302
+    // 307
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.ConversionRequest",
         special: Special::None,
         fields: &[
             f(1, "uid", Str, Opt),
             f(2, "desiredAPIVersion", Str, Opt),
-            f(3, "objects", M(375), Rep),
+            f(3, "objects", M(380), Rep),
         ],
     },
-    // 303
+    // 308
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.ConversionResponse",
         special: Special::None,
         fields: &[
             f(1, "uid", Str, Opt),
-            f(2, "convertedObjects", M(375), Rep),
-            f(3, "result", M(365), Keep),
+            f(2, "convertedObjects", M(380), Rep),
+            f(3, "result", M(370), Keep),
         ],
     },
-    // 304
+    // 309
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.ConversionReview",
         special: Special::None,
         fields: &[
-            f(1, "request", M(302), Keep),
-            f(2, "response", M(303), Keep),
+            f(1, "request", M(307), Keep),
+            f(2, "response", M(308), Keep),
         ],
     },
-    // 305
+    // 310
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition",
         special: Special::None,
@@ -3137,42 +3188,42 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(6, "jsonPath", Str, Keep),
         ],
     },
-    // 306
+    // 311
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion",
         special: Special::None,
-        fields: &[f(1, "strategy", Str, Keep), f(2, "webhook", M(328), Keep)],
+        fields: &[f(1, "strategy", Str, Keep), f(2, "webhook", M(333), Keep)],
     },
-    // 307
+    // 312
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(356), Keep),
-            f(2, "spec", M(311), Keep),
-            f(3, "status", M(312), Keep),
+            f(1, "metadata", M(361), Keep),
+            f(2, "spec", M(316), Keep),
+            f(3, "status", M(317), Keep),
         ],
     },
-    // 308
+    // 313
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition",
         special: Special::None,
         fields: &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
-            f(3, "lastTransitionTime", M(369), Keep),
+            f(3, "lastTransitionTime", M(374), Keep),
             f(4, "reason", Str, Opt),
             f(5, "message", Str, Opt),
             f(6, "observedGeneration", I64, Opt),
         ],
     },
-    // 309
+    // 314
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(307), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(312), Rep)],
     },
-    // 310
+    // 315
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames",
         special: Special::None,
@@ -3185,31 +3236,31 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(6, "categories", Str, Rep),
         ],
     },
-    // 311
+    // 316
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec",
         special: Special::None,
         fields: &[
             f(1, "group", Str, Keep),
-            f(3, "names", M(310), Keep),
+            f(3, "names", M(315), Keep),
             f(4, "scope", Str, Keep),
-            f(7, "versions", M(313), Rep),
-            f(9, "conversion", M(306), Keep),
+            f(7, "versions", M(318), Rep),
+            f(9, "conversion", M(311), Keep),
             f(10, "preserveUnknownFields", Bool, Opt),
         ],
     },
-    // 312
+    // 317
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus",
         special: Special::None,
         fields: &[
-            f(1, "conditions", M(308), Rep),
-            f(2, "acceptedNames", M(310), Keep),
+            f(1, "conditions", M(313), Rep),
+            f(2, "acceptedNames", M(315), Keep),
             f(3, "storedVersions", Str, Rep),
             f(4, "observedGeneration", I64, Opt),
         ],
     },
-    // 313
+    // 318
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion",
         special: Special::None,
@@ -3219,13 +3270,13 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "storage", Bool, Keep),
             f(7, "deprecated", Bool, Opt),
             f(8, "deprecationWarning", Str, Keep),
-            f(4, "schema", M(317), Keep),
-            f(5, "subresources", M(316), Keep),
-            f(6, "additionalPrinterColumns", M(305), Rep),
-            f(9, "selectableFields", M(324), Rep),
+            f(4, "schema", M(322), Keep),
+            f(5, "subresources", M(321), Keep),
+            f(6, "additionalPrinterColumns", M(310), Rep),
+            f(9, "selectableFields", M(329), Rep),
         ],
     },
-    // 314
+    // 319
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale",
         special: Special::None,
@@ -3235,37 +3286,37 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "labelSelectorPath", Str, Keep),
         ],
     },
-    // 315
+    // 320
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus",
         special: Special::None,
         fields: &[],
     },
-    // 316
+    // 321
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources",
         special: Special::None,
-        fields: &[f(1, "status", M(315), Keep), f(2, "scale", M(314), Keep)],
+        fields: &[f(1, "status", M(320), Keep), f(2, "scale", M(319), Keep)],
     },
-    // 317
+    // 322
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation",
         special: Special::None,
-        fields: &[f(1, "openAPIV3Schema", M(320), Keep)],
+        fields: &[f(1, "openAPIV3Schema", M(325), Keep)],
     },
-    // 318
+    // 323
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation",
         special: Special::None,
         fields: &[f(1, "description", Str, Opt), f(2, "url", Str, Opt)],
     },
-    // 319
+    // 324
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSON",
         special: Special::RawJson,
         fields: &[f(1, "raw", Bytes, Opt)],
     },
-    // 320
+    // 325
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps",
         special: Special::None,
@@ -3277,7 +3328,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(5, "type", Str, Opt),
             f(6, "format", Str, Opt),
             f(7, "title", Str, Opt),
-            f(8, "default", M(319), Keep),
+            f(8, "default", M(324), Keep),
             f(9, "maximum", F64, Keep),
             f(10, "exclusiveMaximum", Bool, Opt),
             f(11, "minimum", F64, Keep),
@@ -3289,23 +3340,23 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(17, "minItems", I64, Keep),
             f(18, "uniqueItems", Bool, Opt),
             f(19, "multipleOf", F64, Keep),
-            f(20, "enum", M(319), Rep),
+            f(20, "enum", M(324), Rep),
             f(21, "maxProperties", I64, Keep),
             f(22, "minProperties", I64, Keep),
             f(23, "required", Str, Rep),
-            f(24, "items", M(321), Keep),
-            f(25, "allOf", M(320), Rep),
-            f(26, "oneOf", M(320), Rep),
-            f(27, "anyOf", M(320), Rep),
-            f(28, "not", M(320), Keep),
-            f(29, "properties", M(320), Map),
-            f(30, "additionalProperties", M(322), Keep),
-            f(31, "patternProperties", M(320), Map),
-            f(32, "dependencies", M(323), Map),
-            f(33, "additionalItems", M(322), Keep),
-            f(34, "definitions", M(320), Map),
-            f(35, "externalDocs", M(318), Keep),
-            f(36, "example", M(319), Keep),
+            f(24, "items", M(326), Keep),
+            f(25, "allOf", M(325), Rep),
+            f(26, "oneOf", M(325), Rep),
+            f(27, "anyOf", M(325), Rep),
+            f(28, "not", M(325), Keep),
+            f(29, "properties", M(325), Map),
+            f(30, "additionalProperties", M(327), Keep),
+            f(31, "patternProperties", M(325), Map),
+            f(32, "dependencies", M(328), Map),
+            f(33, "additionalItems", M(327), Keep),
+            f(34, "definitions", M(325), Map),
+            f(35, "externalDocs", M(323), Keep),
+            f(36, "example", M(324), Keep),
             f(37, "nullable", Bool, Opt),
             f(38, "x-kubernetes-preserve-unknown-fields", Bool, Keep),
             f(39, "x-kubernetes-embedded-resource", Bool, Opt),
@@ -3313,37 +3364,37 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(41, "x-kubernetes-list-map-keys", Str, Rep),
             f(42, "x-kubernetes-list-type", Str, Keep),
             f(43, "x-kubernetes-map-type", Str, Keep),
-            f(44, "x-kubernetes-validations", M(326), Rep),
+            f(44, "x-kubernetes-validations", M(331), Rep),
         ],
     },
-    // 321
+    // 326
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrArray",
         special: Special::SchemaOrArray,
         fields: &[
-            f(1, "schema", M(320), Keep),
-            f(2, "jSonSchemas", M(320), Rep),
+            f(1, "schema", M(325), Keep),
+            f(2, "jSonSchemas", M(325), Rep),
         ],
     },
-    // 322
+    // 327
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrBool",
         special: Special::SchemaOrBool,
-        fields: &[f(1, "allows", Bool, Opt), f(2, "schema", M(320), Keep)],
+        fields: &[f(1, "allows", Bool, Opt), f(2, "schema", M(325), Keep)],
     },
-    // 323
+    // 328
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaPropsOrStringArray",
         special: Special::SchemaOrStringArray,
-        fields: &[f(1, "schema", M(320), Keep), f(2, "property", Str, Rep)],
+        fields: &[f(1, "schema", M(325), Keep), f(2, "property", Str, Rep)],
     },
-    // 324
+    // 329
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField",
         special: Special::None,
         fields: &[f(1, "jsonPath", Str, Keep)],
     },
-    // 325
+    // 330
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.ServiceReference",
         special: Special::None,
@@ -3354,7 +3405,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "port", I32, Keep),
         ],
     },
-    // 326
+    // 331
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.ValidationRule",
         special: Special::None,
@@ -3367,49 +3418,49 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(6, "optionalOldSelf", Bool, Keep),
         ],
     },
-    // 327
+    // 332
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig",
         special: Special::None,
         fields: &[
             f(3, "url", Str, Keep),
-            f(1, "service", M(325), Keep),
+            f(1, "service", M(330), Keep),
             f(2, "caBundle", Bytes, Opt),
         ],
     },
-    // 328
+    // 333
     Msg {
         name: "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookConversion",
         special: Special::None,
         fields: &[
-            f(2, "clientConfig", M(327), Keep),
+            f(2, "clientConfig", M(332), Keep),
             f(3, "conversionReviewVersions", Str, Rep),
         ],
     },
-    // 329
+    // 334
     Msg {
         name: "k8s.io.apimachinery.pkg.api.resource.Quantity",
         special: Special::Quantity,
         fields: &[f(1, "string", Str, Opt)],
     },
-    // 330
+    // 335
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.APIGroup",
         special: Special::None,
         fields: &[
             f(1, "name", Str, Keep),
-            f(2, "versions", M(346), Rep),
-            f(3, "preferredVersion", M(346), Keep),
-            f(4, "serverAddressByClientCIDRs", M(364), Rep),
+            f(2, "versions", M(351), Rep),
+            f(3, "preferredVersion", M(351), Keep),
+            f(4, "serverAddressByClientCIDRs", M(369), Rep),
         ],
     },
-    // 331
+    // 336
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.APIGroupList",
         special: Special::None,
-        fields: &[f(1, "groups", M(330), Rep)],
+        fields: &[f(1, "groups", M(335), Rep)],
     },
-    // 332
+    // 337
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.APIResource",
         special: Special::None,
@@ -3420,31 +3471,31 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(8, "group", Str, Opt),
             f(9, "version", Str, Opt),
             f(3, "kind", Str, Keep),
-            f(4, "verbs", M(373), Keep),
+            f(4, "verbs", M(378), Keep),
             f(5, "shortNames", Str, Rep),
             f(7, "categories", Str, Rep),
             f(10, "storageVersionHash", Str, Opt),
         ],
     },
-    // 333
+    // 338
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.APIResourceList",
         special: Special::None,
         fields: &[
             f(1, "groupVersion", Str, Keep),
-            f(2, "resources", M(332), Rep),
+            f(2, "resources", M(337), Rep),
         ],
     },
-    // 334
+    // 339
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.APIVersions",
         special: Special::None,
         fields: &[
             f(1, "versions", Str, Rep),
-            f(2, "serverAddressByClientCIDRs", M(364), Rep),
+            f(2, "serverAddressByClientCIDRs", M(369), Rep),
         ],
     },
-    // 335
+    // 340
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.ApplyOptions",
         special: Special::None,
@@ -3454,7 +3505,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "fieldManager", Str, Opt),
         ],
     },
-    // 336
+    // 341
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.Condition",
         special: Special::None,
@@ -3462,12 +3513,12 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(1, "type", Str, Keep),
             f(2, "status", Str, Keep),
             f(3, "observedGeneration", I64, Opt),
-            f(4, "lastTransitionTime", M(369), Keep),
+            f(4, "lastTransitionTime", M(374), Keep),
             f(5, "reason", Str, Keep),
             f(6, "message", Str, Keep),
         ],
     },
-    // 337
+    // 342
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.CreateOptions",
         special: Special::None,
@@ -3477,13 +3528,13 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "fieldValidation", Str, Opt),
         ],
     },
-    // 338
+    // 343
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
         special: Special::None,
         fields: &[
             f(1, "gracePeriodSeconds", I64, Keep),
-            f(2, "preconditions", M(362), Keep),
+            f(2, "preconditions", M(367), Keep),
             f(3, "orphanDependents", Bool, Keep),
             f(4, "propagationPolicy", Str, Keep),
             f(5, "dryRun", Str, Rep),
@@ -3495,13 +3546,13 @@ pub(super) static MESSAGES: &[Msg] = &[
             ),
         ],
     },
-    // 339
+    // 344
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.Duration",
         special: Special::Duration,
         fields: &[f(1, "duration", I64, Opt)],
     },
-    // 340
+    // 345
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement",
         special: Special::None,
@@ -3511,43 +3562,43 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "values", Str, Rep),
         ],
     },
-    // 341
+    // 346
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1",
         special: Special::RawJson,
         fields: &[f(1, "raw", Bytes, Opt)],
     },
-    // 342
+    // 347
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.GetOptions",
         special: Special::None,
         fields: &[f(1, "resourceVersion", Str, Opt)],
     },
-    // 343
+    // 348
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.GroupKind",
         special: Special::None,
         fields: &[f(1, "group", Str, Opt), f(2, "kind", Str, Opt)],
     },
-    // 344
+    // 349
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.GroupResource",
         special: Special::None,
         fields: &[f(1, "group", Str, Keep), f(2, "resource", Str, Keep)],
     },
-    // 345
+    // 350
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.GroupVersion",
         special: Special::None,
         fields: &[f(1, "group", Str, Opt), f(2, "version", Str, Opt)],
     },
-    // 346
+    // 351
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.GroupVersionForDiscovery",
         special: Special::None,
         fields: &[f(1, "groupVersion", Str, Keep), f(2, "version", Str, Keep)],
     },
-    // 347
+    // 352
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.GroupVersionKind",
         special: Special::None,
@@ -3557,7 +3608,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "kind", Str, Opt),
         ],
     },
-    // 348
+    // 353
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.GroupVersionResource",
         special: Special::None,
@@ -3567,16 +3618,16 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "resource", Str, Opt),
         ],
     },
-    // 349
+    // 354
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector",
         special: Special::None,
         fields: &[
             f(1, "matchLabels", Str, Map),
-            f(2, "matchExpressions", M(350), Rep),
+            f(2, "matchExpressions", M(355), Rep),
         ],
     },
-    // 350
+    // 355
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
         special: Special::None,
@@ -3586,13 +3637,13 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "values", Str, Rep),
         ],
     },
-    // 351
+    // 356
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.List",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(375), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(380), Rep)],
     },
-    // 352
+    // 357
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta",
         special: Special::None,
@@ -3603,7 +3654,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "remainingItemCount", I64, Keep),
         ],
     },
-    // 353
+    // 358
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.ListOptions",
         special: Special::None,
@@ -3620,7 +3671,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(11, "sendInitialEvents", Bool, Keep),
         ],
     },
-    // 354
+    // 359
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.ManagedFieldsEntry",
         special: Special::None,
@@ -3628,19 +3679,19 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(1, "manager", Str, Opt),
             f(2, "operation", Str, Opt),
             f(3, "apiVersion", Str, Opt),
-            f(4, "time", M(369), Keep),
+            f(4, "time", M(374), Keep),
             f(6, "fieldsType", Str, Opt),
-            f(7, "fieldsV1", M(341), Keep),
+            f(7, "fieldsV1", M(346), Keep),
             f(8, "subresource", Str, Opt),
         ],
     },
-    // 355
+    // 360
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime",
         special: Special::MicroTime,
         fields: &[f(1, "seconds", I64, Opt), f(2, "nanos", I32, Opt)],
     },
-    // 356
+    // 361
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta",
         special: Special::None,
@@ -3652,17 +3703,17 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(5, "uid", Str, Opt),
             f(6, "resourceVersion", Str, Opt),
             f(7, "generation", I64, Opt),
-            f(8, "creationTimestamp", M(369), Keep),
-            f(9, "deletionTimestamp", M(369), Keep),
+            f(8, "creationTimestamp", M(374), Keep),
+            f(9, "deletionTimestamp", M(374), Keep),
             f(10, "deletionGracePeriodSeconds", I64, Keep),
             f(11, "labels", Str, Map),
             f(12, "annotations", Str, Map),
-            f(13, "ownerReferences", M(357), Rep),
+            f(13, "ownerReferences", M(362), Rep),
             f(14, "finalizers", Str, Rep),
-            f(17, "managedFields", M(354), Rep),
+            f(17, "managedFields", M(359), Rep),
         ],
     },
-    // 357
+    // 362
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.OwnerReference",
         special: Special::None,
@@ -3675,25 +3726,25 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(7, "blockOwnerDeletion", Bool, Keep),
         ],
     },
-    // 358
+    // 363
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.PartialObjectMetadata",
         special: Special::None,
-        fields: &[f(1, "metadata", M(356), Keep)],
+        fields: &[f(1, "metadata", M(361), Keep)],
     },
-    // 359
+    // 364
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.PartialObjectMetadataList",
         special: Special::None,
-        fields: &[f(1, "metadata", M(352), Keep), f(2, "items", M(358), Rep)],
+        fields: &[f(1, "metadata", M(357), Keep), f(2, "items", M(363), Rep)],
     },
-    // 360
+    // 365
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.Patch",
         special: Special::None,
         fields: &[],
     },
-    // 361
+    // 366
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.PatchOptions",
         special: Special::None,
@@ -3704,19 +3755,19 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(4, "fieldValidation", Str, Opt),
         ],
     },
-    // 362
+    // 367
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.Preconditions",
         special: Special::None,
         fields: &[f(1, "uid", Str, Keep), f(2, "resourceVersion", Str, Keep)],
     },
-    // 363
+    // 368
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.RootPaths",
         special: Special::None,
         fields: &[f(1, "paths", Str, Rep)],
     },
-    // 364
+    // 369
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.ServerAddressByClientCIDR",
         special: Special::None,
@@ -3725,20 +3776,20 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "serverAddress", Str, Keep),
         ],
     },
-    // 365
+    // 370
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.Status",
         special: Special::None,
         fields: &[
-            f(1, "metadata", M(352), Keep),
+            f(1, "metadata", M(357), Keep),
             f(2, "status", Str, Opt),
             f(3, "message", Str, Opt),
             f(4, "reason", Str, Opt),
-            f(5, "details", M(367), Keep),
+            f(5, "details", M(372), Keep),
             f(6, "code", I32, Opt),
         ],
     },
-    // 366
+    // 371
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.StatusCause",
         special: Special::None,
@@ -3748,7 +3799,7 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "field", Str, Opt),
         ],
     },
-    // 367
+    // 372
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.StatusDetails",
         special: Special::None,
@@ -3757,35 +3808,35 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(2, "group", Str, Opt),
             f(3, "kind", Str, Opt),
             f(6, "uid", Str, Opt),
-            f(4, "causes", M(366), Rep),
+            f(4, "causes", M(371), Rep),
             f(5, "retryAfterSeconds", I32, Opt),
         ],
     },
-    // 368
+    // 373
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.TableOptions",
         special: Special::None,
         fields: &[f(1, "includeObject", Str, Opt)],
     },
-    // 369
+    // 374
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.Time",
         special: Special::Time,
         fields: &[f(1, "seconds", I64, Opt), f(2, "nanos", I32, Opt)],
     },
-    // 370
+    // 375
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.Timestamp",
         special: Special::Time,
         fields: &[f(1, "seconds", I64, Opt), f(2, "nanos", I32, Opt)],
     },
-    // 371
+    // 376
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.TypeMeta",
         special: Special::None,
         fields: &[f(1, "kind", Str, Opt), f(2, "apiVersion", Str, Opt)],
     },
-    // 372
+    // 377
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.UpdateOptions",
         special: Special::None,
@@ -3795,25 +3846,25 @@ pub(super) static MESSAGES: &[Msg] = &[
             f(3, "fieldValidation", Str, Opt),
         ],
     },
-    // 373
+    // 378
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.Verbs",
         special: Special::StringList,
         fields: &[f(1, "items", Str, Rep)],
     },
-    // 374
+    // 379
     Msg {
         name: "k8s.io.apimachinery.pkg.apis.meta.v1.WatchEvent",
         special: Special::None,
-        fields: &[f(1, "type", Str, Opt), f(2, "object", M(375), Keep)],
+        fields: &[f(1, "type", Str, Opt), f(2, "object", M(380), Keep)],
     },
-    // 375
+    // 380
     Msg {
         name: "k8s.io.apimachinery.pkg.runtime.RawExtension",
         special: Special::RawJson,
         fields: &[f(1, "raw", Bytes, Opt)],
     },
-    // 376
+    // 381
     Msg {
         name: "k8s.io.apimachinery.pkg.util.intstr.IntOrString",
         special: Special::IntOrString,

@@ -27,6 +27,8 @@ pub enum StrategyId {
     ConfigMap,
     Secret,
     Deployment,
+    /// A PodDisruptionBudget: its status starts empty.
+    DisruptionBudget,
     CustomResourceDefinition,
     /// A resource that a CRD serves.
     CustomResource,
@@ -48,6 +50,7 @@ impl StrategyId {
             ("", "configmaps") => Self::ConfigMap,
             ("", "secrets") => Self::Secret,
             ("apps", "deployments") => Self::Deployment,
+            ("policy", "poddisruptionbudgets") => Self::DisruptionBudget,
             ("apiextensions.k8s.io", "customresourcedefinitions") => Self::CustomResourceDefinition,
             ("authorization.k8s.io", _) => Self::AccessReview,
             ("apiregistration.k8s.io", "apiservices") => Self::ApiService,
@@ -220,6 +223,16 @@ const BUILTINS: &[Builtin] = &[
         true,
         true,
         &["all"],
+    ),
+    b(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        &["pdb"],
+        true,
+        true,
+        &[],
     ),
     b(
         "coordination.k8s.io",

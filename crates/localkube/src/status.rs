@@ -296,12 +296,26 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
-        (
+        let mut response = (
             code,
             [(http::header::CONTENT_TYPE, "application/json")],
             body,
         )
-            .into_response()
+            .into_response();
+        // As kube-apiserver: a 429 or 503 that says when to come back says it in the header too.
+        if matches!(self.code, 429 | 503)
+            && let Some(after) = self
+                .details
+                .as_ref()
+                .and_then(|d| d.get("retryAfterSeconds"))
+                .and_then(Value::as_u64)
+                .filter(|s| *s > 0)
+        {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, after.into());
+        }
+        response
     }
 }
 

@@ -548,6 +548,28 @@ pub fn builtin_columns(group: &str, resource: &str) -> Vec<Column> {
             ),
             age_col(),
         ],
+        ("policy", "poddisruptionbudgets") => vec![
+            name_col(0),
+            col(
+                "Min Available",
+                "string",
+                "The minimum number or percentage of available pods this budget requires.",
+                0,
+            ),
+            col(
+                "Max Unavailable",
+                "string",
+                "The maximum number or percentage of unavailable pods this budget allows.",
+                0,
+            ),
+            col(
+                "Allowed Disruptions",
+                "integer",
+                "Number of pod disruptions that are currently allowed.",
+                0,
+            ),
+            age_col(),
+        ],
         ("apps", "deployments") => vec![
             name_col(0),
             col("Ready", "string", "Number of the pod with ready state", 0),
@@ -649,6 +671,21 @@ pub fn builtin_cells(group: &str, resource: &str, obj: &Value, now: DateTime<Utc
             json!(text(obj, &["spec", "holderIdentity"])),
             json!(age(obj, now)),
         ],
+        ("policy", "poddisruptionbudgets") => {
+            // An int or a percentage, as set; N/A when unset.
+            let bound = |field: &str| match get(obj, &["spec", field]) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => "N/A".to_string(),
+            };
+            vec![
+                name_cell(obj),
+                json!(bound("minAvailable")),
+                json!(bound("maxUnavailable")),
+                json!(int(obj, &["status", "disruptionsAllowed"])),
+                json!(age(obj, now)),
+            ]
+        }
         ("apps", "deployments") => deployment_cells(obj, now),
         ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings") => {
             binding_cells(obj, now)
@@ -2075,6 +2112,7 @@ mod tests {
             ("", "events"),
             ("events.k8s.io", "events"),
             ("coordination.k8s.io", "leases"),
+            ("policy", "poddisruptionbudgets"),
             ("apps", "deployments"),
             ("rbac.authorization.k8s.io", "roles"),
             ("rbac.authorization.k8s.io", "clusterroles"),

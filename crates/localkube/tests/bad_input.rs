@@ -1236,8 +1236,12 @@ fn table() -> Vec<Row> {
         row("status: of a missing object", "PATCH", format!("{PODS}/missing/status"), MERGE, "{}", 404, not_found, "pods \"missing\" not found"),
         row("status: deleted", "DELETE", format!("{pod}/status"), "", "", 405, not_allowed, "status cannot be deleted"),
         row("scale: not served", "GET", "/apis/apps/v1/namespaces/default/deployments/d/scale", "", "", 404, not_found, path_404),
-        row("eviction: not served", "POST", format!("{pod}/eviction"), JSON, r#"{"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p"}}"#, 404, not_found, path_404)
-            .departure("not served here: localkube has no pods/eviction subresource (nor PodDisruptionBudgets); kube-apiserver evicts the pod (201)"),
+        row("eviction: another pod's name", "POST", format!("{pod}/eviction"), JSON, r#"{"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "q"}}"#, 400, bad, "name in URL does not match name in Eviction object"),
+        row("eviction: another kind", "POST", format!("{pod}/eviction"), JSON, r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}"#, 400, bad, "Pod in version \"v1\" cannot be handled as a Eviction"),
+        row("eviction: deleteOptions of the wrong type", "POST", format!("{pod}/eviction"), JSON, r#"{"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p"}, "deleteOptions": {"gracePeriodSeconds": "soon"}}"#, 400, bad, "cannot be handled as a Eviction"),
+        row("eviction: not JSON", "POST", format!("{pod}/eviction"), JSON, "{", 400, bad, "not valid JSON"),
+        row("eviction: of a missing pod", "POST", format!("{PODS}/missing/eviction"), JSON, r#"{"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "missing"}}"#, 404, not_found, "pods \"missing\" not found"),
+        row("eviction: read", "GET", format!("{pod}/eviction"), "", "", 405, not_allowed, "the server does not allow this method on the requested resource"),
         row("unknown subresource", "GET", format!("{pod}/frobnicate"), "", "", 404, not_found, path_404),
         row("binding: without a target", "POST", format!("{pod}/binding"), JSON, r#"{"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}}"#, 422, invalid, "target.name: Required value")
             .departure("kube-apiserver answers 500 with this message: the binding REST handler returns its validation errors as a plain error (every version to date), so a client's mistake reads as the server's"),

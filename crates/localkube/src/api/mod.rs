@@ -24,6 +24,7 @@ mod bind;
 mod checks;
 mod create;
 mod delete;
+mod evict;
 pub mod options;
 mod patch;
 mod read;
@@ -331,6 +332,7 @@ fn strategy(rt: &ResourceType) -> &'static dyn Strategy {
         StrategyId::ConfigMap => &builtin::ConfigMaps,
         StrategyId::Secret => &builtin::Secrets,
         StrategyId::Deployment => &builtin::Deployments,
+        StrategyId::DisruptionBudget => &builtin::DisruptionBudgets,
         StrategyId::CustomResourceDefinition => &crd::Definitions,
         StrategyId::CustomResource => &crd::CustomResources,
         // Reviews never reach the verbs (http answers them); nothing to store.
