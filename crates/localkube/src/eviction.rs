@@ -1,8 +1,6 @@
 //! What an eviction (pods/eviction) does, decided from the pod and the PodDisruptionBudgets of
-//! its namespace, as kube-apiserver decides it. The budget's status is what a disruption
-//! controller last wrote; localkube runs none, so a budget lets evictions through only once
-//! something has written its status (as on a cluster whose kube-controller-manager is down).
-//! `api::evict` carries the plan out.
+//! its namespace, as kube-apiserver decides it. The budget's status is what the disruption
+//! controller (`crate::disruption`) last wrote. `api::evict` carries the plan out.
 
 use serde_json::{Map, Value, json};
 

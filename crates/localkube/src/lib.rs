@@ -24,6 +24,7 @@ pub(crate) mod builtin;
 pub mod cli;
 pub(crate) mod crd;
 pub(crate) mod discovery;
+pub(crate) mod disruption;
 pub mod durable;
 pub(crate) mod events;
 pub(crate) mod eviction;

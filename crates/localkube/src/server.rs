@@ -167,6 +167,7 @@ impl Builder {
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         let gc = tokio::spawn(crate::gc::run(core.clone()));
+        let disruption = tokio::spawn(crate::disruption::run(core.clone()));
         let probes = crate::aggregation_proxy::spawn_probes(
             core.clone(),
             pki.front_proxy.clone(),
@@ -184,7 +185,7 @@ impl Builder {
             core,
             faults,
             stop: stop_tx,
-            tasks: vec![accept, gc, probes],
+            tasks: vec![accept, gc, disruption, probes],
         })
     }
 }
