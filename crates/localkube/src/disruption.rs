@@ -10,6 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 
 use crate::api::{Core, WriteOptions};
+use crate::eviction::is_ready;
 use crate::selectors::label_selector_from_object;
 
 /// How long an evicted pod counts as going before it is counted again (the controller's
@@ -28,14 +29,6 @@ fn time(v: &Value) -> Option<DateTime<Utc>> {
 fn deleting(pod: &Value) -> bool {
     pod.pointer("/metadata/deletionTimestamp")
         .is_some_and(|t| !t.is_null())
-}
-
-fn ready(pod: &Value) -> bool {
-    pod.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
 
 fn name(obj: &Value) -> &str {
@@ -118,7 +111,7 @@ fn healthy_counts(
     }
     let healthy = pods
         .iter()
-        .filter(|p| !deleting(p) && !disrupted.contains_key(name(p)) && ready(p))
+        .filter(|p| !deleting(p) && !disrupted.contains_key(name(p)) && is_ready(p))
         .count() as i64;
     let allowed = if expected <= 0 {
         0

@@ -44,7 +44,8 @@ fn needs_no_budget(pod: &Value) -> bool {
             .is_some_and(|t| !t.is_null())
 }
 
-fn is_ready(pod: &Value) -> bool {
+/// Whether the pod's `Ready` condition is true.
+pub fn is_ready(pod: &Value) -> bool {
     pod.pointer("/status/conditions")
         .and_then(Value::as_array)
         .into_iter()
