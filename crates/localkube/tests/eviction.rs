@@ -136,7 +136,43 @@ fn drain_evicts_only_what_the_disruption_budget_allows() {
         ),
         "{status}"
     );
+
+    // While cordoned, a new pod waits unbound, as a cluster's scheduler leaves it; the uncordon
+    // lets it in.
+    lk.ok(&["run", "late", "--image=nginx:1.27"]);
+    let scheduled = || {
+        let pod = json_of(&lk, &["get", "pod", "late", "-o", "json"]);
+        let conditions = pod["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        conditions.into_iter().find(|c| c["type"] == "PodScheduled")
+    };
+    lk.eventually(20, "late marked unschedulable", || {
+        scheduled().is_some_and(|c| c["status"] == "False")
+    });
+    let condition = scheduled().unwrap();
+    assert_eq!(
+        (&condition["reason"], &condition["message"]),
+        (
+            &json!("Unschedulable"),
+            &json!("0/1 nodes are available: 1 node(s) were unschedulable.")
+        ),
+    );
+    let pod = json_of(&lk, &["get", "pod", "late", "-o", "json"]);
+    assert!(pod["spec"]["nodeName"].is_null(), "{pod}");
+    let events = lk.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=late",
+    ]);
+    assert!(
+        events.contains("FailedScheduling") && events.contains("Warning"),
+        "{events}"
+    );
     lk.ok(&["uncordon", node]);
+    lk.ok(&["wait", "--for=condition=Ready", "pod/late", "--timeout=20s"]);
 }
 
 #[test]

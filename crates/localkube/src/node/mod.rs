@@ -36,7 +36,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -44,7 +44,7 @@ use chrono::{SecondsFormat, Utc};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
@@ -98,6 +98,8 @@ struct NodeState {
     scheduler: Recorder,
     kubelet: Recorder,
     runtime: Arc<runtime::Runtime>,
+    /// The Node's `spec.unschedulable` as last seen: pods wait unbound while it is set.
+    cordoned: AtomicBool,
 }
 
 /// Records a Normal event about a pod, as the scheduler or kubelet would; best effort.
@@ -360,6 +362,7 @@ async fn prepare(client: Client, cfg: NodeConfig) -> anyhow::Result<Prepared> {
             },
         ),
         runtime,
+        cordoned: AtomicBool::new(false),
     });
     Ok(Prepared {
         state,
@@ -411,7 +414,22 @@ async fn watch_pods(state: Arc<NodeState>, kubelet_port: u16) -> anyhow::Result<
     };
     let pods: Api<Pod> = Api::all(client.clone());
     let mut events = watcher(pods, watcher::Config::default()).boxed();
-    while let Some(ev) = events.next().await {
+    let own = watcher::Config::default().fields(&format!("metadata.name={}", state.cfg.name));
+    let mut node_events = watcher(Api::<Node>::all(client.clone()), own).boxed();
+    loop {
+        let ev = tokio::select! {
+            ev = events.next() => match ev {
+                Some(ev) => ev,
+                None => break,
+            },
+            Some(Ok(watcher::Event::Apply(node) | watcher::Event::InitApply(node))) = node_events.next() => {
+                let cordoned = node.spec.and_then(|s| s.unschedulable).unwrap_or(false);
+                if state.cordoned.swap(cordoned, Ordering::Relaxed) && !cordoned {
+                    schedule_waiting(&state).await;
+                }
+                continue;
+            }
+        };
         match ev {
             Ok(watcher::Event::Apply(pod)) | Ok(watcher::Event::InitApply(pod)) => {
                 handle_pod(&state, pod);
@@ -479,7 +497,17 @@ fn handle_pod(state: &Arc<NodeState>, pod: Pod) {
             .scheduler_name
             .as_deref()
             .unwrap_or("default-scheduler");
-        if scheduler == "default-scheduler" && once(state, &pod, "bind") {
+        if scheduler != "default-scheduler" {
+            return;
+        }
+        // As the scheduler: a cordoned node takes only pods that tolerate the cordon.
+        if state.cordoned.load(Ordering::Relaxed) && !rules::tolerates_cordon(&pod) {
+            if once(state, &pod, "unschedulable") {
+                tokio::spawn(report_unschedulable(state.clone(), pod));
+            }
+            return;
+        }
+        if once(state, &pod, "bind") {
             tokio::spawn(bind(state.clone(), pod));
         }
         return;
@@ -514,6 +542,56 @@ fn handle_pod(state: &Arc<NodeState>, pod: Pod) {
     }
     if (phase.is_empty() || phase == "Pending") && once(state, &pod, "start") {
         tokio::spawn(start_simulated(state.clone(), pod));
+    }
+}
+
+/// What the scheduler says of a pod it leaves unbound on a cordoned node: the pod's
+/// `PodScheduled` condition and a FailedScheduling warning.
+async fn report_unschedulable(state: Arc<NodeState>, pod: Pod) {
+    let api: Api<Pod> = Api::namespaced(state.client.clone(), &pod.namespace().unwrap_or_default());
+    let condition = json!({"status": {"conditions": [{"type": "PodScheduled", "status": "False",
+        "reason": "Unschedulable", "message": rules::UNSCHEDULABLE,
+        "lastProbeTime": null, "lastTransitionTime": now()}]}});
+    let patched = retry::settled(|| async {
+        api.patch_status(
+            &pod.name_any(),
+            &PatchParams::default(),
+            &Patch::Strategic(&condition),
+        )
+        .await
+    })
+    .await;
+    if let Err(e) = patched {
+        tracing::debug!("pod {} not marked unschedulable: {e}", pod.name_any());
+    }
+    let ev = Event {
+        type_: EventType::Warning,
+        reason: "FailedScheduling".into(),
+        note: Some(rules::UNSCHEDULABLE.into()),
+        action: "Scheduling".into(),
+        secondary: None,
+    };
+    if let Err(e) = state.scheduler.publish(&ev, &pod.object_ref(&())).await {
+        tracing::debug!("event FailedScheduling not recorded: {e}");
+    }
+}
+
+/// After an uncordon: the pods left waiting are scheduled now.
+async fn schedule_waiting(state: &Arc<NodeState>) {
+    let pods: Api<Pod> = Api::all(state.client.clone());
+    let waiting = match pods
+        .list(&ListParams::default().fields("spec.nodeName="))
+        .await
+    {
+        Ok(list) => list.items,
+        Err(e) => {
+            tracing::debug!("pods waiting for the node not listed: {e}");
+            return;
+        }
+    };
+    for pod in waiting {
+        done(state, &pod.uid().unwrap_or_default(), "unschedulable");
+        handle_pod(state, pod);
     }
 }
 

@@ -7,6 +7,28 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod};
 use serde_json::{Value, json};
 
+/// What a scheduler says of a pod it cannot place because the one node is cordoned.
+pub const UNSCHEDULABLE: &str = "0/1 nodes are available: 1 node(s) were unschedulable.";
+
+/// Whether a pod may go to a cordoned node: it tolerates the `node.kubernetes.io/unschedulable`
+/// NoSchedule taint (as DaemonSet pods do), or every taint.
+pub fn tolerates_cordon(pod: &Pod) -> bool {
+    let tolerations = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.tolerations.as_deref())
+        .unwrap_or_default();
+    tolerations.iter().any(|t| {
+        let effect_fits = matches!(t.effect.as_deref(), None | Some("") | Some("NoSchedule"));
+        let exists = t.operator.as_deref() == Some("Exists");
+        let key_fits = match t.key.as_deref() {
+            None | Some("") => exists,
+            Some(k) => k == "node.kubernetes.io/unschedulable",
+        };
+        effect_fits && key_fits
+    })
+}
+
 /// Whether image `key` (from `--image KEY=PATH`) names `reference`. A key without a registry
 /// host matches any host; a key without a tag or digest matches any tag or digest.
 pub fn image_matches(key: &str, reference: &str) -> bool {
@@ -687,5 +709,42 @@ mod tests {
         assert_eq!(t["reason"], "Error");
         assert_eq!(t["startedAt"], "t0");
         assert_eq!(t["finishedAt"], "t1");
+    }
+
+    #[test]
+    fn only_pods_that_tolerate_the_cordon_may_go_to_a_cordoned_node() {
+        let with = |tolerations: Value| -> Pod {
+            serde_json::from_value(json!({"metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "c"}], "tolerations": tolerations}}))
+            .unwrap()
+        };
+        let cases = [
+            (json!([]), false),
+            (
+                json!([{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}]),
+                true,
+            ),
+            (
+                json!([{"key": "node.kubernetes.io/unschedulable", "operator": "Exists"}]),
+                true,
+            ),
+            (
+                json!([{"key": "node.kubernetes.io/unschedulable", "effect": "NoExecute"}]),
+                false,
+            ),
+            (json!([{"operator": "Exists"}]), true),
+            (json!([{"key": "", "operator": "Equal"}]), false),
+            (
+                json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists"}]),
+                false,
+            ),
+        ];
+        for (tolerations, fits) in cases {
+            assert_eq!(
+                tolerates_cordon(&with(tolerations.clone())),
+                fits,
+                "{tolerations}"
+            );
+        }
     }
 }
