@@ -1687,3 +1687,52 @@ async fn node_hook_fails_a_pod_before_it_runs() {
         .collect();
     assert!(!phases.iter().any(|p| p == "Running"), "{phases:?}");
 }
+
+/// A drained node, as `kubectl drain` leaves it: the launcher Pod is evicted, the VMI ends, and
+/// the VM's next launcher Pod waits for the cordon to lift (the VM shows `ErrorUnschedulable`,
+/// as on a one-node cluster); the uncordon runs it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drained_node_evicts_the_vm_and_its_next_pod_waits_for_the_uncordon() {
+    let env = Env::start().await;
+    let vmi = env.running_vm(vm_with_strategy("vm1", "Always")).await;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(env.client.clone());
+    let cordon = async |on: bool| {
+        let patch = json!({"spec": {"unschedulable": on}});
+        nodes
+            .patch(
+                "localkube-node",
+                &PatchParams::default(),
+                &Patch::Merge(patch),
+            )
+            .await
+            .unwrap();
+    };
+    cordon(true).await;
+    let old = vmi.uid().unwrap();
+    let launcher = env.launcher_pods(&old).await.remove(0);
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), NS);
+    pods.evict(&launcher.name_any(), &Default::default())
+        .await
+        .unwrap();
+    eventually(30, "vm1 waiting as ErrorUnschedulable", async || {
+        let status = env.vms.get("vm1").await.ok()?.status?;
+        (status.printable_status.as_deref() == Some("ErrorUnschedulable")).then_some(())
+    })
+    .await;
+    let waiting = env.vmi("vm1").await.expect("the next VMI");
+    assert_ne!(waiting.uid().as_deref(), Some(old.as_str()));
+    let pending = env.launcher_pods(&waiting.uid().unwrap()).await;
+    assert!(
+        pending
+            .iter()
+            .all(|p| p.spec.as_ref().unwrap().node_name.is_none()),
+        "{pending:?}"
+    );
+    cordon(false).await;
+    env.running_vmi("vm1", Some(&old)).await;
+    eventually(30, "vm1 Running again", async || {
+        let status = env.vms.get("vm1").await.ok()?.status?;
+        (status.printable_status.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+}
