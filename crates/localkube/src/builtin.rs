@@ -12,7 +12,9 @@ use crate::registry::ResourceType;
 use crate::state::Core;
 use crate::status::{ApiError, ApiResult, Cause};
 use crate::strategy::{Created, Strategy};
-use crate::validation::{check_config_map, check_pod_spec, check_secret, check_service};
+use crate::validation::{
+    check_config_map, check_disruption_budget, check_pod_spec, check_secret, check_service,
+};
 
 fn obj_mut<'a>(v: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
     if !v.get(key).is_some_and(Value::is_object) {
@@ -344,22 +346,7 @@ impl Strategy for DisruptionBudgets {
     }
 
     fn validate_create(&self, _core: &Core, rt: &ResourceType, obj: &Value) -> ApiResult<()> {
-        let spec = obj.get("spec");
-        let set = |field: &str| {
-            spec.and_then(|s| s.get(field))
-                .is_some_and(|v| !v.is_null())
-        };
-        let mut causes = Vec::new();
-        if set("minAvailable") && set("maxUnavailable") {
-            causes.push(Cause {
-                reason: "FieldValueInvalid".into(),
-                message:
-                    "Invalid value: \"object\": minAvailable and maxUnavailable cannot be both set"
-                        .into(),
-                field: "spec".into(),
-            });
-        }
-        spec_checked(rt, obj, causes)
+        spec_checked(rt, obj, check_disruption_budget(obj))
     }
 }
 

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::{Core, WriteOptions};
-use crate::eviction::is_ready;
 use crate::selectors::label_selector_from_object;
 
 /// How long an evicted pod counts as going before it is counted again (the controller's
@@ -26,9 +26,23 @@ fn time(v: &Value) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn deleting(pod: &Value) -> bool {
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Whether the pod is being deleted.
+pub fn is_deleting(pod: &Value) -> bool {
     pod.pointer("/metadata/deletionTimestamp")
         .is_some_and(|t| !t.is_null())
+}
+
+/// Whether the pod's `Ready` condition is true.
+pub fn is_ready(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
 
 fn name(obj: &Value) -> &str {
@@ -71,7 +85,7 @@ pub fn budget_status(pdb: &Value, pods: &[Value], now: DateTime<Utc>) -> Option<
             let mut s = old.clone();
             s["disruptionsAllowed"] = json!(0);
             let observed = s.get("observedGeneration").cloned().unwrap_or(json!(0));
-            set_condition(&mut s, false, "SyncFailed", &why, observed, now);
+            set_condition(&mut s, false, "SyncFailed", &why, observed, &stamp(now));
             s
         }
     };
@@ -101,7 +115,7 @@ fn healthy_counts(
     // Evicted pods still there count as going, until the timeout says the eviction failed.
     let mut disrupted = Map::new();
     if let Some(listed) = old.get("disruptedPods").and_then(Value::as_object) {
-        for pod in pods.iter().filter(|p| !deleting(p)) {
+        for pod in pods.iter().filter(|p| !is_deleting(p)) {
             if let Some(at) = listed.get(name(pod))
                 && time(at).is_some_and(|t| t + DELETION_TIMEOUT > now)
             {
@@ -111,7 +125,7 @@ fn healthy_counts(
     }
     let healthy = pods
         .iter()
-        .filter(|p| !deleting(p) && !disrupted.contains_key(name(p)) && is_ready(p))
+        .filter(|p| !is_deleting(p) && !disrupted.contains_key(name(p)) && is_ready(p))
         .count() as i64;
     let allowed = if expected <= 0 {
         0
@@ -140,18 +154,19 @@ fn healthy_counts(
     } else {
         (false, "InsufficientPods")
     };
-    set_condition(&mut status, ok, reason, "", generation, now);
+    set_condition(&mut status, ok, reason, "", generation, &stamp(now));
     Ok(status)
 }
 
-/// Sets the `DisruptionAllowed` condition; its transition time moves only with its status.
-fn set_condition(
+/// Sets a budget status's `DisruptionAllowed` condition at `now` (RFC 3339); its transition
+/// time moves only with its status.
+pub fn set_condition(
     status: &mut Value,
     allowed: bool,
     reason: &str,
     message: &str,
     observed: Value,
-    now: DateTime<Utc>,
+    now: &str,
 ) {
     let value = if allowed { "True" } else { "False" };
     if !status.get("conditions").is_some_and(Value::is_array) {
@@ -162,7 +177,7 @@ fn set_condition(
     };
     let mut fresh = json!({"type": "DisruptionAllowed", "status": value, "reason": reason,
         "message": message, "observedGeneration": observed,
-        "lastTransitionTime": now.to_rfc3339_opts(SecondsFormat::Secs, true)});
+        "lastTransitionTime": now});
     match conditions
         .iter_mut()
         .find(|c| c["type"] == "DisruptionAllowed")
@@ -230,13 +245,14 @@ pub async fn run(core: Arc<Core>) {
     };
     loop {
         pass(&core);
+        // Any news, lost news (lagged) included, means a pass; a closed feed, the end.
         let changed = async {
             tokio::select! {
-                r = pods.recv() => r.is_ok() || matches!(r, Err(tokio::sync::broadcast::error::RecvError::Lagged(_))),
-                r = budgets.recv() => r.is_ok() || matches!(r, Err(tokio::sync::broadcast::error::RecvError::Lagged(_))),
+                r = pods.recv() => r,
+                r = budgets.recv() => r,
             }
         };
-        if let Ok(false) = tokio::time::timeout(RESYNC, changed).await {
+        if let Ok(Err(RecvError::Closed)) = tokio::time::timeout(RESYNC, changed).await {
             return;
         }
         // Let a burst of changes settle into one pass; drop what queued meanwhile.

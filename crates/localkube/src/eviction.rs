@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::disruption::{is_deleting, is_ready, set_condition};
 use crate::selectors::label_selector_from_object;
 use crate::status::ApiError;
 
@@ -21,13 +22,9 @@ pub enum EvictionPlan {
     /// Delete the pod; with `unchanged_since`, only if it is still at that resourceVersion (a
     /// pod that is not ready may go without taking from its budget, but not if it changed).
     Delete { unchanged_since: Option<String> },
-    /// Write the budget `name` back with `status` (one disruption taken, the pod recorded), at
-    /// its `resource_version`, then delete the pod.
-    TakeFromBudget {
-        name: String,
-        resource_version: String,
-        status: Value,
-    },
+    /// Write `budget` back as read but for its status (one disruption taken, the pod recorded),
+    /// so at the resourceVersion read, then delete the pod.
+    TakeFromBudget { budget: Value },
 }
 
 fn phase(pod: &Value) -> &str {
@@ -38,19 +35,7 @@ fn phase(pod: &Value) -> &str {
 
 /// A pod that has ended, has not started, or is already going needs no budget's leave.
 fn needs_no_budget(pod: &Value) -> bool {
-    matches!(phase(pod), "Succeeded" | "Failed" | "Pending")
-        || pod
-            .pointer("/metadata/deletionTimestamp")
-            .is_some_and(|t| !t.is_null())
-}
-
-/// Whether the pod's `Ready` condition is true.
-pub fn is_ready(pod: &Value) -> bool {
-    pod.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    matches!(phase(pod), "Succeeded" | "Failed" | "Pending") || is_deleting(pod)
 }
 
 /// Whether budget `pdb` covers a pod with these labels. A budget with no selector, an empty
@@ -173,7 +158,11 @@ pub fn plan(pod: &Value, budgets: &[Value], now: &str) -> Result<EvictionPlan, A
     let mut status = pdb.get("status").cloned().unwrap_or_else(|| json!({}));
     status["disruptionsAllowed"] = json!(allowed - 1);
     if allowed == 1 {
-        set_disruption_allowed_false(&mut status, now);
+        let observed = status
+            .get("observedGeneration")
+            .cloned()
+            .unwrap_or(json!(0));
+        set_condition(&mut status, false, "InsufficientPods", "", observed, now);
     }
     let pod_name = pod
         .pointer("/metadata/name")
@@ -183,53 +172,9 @@ pub fn plan(pod: &Value, budgets: &[Value], now: &str) -> Result<EvictionPlan, A
         status["disruptedPods"] = json!({});
     }
     status["disruptedPods"][pod_name] = json!(now);
-    Ok(EvictionPlan::TakeFromBudget {
-        name: name.to_string(),
-        resource_version: pdb
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
-        status,
-    })
-}
-
-/// The `DisruptionAllowed` condition once the last allowed disruption is taken; its transition
-/// time moves only when its status changes.
-fn set_disruption_allowed_false(status: &mut Value, now: &str) {
-    let observed = status
-        .get("observedGeneration")
-        .cloned()
-        .unwrap_or(json!(0));
-    if !status.get("conditions").is_some_and(Value::is_array) {
-        status["conditions"] = json!([]);
-    }
-    let Some(conditions) = status["conditions"].as_array_mut() else {
-        return;
-    };
-    let fresh = json!({
-        "type": "DisruptionAllowed",
-        "status": "False",
-        "reason": "InsufficientPods",
-        "message": "",
-        "observedGeneration": observed,
-        "lastTransitionTime": now,
-    });
-    match conditions
-        .iter_mut()
-        .find(|c| c["type"] == "DisruptionAllowed")
-    {
-        Some(c) => {
-            let since = if c["status"] == "False" {
-                c["lastTransitionTime"].clone()
-            } else {
-                json!(now)
-            };
-            *c = fresh;
-            c["lastTransitionTime"] = since;
-        }
-        None => conditions.push(fresh),
-    }
+    let mut budget = pdb.clone();
+    budget["status"] = status;
+    Ok(EvictionPlan::TakeFromBudget { budget })
 }
 
 #[cfg(test)]
@@ -409,21 +354,22 @@ mod tests {
 
     #[test]
     fn taking_the_last_disruption_records_the_pod_and_the_condition() {
-        let Ok(EvictionPlan::TakeFromBudget {
-            name,
-            resource_version,
-            status,
-        }) = plan(
+        let Ok(EvictionPlan::TakeFromBudget { budget }) = plan(
             &pod("Running", true),
             &[budget("pb", web(), processed(1))],
             NOW,
-        )
-        else {
+        ) else {
             panic!("expected a budget write");
         };
-        assert_eq!((name.as_str(), resource_version.as_str()), ("pb", "7"));
         assert_eq!(
-            status,
+            (
+                &budget["metadata"]["name"],
+                &budget["metadata"]["resourceVersion"]
+            ),
+            (&json!("pb"), &json!("7"))
+        );
+        assert_eq!(
+            budget["status"],
             json!({"observedGeneration": 1, "disruptionsAllowed": 0, "currentHealthy": 3,
                    "desiredHealthy": 2, "expectedPods": 3,
                    "disruptedPods": {"web-1": NOW},
@@ -438,13 +384,14 @@ mod tests {
         let mut before = processed(2);
         before["conditions"] = json!([{"type": "DisruptionAllowed", "status": "True",
             "reason": "SufficientPods", "lastTransitionTime": "2026-01-01T00:00:00Z"}]);
-        let Ok(EvictionPlan::TakeFromBudget { status, .. }) = plan(
+        let Ok(EvictionPlan::TakeFromBudget { budget: taken }) = plan(
             &pod("Running", true),
             &[budget("pb", web(), before.clone())],
             NOW,
         ) else {
             panic!("expected a budget write");
         };
+        let status = &taken["status"];
         assert_eq!(status["disruptionsAllowed"], 1);
         assert_eq!(status["conditions"], before["conditions"]);
         assert_eq!(status["disruptedPods"], json!({"web-1": NOW}));

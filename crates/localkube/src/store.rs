@@ -448,14 +448,10 @@ fn set_rv(obj: &mut Value, rv: u64) {
 
 impl Inner {
     fn subscribe(&mut self, key: &StoreKey) -> broadcast::Receiver<Arc<Change>> {
-        match self.feeds.get(key) {
-            Some(feed) => feed.subscribe(),
-            None => {
-                let (feed, live) = broadcast::channel(FEED_CAPACITY);
-                self.feeds.insert(key.clone(), feed);
-                live
-            }
-        }
+        self.feeds
+            .entry(key.clone())
+            .or_insert_with(|| broadcast::channel(FEED_CAPACITY).0)
+            .subscribe()
     }
 
     fn lookup(&self, key: &StoreKey, ns: &str, name: &str) -> Option<&Arc<Stored>> {

@@ -312,6 +312,23 @@ pub fn check_config_map(obj: &Value) -> Vec<Cause> {
 const MAX_CONFIG_MAP_BYTES: usize = 1024 * 1024;
 
 /// A Secret's keys.
+/// A PodDisruptionBudget's spec: at most one of its two bounds.
+pub fn check_disruption_budget(obj: &Value) -> Vec<Cause> {
+    let set = |field: &str| {
+        obj.pointer(&format!("/spec/{field}"))
+            .is_some_and(|v| !v.is_null())
+    };
+    if set("minAvailable") && set("maxUnavailable") {
+        // kube-apiserver prints the whole spec struct here; its Go form says nothing to a client.
+        return vec![invalid(
+            "spec".into(),
+            &Value::String("object".into()),
+            "minAvailable and maxUnavailable cannot be both set",
+        )];
+    }
+    Vec::new()
+}
+
 pub fn check_secret(obj: &Value) -> Vec<Cause> {
     // stringData is merged into data before kube validates, so its keys are data's.
     let mut keys = object_keys(obj, "data");

@@ -28,11 +28,11 @@ fn json_of(lk: &Localkube, args: &[&str]) -> Value {
 /// POSTs an Eviction body with `kubectl create --raw`; the output (stdout on success, stderr
 /// otherwise) and whether it succeeded.
 fn evict_raw(lk: &Localkube, pod: &str, body: &Value) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("eviction.json");
-    std::fs::write(&file, body.to_string()).unwrap();
     let path = format!("/api/v1/namespaces/default/pods/{pod}/eviction");
-    let out = lk.kubectl(&["create", "--raw", &path, "-f", file.to_str().unwrap()]);
+    let out = lk.kubectl_stdin(
+        &["create", "--raw", &path, "-f", "-"],
+        Some(&body.to_string()),
+    );
     let text = if out.status.success() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     } else {

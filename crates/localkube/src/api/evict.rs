@@ -53,19 +53,12 @@ impl Core {
                         opts.precondition_rv = unchanged_since;
                     }
                 }
-                EvictionPlan::TakeFromBudget {
-                    name: budget,
-                    resource_version,
-                    status,
-                } if !opts.dry_run => {
-                    let Some(mut next) = current.into_iter().find(|b| {
-                        b.pointer("/metadata/name").and_then(Value::as_str) == Some(&budget)
-                    }) else {
-                        continue;
-                    };
-                    next["metadata"]["resourceVersion"] = resource_version.into();
-                    next["status"] = status;
-                    match self.update(&budgets, ns, &budget, next, &WriteOptions::default(), true) {
+                EvictionPlan::TakeFromBudget { budget } if !opts.dry_run => {
+                    let name = budget["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string();
+                    match self.update(&budgets, ns, &name, budget, &WriteOptions::default(), true) {
                         Ok(_) => {}
                         // Changed since it was read: decide again on what it is now.
                         Err(e) if e.code == 409 => continue,

@@ -104,8 +104,19 @@ struct NodeState {
 
 /// Records a Normal event about a pod, as the scheduler or kubelet would; best effort.
 async fn record(recorder: &Recorder, pod: &Pod, reason: &str, action: &str, note: String) {
+    publish(recorder, pod, EventType::Normal, reason, action, note).await;
+}
+
+async fn publish(
+    recorder: &Recorder,
+    pod: &Pod,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
     let ev = Event {
-        type_: EventType::Normal,
+        type_,
         reason: reason.into(),
         note: Some(note),
         action: action.into(),
@@ -564,16 +575,16 @@ async fn report_unschedulable(state: Arc<NodeState>, pod: Pod) {
     if let Err(e) = patched {
         tracing::debug!("pod {} not marked unschedulable: {e}", pod.name_any());
     }
-    let ev = Event {
-        type_: EventType::Warning,
-        reason: "FailedScheduling".into(),
-        note: Some(rules::UNSCHEDULABLE.into()),
-        action: "Scheduling".into(),
-        secondary: None,
-    };
-    if let Err(e) = state.scheduler.publish(&ev, &pod.object_ref(&())).await {
-        tracing::debug!("event FailedScheduling not recorded: {e}");
-    }
+    let note = rules::UNSCHEDULABLE.to_string();
+    publish(
+        &state.scheduler,
+        &pod,
+        EventType::Warning,
+        "FailedScheduling",
+        "Scheduling",
+        note,
+    )
+    .await;
 }
 
 /// After an uncordon: the pods left waiting are scheduled now.
